@@ -1,0 +1,1 @@
+"""backfill_worker function package."""

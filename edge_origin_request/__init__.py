@@ -1,0 +1,1 @@
+"""edge_origin_request function package."""

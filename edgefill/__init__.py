@@ -1,0 +1,1 @@
+"""edgefill operator tooling: the ``edgefill`` CLI and the local lab."""

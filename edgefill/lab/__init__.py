@@ -1,0 +1,1 @@
+"""The lab: the whole edgefill system on loopback, offline (moto, origin, POPs, DNS, pollers)."""

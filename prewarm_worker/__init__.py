@@ -1,0 +1,1 @@
+"""prewarm_worker function package."""

@@ -1,0 +1,1 @@
+"""Code shared by the edgefill functions. Imports none of them."""

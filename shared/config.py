@@ -1,0 +1,251 @@
+"""Worker configuration: ``EDGEFILL_*`` environment variables validated once, at the boundary.
+
+Each worker builds its model with ``from_env(os.environ)`` inside the handler's cached
+factory, never at import time. A bad value raises ``ConfigError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import urlsplit
+
+from shared.keys import InvalidKey, normalize_prefix
+from shared.messages import ENCODINGS, is_region_code, is_target
+
+DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger still works
+DEFAULT_RESOLVER: Final = "8.8.8.8"
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or malformed; ``variable`` names it."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillConfig:
+    """Configuration of ``backfill_worker``."""
+
+    bucket: str
+    origin_url: str  # scheme://host[:port][/prefix], no trailing slash
+    prewarm_queue_url: str | None = None
+    key_prefix: str = ""
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    query: Literal["ignore", "forward"] = "ignore"
+
+    @property
+    def origin_host(self) -> str:
+        """``host[:port]`` of the full origin: the only host the worker may contact."""
+        return urlsplit(self.origin_url).netloc
+
+    def accepts(self, decoded_path: str) -> bool:
+        """Include/exclude globs on the decoded path (``/img/a b.jpg``); exclude wins."""
+        if self.include and not any(fnmatch.fnmatchcase(decoded_path, g) for g in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(decoded_path, g) for g in self.exclude)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BackfillConfig:
+        """Read and validate the backfill worker's variables."""
+        bucket = _required(env, "EDGEFILL_BUCKET")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
+            raise ConfigError("EDGEFILL_BUCKET", f"{bucket!r} is not a valid S3 bucket name")
+        try:
+            prefix = normalize_prefix(env.get("EDGEFILL_KEY_PREFIX", ""))
+        except InvalidKey as error:
+            raise ConfigError("EDGEFILL_KEY_PREFIX", str(error)) from None
+        query = env.get("EDGEFILL_QUERY", "ignore").strip() or "ignore"
+        if query not in ("ignore", "forward"):
+            raise ConfigError("EDGEFILL_QUERY", f"must be 'ignore' or 'forward', got {query!r}")
+        return cls(
+            bucket=bucket,
+            origin_url=_origin_url(_required(env, "EDGEFILL_ORIGIN_URL")),
+            prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
+            key_prefix=prefix,
+            max_object_bytes=_positive_int(
+                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES
+            ),
+            include=_list(env, "EDGEFILL_INCLUDE"),
+            exclude=_list(env, "EDGEFILL_EXCLUDE"),
+            query=query,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PrewarmConfig:
+    """Configuration of ``prewarm_worker`` (and of ``edgefill warm``)."""
+
+    distribution_domain: str
+    viewer_host: str
+    targets: tuple[str, ...] = ()
+    encodings: tuple[str, ...] = ENCODINGS
+    protocol: Literal["https", "http"] = "https"
+    resolver_host: str = DEFAULT_RESOLVER
+    resolver_port: int = 53
+    region_subnets: tuple[tuple[str, Network], ...] = ()  # overrides of the built-in table
+    edge_port: int | None = None
+    prewarm_queue_url: str | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port edges are contacted on."""
+        if self.edge_port is not None:
+            return self.edge_port
+        return 443 if self.protocol == "https" else 80
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PrewarmConfig:
+        """Read and validate the prewarm worker's variables."""
+        domain = _hostname(env, "EDGEFILL_DISTRIBUTION_DOMAIN", _required(env, "EDGEFILL_DISTRIBUTION_DOMAIN"))
+        viewer_host = env.get("EDGEFILL_VIEWER_HOST", "").strip() or domain
+        _hostname(env, "EDGEFILL_VIEWER_HOST", viewer_host)
+        targets = _list(env, "EDGEFILL_TARGETS")
+        for target in targets:
+            if not is_target(target):
+                raise ConfigError(
+                    "EDGEFILL_TARGETS",
+                    f"{target!r} is neither a region code (us-east-1) nor a POP code (NRT20-P2)",
+                )
+        encodings = _list(env, "EDGEFILL_ENCODINGS") or ENCODINGS
+        for encoding in encodings:
+            if encoding not in ENCODINGS:
+                raise ConfigError(
+                    "EDGEFILL_ENCODINGS",
+                    f"unknown encoding {encoding!r}; expected some of {', '.join(ENCODINGS)}",
+                )
+        protocol = env.get("EDGEFILL_PROTOCOL", "https").strip() or "https"
+        if protocol not in ("https", "http"):
+            raise ConfigError("EDGEFILL_PROTOCOL", f"must be 'https' or 'http', got {protocol!r}")
+        resolver_host, resolver_port = _resolver(env.get("EDGEFILL_RESOLVER", DEFAULT_RESOLVER))
+        edge_port = env.get("EDGEFILL_EDGE_PORT", "").strip()
+        return cls(
+            distribution_domain=domain,
+            viewer_host=viewer_host,
+            targets=targets,
+            encodings=encodings,
+            protocol=protocol,  # type: ignore[arg-type]
+            resolver_host=resolver_host,
+            resolver_port=resolver_port,
+            region_subnets=_region_subnets(env.get("EDGEFILL_REGION_SUBNETS", "")),
+            edge_port=_port("EDGEFILL_EDGE_PORT", edge_port) if edge_port else None,
+            prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(name, "is required but not set")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(name, f"must be positive, got {value}")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a port number, got {raw!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(name, f"must be a port from 1 to 65535, got {port}")
+    return port
+
+
+def _hostname(env: Mapping[str, str], name: str, value: str) -> str:
+    if not _HOSTNAME.fullmatch(value):
+        raise ConfigError(name, f"{value!r} is not a DNS host name")
+    return value.lower()
+
+
+def _origin_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("EDGEFILL_ORIGIN_URL", f"must be an http(s) URL with a host, got {raw!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(
+            "EDGEFILL_ORIGIN_URL", "must not carry a query, a fragment or credentials"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigError("EDGEFILL_ORIGIN_URL", f"has a malformed port: {raw!r}") from None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, f"must be an SQS queue URL, got {value!r}")
+    return value
+
+
+def _resolver(raw: str) -> tuple[str, int]:
+    raw = raw.strip() or DEFAULT_RESOLVER
+    host, port = raw, "53"
+    if raw.startswith("["):  # [::1]:5353
+        host, _, rest = raw[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif raw.count(":") == 1:
+        host, port = raw.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError("EDGEFILL_RESOLVER", f"must be an IP address[:port], got {raw!r}") from None
+    return host, _port("EDGEFILL_RESOLVER", port)
+
+
+def _region_subnets(raw: str) -> tuple[tuple[str, Network], ...]:
+    if not raw.strip():
+        return ()
+    try:
+        table = json.loads(raw)
+    except ValueError as error:
+        raise ConfigError("EDGEFILL_REGION_SUBNETS", f"is not valid JSON ({error})") from None
+    if not isinstance(table, dict):
+        raise ConfigError("EDGEFILL_REGION_SUBNETS", "must be a JSON object region → CIDR")
+    out: list[tuple[str, Network]] = []
+    for region, cidr in table.items():
+        if not is_region_code(region):
+            raise ConfigError("EDGEFILL_REGION_SUBNETS", f"{region!r} is not a region code")
+        try:
+            out.append((region, ipaddress.ip_network(str(cidr), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                "EDGEFILL_REGION_SUBNETS", f"{region}: {cidr!r} is not a CIDR block"
+            ) from None
+    return tuple(out)

@@ -1,0 +1,350 @@
+"""Message contract v1: the JSON bodies that travel on the backfill and prewarm queues.
+
+Standard library only: the edge function imports this module on every cold start at
+every CloudFront edge, so it stays free of pydantic, requests and Powertools.
+
+``parse`` turns one SQS message body into a typed, immutable value or raises
+``MessageError`` naming the offending field; ``to_json`` is its inverse, so
+``parse(to_json(m)) == m`` for every valid message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+VERSION: Final = 1
+
+# SQS accepts message bodies up to 1 MiB.
+MAX_BODY_BYTES: Final = 1024 * 1024
+# CloudFront limits the URI a viewer may send to 8 KiB; anything longer is not a real request.
+MAX_URI_BYTES: Final = 8192
+MAX_QUERY_BYTES: Final = 8192
+MAX_PATHS: Final = 1000
+MAX_TARGETS: Final = 200
+MAX_TEXT_BYTES: Final = 512
+# Re-enqueued prewarm attempts are numbered; a ceiling keeps a bad value from looping forever.
+MAX_ATTEMPT: Final = 100
+
+# CloudFront's four normalized Accept-Encoding cache keys, in the order a warmer sends them.
+ENCODINGS: Final = ("br+gzip", "gzip", "br", "identity")
+ACCEPT_ENCODING: Final[dict[str, str | None]] = {
+    "br+gzip": "br, gzip",
+    "gzip": "gzip",
+    "br": "br",
+    "identity": None,
+}
+
+# RFC 3986 path characters (pchar and "/"), with "%" only as the start of an escape.
+_URI_PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+# RFC 3986 query characters; no "#", no whitespace, no raw non-ASCII.
+_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+_REGION = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
+_POP = re.compile(r"[A-Z]{3}\d{1,3}-[A-Z]\d{1,3}")
+_HOST = re.compile(
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::\d{1,5})?"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class MessageError(ValueError):
+    """A message body that breaks the v1 contract; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillMessage:
+    """Copy ``uri`` from the full origin into the regional bucket."""
+
+    uri: str
+    query: str = ""
+    host: str | None = None
+    distribution: str | None = None
+    request_id: str | None = None
+    edge_region: str | None = None
+    at: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_uri("uri", self.uri)
+        _check_query(self.query)
+        if self.host is not None:
+            _check_host("host", self.host)
+        for name, value in (
+            ("distribution", self.distribution),
+            ("requestId", self.request_id),
+            ("edgeRegion", self.edge_region),
+            ("at", self.at),
+        ):
+            if value is not None:
+                _check_text(name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class PrewarmMessage:
+    """Warm ``paths`` at ``targets`` for ``encodings``; ``None`` means the worker's default."""
+
+    paths: tuple[str, ...]
+    targets: tuple[str, ...] | None = None
+    encodings: tuple[str, ...] | None = None
+    host: str | None = None
+    source: str | None = None
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.paths, tuple) or not self.paths:
+            raise MessageError("paths", "must be a non-empty list of paths")
+        if len(self.paths) > MAX_PATHS:
+            raise MessageError("paths", f"holds {len(self.paths)} paths; the most is {MAX_PATHS}")
+        for index, path in enumerate(self.paths):
+            _check_uri(f"paths[{index}]", path, allow_query=True)
+        if self.targets is not None:
+            _check_targets(self.targets)
+        if self.encodings is not None:
+            _check_encodings(self.encodings)
+        if self.host is not None:
+            _check_host("host", self.host)
+        if self.source is not None:
+            _check_text("source", self.source)
+        if not _is_int(self.attempt) or not 0 <= self.attempt <= MAX_ATTEMPT:
+            raise MessageError("attempt", f"must be an integer from 0 to {MAX_ATTEMPT}")
+
+
+Message = BackfillMessage | PrewarmMessage
+
+
+def parse(body: str | bytes) -> Message:
+    """Parse one SQS message body into a v1 message, or raise ``MessageError``."""
+    raw = _load(body)
+    kind = raw.get("type")
+    if kind == "backfill":
+        return _backfill_from(raw)
+    if kind == "prewarm":
+        return _prewarm_from(raw)
+    if "type" not in raw:
+        raise MessageError("type", "is missing")
+    raise MessageError("type", f"unknown type {kind!r}; expected 'backfill' or 'prewarm'")
+
+
+def parse_backfill(body: str | bytes) -> BackfillMessage:
+    """Parse a body that must be a backfill message."""
+    message = parse(body)
+    if not isinstance(message, BackfillMessage):
+        raise MessageError("type", "expected 'backfill', got 'prewarm'")
+    return message
+
+
+def parse_prewarm(body: str | bytes) -> PrewarmMessage:
+    """Parse a body that must be a prewarm message."""
+    message = parse(body)
+    if not isinstance(message, PrewarmMessage):
+        raise MessageError("type", "expected 'prewarm', got 'backfill'")
+    return message
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The v1 JSON object of ``message``; optional fields left unset are omitted."""
+    if isinstance(message, BackfillMessage):
+        out: dict[str, Any] = {"v": VERSION, "type": "backfill", "uri": message.uri}
+        if message.query:
+            out["query"] = message.query
+        optional = {
+            "host": message.host,
+            "distribution": message.distribution,
+            "requestId": message.request_id,
+            "edgeRegion": message.edge_region,
+            "at": message.at,
+        }
+    else:
+        out = {"v": VERSION, "type": "prewarm", "paths": list(message.paths)}
+        optional = {
+            "targets": None if message.targets is None else list(message.targets),
+            "encodings": None if message.encodings is None else list(message.encodings),
+            "host": message.host,
+            "source": message.source,
+        }
+        if message.attempt:
+            out["attempt"] = message.attempt
+    out.update({key: value for key, value in optional.items() if value is not None})
+    return out
+
+
+def to_json(message: Message) -> str:
+    """Serialize ``message`` as a compact v1 body (ASCII-safe, under the SQS limit)."""
+    body = json.dumps(to_dict(message), separators=(",", ":"), ensure_ascii=True)
+    if len(body) > MAX_BODY_BYTES:
+        raise MessageError("body", f"is {len(body)} bytes; SQS takes at most {MAX_BODY_BYTES}")
+    return body
+
+
+def _load(body: str | bytes) -> dict[str, Any]:
+    if not isinstance(body, str | bytes):
+        raise MessageError("body", f"must be a JSON string, got {type(body).__name__}")
+    size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
+    if size > MAX_BODY_BYTES:
+        raise MessageError("body", f"is {size} bytes; the most is {MAX_BODY_BYTES}")
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MessageError("body", f"is not valid JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise MessageError("body", f"must be a JSON object, got {type(raw).__name__}")
+    if "v" not in raw:
+        raise MessageError("v", "is missing")
+    if not _is_int(raw["v"]) or raw["v"] != VERSION:
+        raise MessageError("v", f"unsupported version {raw['v']!r}; this build reads v{VERSION}")
+    return raw
+
+
+def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
+    if "uri" not in raw:
+        raise MessageError("uri", "is missing")
+    return BackfillMessage(
+        uri=_str(raw, "uri"),
+        query=_str(raw, "query", default=""),
+        host=_optional_str(raw, "host"),
+        distribution=_optional_str(raw, "distribution"),
+        request_id=_optional_str(raw, "requestId"),
+        edge_region=_optional_str(raw, "edgeRegion"),
+        at=_optional_str(raw, "at"),
+    )
+
+
+def _prewarm_from(raw: dict[str, Any]) -> PrewarmMessage:
+    if "paths" not in raw:
+        raise MessageError("paths", "is missing")
+    attempt = raw.get("attempt", 0)
+    if not _is_int(attempt):
+        raise MessageError("attempt", f"must be an integer, got {type(attempt).__name__}")
+    paths = _str_list(raw, "paths")
+    assert paths is not None
+    return PrewarmMessage(
+        paths=paths,
+        targets=_str_list(raw, "targets"),
+        encodings=_str_list(raw, "encodings"),
+        host=_optional_str(raw, "host"),
+        source=_optional_str(raw, "source"),
+        attempt=attempt,
+    )
+
+
+def _str(raw: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = raw.get(name, default)
+    if not isinstance(value, str):
+        raise MessageError(name, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(raw: dict[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    return _str(raw, name)
+
+
+def _str_list(raw: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise MessageError(name, f"must be a list of strings, got {type(value).__name__}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise MessageError(f"{name}[{index}]", f"must be a string, got {type(item).__name__}")
+    return tuple(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_uri(name: str, value: object, allow_query: bool = False) -> None:
+    if not isinstance(value, str):
+        raise MessageError(name, f"must be a string, got {type(value).__name__}")
+    if not value.startswith("/"):
+        raise MessageError(name, f"must start with '/': {value[:80]!r}")
+    if value.startswith("//"):
+        raise MessageError(name, "must not start with '//' (it would name another host)")
+    path, _, query = value.partition("?") if allow_query else (value, "", "")
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_URI_BYTES:
+        raise MessageError(name, f"is {size} bytes; the most is {MAX_URI_BYTES}")
+    if _CONTROL.search(value):
+        raise MessageError(name, "holds a control character (NUL, CR, LF, ...)")
+    if not _URI_PATH.fullmatch(path):
+        raise MessageError(
+            name, "must be percent-encoded as CloudFront passes it (RFC 3986 path characters)"
+        )
+    if query and not _QUERY.fullmatch(query):
+        raise MessageError(name, "has a query string with characters RFC 3986 does not allow")
+
+
+def _check_query(value: object) -> None:
+    if not isinstance(value, str):
+        raise MessageError("query", f"must be a string, got {type(value).__name__}")
+    if value.startswith("?"):
+        raise MessageError("query", "must be the raw query string without the leading '?'")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_QUERY_BYTES:
+        raise MessageError("query", f"is longer than {MAX_QUERY_BYTES} bytes")
+    if _CONTROL.search(value) or not _QUERY.fullmatch(value):
+        raise MessageError("query", "holds characters RFC 3986 does not allow in a query")
+
+
+def _check_host(name: str, value: object) -> None:
+    if not isinstance(value, str) or not _HOST.fullmatch(value):
+        raise MessageError(name, f"must be a DNS host name, got {value!r:.80}")
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise MessageError(name, f"must be a string, got {type(value).__name__}")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        raise MessageError(name, f"is longer than {MAX_TEXT_BYTES} bytes")
+    if _CONTROL.search(value):
+        raise MessageError(name, "holds a control character")
+
+
+def _check_targets(targets: object) -> None:
+    if not isinstance(targets, tuple) or not targets:
+        raise MessageError("targets", "must be a non-empty list when given")
+    if len(targets) > MAX_TARGETS:
+        raise MessageError("targets", f"holds {len(targets)} targets; the most is {MAX_TARGETS}")
+    for index, target in enumerate(targets):
+        if not is_target(target):
+            raise MessageError(
+                f"targets[{index}]",
+                f"{target!r:.40} is neither an AWS region code (us-east-1) "
+                "nor a CloudFront POP code (NRT20-P2)",
+            )
+
+
+def _check_encodings(encodings: object) -> None:
+    if not isinstance(encodings, tuple) or not encodings:
+        raise MessageError("encodings", "must be a non-empty list when given")
+    for index, encoding in enumerate(encodings):
+        if encoding not in ENCODINGS:
+            raise MessageError(
+                f"encodings[{index}]",
+                f"unknown encoding {encoding!r:.40}; expected one of {', '.join(ENCODINGS)}",
+            )
+
+
+def is_region_code(value: object) -> bool:
+    """True for the shape of an AWS region code such as ``ap-northeast-1``."""
+    return isinstance(value, str) and _REGION.fullmatch(value) is not None
+
+
+def is_pop_code(value: object) -> bool:
+    """True for the shape of a CloudFront POP code such as ``NRT20-P2``."""
+    return isinstance(value, str) and _POP.fullmatch(value) is not None
+
+
+def is_target(value: object) -> bool:
+    """A prewarm target is a region code or a POP code."""
+    return is_region_code(value) or is_pop_code(value)

@@ -1,0 +1,95 @@
+"""SQS helpers shared by the edge, the workers and the CLI.
+
+Standard library only at import time: the edge function imports ``region_from_queue_url``;
+the sending helpers take a boto3 SQS client as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# SendMessageBatch takes at most 10 entries.
+MAX_BATCH: Final = 10
+# Entries SQS rejected for a reason of its own (throttling, internal errors) are sent again
+# this many times before they are reported as failed.
+BATCH_RETRIES: Final = 3
+
+_QUEUE_HOST = (
+    re.compile(r"sqs[.-](?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2})\.amazonaws\.com"),
+    re.compile(r"(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2})\.queue\.amazonaws\.com"),
+)
+
+
+class InvalidQueueUrl(ValueError):
+    """A queue URL that is not an http(s) URL with an account and a queue name."""
+
+
+def region_from_queue_url(url: str) -> str:
+    """The region of an SQS queue URL (``sqs.<region>.amazonaws.com``,
+    ``<region>.queue.amazonaws.com``), else ``AWS_REGION``/``AWS_DEFAULT_REGION``."""
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise InvalidQueueUrl(f"queue URL must be http(s): {str(url)[:120]!r}")
+    host = url.split("/", 3)[2].split(":")[0].lower()
+    path = url.split("/", 3)[3] if url.count("/") >= 3 else ""
+    if not host or path.count("/") != 1 or not all(path.split("/")):
+        raise InvalidQueueUrl(f"queue URL must be https://host/<account>/<queue>: {url[:120]!r}")
+    for pattern in _QUEUE_HOST:
+        match = pattern.fullmatch(host)
+        if match:
+            return match.group("region")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise InvalidQueueUrl(f"cannot tell the region of {url[:120]!r}; set AWS_REGION")
+    return region
+
+
+@dataclass
+class SendReport:
+    """What ``send_messages`` did: bodies sent and (index, code, reason) of those that failed."""
+
+    sent: int = 0
+    failed: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def send_messages(
+    sqs: Any,
+    queue_url: str,
+    bodies: Sequence[str],
+    delay_seconds: int = 0,
+    retries: int = BATCH_RETRIES,
+    sleep: Any = time.sleep,
+) -> SendReport:
+    """Send ``bodies`` with SendMessageBatch (10 a call), resending entries that failed
+    for SQS's own reasons; sender faults and what still fails after ``retries`` are reported."""
+    report = SendReport()
+    for start in range(0, len(bodies), MAX_BATCH):
+        pending = {str(i): bodies[i] for i in range(start, min(start + MAX_BATCH, len(bodies)))}
+        for attempt in range(retries + 1):
+            entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+            if delay_seconds:
+                for entry in entries:
+                    entry["DelaySeconds"] = delay_seconds
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            report.sent += len(response.get("Successful", []))
+            retry: dict[str, str] = {}
+            for failure in response.get("Failed", []):
+                key = failure["Id"]
+                if failure.get("SenderFault") or attempt == retries:
+                    code = failure.get("Code", "Unknown")
+                    report.failed.append((int(key), code, failure.get("Message", "")))
+                else:
+                    retry[key] = pending[key]
+            if not retry:
+                break
+            pending = retry
+            sleep(min(0.05 * 2**attempt, 1.0))
+    return report

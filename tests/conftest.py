@@ -1,0 +1,67 @@
+"""Fixtures for every test: fake AWS credentials, and moto in server mode over real HTTP.
+
+No test reaches AWS: credentials are fake, the region is fixed, and every endpoint a test
+uses is a loopback server it started itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+_CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
+
+
+@pytest.fixture(autouse=True)
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with fake credentials and no endpoint pointing at real AWS."""
+    for name, value in _FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "edgefill-test")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server (S3 + SQS) on a free loopback port for the session; yields its URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """moto with empty state, and botocore's endpoint variables pointing at it."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return moto_server
+
+
+@pytest.fixture
+def s3(moto: str) -> Any:
+    """An S3 client talking to moto over HTTP."""
+    return boto3.client("s3", region_name="us-east-1", endpoint_url=moto)
+
+
+@pytest.fixture
+def sqs(moto: str) -> Any:
+    """An SQS client talking to moto over HTTP."""
+    return boto3.client("sqs", region_name="us-east-1", endpoint_url=moto)
