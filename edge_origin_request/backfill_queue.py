@@ -51,9 +51,10 @@ _CLIENT_CONFIG = Config(
     # connection the pool has not noticed is dead.
     max_pool_connections=2,
 )
-# One botocore session per container: clients created from it share its loaded service
-# model and resolved credentials, so a second region's client costs milliseconds.
-_SESSION = botocore.session.Session()
+# One botocore session per container, made with the first client (about 10 ms that the
+# pass-through path never pays): clients created from it share its loaded service model
+# and resolved credentials, so a second region's client costs milliseconds.
+_SESSION: list[botocore.session.Session] = []
 # (region, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL) -> client. Bounded by the number of AWS
 # regions the configured queue URLs name; the endpoint variables are part of the key
 # because botocore reads them when it builds a client (the lab and tests set them).
@@ -78,7 +79,9 @@ def sqs_client(region: str) -> Any:
     key = (region, os.environ.get("AWS_ENDPOINT_URL_SQS"), os.environ.get("AWS_ENDPOINT_URL"))
     client = _CLIENTS.get(key)
     if client is None:
-        client = _SESSION.create_client("sqs", region_name=region, config=_CLIENT_CONFIG)
+        if not _SESSION:
+            _SESSION.append(botocore.session.Session())
+        client = _SESSION[0].create_client("sqs", region_name=region, config=_CLIENT_CONFIG)
         _CLIENTS[key] = client
     return client
 
