@@ -117,3 +117,18 @@ def test_handler_never_raises_even_when_the_sender_breaks(
     assert "x-edgefill-queue" not in returned["origin"]["custom"]["customHeaders"]
     [line] = error_lines(capsys)
     assert line["problem"] == "RuntimeError"
+
+
+def test_sqs_hanging_in_the_tls_handshake_costs_at_most_the_hang_budget(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an https SQS endpoint that accepts TCP and never answers the TLS handshake
+    with SilentServer() as hanging:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", hanging.url.replace("http://", "https://"))
+        # When a failover is handled, Then the connect timeout bounds the handshake
+        returned, elapsed = timed_handler(failover_to("edgefill-backfill"))
+        assert elapsed < HANG_BUDGET_SECONDS
+        assert hanging.connections >= 1
+    assert "x-edgefill-queue" not in returned["origin"]["custom"]["customHeaders"]
+    [line] = error_lines(capsys)
+    assert line["problem"] == "sqs"

@@ -288,3 +288,18 @@ def test_oversized_uri_queues_nothing(
     assert drain(sqs, queue_url) == []
     [line] = log_lines(capsys)
     assert line["problem"] == "message.uri" and "8192" in line["reason"]
+
+
+@pytest.mark.usefixtures("fresh_container")
+def test_the_sqs_specific_endpoint_variable_wins(
+    sqs: Any, queue_url: str, moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the global endpoint variable on a tripwire and the SQS one on moto
+    with SilentServer() as tripwire:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", tripwire.url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto)
+        # When a failover is handled
+        app.handler(load_event("edge_failover_get"), None)
+        # Then botocore sent it where AWS_ENDPOINT_URL_SQS points, and nowhere else
+        assert tripwire.connections == 0
+    assert len(drain(sqs, queue_url)) == 1
