@@ -1,0 +1,134 @@
+"""S3 and SQS for the lab: moto in server mode, with the template's queues and a bucket.
+
+moto keeps its state per process, so one lab per process: the lab resets moto when it
+starts and stops its server when it stops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import boto3
+import requests
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from edgefill.lab.template_spec import QUEUE_IDS, TemplateSpec
+
+LAB_REGION: Final = "us-east-1"
+# Real queues keep a message invisible for minutes (≥ 6 × the function timeout); the lab
+# scales every visibility timeout down to this many seconds so that retries and the
+# redrive to a DLQ (maxReceiveCount receives, as in the template) happen within a demo.
+LAB_VISIBILITY_TIMEOUT: Final = 2
+# Fake credentials: moto accepts any; boto3 only needs something to sign with.
+LAB_CREDENTIALS: Final = {
+    "AWS_ACCESS_KEY_ID": "lab",
+    "AWS_SECRET_ACCESS_KEY": "lab",
+    "AWS_SESSION_TOKEN": "lab",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LabQueue:
+    """A queue created in moto for one of the template's logical IDs."""
+
+    logical_id: str
+    name: str
+    url: str
+    arn: str
+    visibility_timeout: int
+    max_receive_count: int | None
+
+
+class LabAws:
+    """moto on a free loopback port holding the lab bucket and the template's queues."""
+
+    def __init__(
+        self,
+        spec: TemplateSpec,
+        bucket: str = "edgefill-lab-origin",
+        name_prefix: str = "edgefill-lab",
+        visibility_timeout: int = LAB_VISIBILITY_TIMEOUT,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.spec = spec
+        self.bucket = bucket
+        self._name_prefix = name_prefix
+        self._visibility_timeout = visibility_timeout
+        self._host = host
+        self._server: ThreadedMotoServer | None = None
+        self.endpoint_url = ""
+        self.queues: dict[str, LabQueue] = {}
+
+    def start(self) -> None:
+        server = ThreadedMotoServer(ip_address=self._host, port=0, verbose=False)
+        server.start()
+        self._server = server
+        host, port = server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        # moto's state is per process: start from nothing even if an earlier lab ran here.
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+        self.client("s3").create_bucket(Bucket=self.bucket)
+        self._create_queues()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` talking to this moto with lab credentials."""
+        if not self.endpoint_url:
+            raise RuntimeError("the lab's moto server is not running")
+        return boto3.client(
+            service,
+            region_name=LAB_REGION,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=LAB_CREDENTIALS["AWS_SESSION_TOKEN"],
+            config=Config(max_pool_connections=32, retries={"max_attempts": 3}),
+        )
+
+    def queue(self, logical_id: str) -> LabQueue:
+        return self.queues[logical_id]
+
+    def _create_queues(self) -> None:
+        sqs = self.client("sqs")
+        # DLQs first: a queue's RedrivePolicy names its DLQ's ARN.
+        ordered = sorted(
+            QUEUE_IDS, key=lambda qid: self.spec.queues[qid].dead_letter_target is not None
+        )
+        for logical_id in ordered:
+            queue_spec = self.spec.queues[logical_id]
+            attributes = self.lab_attributes(queue_spec.attributes)
+            if queue_spec.dead_letter_target is not None:
+                attributes["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": self.queues[queue_spec.dead_letter_target].arn,
+                        "maxReceiveCount": queue_spec.max_receive_count,
+                    }
+                )
+            name = f"{self._name_prefix}-{logical_id}"
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            self.queues[logical_id] = LabQueue(
+                logical_id=logical_id,
+                name=name,
+                url=url,
+                arn=arn,
+                visibility_timeout=int(attributes.get("VisibilityTimeout", "30")),
+                max_receive_count=queue_spec.max_receive_count,
+            )
+
+    def lab_attributes(self, template_attributes: Mapping[str, str]) -> dict[str, str]:
+        """The template's attributes with the visibility timeout scaled down for the lab."""
+        attributes = dict(template_attributes)
+        template_timeout = int(attributes.get("VisibilityTimeout", "30"))
+        attributes["VisibilityTimeout"] = str(min(template_timeout, self._visibility_timeout))
+        return attributes

@@ -1,0 +1,266 @@
+"""Lambda's SQS event source, emulated: long-poll a queue, batch, invoke, delete.
+
+What Lambda does and the lab does too: up to ``batch_size`` records per invocation,
+gathered for at most ``batching_window`` seconds; records in Lambda's SQS event shape
+(``messageId``, ``receiptHandle``, ``attributes.ApproximateReceiveCount``...); after the
+handler returns, every record not named in ``batchItemFailures`` is deleted; failed
+records, and all records of an invocation that raised or answered malformed
+``batchItemFailures``, are left alone so the queue's visibility timeout makes them
+visible again, and the queue's RedrivePolicy moves them to the DLQ after
+``maxReceiveCount`` receives (moto applies it on receive, as SQS does).
+
+What differs: the handler runs in a thread of this process, not a container, and is not
+killed at its timeout (an overrun is counted); concurrency is a fixed number of pollers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+# The lab long-polls for one second at a time (Lambda uses 20) so stop() returns quickly.
+LAB_WAIT_SECONDS: Final = 1
+_log = logging.getLogger("edgefill.lab.pollers")
+
+
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    def __init__(self, function_name: str, region: str, account: str, timeout: float) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+        self.memory_limit_in_mb = 1024
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class PollerStats:
+    """What a poller did; read by the demo, the tests and ``edgefill lab up``."""
+
+    invocations: int = 0
+    records: int = 0
+    deleted: int = 0
+    failed: int = 0  # records left for the visibility timeout
+    handler_errors: int = 0  # invocations that raised or answered malformed failures
+    overruns: int = 0  # invocations longer than the function timeout
+    receive_counts: dict[str, int] = field(default_factory=dict)  # messageId → receives seen
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One message of ReceiveMessage as Lambda hands it to a function."""
+    attributes = message.get("Attributes", {})
+    body = message["Body"]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+            "SenderId": attributes.get("SenderId", "AIDAEDGEFILLLAB"),
+            "ApproximateFirstReceiveTimestamp": attributes.get(
+                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+            ),
+        },
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType", "String"),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class QueuePoller:
+    """``concurrency`` threads feeding ``queue_url`` to ``handler`` as Lambda would."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        function_name: str,
+        batch_size: int = 10,
+        batching_window: float = 0.0,
+        concurrency: int = 2,
+        function_timeout: float = 30.0,
+        report_batch_item_failures: bool = True,
+    ) -> None:
+        if not 1 <= batch_size <= 10_000:
+            raise ValueError(f"batch_size must be 1 to 10000, got {batch_size}")
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self._handler = handler
+        self.function_name = function_name
+        self._batch_size = batch_size
+        self._window = batching_window
+        self._concurrency = concurrency
+        self._timeout = function_timeout
+        self._partial = report_batch_item_failures
+        arn_parts = queue_arn.split(":")
+        self._region, self._account = arn_parts[3], arn_parts[4]
+        self.stats = PollerStats()
+        self._stats_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+
+    def start(self) -> None:
+        for index in range(self._concurrency):
+            thread = threading.Thread(
+                target=self._run, name=f"poller-{self.function_name}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop polling; an invocation in progress finishes first (as in Lambda)."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [thread.name for thread in self._threads if thread.is_alive()]
+        self._threads = []
+        if alive:
+            raise RuntimeError(f"pollers still running after {timeout}s: {alive}")
+
+    @property
+    def busy(self) -> bool:
+        """True while some invocation is running."""
+        return self._busy > 0
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = self._gather()
+            except (BotoCoreError, ClientError) as error:
+                if self._stopping.is_set():
+                    return
+                _log.warning("%s: receive failed: %s", self.function_name, error)
+                self._stopping.wait(0.5)
+                continue
+            if batch:
+                self._invoke(batch)
+
+    def _gather(self) -> list[dict[str, Any]]:
+        """Receive until the batch is full or the batching window closes."""
+        batch: list[dict[str, Any]] = []
+        window_ends: float | None = None
+        while len(batch) < self._batch_size and not self._stopping.is_set():
+            remaining_window = 0.0 if window_ends is None else window_ends - time.monotonic()
+            if window_ends is not None and remaining_window <= 0:
+                break
+            wait = LAB_WAIT_SECONDS if not batch else min(LAB_WAIT_SECONDS, int(remaining_window))
+            response = self._sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, self._batch_size - len(batch)),
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if not messages and not batch:
+                continue
+            batch.extend(messages)
+            if window_ends is None:
+                window_ends = time.monotonic() + self._window
+            if not messages:
+                break
+        return batch
+
+    def _invoke(self, batch: list[dict[str, Any]]) -> None:
+        records = [sqs_record(message, self.queue_arn, self._region) for message in batch]
+        event = {"Records": records}
+        context = LambdaContext(self.function_name, self._region, self._account, self._timeout)
+        with self._stats_lock:
+            self._busy += 1
+            self.stats.invocations += 1
+            self.stats.records += len(records)
+            for record in records:
+                self.stats.receive_counts[record["messageId"]] = int(
+                    record["attributes"]["ApproximateReceiveCount"]
+                )
+        started = time.monotonic()
+        try:
+            failed_ids = self._failed_ids(event, context, records)
+        finally:
+            with self._stats_lock:
+                self._busy -= 1
+                if time.monotonic() - started > self._timeout:
+                    self.stats.overruns += 1
+        done = [record for record in records if record["messageId"] not in failed_ids]
+        self._delete(done)
+        with self._stats_lock:
+            self.stats.failed += len(records) - len(done)
+
+    def _failed_ids(
+        self, event: dict[str, Any], context: LambdaContext, records: list[dict[str, Any]]
+    ) -> set[str]:
+        """The messageIds to leave on the queue; every one when the invocation failed."""
+        every_id = {record["messageId"] for record in records}
+        try:
+            response = self._handler(event, context)
+        except Exception:
+            _log.exception("%s: invocation raised; its batch will be retried", self.function_name)
+            with self._stats_lock:
+                self.stats.handler_errors += 1
+            return every_id
+        if not self._partial:
+            return set()
+        failures = response.get("batchItemFailures", []) if isinstance(response, dict) else []
+        failed: set[str] = set()
+        for failure in failures or []:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if not isinstance(identifier, str) or identifier not in every_id:
+                # Lambda treats an unknown, empty or null identifier as a failure of the
+                # whole batch.
+                _log.error("%s: malformed batchItemFailures %r", self.function_name, failures)
+                with self._stats_lock:
+                    self.stats.handler_errors += 1
+                return every_id
+            failed.add(identifier)
+        return failed
+
+    def _delete(self, records: list[dict[str, Any]]) -> None:
+        for start in range(0, len(records), 10):
+            chunk = records[start : start + 10]
+            entries = [
+                {"Id": str(index), "ReceiptHandle": record["receiptHandle"]}
+                for index, record in enumerate(chunk)
+            ]
+            try:
+                response = self._sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (BotoCoreError, ClientError) as error:
+                _log.warning(
+                    "%s: delete failed, records will reappear: %s", self.function_name, error
+                )
+                continue
+            with self._stats_lock:
+                self.stats.deleted += len(response.get("Successful", []))

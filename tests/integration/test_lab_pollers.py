@@ -1,0 +1,222 @@
+"""The lab's event sources behave as Lambda's SQS event source does (moto over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from edgefill.lab.aws import LabAws
+from edgefill.lab.pollers import QueuePoller
+from edgefill.lab.template_spec import TemplateError, TemplateSpec
+
+TEMPLATE = """
+Parameters:
+  WorkerConcurrency:
+    Type: Number
+    Default: 2
+Globals:
+  Function:
+    Timeout: 30
+Resources:
+  BackfillDLQ:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: 1209600
+  BackfillQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 180
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt BackfillDLQ.Arn
+        maxReceiveCount: 3
+  PrewarmDLQ:
+    Type: AWS::SQS::Queue
+  PrewarmQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: !Ref WorkerConcurrency
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt PrewarmDLQ.Arn
+        maxReceiveCount: 5
+  BackfillWorkerFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Backfill:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt BackfillQueue.Arn
+            BatchSize: 5
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: !Ref WorkerConcurrency
+"""
+
+
+def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def lab_aws() -> Iterator[LabAws]:
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1)
+    aws.start()
+    yield aws
+    aws.stop()
+
+
+def depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_template_numbers_are_resolved_from_parameters_and_globals() -> None:
+    # Given the template text / When it is read
+    spec = TemplateSpec.from_text(TEMPLATE)
+    # Then queue attributes, redrive and event source settings come from it
+    assert spec.queues["BackfillQueue"].visibility_timeout == 180
+    assert spec.queues["BackfillQueue"].dead_letter_target == "BackfillDLQ"
+    assert spec.queues["BackfillQueue"].max_receive_count == 3
+    assert spec.queues["PrewarmQueue"].visibility_timeout == 2  # !Ref to a parameter default
+    source = spec.event_source_for("BackfillQueue")
+    assert (source.batch_size, source.batching_window, source.maximum_concurrency) == (5, 1.0, 2)
+    assert source.function_timeout == 30 and source.report_batch_item_failures
+    with pytest.raises(TemplateError, match="PrewarmQueue"):
+        spec.event_source_for("PrewarmQueue")
+
+
+def test_template_without_a_queue_is_a_clear_error() -> None:
+    with pytest.raises(TemplateError, match="BackfillQueue"):
+        TemplateSpec.from_text(TEMPLATE.replace("  BackfillQueue:\n", "  Other:\n", 1))
+
+
+def test_queues_mirror_the_template_with_a_scaled_visibility_timeout(lab_aws: LabAws) -> None:
+    # Given the lab's moto / When its queues are read back
+    sqs = lab_aws.client("sqs")
+    queue = lab_aws.queue("BackfillQueue")
+    attributes = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
+    # Then the redrive policy is the template's and the visibility timeout is the lab's
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == lab_aws.queue("BackfillDLQ").arn
+    assert int(redrive["maxReceiveCount"]) == 3
+    assert attributes["VisibilityTimeout"] == "1"
+    assert lab_aws.client("s3").head_bucket(Bucket=lab_aws.bucket)
+
+
+def test_poller_deletes_successes_retries_failures_and_redrives_to_the_dlq(
+    lab_aws: LabAws,
+) -> None:
+    # Given a handler that fails every record whose body says "bad"
+    sqs = lab_aws.client("sqs")
+    queue, dlq = lab_aws.queue("BackfillQueue"), lab_aws.queue("BackfillDLQ")
+    seen: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        assert context.get_remaining_time_in_millis() > 0
+        with lock:
+            seen.extend(event["Records"])
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"
+            ]
+        }
+
+    poller = QueuePoller(
+        sqs,
+        queue.url,
+        queue.arn,
+        handler,
+        "backfill",
+        batch_size=5,
+        batching_window=0.2,
+        concurrency=2,
+        function_timeout=30,
+    )
+    for body in ("good-1", "good-2", "bad"):
+        sqs.send_message(QueueUrl=queue.url, MessageBody=body)
+    # When the poller runs
+    poller.start()
+    try:
+        wait_until(lambda: depth(sqs, dlq.url) == 1 and depth(sqs, queue.url) == 0)
+    finally:
+        poller.stop()
+    # Then the good records were delivered once and deleted, the bad one was received
+    # maxReceiveCount times and then moved to the DLQ
+    bodies = [record["body"] for record in seen]
+    assert bodies.count("good-1") == 1 and bodies.count("good-2") == 1
+    assert bodies.count("bad") == 3
+    bad = [r for r in seen if r["body"] == "bad"]
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in bad] == ["1", "2", "3"]
+    record = seen[0]
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == queue.arn
+    assert record["awsRegion"] == "us-east-1" and record["receiptHandle"]
+    assert poller.stats.deleted == 2
+    moved = sqs.receive_message(QueueUrl=dlq.url, WaitTimeSeconds=1)["Messages"]
+    assert [m["Body"] for m in moved] == ["bad"]
+
+
+def test_an_invocation_that_raises_or_answers_unknown_ids_retries_the_whole_batch(
+    lab_aws: LabAws,
+) -> None:
+    # Given a handler that raises on its first call and names an unknown id on its second
+    sqs = lab_aws.client("sqs")
+    queue = lab_aws.queue("BackfillQueue")
+    calls: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        calls.append(sorted(r["body"] for r in event["Records"]))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        if len(calls) == 2:
+            return {"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]}
+        return {"batchItemFailures": []}
+
+    poller = QueuePoller(
+        sqs,
+        queue.url,
+        queue.arn,
+        handler,
+        "backfill",
+        batch_size=10,
+        batching_window=0.5,
+        concurrency=1,
+    )
+    sqs.send_message_batch(
+        QueueUrl=queue.url,
+        Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}],
+    )
+    # When it runs
+    poller.start()
+    try:
+        wait_until(lambda: depth(sqs, queue.url) == 0 and len(calls) >= 3)
+    finally:
+        poller.stop()
+    # Then both records came back twice before the third invocation succeeded
+    assert calls == [["a", "b"], ["a", "b"], ["a", "b"]]
+    assert poller.stats.handler_errors == 2 and poller.stats.deleted == 2
+
+
+def test_stop_leaves_no_poller_thread(lab_aws: LabAws) -> None:
+    queue = lab_aws.queue("PrewarmQueue")
+    poller = QueuePoller(lab_aws.client("sqs"), queue.url, queue.arn, lambda e, c: {}, "prewarm")
+    poller.start()
+    started = time.monotonic()
+    poller.stop()
+    assert time.monotonic() - started < 3
+    assert not [t for t in threading.enumerate() if t.name.startswith("poller-prewarm")]
