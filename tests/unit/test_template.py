@@ -330,9 +330,23 @@ def iam_problems(cfn: Template) -> list[str]:
     return problems
 
 
+def region_problems(sam: Template) -> list[str]:
+    """Lambda@Edge functions can only be created in us-east-1: the template must say so."""
+    for rule in sam.get("Rules", {}).values():
+        if "RuleCondition" in rule:
+            continue
+        for assertion in rule["Assertions"]:
+            if assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}:
+                return []
+    return ["no unconditional rule keeps the stack in us-east-1"]
+
+
 def bucket_problems(sam: Template) -> list[str]:
     problems = []
     bucket = props(sam, "OriginBucket")
+    ownership = bucket.get("OwnershipControls", {}).get("Rules", [{}])[0]
+    if ownership.get("ObjectOwnership") != "BucketOwnerEnforced":
+        problems.append("bucket must disable ACLs (BucketOwnerEnforced)")
     block = bucket.get("PublicAccessBlockConfiguration", {})
     if not all(
         block.get(k) is True
@@ -448,6 +462,7 @@ ALL_RULES: list[Callable[[Template, Template], list[str]]] = [
     lambda sam, cfn: bucket_problems(sam),
     lambda sam, cfn: distribution_problems(sam),
     lambda sam, cfn: output_problems(sam),
+    lambda sam, cfn: region_problems(sam),
 ]
 
 
@@ -511,6 +526,7 @@ def _add_star_action(template: Template) -> None:
 
 _EDGE = "Resources.EdgeOriginRequestFunction.Properties"
 _DIST = "Resources.Distribution.Properties.DistributionConfig"
+_POLICY = "Resources.OriginBucketPolicy.Properties.PolicyDocument.Statement"
 _EDGE_TRUST = (
     "Resources.EdgeOriginRequestRole.Properties.AssumeRolePolicyDocument.Statement.0.Principal"
 )
@@ -590,6 +606,24 @@ _EDGE_TRUST = (
         ),
         (_set("Outputs.BackfillDLQUrl", KeyError), "missing output BackfillDLQUrl"),
         (_set("Resources.PrewarmWorkerFunction.Metadata", {}), "BuildMethod"),
+        (_set("Rules.DeployInUsEast1.Assertions", []), "us-east-1"),
+        (_set(f"{_POLICY}.0.Condition", KeyError), "plain HTTP"),
+        (_set(f"{_POLICY}.2.Fn::If.1.Condition", KeyError), "AWS:SourceArn"),
+        (
+            _set(
+                "Resources.OriginBucket.Properties.OwnershipControls.Rules.0.ObjectOwnership",
+                "ObjectWriter",
+            ),
+            "BucketOwnerEnforced",
+        ),
+        (
+            _set(
+                "Resources.OriginBucket.Properties.PublicAccessBlockConfiguration"
+                ".RestrictPublicBuckets",
+                False,
+            ),
+            "public access",
+        ),
     ],
 )
 def test_each_rule_catches_what_it_guards(
