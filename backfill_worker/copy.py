@@ -1,0 +1,432 @@
+"""One verified, streaming copy of an origin object into the bucket.
+
+Small objects (up to one part) go up in a single conditional PutObject. Larger ones go
+up as a multipart upload whose parts upload concurrently; when the origin advertises
+``Accept-Ranges: bytes`` and a length, the parts are also fetched concurrently by ranged
+GETs (the first part comes from the response already open), which is what makes a copy
+across a slow, long path fast.
+
+Memory bound: at most ``parts_in_flight`` part buffers exist at once, each of
+``part_bytes`` (64 MiB with the defaults), plus one 1 MiB socket read per connection. A
+semaphore with ``parts_in_flight`` permits enforces it: a permit is taken before a part
+is read and returned only when that part is uploaded and, when an MD5 is checked,
+hashed in order (a part that finished early waits, holding its permit).
+
+Nothing becomes visible unless every byte arrived and checked out: the upload is
+completed (``IfNoneMatch='*'``) only after the length and the MD5 (when the origin gave
+one) matched; any failure aborts the upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import itertools
+import math
+import re
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+from shared.object_store import ObjectAttributes, ObjectStore, StoreError, UploadedPart
+from shared.origin import OriginClient, OriginResponse, read_exactly, validators_of
+
+# S3 allows at most 10,000 parts; bigger objects get bigger parts (and a bigger bound).
+MAX_PARTS: Final = 10_000
+_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
+# How long the part submitter waits for a permit before checking for a failed part.
+_PERMIT_POLL_SECONDS: Final = 0.1
+# User metadata stays well inside S3's 2 KB budget.
+_MAX_METADATA_VALUE: Final = 512
+
+
+class CopyRefused(Exception):
+    """The object must not be copied (unsafe, oversize): permanent, no retry helps."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class CopyFailed(Exception):
+    """The bytes did not check out (length, MD5, origin changed): transient, retried."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPlan:
+    """How big a copy may be and how it is cut."""
+
+    max_object_bytes: int
+    part_bytes: int
+    parts_in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """What a copy did. ``created`` is False when the key appeared meanwhile (412)."""
+
+    created: bool
+    size: int
+    mode: str  # "single", "streamed" or "ranged"
+    dropped_headers: tuple[str, ...] = ()
+
+
+def copy_object(
+    origin: OriginClient, store: ObjectStore, key: str, url: str, plan: CopyPlan
+) -> CopyResult:
+    """Copy ``url`` (an origin URL) to ``key``; raises ``OriginError``, ``StoreError``,
+    ``CopyRefused`` or ``CopyFailed``, and leaves nothing behind in S3 when it does."""
+    response = origin.get(url)
+    try:
+        refusal = unsafe_reason(response.headers)
+        if refusal:
+            raise CopyRefused("unsafe", refusal)
+        length = response.content_length
+        if length is not None and length > plan.max_object_bytes:
+            raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
+        attributes, dropped = attributes_from(response.headers)
+        expected_md5 = expected_md5_of(response.headers)
+        copier = _Copier(origin, store, key, plan, attributes, expected_md5)
+        if length is not None and length <= plan.part_bytes:
+            data = read_exactly(response, length)
+            return copier.single(data, dropped)
+        if length is None:
+            first = response.read(plan.part_bytes)
+            if len(first) < plan.part_bytes:  # the whole body fit in one part
+                return copier.single(first, dropped)
+            return copier.streamed(response, first, None, dropped)
+        if response.accepts_ranges:
+            return copier.ranged(response, length, dropped)
+        return copier.streamed(response, b"", length, dropped)
+    finally:
+        response.close()
+
+
+def unsafe_reason(headers: Mapping[str, str]) -> str | None:
+    """Why a response must never be stored in a shared cache, or None."""
+    directives = {
+        part.split("=", 1)[0].strip().lower()
+        for part in (headers.get("Cache-Control") or "").split(",")
+    }
+    for directive in ("private", "no-store"):
+        if directive in directives:
+            return f"Cache-Control: {directive}"
+    if headers.get("Set-Cookie") is not None:
+        return "Set-Cookie on the response"
+    return None
+
+
+def expected_md5_of(headers: Mapping[str, str]) -> str | None:
+    """The MD5 (hex) the body must have: Content-MD5, else a plain 32-hex strong ETag."""
+    content_md5 = headers.get("Content-MD5")
+    if content_md5:
+        try:
+            raw = base64.b64decode(content_md5.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) == 16:
+            return raw.hex()
+    etag = (headers.get("ETag") or "").strip()
+    match = _PLAIN_MD5.fullmatch(etag)
+    return match.group(1).lower() if match else None
+
+
+def attributes_from(headers: Mapping[str, str]) -> tuple[ObjectAttributes, tuple[str, ...]]:
+    """The representation headers S3 keeps, and the names of those dropped as unusable
+    (not ASCII, or an Expires that is not an HTTP date)."""
+    dropped: list[str] = []
+
+    def usable(name: str, limit: int = 2048) -> str | None:
+        value = headers.get(name)
+        if value is None:
+            return None
+        if not value.isascii() or not value.isprintable() or len(value) > limit:
+            dropped.append(name)
+            return None
+        return value
+
+    expires = None
+    raw_expires = usable("Expires")
+    if raw_expires is not None:
+        try:
+            expires = parsedate_to_datetime(raw_expires)
+        except (TypeError, ValueError):
+            dropped.append("Expires")
+    metadata = {
+        meta: value
+        for meta, header in (("origin-etag", "ETag"), ("origin-last-modified", "Last-Modified"))
+        if (value := usable(header, _MAX_METADATA_VALUE)) is not None
+    }
+    attributes = ObjectAttributes(
+        content_type=usable("Content-Type"),
+        cache_control=usable("Cache-Control"),
+        content_disposition=usable("Content-Disposition"),
+        content_language=usable("Content-Language"),
+        content_encoding=usable("Content-Encoding"),
+        expires=expires,
+        metadata=metadata,
+    )
+    return attributes, tuple(dropped)
+
+
+class _Copier:
+    def __init__(
+        self,
+        origin: OriginClient,
+        store: ObjectStore,
+        key: str,
+        plan: CopyPlan,
+        attributes: ObjectAttributes,
+        expected_md5: str | None,
+    ) -> None:
+        self.origin = origin
+        self.store = store
+        self.key = key
+        self.plan = plan
+        self.attributes = attributes
+        self.expected_md5 = expected_md5
+
+    def single(self, data: bytes, dropped: tuple[str, ...]) -> CopyResult:
+        if len(data) > self.plan.max_object_bytes:
+            raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
+        if self.expected_md5 is not None:
+            self._check_md5(hashlib.md5(data).hexdigest())
+        created = self.store.put_if_absent(self.key, data, self.attributes)
+        return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
+
+    def streamed(
+        self,
+        response: OriginResponse,
+        first: bytes,
+        length: int | None,
+        dropped: tuple[str, ...],
+    ) -> CopyResult:
+        """Parts read one after another from the open response, uploaded concurrently."""
+        part_bytes = _part_size(length, self.plan)
+        digest = hashlib.md5() if self.expected_md5 is not None else None
+        received = 0
+
+        def next_part(number: int) -> bytes | None:
+            nonlocal received
+            data = first if number == 1 and first else response.read(part_bytes)
+            if not data:
+                return None
+            received += len(data)
+            if received > self.plan.max_object_bytes:
+                raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
+            if digest is not None:
+                digest.update(data)
+            return data
+
+        with _MultipartUpload(self.store, self.key, self.attributes, self.plan) as upload:
+            upload.run_in_order(next_part)
+            if length is not None and received != length:
+                raise CopyFailed("length", f"received {received} of {length} bytes")
+            if digest is not None:
+                self._check_md5(digest.hexdigest())
+            created = upload.complete()
+        return CopyResult(created=created, size=received, mode="streamed", dropped_headers=dropped)
+
+    def ranged(self, response: OriginResponse, length: int, dropped: tuple[str, ...]) -> CopyResult:
+        """Part 1 from the open response, the others by parallel ranged GETs."""
+        part_bytes = _part_size(length, self.plan)
+        count = math.ceil(length / part_bytes)
+        validators = validators_of(response, length)
+        ordered = _OrderedMD5() if self.expected_md5 is not None else None
+
+        def fetch(number: int) -> bytes:
+            start = (number - 1) * part_bytes
+            end = min(start + part_bytes, length)
+            if number == 1:
+                data = read_exactly(response, end)
+                response.close()  # the rest of this body comes by ranges
+                return data
+            return self.origin.get_range(response.url, start, end, validators)
+
+        with _MultipartUpload(self.store, self.key, self.attributes, self.plan) as upload:
+            upload.run_concurrently(count, fetch, ordered)
+            if ordered is not None:
+                self._check_md5(ordered.hexdigest())
+            created = upload.complete()
+        return CopyResult(created=created, size=length, mode="ranged", dropped_headers=dropped)
+
+    def _check_md5(self, actual: str) -> None:
+        if actual != self.expected_md5:
+            raise CopyFailed("md5", f"origin says {self.expected_md5}, received {actual}")
+
+
+def _part_size(length: int | None, plan: CopyPlan) -> int:
+    if length is None:
+        return plan.part_bytes
+    return max(plan.part_bytes, math.ceil(length / MAX_PARTS))
+
+
+class _OrderedMD5:
+    """MD5 of parts that arrive out of order: each part is hashed once all parts before
+    it are; ``add`` returns the part numbers hashed by this call (their buffers can go)."""
+
+    def __init__(self) -> None:
+        self._md5 = hashlib.md5()
+        self._next = 1
+        self._waiting: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def add(self, number: int, data: bytes) -> list[int]:
+        with self._lock:
+            self._waiting[number] = data
+            hashed = []
+            while self._next in self._waiting:
+                self._md5.update(self._waiting.pop(self._next))
+                hashed.append(self._next)
+                self._next += 1
+            return hashed
+
+    def hexdigest(self) -> str:
+        with self._lock:
+            if self._waiting:
+                raise CopyFailed("md5", "parts missing before the digest")
+            return self._md5.hexdigest()
+
+
+class _MultipartUpload:
+    """An open multipart upload: aborted on any failure, parts bounded by permits."""
+
+    def __init__(
+        self, store: ObjectStore, key: str, attributes: ObjectAttributes, plan: CopyPlan
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.attributes = attributes
+        self.plan = plan
+        self.upload_id = ""
+        self.parts: list[UploadedPart] = []
+        # The memory bound: one permit per part buffer alive (see the module docstring).
+        self._permits = threading.Semaphore(plan.parts_in_flight)
+        self._failure: BaseException | None = None
+        self._failure_lock = threading.Lock()
+
+    def __enter__(self) -> _MultipartUpload:
+        self.upload_id = self.store.start_multipart(self.key, self.attributes)
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if error is not None:
+            try:
+                self.store.abort(self.key, self.upload_id)
+            except StoreError as abort_error:
+                # The copy already failed; S3's lifecycle rule removes what this left.
+                error.add_note(f"and the abort failed too: {abort_error}")
+
+    def complete(self) -> bool:
+        parts = sorted(self.parts, key=lambda part: part.number)
+        created = self.store.complete_if_absent(self.key, self.upload_id, parts)
+        if not created:
+            self.store.abort(self.key, self.upload_id)  # 412 leaves the upload open
+        return created
+
+    def run_in_order(self, next_part: Callable[[int], bytes | None]) -> None:
+        """Read parts with ``next_part(n)`` in this thread, upload them in the pool."""
+        with ThreadPoolExecutor(self.plan.parts_in_flight, "part-upload") as pool:
+            futures: list[Future[None]] = []
+            try:
+                for number in itertools.count(1):
+                    self._acquire_permit()
+                    try:
+                        data = next_part(number)
+                    except BaseException:
+                        self._permits.release()
+                        raise
+                    if data is None:
+                        self._permits.release()
+                        break
+                    futures.append(pool.submit(self._upload, number, data, None))
+            except BaseException:
+                self._fail_fast(pool)
+                raise
+        _raise_first_failure(futures)
+
+    def run_concurrently(
+        self, count: int, fetch: Callable[[int], bytes], ordered: _OrderedMD5 | None
+    ) -> None:
+        """Fetch and upload parts 1..count in the pool, started in part order."""
+        with ThreadPoolExecutor(self.plan.parts_in_flight, "part-copy") as pool:
+            futures: list[Future[None]] = []
+            try:
+                for number in range(1, count + 1):
+                    self._acquire_permit()
+                    futures.append(pool.submit(self._fetch_and_upload, number, fetch, ordered))
+            except BaseException:
+                self._fail_fast(pool)
+                raise
+        _raise_first_failure(futures)
+
+    def _fetch_and_upload(
+        self, number: int, fetch: Callable[[int], bytes], ordered: _OrderedMD5 | None
+    ) -> None:
+        if self._failure is not None:
+            self._permits.release()
+            return  # another part failed: spend no more work on this copy
+        try:
+            data = fetch(number)
+        except BaseException as error:
+            self._record_failure(error)
+            self._permits.release()
+            raise
+        self._upload(number, data, ordered)
+
+    def _upload(self, number: int, data: bytes, ordered: _OrderedMD5 | None) -> None:
+        released = False
+        try:
+            if self._failure is not None:
+                return  # another part failed: spend no more work on this copy
+            part = self.store.upload_part(self.key, self.upload_id, number, data)
+            with self._failure_lock:
+                self.parts.append(part)
+            if ordered is not None:
+                # The permit of each part hashed now is returned; parts still waiting
+                # for a predecessor keep theirs (their buffers are still alive).
+                hashed = ordered.add(number, data)
+                del data
+                released = True
+                for _ in hashed:
+                    self._permits.release()
+        except BaseException as error:
+            self._record_failure(error)
+            raise
+        finally:
+            if not released:
+                self._permits.release()
+
+    def _record_failure(self, error: BaseException) -> None:
+        with self._failure_lock:
+            self._failure = self._failure or error
+
+    def _fail_fast(self, pool: ThreadPoolExecutor) -> None:
+        # Tell running parts to stop, drop the queued ones, wait for the rest to return.
+        self._record_failure(CopyFailed("aborted", "the copy is being abandoned"))
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def _acquire_permit(self) -> None:
+        while not self._permits.acquire(timeout=_PERMIT_POLL_SECONDS):
+            if self._failure is not None:
+                raise self._failure
+        if self._failure is not None:
+            self._permits.release()
+            raise self._failure
+
+
+def _raise_first_failure(futures: list[Future[None]]) -> None:
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error
