@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from backfill_worker.backfill import SERVICE, backfill_record
+from backfill_worker.backfill import SERVICE, backfill_record, backfiller
 from shared.observability import worker_logger, worker_metrics
 
 logger = worker_logger(SERVICE)
@@ -24,6 +24,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Copy each record's object; failed records come back in ``batchItemFailures``."""
+    backfiller()  # a ConfigError naming the variable fails the invocation: nothing is lost
     return process_partial_response(
         event=event, record_handler=backfill_record, processor=processor, context=context
     )
