@@ -7,10 +7,11 @@ GETs (the first part comes from the response already open), which is what makes 
 across a slow, long path fast.
 
 Memory bound: at most ``parts_in_flight`` part buffers exist at once, each of
-``part_bytes`` (64 MiB with the defaults), plus one 1 MiB socket read per connection. A
-semaphore with ``parts_in_flight`` permits enforces it: a permit is taken before a part
-is read and returned only when that part is uploaded and, when an MD5 is checked,
-hashed in order (a part that finished early waits, holding its permit).
+``part_bytes`` (8 × 8 MiB = 64 MiB with the defaults), plus one 1 MiB socket read per
+connection. A buffer pool with ``parts_in_flight`` slots enforces it: a buffer is taken
+before a part is read and given back only when that part is uploaded and, when an MD5 is
+checked, hashed in order (a part that finished early waits, holding its buffer). The
+buffers are reused from part to part, so the heap does not grow with the object.
 
 Nothing becomes visible unless every byte arrived and checked out: the upload is
 completed (``IfNoneMatch='*'``) only after the length and the MD5 (when the origin gave
@@ -24,6 +25,7 @@ import binascii
 import hashlib
 import itertools
 import math
+import queue
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -216,19 +218,23 @@ class _Copier:
         digest = hashlib.md5() if self.expected_md5 is not None else None
         received = 0
 
-        def next_part(number: int) -> bytes | None:
+        def next_part(number: int, buffer: memoryview) -> int:
             nonlocal received
-            data = first if number == 1 and first else response.read(part_bytes)
-            if not data:
-                return None
-            received += len(data)
+            if number == 1 and first:
+                buffer[: len(first)] = first
+                filled = len(first) + response.readinto(buffer[len(first) :])
+            else:
+                filled = response.readinto(buffer)
+            received += filled
             if received > self.plan.max_object_bytes:
                 raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
             if digest is not None:
-                digest.update(data)
-            return data
+                digest.update(buffer[:filled])
+            return filled
 
-        with _MultipartUpload(self.store, self.key, self.attributes, self.plan) as upload:
+        with _MultipartUpload(
+            self.store, self.key, self.attributes, self.plan, part_bytes
+        ) as upload:
             upload.run_in_order(next_part)
             if length is not None and received != length:
                 raise CopyFailed("length", f"received {received} of {length} bytes")
@@ -244,16 +250,21 @@ class _Copier:
         validators = validators_of(response, length)
         ordered = _OrderedMD5() if self.expected_md5 is not None else None
 
-        def fetch(number: int) -> bytes:
+        def fetch(number: int, buffer: memoryview) -> int:
             start = (number - 1) * part_bytes
-            end = min(start + part_bytes, length)
+            size = min(part_bytes, length - start)
             if number == 1:
-                data = read_exactly(response, end)
+                filled = response.readinto(buffer[:size])
                 response.close()  # the rest of this body comes by ranges
-                return data
-            return self.origin.get_range(response.url, start, end, validators)
+                if filled != size:
+                    raise CopyFailed("length", f"body ended after {filled} of {size} bytes")
+            else:
+                self.origin.get_range_into(response.url, start, validators, buffer[:size])
+            return size
 
-        with _MultipartUpload(self.store, self.key, self.attributes, self.plan) as upload:
+        with _MultipartUpload(
+            self.store, self.key, self.attributes, self.plan, part_bytes
+        ) as upload:
             upload.run_concurrently(count, fetch, ordered)
             if ordered is not None:
                 self._check_md5(ordered.hexdigest())
@@ -273,21 +284,22 @@ def _part_size(length: int | None, plan: CopyPlan) -> int:
 
 class _OrderedMD5:
     """MD5 of parts that arrive out of order: each part is hashed once all parts before
-    it are; ``add`` returns the part numbers hashed by this call (their buffers can go)."""
+    it are; ``add`` returns the buffers hashed by this call (they can be reused)."""
 
     def __init__(self) -> None:
         self._md5 = hashlib.md5()
         self._next = 1
-        self._waiting: dict[int, bytes] = {}
+        self._waiting: dict[int, bytearray] = {}
         self._lock = threading.Lock()
 
-    def add(self, number: int, data: bytes) -> list[int]:
+    def add(self, number: int, data: bytearray) -> list[bytearray]:
         with self._lock:
             self._waiting[number] = data
             hashed = []
             while self._next in self._waiting:
-                self._md5.update(self._waiting.pop(self._next))
-                hashed.append(self._next)
+                buffer = self._waiting.pop(self._next)
+                self._md5.update(buffer)
+                hashed.append(buffer)
                 self._next += 1
             return hashed
 
@@ -298,11 +310,46 @@ class _OrderedMD5:
             return self._md5.hexdigest()
 
 
+class _BufferPool:
+    """At most ``count`` part buffers of ``size`` bytes, made on demand and reused.
+
+    This is the copy's memory bound (see the module docstring). Reusing buffers rather
+    than allocating 8 MiB per part keeps the heap from growing with the object size."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.size = size
+        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._slots = threading.Semaphore(count)
+
+    def take(self, timeout: float) -> bytearray | None:
+        """A buffer of ``size`` bytes, or None when none came free within ``timeout``."""
+        if not self._slots.acquire(timeout=timeout):
+            return None
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        """Return a buffer; one cut short for a last part is dropped (its slot comes back)."""
+        if len(buffer) == self.size:
+            self._free.put(buffer)
+        self._slots.release()
+
+
+PartReader = Callable[[int, memoryview], int]
+
+
 class _MultipartUpload:
-    """An open multipart upload: aborted on any failure, parts bounded by permits."""
+    """An open multipart upload: aborted on any failure, part buffers from a bounded pool."""
 
     def __init__(
-        self, store: ObjectStore, key: str, attributes: ObjectAttributes, plan: CopyPlan
+        self,
+        store: ObjectStore,
+        key: str,
+        attributes: ObjectAttributes,
+        plan: CopyPlan,
+        part_bytes: int,
     ) -> None:
         self.store = store
         self.key = key
@@ -310,10 +357,9 @@ class _MultipartUpload:
         self.plan = plan
         self.upload_id = ""
         self.parts: list[UploadedPart] = []
-        # The memory bound: one permit per part buffer alive (see the module docstring).
-        self._permits = threading.Semaphore(plan.parts_in_flight)
+        self._pool = _BufferPool(plan.parts_in_flight, part_bytes)
         self._failure: BaseException | None = None
-        self._failure_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _MultipartUpload:
         self.upload_id = self.store.start_multipart(self.key, self.attributes)
@@ -334,81 +380,88 @@ class _MultipartUpload:
             self.store.abort(self.key, self.upload_id)  # 412 leaves the upload open
         return created
 
-    def run_in_order(self, next_part: Callable[[int], bytes | None]) -> None:
-        """Read parts with ``next_part(n)`` in this thread, upload them in the pool."""
+    def run_in_order(self, read_part: PartReader) -> None:
+        """Read parts with ``read_part(n, buffer)`` in this thread, upload them in the pool;
+        a part shorter than the buffer is the last one."""
         with ThreadPoolExecutor(self.plan.parts_in_flight, "part-upload") as pool:
             futures: list[Future[None]] = []
             try:
                 for number in itertools.count(1):
-                    self._acquire_permit()
+                    buffer = self._take_buffer()
                     try:
-                        data = next_part(number)
+                        filled = read_part(number, memoryview(buffer))
                     except BaseException:
-                        self._permits.release()
+                        self._pool.give(buffer)
                         raise
-                    if data is None:
-                        self._permits.release()
+                    if filled == 0 and number > 1:
+                        self._pool.give(buffer)
                         break
-                    futures.append(pool.submit(self._upload, number, data, None))
+                    futures.append(pool.submit(self._upload, number, buffer, filled, None))
+                    if filled < len(buffer):
+                        break
             except BaseException:
                 self._fail_fast(pool)
                 raise
         _raise_first_failure(futures)
 
-    def run_concurrently(
-        self, count: int, fetch: Callable[[int], bytes], ordered: _OrderedMD5 | None
-    ) -> None:
+    def run_concurrently(self, count: int, fetch: PartReader, ordered: _OrderedMD5 | None) -> None:
         """Fetch and upload parts 1..count in the pool, started in part order."""
         with ThreadPoolExecutor(self.plan.parts_in_flight, "part-copy") as pool:
             futures: list[Future[None]] = []
             try:
                 for number in range(1, count + 1):
-                    self._acquire_permit()
-                    futures.append(pool.submit(self._fetch_and_upload, number, fetch, ordered))
+                    buffer = self._take_buffer()
+                    futures.append(
+                        pool.submit(self._fetch_and_upload, number, buffer, fetch, ordered)
+                    )
             except BaseException:
                 self._fail_fast(pool)
                 raise
         _raise_first_failure(futures)
 
     def _fetch_and_upload(
-        self, number: int, fetch: Callable[[int], bytes], ordered: _OrderedMD5 | None
+        self, number: int, buffer: bytearray, fetch: PartReader, ordered: _OrderedMD5 | None
     ) -> None:
         if self._failure is not None:
-            self._permits.release()
+            self._pool.give(buffer)
             return  # another part failed: spend no more work on this copy
         try:
-            data = fetch(number)
+            filled = fetch(number, memoryview(buffer))
         except BaseException as error:
             self._record_failure(error)
-            self._permits.release()
+            self._pool.give(buffer)
             raise
-        self._upload(number, data, ordered)
+        self._upload(number, buffer, filled, ordered)
 
-    def _upload(self, number: int, data: bytes, ordered: _OrderedMD5 | None) -> None:
-        released = False
+    def _upload(
+        self, number: int, buffer: bytearray, filled: int, ordered: _OrderedMD5 | None
+    ) -> None:
+        if filled < len(buffer):
+            # The last part: cut the buffer to its length in place (S3 takes bytearray,
+            # not memoryview); the pool drops it afterwards.
+            del buffer[filled:]
+        handed_over = False
         try:
             if self._failure is not None:
                 return  # another part failed: spend no more work on this copy
-            part = self.store.upload_part(self.key, self.upload_id, number, data)
-            with self._failure_lock:
+            part = self.store.upload_part(self.key, self.upload_id, number, buffer)
+            with self._lock:
                 self.parts.append(part)
             if ordered is not None:
-                # The permit of each part hashed now is returned; parts still waiting
-                # for a predecessor keep theirs (their buffers are still alive).
-                hashed = ordered.add(number, data)
-                del data
-                released = True
-                for _ in hashed:
-                    self._permits.release()
+                # Buffers hashed now go back to the pool; a part still waiting for a
+                # predecessor keeps its buffer (and so its share of the bound).
+                handed_over = True
+                for hashed in ordered.add(number, buffer):
+                    self._pool.give(hashed)
         except BaseException as error:
             self._record_failure(error)
             raise
         finally:
-            if not released:
-                self._permits.release()
+            if not handed_over:
+                self._pool.give(buffer)
 
     def _record_failure(self, error: BaseException) -> None:
-        with self._failure_lock:
+        with self._lock:
             self._failure = self._failure or error
 
     def _fail_fast(self, pool: ThreadPoolExecutor) -> None:
@@ -416,13 +469,15 @@ class _MultipartUpload:
         self._record_failure(CopyFailed("aborted", "the copy is being abandoned"))
         pool.shutdown(wait=True, cancel_futures=True)
 
-    def _acquire_permit(self) -> None:
-        while not self._permits.acquire(timeout=_PERMIT_POLL_SECONDS):
+    def _take_buffer(self) -> bytearray:
+        while True:
+            buffer = self._pool.take(timeout=_PERMIT_POLL_SECONDS)
             if self._failure is not None:
+                if buffer is not None:
+                    self._pool.give(buffer)
                 raise self._failure
-        if self._failure is not None:
-            self._permits.release()
-            raise self._failure
+            if buffer is not None:
+                return buffer
 
 
 def _raise_first_failure(futures: list[Future[None]]) -> None:

@@ -84,7 +84,7 @@ class StoredLease:
     etag: str
 
 
-def crc32_base64(data: bytes | memoryview) -> str:
+def crc32_base64(data: bytes | bytearray | memoryview) -> str:
     """The CRC32 additional checksum S3 expects: big-endian, base64."""
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
@@ -110,7 +110,9 @@ class ObjectStore:
             raise StoreError(f"HeadObject {key!r}: {error}") from error
         return True
 
-    def put_if_absent(self, key: str, data: bytes, attributes: ObjectAttributes) -> bool:
+    def put_if_absent(
+        self, key: str, data: bytes | bytearray, attributes: ObjectAttributes
+    ) -> bool:
         """Create ``key`` with ``data`` unless it exists; False when it already existed."""
         try:
             self.s3.put_object(
@@ -142,7 +144,9 @@ class ObjectStore:
             raise StoreError(f"CreateMultipartUpload {key!r}: {_describe(error)}") from error
         return str(response["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadedPart:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray
+    ) -> UploadedPart:
         """Upload part ``number`` (1-based) with its CRC32, checked by S3 on arrival."""
         checksum = crc32_base64(data)
         try:

@@ -68,6 +68,24 @@ class OriginResponse:
         """Up to ``amount`` raw bytes (fewer only at the end of the body)."""
         return _read(self._response, amount, self)
 
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with raw body bytes; fewer than its size only at the end."""
+        filled = 0
+        try:
+            while filled < len(buffer):
+                chunk = self._response.raw.read(
+                    min(READ_CHUNK, len(buffer) - filled), decode_content=False
+                )
+                if not chunk:
+                    break
+                buffer[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+            raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
+        finally:
+            self.received += filled
+        return filled
+
     def close(self) -> None:
         """Give the connection back (or drop it when the body is unread)."""
         self._response.close()
@@ -139,9 +157,33 @@ class OriginClient:
             return OriginResponse(response)
         raise OriginError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
 
+    def get_range_into(
+        self, url: str, start: int, expected: Validators, buffer: memoryview
+    ) -> None:
+        """Fill ``buffer`` with bytes ``[start, start + len(buffer))`` of ``url`` (an own
+        URL from ``get``) by a ranged GET that must answer 206 with exactly that range of
+        the same object version."""
+        end = start + len(buffer)
+        response = self._ranged(url, start, end, expected)
+        try:
+            origin_response = OriginResponse(response)
+            filled = origin_response.readinto(buffer)
+            if filled != len(buffer):
+                raise OriginError(
+                    f"range {start}-{end - 1} ended after {filled} bytes", permanent=False
+                )
+        finally:
+            response.close()
+
     def get_range(self, url: str, start: int, end: int, expected: Validators) -> bytes:
-        """Bytes ``[start, end)`` of ``url`` (an own URL from ``get``) by a ranged GET that
-        must answer 206 with exactly that range of the same object version."""
+        """Bytes ``[start, end)`` of ``url``, as ``get_range_into`` (for small ranges)."""
+        buffer = bytearray(end - start)
+        self.get_range_into(url, start, expected, memoryview(buffer))
+        return bytes(buffer)
+
+    def _ranged(
+        self, url: str, start: int, end: int, expected: Validators
+    ) -> requests.Response:
         if not self.is_own(url):
             raise OriginError(f"ranged GET to a foreign host refused: {url[:200]}", permanent=True)
         response = self._request(url, {"Range": f"bytes={start}-{end - 1}"})
@@ -155,9 +197,10 @@ class OriginClient:
                     )
                 raise _status_error(response.status_code)
             _check_range(response, start, end, expected)
-            return read_exactly(OriginResponse(response), end - start)
-        finally:
+        except BaseException:
             response.close()
+            raise
+        return response
 
     def _request(self, url: str, extra: dict[str, str]) -> requests.Response:
         headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT, **extra}

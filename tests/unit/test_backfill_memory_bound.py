@@ -43,6 +43,11 @@ class FakeResponse:
         self.received += len(piece)
         return piece
 
+    def readinto(self, buffer: memoryview) -> int:
+        piece = self.read(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
     def close(self) -> None:
         pass
 
@@ -60,13 +65,13 @@ class FakeOrigin:
     def get(self, url: str) -> FakeResponse:
         return FakeResponse(self.data, self.ranges)
 
-    def get_range(self, url: str, start: int, end: int, expected: Any) -> bytes:
+    def get_range_into(self, url: str, start: int, expected: Any, buffer: memoryview) -> None:
         number = start // PART + 1
         with self.lock:
             self.fetched.append(number)
         if number == self.fail_part:
             raise OriginError("reset", permanent=False)
-        return self.data[start:end]
+        buffer[:] = self.data[start : start + len(buffer)]
 
 
 class FakeStore:
@@ -81,7 +86,7 @@ class FakeStore:
     def start_multipart(self, key: str, attributes: ObjectAttributes) -> str:
         return "upload-1"
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> UploadedPart:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytearray) -> UploadedPart:
         if number == 1:
             assert self.release_part_one.wait(10)
         self.parts[number] = bytes(data)

@@ -104,12 +104,15 @@ def test_unusable_headers_are_dropped_and_named() -> None:
 
 
 def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:
-    parts = {1: b"alpha", 2: b"beta", 3: b"gamma", 4: b"delta"}
+    parts = {
+        n: bytearray(text) for n, text in enumerate([b"alpha", b"beta", b"gamma", b"delta"], 1)
+    }
     digest = _OrderedMD5()
     assert digest.add(3, parts[3]) == []
     assert digest.add(2, parts[2]) == []
-    assert digest.add(1, parts[1]) == [1, 2, 3]
-    assert digest.add(4, parts[4]) == [4]
+    # The buffers handed back are those hashed by this call, in order
+    assert digest.add(1, parts[1]) == [parts[1], parts[2], parts[3]]
+    assert digest.add(4, parts[4]) == [parts[4]]
     assert digest.hexdigest() == hashlib.md5(b"alphabetagammadelta").hexdigest()
 
 
