@@ -186,6 +186,8 @@ class Fault:
     ``short_by``: declare the full Content-Length, send this many bytes fewer, then close.
     ``length_delta``: declare Content-Length = real length + delta, send the real bytes, close.
     ``no_ranges``: no ``Accept-Ranges``, ``Range`` ignored (always 200 with the whole body).
+    ``chunked``: ``Transfer-Encoding: chunked`` and no Content-Length (length unknown upfront);
+      with ``reset_after``/``short_by`` the chunked stream ends without its last chunk.
     ``gzip``: ``"always"`` serves the gzip-compressed bytes with ``Content-Encoding: gzip``;
       ``"negotiate"`` does so only when the request's Accept-Encoding allows gzip.
     ``redirect``: answer ``redirect_status`` with this Location (a path on this origin, or an
@@ -199,6 +201,7 @@ class Fault:
     short_by: int | None = None
     length_delta: int | None = None
     no_ranges: bool = False
+    chunked: bool = False
     gzip: str | None = None
     redirect: str | None = None
     redirect_status: int = 302
@@ -644,11 +647,14 @@ class _OriginHandler(BaseHTTPRequestHandler):
     ) -> None:
         length = end - start
         declared = length + (fault.length_delta if fault and fault.length_delta else 0)
+        chunked = bool(fault and fault.chunked) and status in (200, 206)
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() != "content-length":
                 self.send_header(name, value)
-        if status != 304:
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif status != 304:
             self.send_header("Content-Length", str(max(declared, 0)))
         self.end_headers()
         kind = "head" if head else {200: "full", 206: "ranged"}.get(status, "other")
@@ -662,16 +668,21 @@ class _OriginHandler(BaseHTTPRequestHandler):
             limit = min(limit, fault.reset_after)
         if fault and fault.short_by is not None:
             limit = max(0, length - fault.short_by)
-        sent = self._write_body(seen.path, body, start, start + limit, fault)
+        sent = self._write_body(seen.path, body, start, start + limit, fault, chunked)
         if fault and fault.reset_after is not None and sent >= limit and limit < length:
             self._reset_connection()
-        elif sent < declared or (fault and fault.length_delta):
+        elif chunked and sent == length:
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"0\r\n\r\n")
+        elif chunked or sent < declared or (fault and fault.length_delta):
             # The client waits for bytes that never come: closing ends its read early.
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_WR)
 
-    def _write_body(self, path: str, body: _Body, start: int, end: int, fault: Fault | None) -> int:
+    def _write_body(
+        self, path: str, body: _Body, start: int, end: int, fault: Fault | None, chunked: bool
+    ) -> int:
         pacer = _Pacer(fault.bandwidth if fault and fault.bandwidth else self.origin.bandwidth)
         step = pacer.chunk_size()
         sent = 0
@@ -680,7 +691,10 @@ class _OriginHandler(BaseHTTPRequestHandler):
                 for piece in body.chunks(offset, min(offset + CHUNK, end)):
                     for cut in range(0, len(piece), step):
                         part = piece[cut : cut + step]
-                        self.wfile.write(part)
+                        if chunked:
+                            self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                        else:
+                            self.wfile.write(part)
                         sent += len(part)
                         pacer.wait(len(part))
         except OSError:

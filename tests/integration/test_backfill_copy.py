@@ -454,3 +454,62 @@ def test_md5_of_ranged_copy_is_checked(bucket: Any, origin: LabOrigin) -> None:
     with pytest.raises(TransientFailure, match="md5"):
         make_backfiller(bucket, origin).backfill(message("/lie.bin"), FakeLambdaContext())
     assert keys(bucket) == []
+
+
+# ---------------------------------------------------------------- unknown length, edges
+
+
+@pytest.mark.parametrize(("size", "mode"), [(300_000, "single"), (12 * MIB + 5, "streamed")])
+def test_chunked_body_of_unknown_length_is_copied(
+    bucket: Any, origin: LabOrigin, size: int, mode: str
+) -> None:
+    origin.put_generated("/chunked.bin", size, seed=5)
+    origin.fault("/chunked.bin", chunked=True)
+    outcome = make_backfiller(bucket, origin).backfill(message("/chunked.bin"), FakeLambdaContext())
+    assert (outcome.status, outcome.size) == ("copied", size)
+    assert sha256(stored(bucket, "chunked.bin")) == origin.sha256("/chunked.bin")
+    assert origin.counts("/chunked.bin").body_gets == 1
+
+
+def test_chunked_body_growing_past_the_limit_is_abandoned(bucket: Any, origin: LabOrigin) -> None:
+    # Given a body with no declared length that turns out larger than the limit
+    origin.put_generated("/endless.bin", 16 * MIB)
+    origin.fault("/endless.bin", chunked=True)
+    worker = make_backfiller(bucket, origin, EDGEFILL_MAX_OBJECT_BYTES=str(7 * MIB))
+    outcome = worker.backfill(message("/endless.bin"), FakeLambdaContext())
+    # Then it is skipped as oversize once the limit is crossed, and the upload is aborted
+    assert (outcome.status, outcome.reason) == ("skipped", "oversize")
+    assert keys(bucket) == []
+
+
+def test_truncated_chunked_body_is_transient(bucket: Any, origin: LabOrigin) -> None:
+    origin.put_generated("/tc.bin", 12 * MIB)
+    origin.fault("/tc.bin", chunked=True, reset_after=6 * MIB)
+    with pytest.raises(TransientFailure):
+        make_backfiller(bucket, origin).backfill(message("/tc.bin"), FakeLambdaContext())
+    assert keys(bucket) == []
+
+
+def test_origin_timeout_is_transient(bucket: Any, origin: LabOrigin) -> None:
+    from shared.origin import OriginClient
+
+    origin.put("/stall.txt", b"late")
+    origin.fault("/stall.txt", latency=1.0)
+    worker = make_backfiller(bucket, origin)
+    worker.origin = OriginClient(origin.url, read_timeout=0.2)
+    with pytest.raises(TransientFailure, match="origin"):
+        worker.backfill(message("/stall.txt"), FakeLambdaContext())
+    assert keys(bucket) == []
+
+
+def test_redirect_loop_is_permanent(bucket: Any, origin: LabOrigin) -> None:
+    origin.fault("/loop", redirect="/loop")
+    outcome = make_backfiller(bucket, origin).backfill(message("/loop"))
+    assert (outcome.status, outcome.reason) == ("skipped", "origin")
+    assert origin.counts("/loop").other == 6  # the first request and five redirects
+
+
+def test_empty_object_is_copied(bucket: Any, origin: LabOrigin) -> None:
+    origin.put("/empty.txt", b"")
+    assert make_backfiller(bucket, origin).backfill(message("/empty.txt")).status == "copied"
+    assert stored(bucket, "empty.txt") == b""
