@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
-from backfill_worker.lease import SingleFlight
+from backfill_worker.lease import Lease, SingleFlight
 from shared import aws
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
@@ -193,7 +193,7 @@ class Backfiller:
             self._count("Skipped", "appeared")
         return result
 
-    def _release(self, flight: SingleFlight, lease: Any) -> None:
+    def _release(self, flight: SingleFlight, lease: Lease) -> None:
         try:
             if not flight.release(lease):
                 self.logger.warning(
