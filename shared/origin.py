@@ -175,15 +175,7 @@ class OriginClient:
         finally:
             response.close()
 
-    def get_range(self, url: str, start: int, end: int, expected: Validators) -> bytes:
-        """Bytes ``[start, end)`` of ``url``, as ``get_range_into`` (for small ranges)."""
-        buffer = bytearray(end - start)
-        self.get_range_into(url, start, expected, memoryview(buffer))
-        return bytes(buffer)
-
-    def _ranged(
-        self, url: str, start: int, end: int, expected: Validators
-    ) -> requests.Response:
+    def _ranged(self, url: str, start: int, end: int, expected: Validators) -> requests.Response:
         if not self.is_own(url):
             raise OriginError(f"ranged GET to a foreign host refused: {url[:200]}", permanent=True)
         response = self._request(url, {"Range": f"bytes={start}-{end - 1}"})

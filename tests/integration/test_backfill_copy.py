@@ -513,3 +513,15 @@ def test_empty_object_is_copied(bucket: Any, origin: LabOrigin) -> None:
     origin.put("/empty.txt", b"")
     assert make_backfiller(bucket, origin).backfill(message("/empty.txt")).status == "copied"
     assert stored(bucket, "empty.txt") == b""
+
+
+def test_unsendable_prewarm_does_not_fail_the_copied_record(
+    bucket: Any, origin: LabOrigin, sqs: Any, moto: str
+) -> None:
+    # Given a prewarm queue URL that names no queue
+    origin.put("/p.txt", b"p")
+    missing = f"{moto}/123456789012/no-such-queue"
+    worker = make_backfiller(bucket, origin, sqs, EDGEFILL_PREWARM_QUEUE_URL=missing)
+    # Then the copy still succeeds: a retry would find the object and never prewarm it
+    assert worker.backfill(message("/p.txt"), FakeLambdaContext()).status == "copied"
+    assert stored(bucket, "p.txt") == b"p"
