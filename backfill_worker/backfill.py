@@ -10,6 +10,7 @@ multipart upload is aborted and the lease released.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -37,6 +38,16 @@ from shared.queues import region_from_queue_url, send_messages
 SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
 DEFAULT_LEASE_SECONDS: Final = 900.0
+# Bad input is an error someone must look at; a key already there or being copied is the
+# normal case of a hot miss; anything else (unsafe, oversize, origin 4xx) is a warning.
+_SKIP_LOG_LEVEL: Final = {
+    "bad_message": logging.ERROR,
+    "bad_key": logging.ERROR,
+    "exists": logging.INFO,
+    "leased": logging.INFO,
+    "appeared": logging.INFO,
+    "filtered": logging.INFO,
+}
 
 
 class InvocationContext(Protocol):
@@ -94,13 +105,16 @@ class Backfiller:
 
     def backfill(self, body: str, context: InvocationContext | None = None) -> Outcome:
         """Process one message body; raises ``TransientFailure`` when it must be retried."""
+        self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=1)
         try:
             message, key = self._accept(body)
             return self._backfill_key(message, key, context)
         except _Skip as skip:
-            self.logger.warning(
-                "backfill skipped", extra={"reason": skip.reason, "detail": skip.detail}
+            level = _SKIP_LOG_LEVEL.get(skip.reason, logging.WARNING)
+            log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
+                level, self.logger.warning
             )
+            log("backfill skipped", extra={"reason": skip.reason, "detail": skip.detail})
             self._count("Skipped", skip.reason)
             return Outcome("skipped", skip.reason)
         except TransientFailure as failure:
