@@ -103,13 +103,14 @@ def copy_object(
             data = read_exactly(response, length)
             return copier.single(data, dropped)
         if length is None:
-            first = response.read(plan.part_bytes)
-            if len(first) < plan.part_bytes:  # the whole body fit in one part
-                return copier.single(first, dropped)
-            return copier.streamed(response, first, None, dropped)
+            # The list lets ``streamed`` drop this part once it sits in a pool buffer.
+            head = [response.read(plan.part_bytes)]
+            if len(head[0]) < plan.part_bytes:  # the whole body fit in one part
+                return copier.single(head.pop(), dropped)
+            return copier.streamed(response, head, None, dropped)
         if response.accepts_ranges:
             return copier.ranged(response, length, dropped)
-        return copier.streamed(response, b"", length, dropped)
+        return copier.streamed(response, [], length, dropped)
     finally:
         response.close()
 
@@ -209,20 +210,23 @@ class _Copier:
     def streamed(
         self,
         response: OriginResponse,
-        first: bytes,
+        head: list[bytes],
         length: int | None,
         dropped: tuple[str, ...],
     ) -> CopyResult:
-        """Parts read one after another from the open response, uploaded concurrently."""
+        """Parts read one after another from the open response, uploaded concurrently;
+        ``head`` holds the first bytes already read, if any."""
         part_bytes = _part_size(length, self.plan)
         digest = hashlib.md5() if self.expected_md5 is not None else None
         received = 0
 
         def next_part(number: int, buffer: memoryview) -> int:
             nonlocal received
-            if number == 1 and first:
+            if head:
+                first = head.pop()
                 buffer[: len(first)] = first
                 filled = len(first) + response.readinto(buffer[len(first) :])
+                del first
             else:
                 filled = response.readinto(buffer)
             received += filled
@@ -389,7 +393,9 @@ class _MultipartUpload:
                 for number in itertools.count(1):
                     buffer = self._take_buffer()
                     try:
-                        filled = read_part(number, memoryview(buffer))
+                        # Released before the upload: a last part is cut to size in place.
+                        with memoryview(buffer) as view:
+                            filled = read_part(number, view)
                     except BaseException:
                         self._pool.give(buffer)
                         raise
@@ -426,7 +432,8 @@ class _MultipartUpload:
             self._pool.give(buffer)
             return  # another part failed: spend no more work on this copy
         try:
-            filled = fetch(number, memoryview(buffer))
+            with memoryview(buffer) as view:
+                filled = fetch(number, view)
         except BaseException as error:
             self._record_failure(error)
             self._pool.give(buffer)
