@@ -20,6 +20,7 @@ generator; a generated or file-backed object of hundreds of MiB is never held wh
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip as gzip_module
 import hashlib
 import mimetypes
@@ -96,19 +97,18 @@ class _FileBody(_Body):
                 yield piece
 
 
+@functools.lru_cache(maxsize=64)
+def _random_block(seed: int) -> bytes:
+    return random.Random(seed).randbytes(_BLOCK_SIZE)
+
+
 class _GeneratedBody(_Body):
     """Deterministic pseudo-random content of any size, produced on the fly."""
-
-    _blocks: dict[int, bytes] = {}
-    _lock = threading.Lock()
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = size
         self.seed = seed
-        with self._lock:
-            if seed not in self._blocks:
-                self._blocks[seed] = random.Random(seed).randbytes(_BLOCK_SIZE)
-        self._block = self._blocks[seed]
+        self._block = _random_block(seed)
 
     def _chunk_at(self, index: int) -> bytes:
         # Chunk ``index`` covers [index*CHUNK, (index+1)*CHUNK); its first 16 bytes name it.
@@ -267,7 +267,7 @@ class LabOrigin:
         self.latency = latency  # seconds before every response
         self._objects: dict[str, _Object] = {}
         self._faults: dict[str, Fault] = {}
-        self._counts: dict[str, PathCounts] = {}
+        self._counts: dict[str, _PathStats] = {}
         self._lock = threading.Lock()
         self._server: TLSThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -474,12 +474,13 @@ class LabOrigin:
     def counts(self, path: str) -> PathCounts:
         """Counters and requests seen for decoded ``path``."""
         with self._lock:
-            return self._counts.get(path, PathCounts())
+            stats = self._counts.get(path)
+            return stats.snapshot() if stats else PathCounts()
 
     def all_requests(self) -> list[RequestSeen]:
         """Every request seen since the last ``reset_counts``, all paths."""
         with self._lock:
-            seen = [r for counts in self._counts.values() for r in counts.requests]
+            seen = [r for stats in self._counts.values() for r in stats.requests]
         return seen
 
     def reset_counts(self) -> None:
@@ -487,23 +488,32 @@ class LabOrigin:
         with self._lock:
             self._counts.clear()
 
-    def _record(self, seen: RequestSeen, kind: str, body_bytes: int) -> None:
+    def _record(self, seen: RequestSeen, kind: str) -> None:
         with self._lock:
-            old = self._counts.get(seen.path, PathCounts())
-            self._counts[seen.path] = replace(
-                old,
-                full_gets=old.full_gets + (kind == "full"),
-                ranged_gets=old.ranged_gets + (kind == "ranged"),
-                heads=old.heads + (kind == "head"),
-                other=old.other + (kind == "other"),
-                bytes_sent=old.bytes_sent + body_bytes,
-                requests=(*old.requests, seen),
-            )
+            stats = self._counts.setdefault(seen.path, _PathStats())
+            stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
+            stats.requests.append(seen)
 
     def _add_bytes(self, path: str, count: int) -> None:
         with self._lock:
-            old = self._counts.get(path, PathCounts())
-            self._counts[path] = replace(old, bytes_sent=old.bytes_sent + count)
+            self._counts.setdefault(path, _PathStats()).bytes_sent += count
+
+
+@dataclass
+class _PathStats:
+    kinds: dict[str, int] = field(default_factory=dict)
+    bytes_sent: int = 0
+    requests: list[RequestSeen] = field(default_factory=list)
+
+    def snapshot(self) -> PathCounts:
+        return PathCounts(
+            full_gets=self.kinds.get("full", 0),
+            ranged_gets=self.kinds.get("ranged", 0),
+            heads=self.kinds.get("head", 0),
+            other=self.kinds.get("other", 0),
+            bytes_sent=self.bytes_sent,
+            requests=tuple(self.requests),
+        )
 
 
 def _etag_of(obj: _Object) -> str | None:
@@ -660,7 +670,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         kind = "head" if head else {200: "full", 206: "ranged"}.get(status, "other")
         if head and status not in (200, 206):
             kind = "other"
-        self.origin._record(seen.finish(status), kind, 0)
+        self.origin._record(seen.finish(status), kind)
         if head or body is None:
             return
         limit = length
