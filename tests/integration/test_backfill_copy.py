@@ -525,3 +525,36 @@ def test_unsendable_prewarm_does_not_fail_the_copied_record(
     # Then the copy still succeeds: a retry would find the object and never prewarm it
     assert worker.backfill(message("/p.txt"), FakeLambdaContext()).status == "copied"
     assert stored(bucket, "p.txt") == b"p"
+
+
+def test_every_part_carries_the_crc32_of_its_bytes(
+    bucket: Any, origin: LabOrigin, moto: str
+) -> None:
+    # moto stores but does not verify additional checksums, so the requests are inspected
+    # on their way out: S3 verifies exactly this header against the bytes received.
+    import boto3
+
+    from shared.object_store import crc32_base64
+
+    seen: list[tuple[str, str | None, str]] = []
+
+    def inspect(request: Any, **_: Any) -> None:
+        if request.method == "PUT" and "/_edgefill/" not in request.url:
+            body = request.body
+            if hasattr(body, "getvalue"):  # botocore wraps a bytes body in BytesIO
+                body = body.getvalue()
+            header = request.headers.get("x-amz-checksum-crc32")
+            text = header.decode() if isinstance(header, bytes) else header
+            seen.append((request.url, text, crc32_base64(body)))
+
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=moto)
+    client.meta.events.register("before-send.s3.PutObject", inspect)
+    client.meta.events.register("before-send.s3.UploadPart", inspect)
+    origin.put_generated("/parts.bin", 11 * MIB + 1)
+    origin.put("/one.txt", b"single")
+    worker = make_backfiller(client, origin)
+    worker.backfill(message("/parts.bin"), FakeLambdaContext())
+    worker.backfill(message("/one.txt"), FakeLambdaContext())
+    assert len(seen) == 4  # three parts and one single PUT
+    for _url, header, actual in seen:
+        assert isinstance(header, str) and header == actual
