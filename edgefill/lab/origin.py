@@ -269,6 +269,8 @@ class LabOrigin:
         self._faults: dict[str, Fault] = {}
         self._counts: dict[str, _PathStats] = {}
         self._lock = threading.Lock()
+        self._arrived: dict[str, int] = {}  # requests received per path, before any latency
+        self._arrival = threading.Condition(self._lock)
         self._server: TLSThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -483,10 +485,23 @@ class LabOrigin:
             seen = [r for stats in self._counts.values() for r in stats.requests]
         return seen
 
+    def wait_for_request(self, path: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``count`` requests for ``path`` have arrived (counted on arrival,
+        before latency or faults), so a test can act while a response is still pending."""
+        with self._arrival:
+            if not self._arrival.wait_for(lambda: self._arrived.get(path, 0) >= count, timeout):
+                raise TimeoutError(f"{count} request(s) for {path!r} did not arrive in {timeout}s")
+
+    def _arrive(self, path: str) -> None:
+        with self._arrival:
+            self._arrived[path] = self._arrived.get(path, 0) + 1
+            self._arrival.notify_all()
+
     def reset_counts(self) -> None:
         """Forget every counter and request seen."""
         with self._lock:
             self._counts.clear()
+            self._arrived.clear()
 
     def _record(self, seen: RequestSeen, kind: str) -> None:
         with self._lock:
@@ -573,6 +588,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = unquote(split.path, errors="replace")
         seen = _Seen(self, path, split.query)
+        self.origin._arrive(path)
         fault = self.origin._take_fault(path)
         latency = self.origin.latency + (fault.latency if fault else 0.0)
         if latency:

@@ -363,15 +363,18 @@ def test_object_appearing_during_the_copy_is_kept(
     # Given a slow origin, and another writer that puts the key while the copy runs
     origin.put_generated("/race.bin", size)
     origin.fault("/race.bin", latency=0.5)
-    writer = threading.Timer(
-        0.2, lambda: bucket.put_object(Bucket=BUCKET, Key="race.bin", Body=b"winner")
+    outcomes: list[Any] = []
+    worker = make_backfiller(bucket, origin)
+    copier = threading.Thread(
+        target=lambda: outcomes.append(worker.backfill(message("/race.bin"), FakeLambdaContext()))
     )
-    writer.start()
+    copier.start()
+    origin.wait_for_request("/race.bin")  # both HEAD checks are behind the copy now
+    bucket.put_object(Bucket=BUCKET, Key="race.bin", Body=b"winner")
     # When the copy completes with IfNoneMatch='*'
-    outcome = make_backfiller(bucket, origin).backfill(message("/race.bin"), FakeLambdaContext())
-    writer.join()
+    copier.join()
     # Then the existing object wins and counts as success
-    assert (outcome.status, outcome.reason) == ("skipped", "appeared")
+    assert [(o.status, o.reason) for o in outcomes] == [("skipped", "appeared")]
     assert stored(bucket, "race.bin") == b"winner"
 
 
@@ -427,25 +430,23 @@ def test_expired_or_unreadable_lease_is_taken_over(
 
 
 def test_lease_holds_owner_and_deadline(bucket: Any, origin: LabOrigin) -> None:
-    # Given a copy in progress (slow origin), read its lease from another thread
+    from backfill_worker.lease import lease_key
+
+    # Given a copy in progress (slow origin)
     origin.put("/d.txt", b"d")
     origin.fault("/d.txt", latency=0.5)
     context = FakeLambdaContext(timeout_seconds=120)
-    seen: dict[str, Any] = {}
-
-    def peek() -> None:
-        from backfill_worker.lease import lease_key
-
-        raw = bucket.get_object(Bucket=BUCKET, Key=lease_key("d.txt"))["Body"].read()
-        seen.update(json.loads(raw))
-
-    timer = threading.Timer(0.25, peek)
-    timer.start()
-    make_backfiller(bucket, origin).backfill(message("/d.txt"), context)
-    timer.join()
-    assert seen["owner"] == context.aws_request_id and seen["key"] == "d.txt"
-    # The deadline is the invocation's remaining time plus the margin, not forever
-    assert time.time() + 100 < seen["expiresAt"] < time.time() + 120 + 61
+    worker = make_backfiller(bucket, origin)
+    copier = threading.Thread(target=worker.backfill, args=(message("/d.txt"), context))
+    copier.start()
+    # When its lease is read while the origin request is pending
+    origin.wait_for_request("/d.txt")
+    raw = bucket.get_object(Bucket=BUCKET, Key=lease_key("d.txt"))["Body"].read()
+    copier.join()
+    lease = json.loads(raw)
+    # Then it names the invocation, and lasts its remaining time plus the margin, not forever
+    assert lease["owner"] == context.aws_request_id and lease["key"] == "d.txt"
+    assert time.time() + 100 < lease["expiresAt"] < time.time() + 120 + 61
 
 
 def test_md5_of_ranged_copy_is_checked(bucket: Any, origin: LabOrigin) -> None:
