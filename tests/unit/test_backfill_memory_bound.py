@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -113,7 +114,10 @@ def test_a_slow_first_part_holds_the_window_to_parts_in_flight() -> None:
     )
     copier.start()
     # When the other parts are done and waiting to be hashed after part 1
-    copier.join(timeout=1.0)
+    deadline = time.monotonic() + 10
+    while len(origin.fetched) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # room for a (wrong) fourth fetch to show up
     # Then only parts 1..3 were ever fetched: buffers alive never exceeded 3
     assert copier.is_alive()
     assert sorted(origin.fetched) == [2, 3]  # part 1 came from the open response
