@@ -559,3 +559,23 @@ def test_every_part_carries_the_crc32_of_its_bytes(
     assert len(seen) == 4  # three parts and one single PUT
     for _url, header, actual in seen:
         assert isinstance(header, str) and header == actual
+
+
+def test_https_origin_is_verified_with_the_configured_ca_bundle(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from edgefill.lab.tls import LabCA
+
+    ca = LabCA(tmp_path)
+    with LabOrigin(ssl_context=ca.server_context("127.0.0.1")) as secure:
+        secure.put("/s.txt", b"over tls")
+        # Without the lab CA the certificate is not trusted: a transient failure, no copy
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        with pytest.raises(TransientFailure, match="origin"):
+            make_backfiller(bucket, secure).backfill(message("/s.txt"), FakeLambdaContext())
+        # With it (as in the lab and as with public CAs in production) the copy succeeds
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle_path))
+        worker = make_backfiller(bucket, secure)
+        assert secure.url.startswith("https://")
+        assert worker.backfill(message("/s.txt"), FakeLambdaContext()).status == "copied"
+    assert stored(bucket, "s.txt") == b"over tls"
