@@ -10,8 +10,11 @@ Memory bound: at most ``parts_in_flight`` part buffers exist at once, each of
 ``part_bytes`` (8 × 8 MiB = 64 MiB with the defaults), plus one 1 MiB socket read per
 connection. A buffer pool with ``parts_in_flight`` slots enforces it: a buffer is taken
 before a part is read and given back only when that part is uploaded and, when an MD5 is
-checked, hashed in order (a part that finished early waits, holding its buffer). The
-buffers are reused from part to part, so the heap does not grow with the object.
+checked, hashed (a part that arrived before its predecessors waits, holding its buffer).
+The buffers are reused from part to part, so the heap does not grow with the object.
+
+The MD5 runs in its own thread, in part order, while parts upload: hashing (the one
+inherently serial step) never holds up an upload.
 
 Nothing becomes visible unless every byte arrived and checked out: the upload is
 completed (``IfNoneMatch='*'``) only after the length and the MD5 (when the origin gave
@@ -217,7 +220,6 @@ class _Copier:
         """Parts read one after another from the open response, uploaded concurrently;
         ``head`` holds the first bytes already read, if any."""
         part_bytes = _part_size(length, self.plan)
-        digest = hashlib.md5() if self.expected_md5 is not None else None
         received = 0
 
         def next_part(number: int, buffer: memoryview) -> int:
@@ -232,18 +234,14 @@ class _Copier:
             received += filled
             if received > self.plan.max_object_bytes:
                 raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
-            if digest is not None:
-                digest.update(buffer[:filled])
             return filled
 
         with _MultipartUpload(
-            self.store, self.key, self.attributes, self.plan, part_bytes
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
         ) as upload:
             upload.run_in_order(next_part)
             if length is not None and received != length:
                 raise CopyFailed("length", f"received {received} of {length} bytes")
-            if digest is not None:
-                self._check_md5(digest.hexdigest())
             created = upload.complete()
         return CopyResult(created=created, size=received, mode="streamed", dropped_headers=dropped)
 
@@ -252,7 +250,6 @@ class _Copier:
         part_bytes = _part_size(length, self.plan)
         count = math.ceil(length / part_bytes)
         validators = validators_of(response, length)
-        ordered = _OrderedMD5() if self.expected_md5 is not None else None
 
         def fetch(number: int, buffer: memoryview) -> int:
             start = (number - 1) * part_bytes
@@ -267,17 +264,19 @@ class _Copier:
             return size
 
         with _MultipartUpload(
-            self.store, self.key, self.attributes, self.plan, part_bytes
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
         ) as upload:
-            upload.run_concurrently(count, fetch, ordered)
-            if ordered is not None:
-                self._check_md5(ordered.hexdigest())
+            upload.run_concurrently(count, fetch)
             created = upload.complete()
         return CopyResult(created=created, size=length, mode="ranged", dropped_headers=dropped)
 
     def _check_md5(self, actual: str) -> None:
-        if actual != self.expected_md5:
-            raise CopyFailed("md5", f"origin says {self.expected_md5}, received {actual}")
+        _check_md5(self.expected_md5, actual)
+
+
+def _check_md5(expected: str | None, actual: str) -> None:
+    if actual != expected:
+        raise CopyFailed("md5", f"origin says {expected}, received {actual}")
 
 
 def _part_size(length: int | None, plan: CopyPlan) -> int:
@@ -287,31 +286,56 @@ def _part_size(length: int | None, plan: CopyPlan) -> int:
 
 
 class _OrderedMD5:
-    """MD5 of parts that arrive out of order: each part is hashed once all parts before
-    it are; ``add`` returns the buffers hashed by this call (they can be reused)."""
+    """MD5 of parts handed over out of order, computed in part order by its own thread.
 
-    def __init__(self) -> None:
+    ``add`` never blocks; ``on_hashed(number)`` runs in the hashing thread once part
+    ``number`` is in the digest (its buffer is no longer needed for it)."""
+
+    def __init__(self, on_hashed: Callable[[int], None]) -> None:
         self._md5 = hashlib.md5()
+        self._on_hashed = on_hashed
         self._next = 1
         self._waiting: dict[int, bytearray] = {}
-        self._lock = threading.Lock()
+        self._stopped = False
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="part-md5", daemon=True)
+        self._thread.start()
 
-    def add(self, number: int, data: bytearray) -> list[bytearray]:
-        with self._lock:
+    def add(self, number: int, data: bytearray) -> None:
+        with self._ready:
             self._waiting[number] = data
-            hashed = []
-            while self._next in self._waiting:
-                buffer = self._waiting.pop(self._next)
-                self._md5.update(buffer)
-                hashed.append(buffer)
-                self._next += 1
-            return hashed
+            self._ready.notify()
 
-    def hexdigest(self) -> str:
-        with self._lock:
-            if self._waiting:
-                raise CopyFailed("md5", "parts missing before the digest")
-            return self._md5.hexdigest()
+    def hexdigest(self, parts: int) -> str:
+        """The digest once parts 1..``parts`` are hashed; stops the hashing thread."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._next > parts or self._stopped)
+            if self._next <= parts:
+                raise CopyFailed("md5", f"hashing stopped at part {self._next} of {parts}")
+        self.stop()
+        return self._md5.hexdigest()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: self._next in self._waiting or self._stopped)
+                if self._stopped:
+                    return
+                number = self._next
+                data = self._waiting.pop(number)
+            self._md5.update(data)  # outside the lock: parts keep arriving meanwhile
+            del data
+            with self._ready:
+                self._next += 1
+                self._ready.notify_all()
+            self._on_hashed(number)
 
 
 class _BufferPool:
@@ -345,7 +369,8 @@ PartReader = Callable[[int, memoryview], int]
 
 
 class _MultipartUpload:
-    """An open multipart upload: aborted on any failure, part buffers from a bounded pool."""
+    """An open multipart upload: aborted on any failure, part buffers from a bounded pool,
+    the MD5 (when one is expected) checked before completion."""
 
     def __init__(
         self,
@@ -354,6 +379,7 @@ class _MultipartUpload:
         attributes: ObjectAttributes,
         plan: CopyPlan,
         part_bytes: int,
+        expected_md5: str | None,
     ) -> None:
         self.store = store
         self.key = key
@@ -362,6 +388,12 @@ class _MultipartUpload:
         self.upload_id = ""
         self.parts: list[UploadedPart] = []
         self._pool = _BufferPool(plan.parts_in_flight, part_bytes)
+        self._expected_md5 = expected_md5
+        self._digest = _OrderedMD5(self._done) if expected_md5 is not None else None
+        # A buffer goes back to the pool when every user is done: its upload, its hash.
+        self._users_per_part = 2 if self._digest is not None else 1
+        self._in_use: dict[int, tuple[bytearray, int]] = {}
+        self._handed_over = 0
         self._failure: BaseException | None = None
         self._lock = threading.Lock()
 
@@ -370,6 +402,8 @@ class _MultipartUpload:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self._digest is not None:
+            self._digest.stop()
         if error is not None:
             try:
                 self.store.abort(self.key, self.upload_id)
@@ -378,6 +412,9 @@ class _MultipartUpload:
                 error.add_note(f"and the abort failed too: {abort_error}")
 
     def complete(self) -> bool:
+        """Check the MD5, then make the object visible unless the key exists."""
+        if self._digest is not None:
+            _check_md5(self._expected_md5, self._digest.hexdigest(self._handed_over))
         parts = sorted(self.parts, key=lambda part: part.number)
         created = self.store.complete_if_absent(self.key, self.upload_id, parts)
         if not created:
@@ -402,32 +439,29 @@ class _MultipartUpload:
                     if filled == 0 and number > 1:
                         self._pool.give(buffer)
                         break
-                    futures.append(pool.submit(self._upload, number, buffer, filled, None))
-                    if filled < len(buffer):
+                    self._hand_over(number, buffer, filled)
+                    futures.append(pool.submit(self._upload, number, buffer))
+                    if filled < self._pool.size:
                         break
             except BaseException:
                 self._fail_fast(pool)
                 raise
         _raise_first_failure(futures)
 
-    def run_concurrently(self, count: int, fetch: PartReader, ordered: _OrderedMD5 | None) -> None:
+    def run_concurrently(self, count: int, fetch: PartReader) -> None:
         """Fetch and upload parts 1..count in the pool, started in part order."""
         with ThreadPoolExecutor(self.plan.parts_in_flight, "part-copy") as pool:
             futures: list[Future[None]] = []
             try:
                 for number in range(1, count + 1):
                     buffer = self._take_buffer()
-                    futures.append(
-                        pool.submit(self._fetch_and_upload, number, buffer, fetch, ordered)
-                    )
+                    futures.append(pool.submit(self._fetch_and_upload, number, buffer, fetch))
             except BaseException:
                 self._fail_fast(pool)
                 raise
         _raise_first_failure(futures)
 
-    def _fetch_and_upload(
-        self, number: int, buffer: bytearray, fetch: PartReader, ordered: _OrderedMD5 | None
-    ) -> None:
+    def _fetch_and_upload(self, number: int, buffer: bytearray, fetch: PartReader) -> None:
         if self._failure is not None:
             self._pool.give(buffer)
             return  # another part failed: spend no more work on this copy
@@ -438,34 +472,41 @@ class _MultipartUpload:
             self._record_failure(error)
             self._pool.give(buffer)
             raise
-        self._upload(number, buffer, filled, ordered)
+        self._hand_over(number, buffer, filled)
+        self._upload(number, buffer)
 
-    def _upload(
-        self, number: int, buffer: bytearray, filled: int, ordered: _OrderedMD5 | None
-    ) -> None:
+    def _hand_over(self, number: int, buffer: bytearray, filled: int) -> None:
+        """A part is in its buffer: cut a last part to size (S3 takes a bytearray, not a
+        memoryview), register its users, and queue it for hashing."""
         if filled < len(buffer):
-            # The last part: cut the buffer to its length in place (S3 takes bytearray,
-            # not memoryview); the pool drops it afterwards.
             del buffer[filled:]
-        handed_over = False
+        with self._lock:
+            self._in_use[number] = (buffer, self._users_per_part)
+            self._handed_over += 1
+        if self._digest is not None:
+            self._digest.add(number, buffer)
+
+    def _upload(self, number: int, buffer: bytearray) -> None:
         try:
             if self._failure is not None:
                 return  # another part failed: spend no more work on this copy
             part = self.store.upload_part(self.key, self.upload_id, number, buffer)
             with self._lock:
                 self.parts.append(part)
-            if ordered is not None:
-                # Buffers hashed now go back to the pool; a part still waiting for a
-                # predecessor keeps its buffer (and so its share of the bound).
-                handed_over = True
-                for hashed in ordered.add(number, buffer):
-                    self._pool.give(hashed)
         except BaseException as error:
             self._record_failure(error)
             raise
         finally:
-            if not handed_over:
-                self._pool.give(buffer)
+            self._done(number)
+
+    def _done(self, number: int) -> None:
+        with self._lock:
+            buffer, users = self._in_use[number]
+            if users > 1:
+                self._in_use[number] = (buffer, users - 1)
+                return
+            del self._in_use[number]
+        self._pool.give(buffer)
 
     def _record_failure(self, error: BaseException) -> None:
         with self._lock:

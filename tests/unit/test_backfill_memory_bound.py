@@ -1,6 +1,6 @@
 """The copy's memory bound: never more than ``parts_in_flight`` part buffers alive, even
-when an early part is slow and later ones wait for it to be hashed; a failure stops the
-copy early and aborts the upload."""
+when an early part is slow and later ones wait for it to be hashed or uploaded; a failure
+stops the copy early and aborts the upload."""
 
 from __future__ import annotations
 
@@ -62,6 +62,8 @@ class FakeOrigin:
         self.fail_part = fail_part
         self.fetched: list[int] = []
         self.lock = threading.Lock()
+        self.hold_part: int | None = None
+        self.release_held = threading.Event()
 
     def get(self, url: str) -> FakeResponse:
         return FakeResponse(self.data, self.ranges)
@@ -72,6 +74,8 @@ class FakeOrigin:
             self.fetched.append(number)
         if number == self.fail_part:
             raise OriginError("reset", permanent=False)
+        if number == self.hold_part:
+            assert self.release_held.wait(10)
         buffer[:] = self.data[start : start + len(buffer)]
 
 
@@ -101,29 +105,56 @@ class FakeStore:
         self.aborted = True
 
 
-def test_a_slow_first_part_holds_the_window_to_parts_in_flight() -> None:
-    # Given 8 parts, 3 in flight, and the upload of part 1 stuck
+def wait_for(condition: Any) -> None:
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # room for a (wrong) further fetch to show up
+
+
+def run_copy(
+    origin: FakeOrigin, store: FakeStore, plan: CopyPlan
+) -> tuple[threading.Thread, dict[str, Any]]:
+    result: dict[str, Any] = {}
+    url = "https://origin.example.com/o.bin"
+    copier = threading.Thread(
+        target=lambda: result.update(r=copy_object(origin, store, "o.bin", url, plan))  # type: ignore[arg-type]
+    )
+    copier.start()
+    return copier, result
+
+
+def test_a_part_waiting_for_its_predecessor_keeps_its_buffer() -> None:
+    # Given 8 parts, 3 in flight, and the ranged GET of part 2 stuck: parts after it are
+    # uploaded but cannot be hashed (the MD5 runs in part order)
+    data = body(PART * PARTS)
+    origin, store = FakeOrigin(data), FakeStore()
+    store.release_part_one.set()
+    origin.hold_part = 2
+    plan = CopyPlan(max_object_bytes=10**9, part_bytes=PART, parts_in_flight=3)
+    copier, result = run_copy(origin, store, plan)
+    # When the copy has gone as far as it can
+    wait_for(lambda: len(origin.fetched) >= 3)
+    # Then part 1 (hashed and uploaded) freed its buffer, and parts 2, 3, 4 hold all three
+    assert copier.is_alive()
+    assert sorted(origin.fetched) == [2, 3, 4]
+    origin.release_held.set()
+    copier.join(timeout=10)
+    assert result["r"].mode == "ranged" and store.completed == data
+
+
+def test_a_slow_upload_holds_its_buffer_too() -> None:
+    # Given the upload of part 1 stuck: later parts hash and upload, and free their buffers
     data = body(PART * PARTS)
     origin, store = FakeOrigin(data), FakeStore()
     plan = CopyPlan(max_object_bytes=10**9, part_bytes=PART, parts_in_flight=3)
-    result: dict[str, Any] = {}
-    copier = threading.Thread(
-        target=lambda: result.update(
-            r=copy_object(origin, store, "o.bin", "https://origin.example.com/o.bin", plan)  # type: ignore[arg-type]
-        )
-    )
-    copier.start()
-    # When the other parts are done and waiting to be hashed after part 1
-    deadline = time.monotonic() + 10
-    while len(origin.fetched) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)  # room for a (wrong) fourth fetch to show up
-    # Then only parts 1..3 were ever fetched: buffers alive never exceeded 3
-    assert copier.is_alive()
-    assert sorted(origin.fetched) == [2, 3]  # part 1 came from the open response
+    copier, result = run_copy(origin, store, plan)
+    wait_for(lambda: len(origin.fetched) >= PARTS - 1)
+    # Then every other part went through the two remaining buffers; part 1 kept its own
+    assert copier.is_alive() and sorted(origin.fetched) == list(range(2, PARTS + 1))
+    assert store.completed is None
     store.release_part_one.set()
     copier.join(timeout=10)
-    assert result["r"].mode == "ranged" and result["r"].created
     assert store.completed == data
 
 

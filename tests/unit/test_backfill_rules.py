@@ -104,16 +104,12 @@ def test_unusable_headers_are_dropped_and_named() -> None:
 
 
 def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:
-    parts = {
-        n: bytearray(text) for n, text in enumerate([b"alpha", b"beta", b"gamma", b"delta"], 1)
-    }
-    digest = _OrderedMD5()
-    assert digest.add(3, parts[3]) == []
-    assert digest.add(2, parts[2]) == []
-    # The buffers handed back are those hashed by this call, in order
-    assert digest.add(1, parts[1]) == [parts[1], parts[2], parts[3]]
-    assert digest.add(4, parts[4]) == [parts[4]]
-    assert digest.hexdigest() == hashlib.md5(b"alphabetagammadelta").hexdigest()
+    hashed: list[int] = []
+    digest = _OrderedMD5(hashed.append)
+    for number, text in [(3, b"gamma"), (2, b"beta"), (4, b"delta"), (1, b"alpha")]:
+        digest.add(number, bytearray(text))
+    assert digest.hexdigest(parts=4) == hashlib.md5(b"alphabetagammadelta").hexdigest()
+    assert hashed == [1, 2, 3, 4]
 
 
 def test_part_size_grows_only_past_ten_thousand_parts() -> None:
