@@ -27,6 +27,13 @@ DEFAULT_REQUEST_ATTEMPTS: Final = 3
 DEFAULT_REQUEST_TIMEOUT: Final = 30
 DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_RETRY_DELAY: Final = 30
+# Multipart part size and parts held in memory at once by the backfill: the copy's memory
+# bound is their product (64 MiB by default). S3 takes parts of 5 MiB to 5 GiB.
+DEFAULT_PART_BYTES: Final = 8 * 1024**2
+MIN_PART_BYTES: Final = 5 * 1024**2
+MAX_PART_BYTES: Final = 5 * 1024**3
+DEFAULT_PARTS_IN_FLIGHT: Final = 8
+MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -59,6 +66,8 @@ class BackfillConfig:
     # Extension of the contract (EDGEFILL_BUCKET_REGION): the bucket's region when it is
     # not the worker's own (an existing bucket elsewhere); None means the worker's region.
     bucket_region: str | None = None
+    part_bytes: int = DEFAULT_PART_BYTES
+    parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
 
     @property
     def origin_host(self) -> str:
@@ -101,6 +110,12 @@ class BackfillConfig:
             exclude=_list(env, "EDGEFILL_EXCLUDE"),
             query=query,  # type: ignore[arg-type]
             bucket_region=bucket_region,
+            part_bytes=_bounded_int(
+                env, "EDGEFILL_PART_BYTES", DEFAULT_PART_BYTES, MIN_PART_BYTES, MAX_PART_BYTES
+            ),
+            parts_in_flight=_bounded_int(
+                env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
+            ),
         )
 
 
@@ -209,6 +224,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(name, f"must be positive, got {value}")
+    return value
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _positive_int(env, name, default)
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be from {low} to {high}, got {value}")
     return value
 
 

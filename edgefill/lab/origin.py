@@ -20,6 +20,7 @@ generator; a generated or file-backed object of hundreds of MiB is never held wh
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip as gzip_module
 import hashlib
 import mimetypes
@@ -29,6 +30,7 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -95,19 +97,18 @@ class _FileBody(_Body):
                 yield piece
 
 
+@functools.lru_cache(maxsize=64)
+def _random_block(seed: int) -> bytes:
+    return random.Random(seed).randbytes(_BLOCK_SIZE)
+
+
 class _GeneratedBody(_Body):
     """Deterministic pseudo-random content of any size, produced on the fly."""
-
-    _blocks: dict[int, bytes] = {}
-    _lock = threading.Lock()
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = size
         self.seed = seed
-        with self._lock:
-            if seed not in self._blocks:
-                self._blocks[seed] = random.Random(seed).randbytes(_BLOCK_SIZE)
-        self._block = self._blocks[seed]
+        self._block = _random_block(seed)
 
     def _chunk_at(self, index: int) -> bytes:
         # Chunk ``index`` covers [index*CHUNK, (index+1)*CHUNK); its first 16 bytes name it.
@@ -185,6 +186,8 @@ class Fault:
     ``short_by``: declare the full Content-Length, send this many bytes fewer, then close.
     ``length_delta``: declare Content-Length = real length + delta, send the real bytes, close.
     ``no_ranges``: no ``Accept-Ranges``, ``Range`` ignored (always 200 with the whole body).
+    ``chunked``: ``Transfer-Encoding: chunked`` and no Content-Length (length unknown upfront);
+      with ``reset_after``/``short_by`` the chunked stream ends without its last chunk.
     ``gzip``: ``"always"`` serves the gzip-compressed bytes with ``Content-Encoding: gzip``;
       ``"negotiate"`` does so only when the request's Accept-Encoding allows gzip.
     ``redirect``: answer ``redirect_status`` with this Location (a path on this origin, or an
@@ -198,6 +201,7 @@ class Fault:
     short_by: int | None = None
     length_delta: int | None = None
     no_ranges: bool = False
+    chunked: bool = False
     gzip: str | None = None
     redirect: str | None = None
     redirect_status: int = 302
@@ -263,8 +267,10 @@ class LabOrigin:
         self.latency = latency  # seconds before every response
         self._objects: dict[str, _Object] = {}
         self._faults: dict[str, Fault] = {}
-        self._counts: dict[str, PathCounts] = {}
+        self._counts: dict[str, _PathStats] = {}
         self._lock = threading.Lock()
+        self._arrived: dict[str, int] = {}  # requests received per path, before any latency
+        self._arrival = threading.Condition(self._lock)
         self._server: TLSThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -275,7 +281,7 @@ class LabOrigin:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_OriginHandler,), {"origin": self})
-        self._server = TLSThreadingHTTPServer(self._address, handler, self._ssl_context)
+        self._server = _OriginServer(self._address, handler, self._ssl_context)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -470,36 +476,59 @@ class LabOrigin:
     def counts(self, path: str) -> PathCounts:
         """Counters and requests seen for decoded ``path``."""
         with self._lock:
-            return self._counts.get(path, PathCounts())
+            stats = self._counts.get(path)
+            return stats.snapshot() if stats else PathCounts()
 
     def all_requests(self) -> list[RequestSeen]:
         """Every request seen since the last ``reset_counts``, all paths."""
         with self._lock:
-            seen = [r for counts in self._counts.values() for r in counts.requests]
+            seen = [r for stats in self._counts.values() for r in stats.requests]
         return seen
+
+    def wait_for_request(self, path: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``count`` requests for ``path`` have arrived (counted on arrival,
+        before latency or faults), so a test can act while a response is still pending."""
+        with self._arrival:
+            if not self._arrival.wait_for(lambda: self._arrived.get(path, 0) >= count, timeout):
+                raise TimeoutError(f"{count} request(s) for {path!r} did not arrive in {timeout}s")
+
+    def _arrive(self, path: str) -> None:
+        with self._arrival:
+            self._arrived[path] = self._arrived.get(path, 0) + 1
+            self._arrival.notify_all()
 
     def reset_counts(self) -> None:
         """Forget every counter and request seen."""
         with self._lock:
             self._counts.clear()
+            self._arrived.clear()
 
-    def _record(self, seen: RequestSeen, kind: str, body_bytes: int) -> None:
+    def _record(self, seen: RequestSeen, kind: str) -> None:
         with self._lock:
-            old = self._counts.get(seen.path, PathCounts())
-            self._counts[seen.path] = replace(
-                old,
-                full_gets=old.full_gets + (kind == "full"),
-                ranged_gets=old.ranged_gets + (kind == "ranged"),
-                heads=old.heads + (kind == "head"),
-                other=old.other + (kind == "other"),
-                bytes_sent=old.bytes_sent + body_bytes,
-                requests=(*old.requests, seen),
-            )
+            stats = self._counts.setdefault(seen.path, _PathStats())
+            stats.kinds[kind] = stats.kinds.get(kind, 0) + 1
+            stats.requests.append(seen)
 
     def _add_bytes(self, path: str, count: int) -> None:
         with self._lock:
-            old = self._counts.get(path, PathCounts())
-            self._counts[path] = replace(old, bytes_sent=old.bytes_sent + count)
+            self._counts.setdefault(path, _PathStats()).bytes_sent += count
+
+
+@dataclass
+class _PathStats:
+    kinds: dict[str, int] = field(default_factory=dict)
+    bytes_sent: int = 0
+    requests: list[RequestSeen] = field(default_factory=list)
+
+    def snapshot(self) -> PathCounts:
+        return PathCounts(
+            full_gets=self.kinds.get("full", 0),
+            ranged_gets=self.kinds.get("ranged", 0),
+            heads=self.kinds.get("head", 0),
+            other=self.kinds.get("other", 0),
+            bytes_sent=self.bytes_sent,
+            requests=tuple(self.requests),
+        )
 
 
 def _etag_of(obj: _Object) -> str | None:
@@ -508,6 +537,15 @@ def _etag_of(obj: _Object) -> str | None:
     if obj.etag_style in ("md5", "multipart"):
         return f'"{obj.digest(obj.etag_style)}"'
     return obj.etag_style
+
+
+class _OriginServer(TLSThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up (a worker abandoning a body, a reset test) are routine here.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Pacer:
@@ -550,6 +588,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = unquote(split.path, errors="replace")
         seen = _Seen(self, path, split.query)
+        self.origin._arrive(path)
         fault = self.origin._take_fault(path)
         latency = self.origin.latency + (fault.latency if fault else 0.0)
         if latency:
@@ -634,17 +673,20 @@ class _OriginHandler(BaseHTTPRequestHandler):
     ) -> None:
         length = end - start
         declared = length + (fault.length_delta if fault and fault.length_delta else 0)
+        chunked = bool(fault and fault.chunked) and status in (200, 206)
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() != "content-length":
                 self.send_header(name, value)
-        if status != 304:
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif status != 304:
             self.send_header("Content-Length", str(max(declared, 0)))
         self.end_headers()
         kind = "head" if head else {200: "full", 206: "ranged"}.get(status, "other")
         if head and status not in (200, 206):
             kind = "other"
-        self.origin._record(seen.finish(status), kind, 0)
+        self.origin._record(seen.finish(status), kind)
         if head or body is None:
             return
         limit = length
@@ -652,16 +694,21 @@ class _OriginHandler(BaseHTTPRequestHandler):
             limit = min(limit, fault.reset_after)
         if fault and fault.short_by is not None:
             limit = max(0, length - fault.short_by)
-        sent = self._write_body(seen.path, body, start, start + limit, fault)
+        sent = self._write_body(seen.path, body, start, start + limit, fault, chunked)
         if fault and fault.reset_after is not None and sent >= limit and limit < length:
             self._reset_connection()
-        elif sent < declared or (fault and fault.length_delta):
+        elif chunked and sent == length:
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"0\r\n\r\n")
+        elif chunked or sent < declared or (fault and fault.length_delta):
             # The client waits for bytes that never come: closing ends its read early.
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_WR)
 
-    def _write_body(self, path: str, body: _Body, start: int, end: int, fault: Fault | None) -> int:
+    def _write_body(
+        self, path: str, body: _Body, start: int, end: int, fault: Fault | None, chunked: bool
+    ) -> int:
         pacer = _Pacer(fault.bandwidth if fault and fault.bandwidth else self.origin.bandwidth)
         step = pacer.chunk_size()
         sent = 0
@@ -670,7 +717,10 @@ class _OriginHandler(BaseHTTPRequestHandler):
                 for piece in body.chunks(offset, min(offset + CHUNK, end)):
                     for cut in range(0, len(piece), step):
                         part = piece[cut : cut + step]
-                        self.wfile.write(part)
+                        if chunked:
+                            self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                        else:
+                            self.wfile.write(part)
                         sent += len(part)
                         pacer.wait(len(part))
         except OSError:

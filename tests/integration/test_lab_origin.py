@@ -198,3 +198,16 @@ def test_directory_and_stop_releases_port(tmp_path: Path) -> None:
         port = server.port
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", port))  # nobody listens any more
+
+
+def test_chunked_transfer_without_length(origin: LabOrigin) -> None:
+    origin.put_generated("/c.bin", 200_000)
+    origin.fault("/c.bin", chunked=True)
+    response = raw_get(origin.url + "/c.bin")
+    assert "Content-Length" not in response.headers
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert hashlib.sha256(response.raw.read()).hexdigest() == origin.sha256("/c.bin")
+    origin.fault("/c.bin", chunked=True, short_by=1000)
+    truncated = raw_get(origin.url + "/c.bin")
+    with pytest.raises(ProtocolError):
+        truncated.raw.read()

@@ -1,0 +1,277 @@
+"""One backfill record: message → key → filters → exists? → lease → copy → prewarm.
+
+Outcomes are of two kinds. Permanent ones (bad message or key, filtered, oversize,
+unsafe, origin 4xx, foreign redirect) are logged with their reason and counted, and the
+record succeeds: retrying cannot change them. Transient ones (origin 5xx, timeouts,
+resets, truncation, checksum mismatch, S3 errors) raise ``TransientFailure`` so the
+record lands in ``batchItemFailures`` and SQS retries it (then the DLQ); by then any
+multipart upload is aborted and the lease released.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final, Protocol
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
+from backfill_worker.lease import Lease, SingleFlight
+from shared import aws
+from shared.config import BackfillConfig
+from shared.keys import InvalidKey, ObjectKey
+from shared.messages import BackfillMessage, MessageError, PrewarmMessage, parse_backfill, to_json
+from shared.object_store import ObjectStore, StoreError
+from shared.observability import worker_logger, worker_metrics
+from shared.origin import OriginClient, OriginError
+from shared.queues import region_from_queue_url, send_messages
+
+SERVICE: Final = "backfill"
+# Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
+DEFAULT_LEASE_SECONDS: Final = 900.0
+# Bad input is an error someone must look at; a key already there or being copied is the
+# normal case of a hot miss; anything else (unsafe, oversize, origin 4xx) is a warning.
+_SKIP_LOG_LEVEL: Final = {
+    "bad_message": logging.ERROR,
+    "bad_key": logging.ERROR,
+    "exists": logging.INFO,
+    "leased": logging.INFO,
+    "appeared": logging.INFO,
+    "filtered": logging.INFO,
+}
+
+
+class InvocationContext(Protocol):
+    """What the worker uses of the Lambda context."""
+
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class TransientFailure(Exception):
+    """The record should be retried (SQS redelivers it, then moves it to the DLQ)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one record; ``reason`` is the metric dimension."""
+
+    status: str  # "copied", "skipped"
+    reason: str
+    key: str | None = None
+    size: int = 0
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Backfiller:
+    """The worker's logic with its adapters; built once per container by ``backfiller()``."""
+
+    config: BackfillConfig
+    store: ObjectStore
+    origin: OriginClient
+    sqs: Any | None
+    logger: Logger
+    metrics: Metrics
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def plan(self) -> CopyPlan:
+        return CopyPlan(
+            max_object_bytes=self.config.max_object_bytes,
+            part_bytes=self.config.part_bytes,
+            parts_in_flight=self.config.parts_in_flight,
+        )
+
+    def backfill(self, body: str, context: InvocationContext | None = None) -> Outcome:
+        """Process one message body; raises ``TransientFailure`` when it must be retried."""
+        self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=1)
+        try:
+            message, key = self._accept(body)
+            return self._backfill_key(message, key, context)
+        except _Skip as skip:
+            level = _SKIP_LOG_LEVEL.get(skip.reason, logging.WARNING)
+            log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
+                level, self.logger.warning
+            )
+            log("backfill skipped", extra={"reason": skip.reason, "detail": skip.detail})
+            self._count("Skipped", skip.reason)
+            return Outcome("skipped", skip.reason)
+        except TransientFailure as failure:
+            self.logger.error(
+                "backfill failed; will retry",
+                extra={"reason": failure.reason, "detail": str(failure)},
+            )
+            self._count("Failed", failure.reason)
+            raise
+
+    def _accept(self, body: str) -> tuple[BackfillMessage, ObjectKey]:
+        try:
+            message = parse_backfill(body)
+        except MessageError as error:
+            raise _Skip("bad_message", f"message rejected: {error}") from None
+        try:
+            key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
+        except InvalidKey as error:
+            raise _Skip("bad_key", f"uri rejected: {error}") from None
+        decoded = unquote(message.uri)
+        if not self.config.accepts(decoded):
+            raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
+        return message, key
+
+    def _backfill_key(
+        self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
+    ) -> Outcome:
+        try:
+            if self.store.exists(key.key):
+                raise _Skip("exists", f"{key.key!r} is already in the bucket")
+            flight = SingleFlight(self.store)
+            owner, seconds = _owner_and_seconds(context)
+            lease = flight.acquire(key.key, owner, seconds)
+            if lease is None:
+                raise _Skip("leased", f"another worker is copying {key.key!r}")
+            try:
+                if self.store.exists(key.key):  # copied while we waited for the lease
+                    raise _Skip("exists", f"{key.key!r} is already in the bucket")
+                result = self._copy(message, key)
+            finally:
+                self._release(flight, lease)
+        except StoreError as error:
+            raise TransientFailure("s3", str(error)) from error
+        if result.created:
+            self._prewarm(message)
+        return Outcome(
+            "copied" if result.created else "skipped",
+            "copied" if result.created else "appeared",
+            key.key,
+            result.size,
+        )
+
+    def _copy(self, message: BackfillMessage, key: ObjectKey) -> CopyResult:
+        query = message.query if self.config.query == "forward" else ""
+        url = self.origin.url_for(message.uri, query)
+        started = self.clock()
+        try:
+            result = copy_object(self.origin, self.store, key.key, url, self.plan)
+        except OriginError as error:
+            if error.permanent:
+                raise _Skip("origin", error.reason) from error
+            raise TransientFailure("origin", error.reason) from error
+        except CopyRefused as error:
+            raise _Skip(error.reason, error.detail) from error
+        except CopyFailed as error:
+            raise TransientFailure(error.reason, error.detail) from error
+        seconds = self.clock() - started
+        if result.dropped_headers:
+            self.logger.warning(
+                "origin headers not kept",
+                extra={"key": key.key, "headers": list(result.dropped_headers)},
+            )
+        if result.created:
+            self.logger.info(
+                "backfill copied",
+                extra={
+                    "key": key.key,
+                    "bytes": result.size,
+                    "seconds": round(seconds, 3),
+                    "mode": result.mode,
+                },
+            )
+            self.metrics.add_metric(name="ObjectsCopied", unit=MetricUnit.Count, value=1)
+            self.metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.size)
+            self.metrics.add_metric(name="CopySeconds", unit=MetricUnit.Seconds, value=seconds)
+        else:
+            self.logger.info(
+                "object appeared during the copy; kept the existing one", extra={"key": key.key}
+            )
+            self._count("Skipped", "appeared")
+        return result
+
+    def _release(self, flight: SingleFlight, lease: Lease) -> None:
+        try:
+            if not flight.release(lease):
+                self.logger.warning(
+                    "lease was taken over before release", extra={"lease": lease.key}
+                )
+        except StoreError as error:
+            # The lease expires by itself; the copy's own outcome matters more.
+            self.logger.warning(
+                "lease release failed", extra={"lease": lease.key, "detail": str(error)}
+            )
+
+    def _prewarm(self, message: BackfillMessage) -> None:
+        queue = self.config.prewarm_queue_url
+        if queue is None or self.sqs is None:
+            return
+        path = message.uri
+        if self.config.query == "forward" and message.query:
+            path += "?" + message.query
+        body = to_json(PrewarmMessage(paths=(path,), source=SERVICE))
+        try:
+            report = send_messages(self.sqs, queue, [body])
+            failure = None if report.ok else str(report.failed)
+        except Exception as error:  # noqa: BLE001 - any SQS failure is reported the same way
+            failure = f"{type(error).__name__}: {error}"
+        if failure is not None:
+            # The object is in the bucket; a retry would skip it as existing, so the
+            # prewarm is reported rather than retried.
+            self.logger.error("prewarm message not sent", extra={"detail": failure[:500]})
+            self._count("Failed", "prewarm_send")
+
+    def _count(self, name: str, reason: str) -> None:
+        with single_metric(
+            name=name,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=self.metrics.namespace,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
+            metric.add_dimension(name="reason", value=reason)
+
+
+def _owner_and_seconds(context: InvocationContext | None) -> tuple[str, float]:
+    if context is None:
+        return f"local-{uuid.uuid4()}", DEFAULT_LEASE_SECONDS
+    return context.aws_request_id, context.get_remaining_time_in_millis() / 1000
+
+
+@lru_cache(maxsize=1)
+def backfiller() -> Backfiller:
+    """The container's Backfiller: configuration read and clients built once, on first use."""
+    config = BackfillConfig.from_env(os.environ)
+    sqs = None
+    if config.prewarm_queue_url is not None:
+        sqs = aws.client("sqs", region_from_queue_url(config.prewarm_queue_url))
+    return Backfiller(
+        config=config,
+        store=ObjectStore(aws.client("s3"), config.bucket),
+        origin=OriginClient(config.origin_url),
+        sqs=sqs,
+        logger=worker_logger(SERVICE),
+        metrics=worker_metrics(SERVICE),
+    )
+
+
+def backfill_record(record: SQSRecord, lambda_context: InvocationContext | None = None) -> Outcome:
+    """Powertools record handler: process one SQS record (raises to have it retried)."""
+    return backfiller().backfill(record.body, lambda_context)

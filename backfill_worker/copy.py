@@ -1,0 +1,535 @@
+"""One verified, streaming copy of an origin object into the bucket.
+
+Small objects (up to one part) go up in a single conditional PutObject. Larger ones go
+up as a multipart upload whose parts upload concurrently; when the origin advertises
+``Accept-Ranges: bytes`` and a length, the parts are also fetched concurrently by ranged
+GETs (the first part comes from the response already open), which is what makes a copy
+across a slow, long path fast.
+
+Memory bound: at most ``parts_in_flight`` part buffers exist at once, each of
+``part_bytes`` (8 × 8 MiB = 64 MiB with the defaults), plus one 1 MiB socket read per
+connection. A buffer pool with ``parts_in_flight`` slots enforces it: a buffer is taken
+before a part is read and given back only when that part is uploaded and, when an MD5 is
+checked, hashed (a part that arrived before its predecessors waits, holding its buffer).
+The buffers are reused from part to part, so the heap does not grow with the object.
+
+The MD5 runs in its own thread, in part order, while parts upload: hashing (the one
+inherently serial step) never holds up an upload.
+
+Nothing becomes visible unless every byte arrived and checked out: the upload is
+completed (``IfNoneMatch='*'``) only after the length and the MD5 (when the origin gave
+one) matched; any failure aborts the upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import itertools
+import math
+import queue
+import re
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+from shared.object_store import ObjectAttributes, ObjectStore, StoreError, UploadedPart
+from shared.origin import OriginClient, OriginResponse, read_exactly, validators_of
+
+# S3 allows at most 10,000 parts; bigger objects get bigger parts (and a bigger bound).
+MAX_PARTS: Final = 10_000
+_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
+# How long the part submitter waits for a permit before checking for a failed part.
+_PERMIT_POLL_SECONDS: Final = 0.1
+# User metadata stays well inside S3's 2 KB budget.
+_MAX_METADATA_VALUE: Final = 512
+
+
+class CopyRefused(Exception):
+    """The object must not be copied (unsafe, oversize): permanent, no retry helps."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class CopyFailed(Exception):
+    """The bytes did not check out (length, MD5, origin changed): transient, retried."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPlan:
+    """How big a copy may be and how it is cut."""
+
+    max_object_bytes: int
+    part_bytes: int
+    parts_in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """What a copy did. ``created`` is False when the key appeared meanwhile (412)."""
+
+    created: bool
+    size: int
+    mode: str  # "single", "streamed" or "ranged"
+    dropped_headers: tuple[str, ...] = ()
+
+
+def copy_object(
+    origin: OriginClient, store: ObjectStore, key: str, url: str, plan: CopyPlan
+) -> CopyResult:
+    """Copy ``url`` (an origin URL) to ``key``; raises ``OriginError``, ``StoreError``,
+    ``CopyRefused`` or ``CopyFailed``, and leaves nothing behind in S3 when it does."""
+    response = origin.get(url)
+    try:
+        refusal = unsafe_reason(response.headers)
+        if refusal:
+            raise CopyRefused("unsafe", refusal)
+        length = response.content_length
+        if length is not None and length > plan.max_object_bytes:
+            raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
+        attributes, dropped = attributes_from(response.headers)
+        expected_md5 = expected_md5_of(response.headers)
+        copier = _Copier(origin, store, key, plan, attributes, expected_md5)
+        if length is not None and length <= plan.part_bytes:
+            data = read_exactly(response, length)
+            return copier.single(data, dropped)
+        if length is None:
+            # The list lets ``streamed`` drop this part once it sits in a pool buffer.
+            head = [response.read(plan.part_bytes)]
+            if len(head[0]) < plan.part_bytes:  # the whole body fit in one part
+                return copier.single(head.pop(), dropped)
+            return copier.streamed(response, head, None, dropped)
+        if response.accepts_ranges:
+            return copier.ranged(response, length, dropped)
+        return copier.streamed(response, [], length, dropped)
+    finally:
+        response.close()
+
+
+def unsafe_reason(headers: Mapping[str, str]) -> str | None:
+    """Why a response must never be stored in a shared cache, or None."""
+    directives = {
+        part.split("=", 1)[0].strip().lower()
+        for part in (headers.get("Cache-Control") or "").split(",")
+    }
+    for directive in ("private", "no-store"):
+        if directive in directives:
+            return f"Cache-Control: {directive}"
+    if headers.get("Set-Cookie") is not None:
+        return "Set-Cookie on the response"
+    return None
+
+
+def expected_md5_of(headers: Mapping[str, str]) -> str | None:
+    """The MD5 (hex) the body must have: Content-MD5, else a plain 32-hex strong ETag."""
+    content_md5 = headers.get("Content-MD5")
+    if content_md5:
+        try:
+            raw = base64.b64decode(content_md5.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) == 16:
+            return raw.hex()
+    etag = (headers.get("ETag") or "").strip()
+    match = _PLAIN_MD5.fullmatch(etag)
+    return match.group(1).lower() if match else None
+
+
+def attributes_from(headers: Mapping[str, str]) -> tuple[ObjectAttributes, tuple[str, ...]]:
+    """The representation headers S3 keeps, and the names of those dropped as unusable
+    (not ASCII, or an Expires that is not an HTTP date)."""
+    dropped: list[str] = []
+
+    def usable(name: str, limit: int = 2048) -> str | None:
+        value = headers.get(name)
+        if value is None:
+            return None
+        if not value.isascii() or not value.isprintable() or len(value) > limit:
+            dropped.append(name)
+            return None
+        return value
+
+    expires = None
+    raw_expires = usable("Expires")
+    if raw_expires is not None:
+        try:
+            expires = parsedate_to_datetime(raw_expires)
+        except (TypeError, ValueError):
+            dropped.append("Expires")
+    metadata = {
+        meta: value
+        for meta, header in (("origin-etag", "ETag"), ("origin-last-modified", "Last-Modified"))
+        if (value := usable(header, _MAX_METADATA_VALUE)) is not None
+    }
+    attributes = ObjectAttributes(
+        content_type=usable("Content-Type"),
+        cache_control=usable("Cache-Control"),
+        content_disposition=usable("Content-Disposition"),
+        content_language=usable("Content-Language"),
+        content_encoding=usable("Content-Encoding"),
+        expires=expires,
+        metadata=metadata,
+    )
+    return attributes, tuple(dropped)
+
+
+class _Copier:
+    def __init__(
+        self,
+        origin: OriginClient,
+        store: ObjectStore,
+        key: str,
+        plan: CopyPlan,
+        attributes: ObjectAttributes,
+        expected_md5: str | None,
+    ) -> None:
+        self.origin = origin
+        self.store = store
+        self.key = key
+        self.plan = plan
+        self.attributes = attributes
+        self.expected_md5 = expected_md5
+
+    def single(self, data: bytes, dropped: tuple[str, ...]) -> CopyResult:
+        if len(data) > self.plan.max_object_bytes:
+            raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
+        if self.expected_md5 is not None:
+            self._check_md5(hashlib.md5(data).hexdigest())
+        created = self.store.put_if_absent(self.key, data, self.attributes)
+        return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
+
+    def streamed(
+        self,
+        response: OriginResponse,
+        head: list[bytes],
+        length: int | None,
+        dropped: tuple[str, ...],
+    ) -> CopyResult:
+        """Parts read one after another from the open response, uploaded concurrently;
+        ``head`` holds the first bytes already read, if any."""
+        part_bytes = _part_size(length, self.plan)
+        received = 0
+
+        def next_part(number: int, buffer: memoryview) -> int:
+            nonlocal received
+            if head:
+                first = head.pop()
+                buffer[: len(first)] = first
+                filled = len(first) + response.readinto(buffer[len(first) :])
+                del first
+            else:
+                filled = response.readinto(buffer)
+            received += filled
+            if received > self.plan.max_object_bytes:
+                raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
+            return filled
+
+        with _MultipartUpload(
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
+        ) as upload:
+            upload.run_in_order(next_part)
+            if length is not None and received != length:
+                raise CopyFailed("length", f"received {received} of {length} bytes")
+            created = upload.complete()
+        return CopyResult(created=created, size=received, mode="streamed", dropped_headers=dropped)
+
+    def ranged(self, response: OriginResponse, length: int, dropped: tuple[str, ...]) -> CopyResult:
+        """Part 1 from the open response, the others by parallel ranged GETs."""
+        part_bytes = _part_size(length, self.plan)
+        count = math.ceil(length / part_bytes)
+        validators = validators_of(response, length)
+
+        def fetch(number: int, buffer: memoryview) -> int:
+            start = (number - 1) * part_bytes
+            size = min(part_bytes, length - start)
+            if number == 1:
+                filled = response.readinto(buffer[:size])
+                response.close()  # the rest of this body comes by ranges
+                if filled != size:
+                    raise CopyFailed("length", f"body ended after {filled} of {size} bytes")
+            else:
+                self.origin.get_range_into(response.url, start, validators, buffer[:size])
+            return size
+
+        with _MultipartUpload(
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
+        ) as upload:
+            upload.run_concurrently(count, fetch)
+            created = upload.complete()
+        return CopyResult(created=created, size=length, mode="ranged", dropped_headers=dropped)
+
+    def _check_md5(self, actual: str) -> None:
+        _check_md5(self.expected_md5, actual)
+
+
+def _check_md5(expected: str | None, actual: str) -> None:
+    if actual != expected:
+        raise CopyFailed("md5", f"origin says {expected}, received {actual}")
+
+
+def _part_size(length: int | None, plan: CopyPlan) -> int:
+    if length is None:
+        return plan.part_bytes
+    return max(plan.part_bytes, math.ceil(length / MAX_PARTS))
+
+
+class _OrderedMD5:
+    """MD5 of parts handed over out of order, computed in part order by its own thread.
+
+    ``add`` never blocks; ``on_hashed(number)`` runs in the hashing thread once part
+    ``number`` is in the digest (its buffer is no longer needed for it)."""
+
+    def __init__(self, on_hashed: Callable[[int], None]) -> None:
+        self._md5 = hashlib.md5()
+        self._on_hashed = on_hashed
+        self._next = 1
+        self._waiting: dict[int, bytearray] = {}
+        self._stopped = False
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="part-md5", daemon=True)
+        self._thread.start()
+
+    def add(self, number: int, data: bytearray) -> None:
+        with self._ready:
+            self._waiting[number] = data
+            self._ready.notify()
+
+    def hexdigest(self, parts: int) -> str:
+        """The digest once parts 1..``parts`` are hashed; stops the hashing thread."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._next > parts or self._stopped)
+            if self._next <= parts:
+                raise CopyFailed("md5", f"hashing stopped at part {self._next} of {parts}")
+        self.stop()
+        return self._md5.hexdigest()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: self._next in self._waiting or self._stopped)
+                if self._stopped:
+                    return
+                number = self._next
+                data = self._waiting.pop(number)
+            self._md5.update(data)  # outside the lock: parts keep arriving meanwhile
+            del data
+            with self._ready:
+                self._next += 1
+                self._ready.notify_all()
+            self._on_hashed(number)
+
+
+class _BufferPool:
+    """At most ``count`` part buffers of ``size`` bytes, made on demand and reused.
+
+    This is the copy's memory bound (see the module docstring). Reusing buffers rather
+    than allocating 8 MiB per part keeps the heap from growing with the object size."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.size = size
+        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._slots = threading.Semaphore(count)
+
+    def take(self, timeout: float) -> bytearray | None:
+        """A buffer of ``size`` bytes, or None when none came free within ``timeout``."""
+        if not self._slots.acquire(timeout=timeout):
+            return None
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return bytearray(self.size)
+
+    def give(self, buffer: bytearray) -> None:
+        """Return a buffer; one cut short for a last part is dropped (its slot comes back)."""
+        if len(buffer) == self.size:
+            self._free.put(buffer)
+        self._slots.release()
+
+
+PartReader = Callable[[int, memoryview], int]
+
+
+class _MultipartUpload:
+    """An open multipart upload: aborted on any failure, part buffers from a bounded pool,
+    the MD5 (when one is expected) checked before completion."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        key: str,
+        attributes: ObjectAttributes,
+        plan: CopyPlan,
+        part_bytes: int,
+        expected_md5: str | None,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.attributes = attributes
+        self.plan = plan
+        self.upload_id = ""
+        self.parts: list[UploadedPart] = []
+        self._pool = _BufferPool(plan.parts_in_flight, part_bytes)
+        self._expected_md5 = expected_md5
+        self._digest = _OrderedMD5(self._done) if expected_md5 is not None else None
+        # A buffer goes back to the pool when every user is done: its upload, its hash.
+        self._users_per_part = 2 if self._digest is not None else 1
+        self._in_use: dict[int, tuple[bytearray, int]] = {}
+        self._handed_over = 0
+        self._failure: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _MultipartUpload:
+        self.upload_id = self.store.start_multipart(self.key, self.attributes)
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if self._digest is not None:
+            self._digest.stop()
+        if error is not None:
+            try:
+                self.store.abort(self.key, self.upload_id)
+            except StoreError as abort_error:
+                # The copy already failed; S3's lifecycle rule removes what this left.
+                error.add_note(f"and the abort failed too: {abort_error}")
+
+    def complete(self) -> bool:
+        """Check the MD5, then make the object visible unless the key exists."""
+        if self._digest is not None:
+            _check_md5(self._expected_md5, self._digest.hexdigest(self._handed_over))
+        parts = sorted(self.parts, key=lambda part: part.number)
+        created = self.store.complete_if_absent(self.key, self.upload_id, parts)
+        if not created:
+            self.store.abort(self.key, self.upload_id)  # 412 leaves the upload open
+        return created
+
+    def run_in_order(self, read_part: PartReader) -> None:
+        """Read parts with ``read_part(n, buffer)`` in this thread, upload them in the pool;
+        a part shorter than the buffer is the last one."""
+        with ThreadPoolExecutor(self.plan.parts_in_flight, "part-upload") as pool:
+            futures: list[Future[None]] = []
+            try:
+                for number in itertools.count(1):
+                    buffer = self._take_buffer()
+                    try:
+                        # Released before the upload: a last part is cut to size in place.
+                        with memoryview(buffer) as view:
+                            filled = read_part(number, view)
+                    except BaseException:
+                        self._pool.give(buffer)
+                        raise
+                    if filled == 0 and number > 1:
+                        self._pool.give(buffer)
+                        break
+                    self._hand_over(number, buffer, filled)
+                    futures.append(pool.submit(self._upload, number, buffer))
+                    if filled < self._pool.size:
+                        break
+            except BaseException:
+                self._fail_fast(pool)
+                raise
+        _raise_first_failure(futures)
+
+    def run_concurrently(self, count: int, fetch: PartReader) -> None:
+        """Fetch and upload parts 1..count in the pool, started in part order."""
+        with ThreadPoolExecutor(self.plan.parts_in_flight, "part-copy") as pool:
+            futures: list[Future[None]] = []
+            try:
+                for number in range(1, count + 1):
+                    buffer = self._take_buffer()
+                    futures.append(pool.submit(self._fetch_and_upload, number, buffer, fetch))
+            except BaseException:
+                self._fail_fast(pool)
+                raise
+        _raise_first_failure(futures)
+
+    def _fetch_and_upload(self, number: int, buffer: bytearray, fetch: PartReader) -> None:
+        if self._failure is not None:
+            self._pool.give(buffer)
+            return  # another part failed: spend no more work on this copy
+        try:
+            with memoryview(buffer) as view:
+                filled = fetch(number, view)
+        except BaseException as error:
+            self._record_failure(error)
+            self._pool.give(buffer)
+            raise
+        self._hand_over(number, buffer, filled)
+        self._upload(number, buffer)
+
+    def _hand_over(self, number: int, buffer: bytearray, filled: int) -> None:
+        """A part is in its buffer: cut a last part to size (S3 takes a bytearray, not a
+        memoryview), register its users, and queue it for hashing."""
+        if filled < len(buffer):
+            del buffer[filled:]
+        with self._lock:
+            self._in_use[number] = (buffer, self._users_per_part)
+            self._handed_over += 1
+        if self._digest is not None:
+            self._digest.add(number, buffer)
+
+    def _upload(self, number: int, buffer: bytearray) -> None:
+        try:
+            if self._failure is not None:
+                return  # another part failed: spend no more work on this copy
+            part = self.store.upload_part(self.key, self.upload_id, number, buffer)
+            with self._lock:
+                self.parts.append(part)
+        except BaseException as error:
+            self._record_failure(error)
+            raise
+        finally:
+            self._done(number)
+
+    def _done(self, number: int) -> None:
+        with self._lock:
+            buffer, users = self._in_use[number]
+            if users > 1:
+                self._in_use[number] = (buffer, users - 1)
+                return
+            del self._in_use[number]
+        self._pool.give(buffer)
+
+    def _record_failure(self, error: BaseException) -> None:
+        with self._lock:
+            self._failure = self._failure or error
+
+    def _fail_fast(self, pool: ThreadPoolExecutor) -> None:
+        # Tell running parts to stop, drop the queued ones, wait for the rest to return.
+        self._record_failure(CopyFailed("aborted", "the copy is being abandoned"))
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def _take_buffer(self) -> bytearray:
+        while True:
+            buffer = self._pool.take(timeout=_PERMIT_POLL_SECONDS)
+            if self._failure is not None:
+                if buffer is not None:
+                    self._pool.give(buffer)
+                raise self._failure
+            if buffer is not None:
+                return buffer
+
+
+def _raise_first_failure(futures: list[Future[None]]) -> None:
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error

@@ -1,0 +1,276 @@
+"""The regional bucket as the backfill sees it: conditional writes, multipart, leases.
+
+Every write that makes an object visible is conditional (``IfNoneMatch='*'``), so a copy
+never replaces an object that appeared meanwhile; ``False`` from ``put_if_absent`` and
+``complete_if_absent`` means "already there", which the caller treats as success. Every
+part carries a CRC32 additional checksum computed here from the bytes in hand, so S3
+rejects a part damaged on the way.
+
+Lease objects implement single-flight copies with the same primitives: create with
+``IfNoneMatch='*'``, take over with ``IfMatch`` on the ETag read, delete with ``IfMatch``
+so a worker never removes a lease another worker has taken over.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+_PRECONDITION = {"412", "PreconditionFailed"}
+# S3 answers 409 when two conditional writes race on one key. For a lease that means
+# another worker is taking it; for an object it is a StoreError (retried).
+_LEASE_TAKEN = _PRECONDITION | {"409", "ConditionalRequestConflict"}
+
+
+class StoreError(RuntimeError):
+    """S3 failed (throttling, 5xx, network); the operation may succeed when retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectAttributes:
+    """What S3 keeps besides the bytes: the origin's representation headers and metadata."""
+
+    content_type: str | None = None
+    cache_control: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    content_encoding: str | None = None
+    expires: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def as_params(self) -> dict[str, Any]:
+        """The PutObject / CreateMultipartUpload parameters for these attributes."""
+        params: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("ContentType", self.content_type),
+                ("CacheControl", self.cache_control),
+                ("ContentDisposition", self.content_disposition),
+                ("ContentLanguage", self.content_language),
+                ("ContentEncoding", self.content_encoding),
+                ("Expires", self.expires),
+            )
+            if value is not None
+        }
+        if self.metadata:
+            params["Metadata"] = dict(self.metadata)
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    """A part S3 accepted, as CompleteMultipartUpload wants it back."""
+
+    number: int
+    etag: str
+    crc32: str
+
+    def as_param(self) -> dict[str, Any]:
+        return {"PartNumber": self.number, "ETag": self.etag, "ChecksumCRC32": self.crc32}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLease:
+    """A lease object's body and the ETag that guards the next conditional write."""
+
+    body: bytes
+    etag: str
+
+
+def crc32_base64(data: bytes | bytearray | memoryview) -> str:
+    """The CRC32 additional checksum S3 expects: big-endian, base64."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
+
+
+class ObjectStore:
+    """One bucket through a boto3 S3 client (thread-safe; parts upload concurrently)."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+
+    # -- objects
+
+    def exists(self, key: str) -> bool:
+        """True when ``key`` is in the bucket (HeadObject)."""
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return False
+            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"HeadObject {key!r}: {error}") from error
+        return True
+
+    def put_if_absent(
+        self, key: str, data: bytes | bytearray, attributes: ObjectAttributes
+    ) -> bool:
+        """Create ``key`` with ``data`` unless it exists; False when it already existed."""
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                IfNoneMatch="*",
+                ChecksumAlgorithm="CRC32",
+                ChecksumCRC32=crc32_base64(data),
+                **attributes.as_params(),
+            )
+        except ClientError as error:
+            if _code(error) in _PRECONDITION:
+                return False
+            raise StoreError(f"PutObject {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"PutObject {key!r}: {error}") from error
+        return True
+
+    # -- multipart
+
+    def start_multipart(self, key: str, attributes: ObjectAttributes) -> str:
+        """Begin a multipart upload with CRC32 part checksums; returns its UploadId."""
+        try:
+            response = self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32", **attributes.as_params()
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"CreateMultipartUpload {key!r}: {_describe(error)}") from error
+        return str(response["UploadId"])
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray
+    ) -> UploadedPart:
+        """Upload part ``number`` (1-based) with its CRC32, checked by S3 on arrival."""
+        checksum = crc32_base64(data)
+        try:
+            response = self.s3.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm="CRC32",
+                ChecksumCRC32=checksum,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"UploadPart {number} of {key!r}: {_describe(error)}") from error
+        echoed = response.get("ChecksumCRC32")
+        if echoed is not None and echoed != checksum:
+            raise StoreError(f"UploadPart {number} of {key!r}: S3 holds CRC32 {echoed}")
+        return UploadedPart(number=number, etag=str(response["ETag"]), crc32=checksum)
+
+    def complete_if_absent(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> bool:
+        """Make the upload visible unless ``key`` exists; False when it already existed
+        (the upload is then still open: the caller aborts it)."""
+        try:
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                IfNoneMatch="*",
+                MultipartUpload={"Parts": [part.as_param() for part in parts]},
+            )
+        except ClientError as error:
+            if _code(error) in _PRECONDITION:
+                return False
+            raise StoreError(f"CompleteMultipartUpload {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"CompleteMultipartUpload {key!r}: {error}") from error
+        return True
+
+    def abort(self, key: str, upload_id: str) -> None:
+        """Abort an upload so no part lingers (and none is billed); a gone upload is fine."""
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return
+            raise StoreError(f"AbortMultipartUpload {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"AbortMultipartUpload {key!r}: {error}") from error
+
+    # -- leases
+
+    def create_lease(self, key: str, body: bytes) -> str | None:
+        """Create lease object ``key``; its ETag, or None when a lease already exists."""
+        try:
+            response = self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                IfNoneMatch="*",
+                ContentType="application/json",
+            )
+        except ClientError as error:
+            if _code(error) in _LEASE_TAKEN:
+                return None
+            raise StoreError(f"PutObject lease {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"PutObject lease {key!r}: {error}") from error
+        return str(response["ETag"])
+
+    def read_lease(self, key: str) -> StoredLease | None:
+        """The current lease object, or None when there is none."""
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            body = response["Body"].read(64 * 1024)  # a lease is a few hundred bytes
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise StoreError(f"GetObject lease {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"GetObject lease {key!r}: {error}") from error
+        return StoredLease(body=body, etag=str(response["ETag"]))
+
+    def replace_lease(self, key: str, body: bytes, etag: str) -> str | None:
+        """Overwrite the lease only if it still has ``etag``; its new ETag, or None when
+        another worker changed or removed it first."""
+        try:
+            response = self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                IfMatch=etag,
+                ContentType="application/json",
+            )
+        except ClientError as error:
+            if _code(error) in _LEASE_TAKEN | _MISSING:
+                return None
+            raise StoreError(f"PutObject lease {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"PutObject lease {key!r}: {error}") from error
+        return str(response["ETag"])
+
+    def delete_lease(self, key: str, etag: str) -> bool:
+        """Delete the lease only if it still has ``etag``; False when it had changed."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+        except ClientError as error:
+            if _code(error) in _LEASE_TAKEN | _MISSING:
+                return False
+            raise StoreError(f"DeleteObject lease {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"DeleteObject lease {key!r}: {error}") from error
+        return True
+
+
+def _code(error: ClientError) -> str:
+    response = error.response
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    # HeadObject errors carry no body: only the status tells "missing" apart.
+    return code if code and not code.isdigit() else status
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', '?')}: {details.get('Message', '')}".strip()
+    return str(error)

@@ -1,0 +1,302 @@
+"""The full origin as the backfill sees it: raw, undecoded GETs that stay on one host.
+
+The backfill stores the origin's bytes exactly as served, so every request asks for
+``Accept-Encoding: identity`` and bodies are read from the socket with
+``decode_content=False``: a gzip body stays gzip, with its Content-Encoding kept by the
+caller. Requests carry no cookies and no credentials (``trust_env`` is off, so neither
+``.netrc`` nor proxy variables can add any, and the cookie jar accepts nothing).
+Redirects are followed by hand, only to the origin's own scheme, host and port.
+
+Each thread has its own ``requests.Session`` (sessions are not documented as
+thread-safe), so parallel ranged GETs reuse their connections without sharing state.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+# Connect fast or give up; between two reads of a slow origin allow a generous pause.
+CONNECT_TIMEOUT: Final = 5.0
+READ_TIMEOUT: Final = 30.0
+MAX_REDIRECTS: Final = 5
+# Size of one socket read; a part is assembled from reads of at most this size.
+READ_CHUNK: Final = 1024 * 1024
+_REDIRECTS = {301, 302, 303, 307, 308}
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+USER_AGENT: Final = "edgefill-backfill/1"
+
+
+class OriginError(Exception):
+    """The origin did not deliver; ``permanent`` tells whether a retry could help."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class OriginResponse:
+    """A streaming 200 response whose body is read raw (undecoded)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+        self.url = response.url
+        self.received = 0
+
+    @property
+    def content_length(self) -> int | None:
+        """The declared length, or None (chunked or absent)."""
+        return _int_header(self.headers.get("Content-Length"))
+
+    @property
+    def accepts_ranges(self) -> bool:
+        """True when the origin advertises ``Accept-Ranges: bytes``."""
+        return "bytes" in (self.headers.get("Accept-Ranges") or "").lower().split(",")
+
+    def read(self, amount: int) -> bytes:
+        """Up to ``amount`` raw bytes (fewer only at the end of the body)."""
+        return _read(self._response, amount, self)
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with raw body bytes; fewer than its size only at the end."""
+        filled = 0
+        try:
+            while filled < len(buffer):
+                chunk = self._response.raw.read(
+                    min(READ_CHUNK, len(buffer) - filled), decode_content=False
+                )
+                if not chunk:
+                    break
+                buffer[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+            raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
+        finally:
+            self.received += filled
+        return filled
+
+    def close(self) -> None:
+        """Give the connection back (or drop it when the body is unread)."""
+        self._response.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What identifies one version of the origin's object: a copy made of ranges must see
+    the same values in every range, or the object changed mid-copy."""
+
+    etag: str | None
+    last_modified: str | None
+    content_encoding: str | None
+    total: int
+
+
+class OriginClient:
+    """GETs against ``origin_url`` (``scheme://host[:port][/prefix]``) and nothing else."""
+
+    def __init__(
+        self,
+        origin_url: str,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.origin_url = origin_url.rstrip("/")
+        parts = urlsplit(self.origin_url)
+        self._scheme = parts.scheme.lower()
+        self._netloc = _netloc(parts.scheme, parts.netloc)
+        self._timeout = (connect_timeout, read_timeout)
+        self._local = threading.local()
+
+    def url_for(self, uri: str, query: str = "") -> str:
+        """The origin URL of a percent-encoded ``uri`` (already validated) and raw query."""
+        return self.origin_url + uri + (f"?{query}" if query else "")
+
+    def is_own(self, url: str) -> bool:
+        """True when ``url`` names the origin's own scheme, host and port."""
+        parts = urlsplit(url)
+        return (
+            parts.scheme.lower() == self._scheme
+            and _netloc(parts.scheme, parts.netloc) == self._netloc
+        )
+
+    def get(self, url: str) -> OriginResponse:
+        """GET ``url`` streaming, following redirects on the origin's host only.
+
+        Returns the 200 response; raises ``OriginError`` for anything else (4xx and
+        foreign redirects are permanent, 5xx and network failures transient)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self.is_own(url):
+                raise OriginError(
+                    f"redirect to a foreign host refused: {url[:200]}", permanent=True
+                )
+            response = self._request(url, {})
+            if response.status_code in _REDIRECTS:
+                location = response.headers.get("Location")
+                response.close()
+                if not location:
+                    raise OriginError(
+                        f"{response.status_code} without a Location header", permanent=True
+                    )
+                url = urljoin(url, location)
+                continue
+            if response.status_code != 200:
+                response.close()
+                raise _status_error(response.status_code)
+            return OriginResponse(response)
+        raise OriginError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
+
+    def get_range_into(
+        self, url: str, start: int, expected: Validators, buffer: memoryview
+    ) -> None:
+        """Fill ``buffer`` with bytes ``[start, start + len(buffer))`` of ``url`` (an own
+        URL from ``get``) by a ranged GET that must answer 206 with exactly that range of
+        the same object version."""
+        end = start + len(buffer)
+        response = self._ranged(url, start, end, expected)
+        try:
+            origin_response = OriginResponse(response)
+            filled = origin_response.readinto(buffer)
+            if filled != len(buffer):
+                raise OriginError(
+                    f"range {start}-{end - 1} ended after {filled} bytes", permanent=False
+                )
+        finally:
+            response.close()
+
+    def _ranged(self, url: str, start: int, end: int, expected: Validators) -> requests.Response:
+        if not self.is_own(url):
+            raise OriginError(f"ranged GET to a foreign host refused: {url[:200]}", permanent=True)
+        response = self._request(url, {"Range": f"bytes={start}-{end - 1}"})
+        try:
+            if response.status_code != 206:
+                if response.status_code < 300:
+                    raise OriginError(
+                        f"origin answered {response.status_code} to a Range request "
+                        "it advertised support for",
+                        permanent=False,
+                    )
+                raise _status_error(response.status_code)
+            _check_range(response, start, end, expected)
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+    def _request(self, url: str, extra: dict[str, str]) -> requests.Response:
+        headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT, **extra}
+        try:
+            return self._session().get(
+                url, headers=headers, stream=True, allow_redirects=False, timeout=self._timeout
+            )
+        except requests.RequestException as error:
+            raise OriginError(f"GET failed: {_brief(error)}", permanent=False) from error
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            # No .netrc credentials, no proxies from the environment: the only host
+            # contacted is the configured origin, with nothing a viewer could have sent.
+            session.trust_env = False
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            self._local.session = session
+        return session
+
+
+def read_exactly(response: OriginResponse, amount: int) -> bytes:
+    """``amount`` raw bytes of the body; a shorter body is a transient ``OriginError``."""
+    data = response.read(amount)
+    if len(data) != amount:
+        raise OriginError(
+            f"body ended after {response.received} bytes, {amount - len(data)} short",
+            permanent=False,
+        )
+    return data
+
+
+def validators_of(response: OriginResponse, total: int) -> Validators:
+    """The validators a later ranged GET of the same version must repeat."""
+    return Validators(
+        etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
+        content_encoding=response.headers.get("Content-Encoding"),
+        total=total,
+    )
+
+
+def _read(response: requests.Response, amount: int, counter: OriginResponse) -> bytes:
+    chunks: list[bytes] = []
+    wanted = amount
+    try:
+        while wanted > 0:
+            chunk = response.raw.read(min(READ_CHUNK, wanted), decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+        raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    counter.received += len(data)
+    return data
+
+
+def _check_range(response: requests.Response, start: int, end: int, expected: Validators) -> None:
+    match = _CONTENT_RANGE.fullmatch((response.headers.get("Content-Range") or "").strip())
+    if not match:
+        raise OriginError("206 without a valid Content-Range", permanent=False)
+    first, last, total = int(match.group(1)), int(match.group(2)), match.group(3)
+    if (first, last + 1) != (start, end) or (total != "*" and int(total) != expected.total):
+        raise OriginError(
+            f"asked bytes {start}-{end - 1}/{expected.total}, got {match.group(0)}",
+            permanent=False,
+        )
+    for name, value in (("ETag", expected.etag), ("Last-Modified", expected.last_modified)):
+        if value is not None and response.headers.get(name) != value:
+            raise OriginError(
+                f"{name} changed during the copy: the object changed", permanent=False
+            )
+    if response.headers.get("Content-Encoding") != expected.content_encoding:
+        raise OriginError("Content-Encoding differs between ranges", permanent=False)
+
+
+def _status_error(status: int) -> OriginError:
+    if status >= 500:
+        return OriginError(f"origin answered {status}", permanent=False)
+    if status in (408, 429):  # timeouts and throttling pass
+        return OriginError(f"origin answered {status}", permanent=False)
+    return OriginError(f"origin answered {status}", permanent=True)
+
+
+def _int_header(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    """``host:port`` with the scheme's default port filled in, lower-cased, no userinfo."""
+    parts = urlsplit(f"{scheme}://{netloc}")
+    try:
+        port = parts.port
+    except ValueError:
+        return f"invalid:{netloc}"
+    default = {"http": 80, "https": 443}.get(scheme.lower())
+    return f"{parts.hostname or ''}:{port or default}"
+
+
+def _brief(error: Any) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"

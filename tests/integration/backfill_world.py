@@ -1,0 +1,86 @@
+"""What the backfill integration tests share: a fake Lambda context, a worker wired to
+moto and a lab origin, and the "nothing left behind" check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from backfill_worker.backfill import Backfiller
+from edgefill.lab.origin import LabOrigin
+from shared.config import BackfillConfig
+from shared.object_store import ObjectStore
+from shared.observability import worker_logger, worker_metrics
+from shared.origin import OriginClient
+
+BUCKET = "edgefill-regional"
+MIB = 1024 * 1024
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of the Lambda context a handler may touch; time runs down for real."""
+
+    function_name: str = "edgefill-backfill"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:edgefill-backfill"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_seconds: float = 300.0
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+def backfill_env(origin: LabOrigin, **overrides: str) -> dict[str, str]:
+    """The worker's environment for tests: 5 MiB parts (S3's minimum), 2 in flight."""
+    env = {
+        "EDGEFILL_BUCKET": BUCKET,
+        "EDGEFILL_ORIGIN_URL": origin.url,
+        "EDGEFILL_PART_BYTES": str(5 * MIB),
+        "EDGEFILL_PARTS_IN_FLIGHT": "2",
+    }
+    env.update(overrides)
+    return env
+
+
+def make_backfiller(
+    s3: Any, origin: LabOrigin, sqs: Any | None = None, **overrides: str
+) -> Backfiller:
+    config = BackfillConfig.from_env(backfill_env(origin, **overrides))
+    return Backfiller(
+        config=config,
+        store=ObjectStore(s3, config.bucket),
+        origin=OriginClient(config.origin_url),
+        sqs=sqs,
+        logger=worker_logger("backfill"),
+        metrics=worker_metrics("backfill"),
+    )
+
+
+def message(uri: str, **fields: Any) -> str:
+    return json.dumps({"v": 1, "type": "backfill", "uri": uri, **fields})
+
+
+def stored(s3: Any, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def keys(s3: Any) -> list[str]:
+    return [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def assert_nothing_left_behind(s3: Any) -> None:
+    """No multipart upload open and no lease object, whatever the outcome was."""
+    uploads = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    assert uploads == [], f"multipart uploads left: {[u['Key'] for u in uploads]}"
+    leases = s3.list_objects_v2(Bucket=BUCKET, Prefix="_edgefill/").get("Contents", [])
+    assert leases == [], f"leases left: {[item['Key'] for item in leases]}"

@@ -1,0 +1,263 @@
+"""Pure rules of the backfill: safety, verification inputs, fidelity, leases, bounds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from requests.structures import CaseInsensitiveDict
+
+from backfill_worker.copy import (
+    CopyPlan,
+    _OrderedMD5,
+    _part_size,
+    attributes_from,
+    expected_md5_of,
+    unsafe_reason,
+)
+from backfill_worker.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
+from shared.config import BackfillConfig, ConfigError
+from shared.object_store import StoredLease, crc32_base64
+from shared.origin import OriginClient
+
+MIB = 1024 * 1024
+
+
+def headers(**values: str) -> CaseInsensitiveDict[str]:
+    return CaseInsensitiveDict({name.replace("_", "-"): v for name, v in values.items()})
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ({"Cache-Control": "private"}, "Cache-Control: private"),
+        ({"Cache-Control": 'public, PRIVATE="set-cookie"'}, "Cache-Control: private"),
+        ({"Cache-Control": "max-age=0, no-store"}, "Cache-Control: no-store"),
+        ({"Set-Cookie": "a=b"}, "Set-Cookie on the response"),
+        ({"Cache-Control": "public, max-age=60, no-cache"}, None),
+        ({}, None),
+    ],
+)
+def test_unsafe_reason(given: dict[str, str], reason: str | None) -> None:
+    assert unsafe_reason(CaseInsensitiveDict(given)) == reason
+
+
+@pytest.mark.parametrize(
+    ("given", "md5"),
+    [
+        ({"ETag": '"9e107d9d372bb6826bd81d3542a419d6"'}, "9e107d9d372bb6826bd81d3542a419d6"),
+        ({"ETag": '"9E107D9D372BB6826BD81D3542A419D6"'}, "9e107d9d372bb6826bd81d3542a419d6"),
+        ({"ETag": 'W/"9e107d9d372bb6826bd81d3542a419d6"'}, None),  # weak: not the bytes' MD5
+        ({"ETag": '"9e107d9d372bb6826bd81d3542a419d6-3"'}, None),  # multipart style
+        ({"ETag": '"5f2b-61a3"'}, None),
+        (
+            {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg==", "ETag": '"' + "a" * 32 + '"'},
+            "d41d8cd98f00b204e9800998ecf8427e",
+        ),
+        ({"Content-MD5": "not base64!", "ETag": '"' + "a" * 32 + '"'}, "a" * 32),
+        ({}, None),
+    ],
+)
+def test_expected_md5(given: dict[str, str], md5: str | None) -> None:
+    assert expected_md5_of(CaseInsensitiveDict(given)) == md5
+
+
+def test_attributes_keep_representation_headers_and_validators() -> None:
+    attributes, dropped = attributes_from(
+        headers(
+            Content_Type="text/css; charset=utf-8",
+            Cache_Control="max-age=60",
+            Content_Disposition="attachment",
+            Content_Language="fr",
+            Content_Encoding="br",
+            Expires="Thu, 01 Jan 2026 00:00:00 GMT",
+            ETag='"abc"',
+            Last_Modified="Tue, 14 Nov 2023 22:13:20 GMT",
+            Server="ignored",
+        )
+    )
+    assert dropped == ()
+    assert attributes.as_params() == {
+        "ContentType": "text/css; charset=utf-8",
+        "CacheControl": "max-age=60",
+        "ContentDisposition": "attachment",
+        "ContentLanguage": "fr",
+        "ContentEncoding": "br",
+        "Expires": datetime(2026, 1, 1, tzinfo=UTC),
+        "Metadata": {
+            "origin-etag": '"abc"',
+            "origin-last-modified": "Tue, 14 Nov 2023 22:13:20 GMT",
+        },
+    }
+
+
+def test_unusable_headers_are_dropped_and_named() -> None:
+    attributes, dropped = attributes_from(
+        headers(Expires="0", Content_Disposition='inline; filename="café.txt"')
+    )
+    assert set(dropped) == {"Expires", "Content-Disposition"}
+    assert attributes.as_params() == {}
+
+
+def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:
+    hashed: list[int] = []
+    digest = _OrderedMD5(hashed.append)
+    for number, text in [(3, b"gamma"), (2, b"beta"), (4, b"delta"), (1, b"alpha")]:
+        digest.add(number, bytearray(text))
+    assert digest.hexdigest(parts=4) == hashlib.md5(b"alphabetagammadelta").hexdigest()
+    assert hashed == [1, 2, 3, 4]
+
+
+def test_part_size_grows_only_past_ten_thousand_parts() -> None:
+    plan = CopyPlan(max_object_bytes=10**12, part_bytes=8 * MIB, parts_in_flight=8)
+    assert _part_size(512 * MIB, plan) == 8 * MIB
+    assert _part_size(None, plan) == 8 * MIB
+    assert _part_size(100_000 * MIB, plan) == 10 * MIB
+
+
+def test_crc32_is_s3s_base64_big_endian() -> None:
+    assert crc32_base64(b"hello") == "NhCmhg=="
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EDGEFILL_PART_BYTES", str(4 * MIB)),
+        ("EDGEFILL_PART_BYTES", "eight"),
+        ("EDGEFILL_PARTS_IN_FLIGHT", "0"),
+        ("EDGEFILL_PARTS_IN_FLIGHT", "33"),
+    ],
+)
+def test_copy_settings_are_validated(variable: str, value: str) -> None:
+    env = {
+        "EDGEFILL_BUCKET": "regional",
+        "EDGEFILL_ORIGIN_URL": "https://o.example.com",
+        variable: value,
+    }
+    with pytest.raises(ConfigError, match=variable):
+        BackfillConfig.from_env(env)
+
+
+def test_copy_settings_default_to_a_64_mib_bound() -> None:
+    config = BackfillConfig.from_env(
+        {"EDGEFILL_BUCKET": "regional", "EDGEFILL_ORIGIN_URL": "https://o.example.com"}
+    )
+    assert config.part_bytes * config.parts_in_flight == 64 * MIB
+
+
+@pytest.mark.parametrize(
+    ("url", "own"),
+    [
+        ("https://origin.example.com/a", True),
+        ("https://ORIGIN.example.com:443/a", True),
+        ("http://origin.example.com/a", False),
+        ("https://origin.example.com:8443/a", False),
+        ("https://origin.example.com.evil.net/a", False),
+        ("https://user@evil.net/a", False),
+        ("https://evil.net/origin.example.com", False),
+    ],
+)
+def test_origin_client_stays_on_its_host(url: str, own: bool) -> None:
+    assert OriginClient("https://origin.example.com/prefix").is_own(url) is own
+
+
+def test_origin_url_keeps_the_prefix_and_query() -> None:
+    client = OriginClient("https://origin.example.com/prefix")
+    assert client.url_for("/a%20b.jpg", "v=1") == "https://origin.example.com/prefix/a%20b.jpg?v=1"
+
+
+class FakeLeaseStore:
+    """Leases in a dict with ETags, honouring IfNoneMatch / IfMatch like S3."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+        self.version = 0
+        self.lock = threading.Lock()
+
+    def _etag(self) -> str:
+        self.version += 1
+        return f'"v{self.version}"'
+
+    def create_lease(self, key: str, body: bytes) -> str | None:
+        with self.lock:
+            if key in self.objects:
+                return None
+            self.objects[key] = (body, self._etag())
+            return self.objects[key][1]
+
+    def read_lease(self, key: str) -> StoredLease | None:
+        with self.lock:
+            if key not in self.objects:
+                return None
+            body, etag = self.objects[key]
+            return StoredLease(body=body, etag=etag)
+
+    def replace_lease(self, key: str, body: bytes, etag: str) -> str | None:
+        with self.lock:
+            if key not in self.objects or self.objects[key][1] != etag:
+                return None
+            self.objects[key] = (body, self._etag())
+            return self.objects[key][1]
+
+    def delete_lease(self, key: str, etag: str) -> bool:
+        with self.lock:
+            if key not in self.objects or self.objects[key][1] != etag:
+                return False
+            del self.objects[key]
+            return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lease_is_exclusive_until_it_expires_then_taken_over_once() -> None:
+    store, clock = FakeLeaseStore(), Clock()
+    flight = SingleFlight(store, clock)  # type: ignore[arg-type]
+    first = flight.acquire("img/a.jpg", "worker-1", seconds=30)
+    assert first is not None and first.key == lease_key("img/a.jpg")
+    assert first.key.startswith("_edgefill/leases/") and len(first.key) == 17 + 64
+    lease_body = json.loads(store.objects[first.key][0])
+    assert lease_body == {
+        "v": 1,
+        "key": "img/a.jpg",
+        "owner": "worker-1",
+        "expiresAt": clock.now + 30 + LEASE_MARGIN_SECONDS,
+    }
+    assert flight.acquire("img/a.jpg", "worker-2", seconds=30) is None
+    # When the holder's deadline and the margin have passed
+    clock.now += 30 + LEASE_MARGIN_SECONDS + 1
+    second = flight.acquire("img/a.jpg", "worker-2", seconds=30)
+    assert second is not None and second.owner == "worker-2"
+    assert flight.acquire("img/a.jpg", "worker-3", seconds=30) is None
+    # Then the overrun first holder cannot delete its successor's lease
+    assert flight.release(first) is False
+    assert flight.release(second) is True
+    assert store.objects == {}
+
+
+def test_concurrent_takeover_of_an_expired_lease_has_one_winner() -> None:
+    store, clock = FakeLeaseStore(), Clock()
+    flight = SingleFlight(store, clock)  # type: ignore[arg-type]
+    store.objects[lease_key("k")] = (b'{"expiresAt": 5}', '"old"')
+    winners: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def take(owner: str) -> None:
+        barrier.wait()
+        winners.append(flight.acquire("k", owner, seconds=10))
+
+    threads = [threading.Thread(target=take, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([w for w in winners if w is not None]) == 1
