@@ -2,90 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
-
-from edgefill.lab.dns import LabDNSServer
-from edgefill.lab.tls import LabCA
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
-from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import REGION_SUBNETS, EdgeResolver
 from shared.messages import ENCODINGS
-from tests.integration.prewarm_edges import FakeEdge, body_for, start_edges
+from tests.integration.prewarm_edges import VIEWER, Lab, body_for, lab, lab_servers
 
-DOMAIN = "d111abc.cloudfront.net"
-VIEWER = "cdn.example.com"
-EU_SUBNET = "192.0.2.0/24"  # an override of the built-in table, as EDGEFILL_REGION_SUBNETS
-
-
-@dataclass
-class Lab:
-    ca: LabCA
-    dns: LabDNSServer
-    edges: dict[str, FakeEdge]
-    port: int
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            "EDGEFILL_DISTRIBUTION_DOMAIN": DOMAIN,
-            "EDGEFILL_VIEWER_HOST": VIEWER,
-            "EDGEFILL_RESOLVER": self.dns.resolver,
-            "EDGEFILL_EDGE_PORT": str(self.port),
-            "EDGEFILL_REGION_SUBNETS": json.dumps({"eu-west-1": EU_SUBNET}),
-        }
-        env.update(extra)
-        return env
-
-    def config(self, **extra: str) -> PrewarmConfig:
-        return PrewarmConfig.from_env(self.env(**extra))
-
-
-@pytest.fixture(scope="module")
-def lab_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    ca = LabCA(Path(tmp_path_factory.mktemp("ca")))
-    edges = {
-        "127.0.0.2": FakeEdge("127.0.0.2", ca, (VIEWER,), "IAD89-C1"),
-        "127.0.0.3": FakeEdge("127.0.0.3", ca, (VIEWER,), "NRT20-P2"),
-        "127.0.0.4": FakeEdge("127.0.0.4", ca, (VIEWER,), "DUB56-P1"),
-        # A certificate for another name: verification must refuse it.
-        "127.0.0.5": FakeEdge("127.0.0.5", ca, ("other.example",), "FRA2-C1"),
-    }
-    port = start_edges(list(edges.values()))
-    dns_server = LabDNSServer(
-        DOMAIN,
-        subnet_answers={
-            REGION_SUBNETS["us-east-1"]: "127.0.0.2",
-            REGION_SUBNETS["ap-northeast-1"]: "127.0.0.3",
-            EU_SUBNET: "127.0.0.4",
-        },
-        pop_answers={
-            "NRT20-P2": "127.0.0.3",
-            "HKG60-C1": "127.0.0.3",  # answers with X-Amz-Cf-Pop NRT20-P2: a mismatch
-            "FRA2-C1": "127.0.0.5",
-            "SFO5-C1": "127.0.0.9",  # nothing listens there: a dead edge
-        },
-        default_address="127.0.0.2",
-        ttl=60,
-    ).start()
-    yield Lab(ca, dns_server, edges, port)
-    dns_server.stop()
-    for edge in edges.values():
-        edge.stop()
-
-
-@pytest.fixture
-def lab(lab_servers: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab_servers.ca.bundle_path))
-    lab_servers.dns.reset_counts()
-    lab_servers.dns.set_fault(None)
-    for edge in lab_servers.edges.values():
-        edge.reset()
-    return lab_servers
+__all__ = ["lab", "lab_servers"]  # fixtures
 
 
 def run(
