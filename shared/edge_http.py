@@ -33,6 +33,8 @@ CHUNK_BYTES: Final = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 DEFAULT_READ_TIMEOUT: Final = 30.0
 USER_AGENT: Final = "edgefill-prewarm/1"
+# The response headers a warm report uses; the rest is not worth copying per request.
+KEPT_HEADERS: Final = ("X-Cache", "X-Amz-Cf-Pop", "Age", "Content-Type", "Content-Encoding")
 
 
 class EdgeError(Exception):
@@ -186,7 +188,9 @@ class EdgeClient:
         response.release_conn()
         return EdgeResponse(
             status=response.status,
-            headers=dict(response.headers),
+            headers={
+                name: response.headers[name] for name in KEPT_HEADERS if name in response.headers
+            },
             bytes_read=bytes_read,
             content_length=length,
             seconds=time.perf_counter() - started,

@@ -133,22 +133,32 @@ def test_backoff_is_exponential_with_equal_jitter_and_capped() -> None:
     assert runner._backoff(2) == 0.2
 
 
-def test_the_board_keeps_a_worker_on_its_edge_and_spreads_workers_by_work_left() -> None:
+def board_with(**sizes: int) -> _TaskBoard:
     board = _TaskBoard()
-    for index in range(6):
-        board.add("A", WarmTask(f"/a{index}", "t1", "gzip"))
-    for index in range(2):
-        board.add("B", WarmTask(f"/b{index}", "t2", "gzip"))
-    first = board.take(None)
-    second = board.take(None)
-    assert first is not None and second is not None
-    assert (first[0], second[0]) == ("A", "A")  # 5 left on A for 2 workers beats 2 on B
-    third = board.take(None)
-    assert third is not None and third[0] == "B"
-    assert board.take("B") == ("B", WarmTask("/b1", "t2", "gzip"))
-    # B is dry: its worker moves to A rather than stopping.
-    moved = board.take("B")
+    for edge, size in sizes.items():
+        for index in range(size):
+            board.add(edge, WarmTask(f"/{edge}{index}", f"t-{edge}", "gzip"))
+    return board
+
+
+def test_the_board_keeps_a_worker_on_its_edge_and_spreads_workers_by_work_left() -> None:
+    board = board_with(A=20, B=8)
+    picks = [board.take(None) for _ in range(3)]
+    # A: 20 for 1 worker, then 19 for 2; B's 8 for 1 beats A's 18 for 3.
+    assert [pick[0] for pick in picks if pick] == ["A", "A", "B"]
+    assert [board.take("B") for _ in range(7)] == [
+        ("B", WarmTask(f"/B{index}", "t-B", "gzip")) for index in range(1, 8)
+    ]
+    moved = board.take("B")  # B is dry; A's 17 tasks need its 2 workers long: help
     assert moved is not None and moved[0] == "A"
-    drained = [board.take("A") for _ in range(3)]
-    assert all(item is not None for item in drained)
-    assert board.take("A") is None and len(board) == 0
+    while board.take("A") is not None:
+        pass
+    assert len(board) == 0
+
+
+def test_a_dry_worker_stops_rather_than_open_a_connection_for_the_last_few_tasks() -> None:
+    board = board_with(A=4, B=1)
+    assert [pick[0] for pick in (board.take(None) for _ in range(3)) if pick] == ["A", "A", "B"]
+    # A has 2 tasks left for its 2 workers: a new connection there would finish later.
+    assert board.take("B") is None
+    assert len(board) == 2
