@@ -56,47 +56,65 @@ TARGETS: dict[str, tuple[str, str]] = {
 # ---- the far-away side (child process) -----------------------------------------------
 
 
-def serve(conn: Connection) -> None:
-    """Child process: edges + DNS with emulated RTT; answers "stats", "reset", "stop".
+class FarEdges:
+    """Six HTTPS edges in one asyncio loop (its own thread), each answer one RTT late.
 
-    The edges are one asyncio loop rather than a thread per connection: a real edge adds
-    no measurable time of its own, and the emulation should not either.
+    One loop rather than a thread per connection: a real edge adds no measurable time
+    of its own, and the emulation should not either.
     """
-    from edgefill.lab.dns import LabDNSServer
-    from edgefill.lab.tls import LabCA
-    from shared.edns import REGION_SUBNETS
 
-    counts = {"handshakes": 0, "requests": 0}
-    ca = LabCA(Path(tempfile.mkdtemp(prefix="bench-prewarm-ca-")))
-    context = ca.server_context(VIEWER)
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.counts = {"handshakes": 0, "requests": 0}
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self.port = 0
+        listeners = []
+        for target, (address, _) in TARGETS.items():
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((address, self.port))
+            listener.listen(512)
+            listener.setblocking(False)
+            self.port = listener.getsockname()[1]
+            listeners.append((listener, target if target.isupper() else "IAD89-C1"))
+        self.loop = asyncio.new_event_loop()
+        for listener, pop in listeners:
+            self._tasks.add(self.loop.create_task(self._accept(listener, pop)))
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
-    async def edge_connection(client: socket.socket, pop: str) -> None:
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _accept(self, listener: socket.socket, pop: str) -> None:
+        while True:
+            client, _ = await self.loop.sock_accept(listener)
+            self._tasks.add(self.loop.create_task(self._connection(client, pop)))
+
+    async def _connection(self, client: socket.socket, pop: str) -> None:
         # The TLS layer must see the ClientHello, so the socket is handed to asyncio only
         # after the emulated round trips (a stream reader would swallow it meanwhile).
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await asyncio.sleep(RTT)  # TCP: SYN, SYN-ACK
         await asyncio.sleep(RTT)  # TLS 1.3: ClientHello, ServerHello ... Finished
-        loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=65536)
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            transport, _ = await loop.connect_accepted_socket(lambda: protocol, client, ssl=context)
+            transport, _ = await self.loop.connect_accepted_socket(
+                lambda: protocol, client, ssl=self.context
+            )
         except (ssl.SSLError, OSError):
             client.close()
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        counts["handshakes"] += 1
+        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
+        self.counts["handshakes"] += 1
         head = (
             f"HTTP/1.1 200 OK\r\nContent-Length: {len(BODY)}\r\n"
             f"X-Cache: Miss from cloudfront\r\nX-Amz-Cf-Pop: {pop}\r\n\r\n"
         ).encode()
         try:
-            while True:
-                request = await reader.readuntil(b"\r\n\r\n")
-                if not request.startswith(b"GET "):
-                    break
+            while (await reader.readuntil(b"\r\n\r\n")).startswith(b"GET "):
                 await asyncio.sleep(RTT)  # request out, first byte back
-                counts["requests"] += 1
+                self.counts["requests"] += 1
                 writer.write(head + BODY)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
@@ -104,28 +122,15 @@ def serve(conn: Connection) -> None:
         finally:
             writer.close()
 
-    async def accept(listener: socket.socket, pop: str) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            client, _ = await loop.sock_accept(listener)
-            tasks.add(loop.create_task(edge_connection(client, pop)))
 
-    tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps weak ones
-    listeners: list[tuple[socket.socket, str]] = []
-    port = 0
-    for target, (address, _) in TARGETS.items():
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, port))
-        listener.listen(512)
-        listener.setblocking(False)
-        port = listener.getsockname()[1]
-        listeners.append((listener, target if target.isupper() else "IAD89-C1"))
-    loop = asyncio.new_event_loop()
-    for listener, pop in listeners:
-        tasks.add(loop.create_task(accept(listener, pop)))
-    threading.Thread(target=loop.run_forever, daemon=True).start()
+def serve(conn: Connection) -> None:
+    """Child process: edges + DNS with emulated RTT; answers "stats", "reset", "stop"."""
+    from edgefill.lab.dns import LabDNSServer
+    from edgefill.lab.tls import LabCA
+    from shared.edns import REGION_SUBNETS
 
+    ca = LabCA(Path(tempfile.mkdtemp(prefix="bench-prewarm-ca-")))
+    edges = FarEdges(ca.server_context(VIEWER))
     subnet_answers = {REGION_SUBNETS[t]: a for t, (a, _) in TARGETS.items() if t in REGION_SUBNETS}
     dns_server = LabDNSServer(
         DOMAIN,
@@ -135,19 +140,14 @@ def serve(conn: Connection) -> None:
         ttl=60,
         latency=RTT,
     ).start()
-    conn.send({"ca": str(ca.bundle_path), "edge_port": port, "resolver": dns_server.resolver})
-    while True:
-        command = conn.recv()
-        if command == "stats":
-            conn.send({**counts, "dns": dns_server.query_count})
-        elif command == "reset":
-            counts.update(handshakes=0, requests=0)
+    conn.send({"ca": str(ca.bundle_path), "edge_port": edges.port, "resolver": dns_server.resolver})
+    while (command := conn.recv()) != "stop":
+        if command == "reset":
+            edges.counts.update(handshakes=0, requests=0)
             dns_server.reset_counts()
-            conn.send("ok")
-        else:
-            break
+        conn.send({**edges.counts, "dns": dns_server.query_count})
     dns_server.stop()
-    loop.call_soon_threadsafe(loop.stop)
+    edges.stop()
     conn.send("stopped")
 
 
