@@ -98,12 +98,16 @@ class _EdgeServer(TLSThreadingHTTPServer):
 class FakeEdge:
     """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``."""
 
-    def __init__(self, address: str, ca: LabCA, cert_names: tuple[str, ...], pop: str) -> None:
+    def __init__(
+        self, address: str, ca: LabCA | None, cert_names: tuple[str, ...], pop: str
+    ) -> None:
         self.address = address
         self.pop = pop
-        self._context = ca.server_context(*cert_names)
+        # No CA: a plain HTTP edge (EDGEFILL_PROTOCOL=http).
+        self._context = ca.server_context(*cert_names) if ca is not None else None
         self.sni: list[str | None] = []
-        self._context.sni_callback = self._on_sni
+        if self._context is not None:
+            self._context.sni_callback = self._on_sni
         self.seen: list[Seen] = []
         self.faults: dict[str, str] = {}
         self._counts: dict[str, int] = {}

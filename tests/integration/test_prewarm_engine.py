@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from edgefill.lab.dns import LabDNSServer
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
+from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import REGION_SUBNETS, EdgeResolver
 from shared.messages import ENCODINGS
-from tests.integration.prewarm_edges import VIEWER, Lab, body_for, lab, lab_servers
+from tests.integration.prewarm_edges import (
+    VIEWER,
+    FakeEdge,
+    Lab,
+    Seen,
+    body_for,
+    lab,
+    lab_servers,
+    start_edges,
+)
 
 __all__ = ["lab", "lab_servers"]  # fixtures
 
@@ -116,10 +127,12 @@ def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_tar
     lab: Lab,
 ) -> None:
     edge = lab.edges["127.0.0.2"]
-    edge.faults.update({"/short.bin": "short", "/reset.bin": "reset", "/gone": "404"})
+    edge.faults.update(
+        {"/short.bin": "short", "/reset.bin": "reset", "/gone": "404", "/busy": "503"}
+    )
     results, report = run(
         lab,
-        ("/short.bin", "/reset.bin", "/gone"),
+        ("/short.bin", "/reset.bin", "/gone", "/busy"),
         ("us-east-1", "SFO5-C1"),
         ("identity",),
         settings=WarmSettings(concurrency=4, request_attempts=2, backoff_base=0.01),
@@ -133,11 +146,13 @@ def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_tar
     assert not reset.ok and reset.retryable and reset.attempts == 2
     gone = by_key["us-east-1", "/gone"]
     assert not gone.ok and gone.status == 404 and gone.attempts == 1  # 4xx: no retry now
-    for path in ("/short.bin", "/reset.bin", "/gone"):
+    busy = by_key["us-east-1", "/busy"]
+    assert not busy.ok and busy.status == 503 and busy.attempts == 2 and busy.retryable
+    for path in ("/short.bin", "/reset.bin", "/gone", "/busy"):
         dead = by_key["SFO5-C1", path]
         assert not dead.ok and dead.retryable and dead.edge == "127.0.0.9"
         assert "SFO5-C1" in (dead.error or "") and path in (dead.error or "")
-    assert report.ok == 0 and report.failed == 6
+    assert report.ok == 0 and report.failed == 8
 
 
 def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure(
@@ -163,3 +178,28 @@ def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure
     assert "deflate" in errors["us-east-1", "/ok.js", "deflate"]
     assert not any(r.retryable for r in results if not r.ok)
     assert report.targets["xx-nowhere-9"].error
+
+
+def test_given_plain_http_when_warmed_then_the_edge_is_reached_without_tls() -> None:
+    edge = FakeEdge("127.0.0.6", None, (), "CDG50-C1")
+    port = start_edges([edge])
+    try:
+        with LabDNSServer("d222.cloudfront.net", pop_answers={"CDG50-C1": "127.0.0.6"}) as dns:
+            config = PrewarmConfig.from_env(
+                {
+                    "EDGEFILL_DISTRIBUTION_DOMAIN": "d222.cloudfront.net",
+                    "EDGEFILL_PROTOCOL": "http",
+                    "EDGEFILL_RESOLVER": dns.resolver,
+                    "EDGEFILL_EDGE_PORT": str(port),
+                }
+            )
+            report = warm(
+                WarmPlan(("/a",), ("CDG50-C1",), ("br",), config.viewer_host),
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                EdgeClient(protocol="http", port=config.port),
+            )
+    finally:
+        edge.stop()
+    assert report.ok == 1
+    assert edge.seen == [Seen("127.0.0.6", "/a", "d222.cloudfront.net", "br")]

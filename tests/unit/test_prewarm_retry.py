@@ -6,6 +6,7 @@ import json
 from itertools import product
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,14 @@ from prewarm_worker.engine import (
     _TaskRunner,
     _worth_another_try,
 )
-from prewarm_worker.worker import Outcome, PrewarmRuntime, _requeue, retry_messages
+from prewarm_worker.worker import (
+    NotProcessed,
+    Outcome,
+    PrewarmRuntime,
+    _requeue,
+    prewarm_record,
+    retry_messages,
+)
 from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
@@ -162,3 +170,41 @@ def test_a_dry_worker_stops_rather_than_open_a_connection_for_the_last_few_tasks
     # A has 2 tasks left for its 2 workers: a new connection there would finish later.
     assert board.take("B") is None
     assert len(board) == 2
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.lines.append((msg, kwargs.get("extra", {})))
+
+    warning = error = info
+
+
+def never_built() -> PrewarmRuntime:
+    raise AssertionError("a rejected message must not need the runtime")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"v": 1, "type": "prewarm", "paths": [f"/p{i}" for i in range(1001)]}, "paths"),
+        ({"v": 1, "type": "prewarm", "paths": []}, "paths"),
+        ({"v": 1, "type": "prewarm", "paths": [""]}, "paths[0]"),
+        ({"v": 1, "type": "prewarm", "paths": ["/a", "b"]}, "paths[1]"),
+        ({"v": 1, "type": "prewarm", "paths": ["/a"], "encodings": ["deflate"]}, "encodings[0]"),
+        ({"v": 1, "type": "prewarm", "paths": ["/a"], "targets": ["nrt20"]}, "targets[0]"),
+        ({"v": 1, "type": "backfill", "uri": "/a"}, "type"),
+        ({"v": 2, "type": "prewarm", "paths": ["/a"]}, "v"),
+    ],
+)
+def test_a_message_breaking_the_contract_is_rejected_naming_the_field(
+    body: dict[str, Any], field: str
+) -> None:
+    log = RecordingLog()
+    with pytest.raises(NotProcessed):
+        prewarm_record(json.dumps(body), never_built, log, message_id="m-1")
+    ((message, extra),) = log.lines
+    assert message == "prewarm message rejected" and extra["messageId"] == "m-1"
+    assert extra["error"].startswith(f"{field}: ")
