@@ -13,6 +13,7 @@ points it at its own CA, production leaves it unset.
 
 from __future__ import annotations
 
+import http.client
 import os
 import ssl
 import threading
@@ -203,10 +204,21 @@ class EdgeClient:
             pool.close()
 
 
+class _WholeResponse(http.client.HTTPResponse):
+    """Reads the socket a chunk at a time rather than 8 KiB at a time: a typical response
+    (headers and body) then costs one read, not three."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = sock.makefile("rb", buffering=CHUNK_BYTES)
+
+
 def _counting(base: type[HTTPConnection], on_connect: Any) -> type[HTTPConnection]:
     """A connection class that reports each new TCP (and TLS) connection it opens."""
 
     class Counted(base):  # type: ignore[valid-type,misc]
+        response_class = _WholeResponse
+
         def connect(self) -> None:
             on_connect()
             super().connect()
