@@ -20,7 +20,7 @@ metrics = worker_metrics("prewarm")
 
 
 def warm_record(record: SQSRecord) -> None:
-    prewarm_record(record.body, runtime(), logger, message_id=record.message_id)
+    prewarm_record(record.body, runtime, logger, metrics, message_id=record.message_id)
 
 
 @logger.inject_lambda_context

@@ -29,6 +29,9 @@ from shared.messages import ACCEPT_ENCODING, is_pop_code
 
 BACKOFF_BASE_SECONDS: Final = 0.2
 BACKOFF_CAP_SECONDS: Final = 5.0
+# A worker moving to another edge opens a connection there: one round trip for TCP and
+# one for TLS, the time of about two requests on a kept-alive connection.
+MOVE_COST_REQUESTS: Final = 2
 _BAD_PATH_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -297,8 +300,17 @@ class _TaskBoard:
                 return current, self._queues[current].popleft()
             if current is not None:
                 self._workers[current] -= 1
+            candidates = [edge for edge, queue in self._queues.items() if queue]
+            if current is not None:
+                # A move costs a new connection, about two requests' time (TCP + TLS).
+                # Only join an edge whose own workers need longer than that to finish it.
+                candidates = [
+                    edge
+                    for edge in candidates
+                    if len(self._queues[edge]) > MOVE_COST_REQUESTS * self._workers[edge]
+                ]
             busiest = max(
-                (edge for edge, queue in self._queues.items() if queue),
+                candidates,
                 key=lambda edge: len(self._queues[edge]) / (self._workers[edge] + 1),
                 default=None,
             )
@@ -385,7 +397,7 @@ def _worth_another_try(result: TaskResult) -> bool:
 def _judge(
     task: WarmTask, edge: str, response: EdgeResponse, attempt: int, where: str
 ) -> TaskResult:
-    pop = response.headers.get("X-Amz-Cf-Pop") or response.headers.get("x-amz-cf-pop")
+    pop = response.headers.get("X-Amz-Cf-Pop")
     mismatch = is_pop_code(task.target) and pop is not None and pop.upper() != task.target.upper()
     error = None
     if not 200 <= response.status < 300:
@@ -399,7 +411,7 @@ def _judge(
         ok=error is None,
         edge=edge,
         status=response.status,
-        x_cache=response.headers.get("X-Cache") or response.headers.get("x-cache"),
+        x_cache=response.headers.get("X-Cache"),
         pop=pop,
         bytes_read=response.bytes_read,
         seconds=response.seconds,

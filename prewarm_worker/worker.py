@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
 from shared import aws
-from shared.config import PrewarmConfig
+from shared.config import ConfigError, PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
 from shared.messages import PrewarmMessage, parse_prewarm, to_json
@@ -89,19 +89,39 @@ class Outcome:
     given_up: int = 0
 
 
+class MetricSink(Protocol):
+    def add_metric(self, name: str, unit: MetricUnit, value: float) -> Any: ...
+
+
 def prewarm_record(
     body: str,
-    rt: PrewarmRuntime,
+    rt: PrewarmRuntime | Callable[[], PrewarmRuntime],
     log: Log,
+    metrics: MetricSink | None = None,
     message_id: str | None = None,
     jitter: Callable[[], float] = random.random,
 ) -> Outcome:
-    """Process one prewarm message body; raise ``NotProcessed`` when SQS should retry it."""
+    """Process one prewarm message body; raise ``NotProcessed`` when SQS should retry it.
+
+    ``metrics`` (the handler's Powertools ``Metrics``) receives the message's totals;
+    per-target metrics are published here as their own EMF blobs.
+    """
     try:
         message = parse_prewarm(body)
     except ValueError as error:
         log.error("prewarm message rejected", extra={"messageId": message_id, "error": str(error)})
+        if metrics is not None:
+            metrics.add_metric("RejectedMessages", MetricUnit.Count, 1)
         raise NotProcessed(f"message rejected: {error}") from None
+    if not isinstance(rt, PrewarmRuntime):
+        try:
+            rt = rt()
+        except ConfigError as error:
+            log.error(
+                "prewarm configuration error",
+                extra={"variable": error.variable, "error": str(error)},
+            )
+            raise NotProcessed(f"configuration error: {error}") from None
     config = rt.config
     targets = message.targets or config.targets
     if not targets:
@@ -120,6 +140,12 @@ def prewarm_record(
     outcome = _requeue(message, plan, report, rt, log, message_id, jitter)
     log.info("prewarm summary", extra=_summary(message, plan, outcome, message_id))
     publish_metrics(report)
+    if metrics is not None:
+        metrics.add_metric("PrewarmMessages", MetricUnit.Count, 1)
+        metrics.add_metric("WarmOk", MetricUnit.Count, report.ok)
+        metrics.add_metric("WarmFailed", MetricUnit.Count, report.failed)
+        metrics.add_metric("RequeuedTasks", MetricUnit.Count, outcome.requeued_tasks)
+        metrics.add_metric("GivenUpTasks", MetricUnit.Count, outcome.given_up)
     return outcome
 
 
@@ -137,9 +163,12 @@ def retry_messages(
         task = failure.task
         if task.path not in paths_by[task.target, task.encoding]:
             paths_by[task.target, task.encoding].append(task.path)
+    # Tasks finish in any order; the message's own order makes equal path sets equal keys.
+    rank = {path: index for index, path in enumerate(message.paths)}
     encodings_by: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
     for (target, encoding), failed_paths in paths_by.items():
-        encodings_by[target, tuple(failed_paths)].append(encoding)
+        ordered = tuple(sorted(failed_paths, key=lambda p: (rank.get(p, len(rank)), p)))
+        encodings_by[target, ordered].append(encoding)
     targets_by: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
     for (target, group_paths), encodings in encodings_by.items():
         targets_by[group_paths, tuple(encodings)].append(target)

@@ -8,14 +8,22 @@ more bytes than it sends), ``404``.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from edgefill.lab.dns import LabDNSServer
 from edgefill.lab.tls import LabCA, TLSThreadingHTTPServer
+from shared.config import PrewarmConfig
+from shared.edns import REGION_SUBNETS
 
 BODY_REPEAT = 2000  # bodies of a few tens of KB: several chunks each
 
@@ -90,12 +98,16 @@ class _EdgeServer(TLSThreadingHTTPServer):
 class FakeEdge:
     """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``."""
 
-    def __init__(self, address: str, ca: LabCA, cert_names: tuple[str, ...], pop: str) -> None:
+    def __init__(
+        self, address: str, ca: LabCA | None, cert_names: tuple[str, ...], pop: str
+    ) -> None:
         self.address = address
         self.pop = pop
-        self._context = ca.server_context(*cert_names)
+        # No CA: a plain HTTP edge (EDGEFILL_PROTOCOL=http).
+        self._context = ca.server_context(*cert_names) if ca is not None else None
         self.sni: list[str | None] = []
-        self._context.sni_callback = self._on_sni
+        if self._context is not None:
+            self._context.sni_callback = self._on_sni
         self.seen: list[Seen] = []
         self.faults: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -161,3 +173,73 @@ def start_edges(edges: list[FakeEdge]) -> int:
             for edge in started:
                 edge.stop()
     raise OSError("could not start the edges on one shared port")
+
+
+DOMAIN = "d111abc.cloudfront.net"
+VIEWER = "cdn.example.com"
+EU_SUBNET = "192.0.2.0/24"  # an override of the built-in table, as EDGEFILL_REGION_SUBNETS
+
+
+@dataclass
+class Lab:
+    ca: LabCA
+    dns: LabDNSServer
+    edges: dict[str, FakeEdge]
+    port: int
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "EDGEFILL_DISTRIBUTION_DOMAIN": DOMAIN,
+            "EDGEFILL_VIEWER_HOST": VIEWER,
+            "EDGEFILL_RESOLVER": self.dns.resolver,
+            "EDGEFILL_EDGE_PORT": str(self.port),
+            "EDGEFILL_REGION_SUBNETS": json.dumps({"eu-west-1": EU_SUBNET}),
+        }
+        env.update(extra)
+        return env
+
+    def config(self, **extra: str) -> PrewarmConfig:
+        return PrewarmConfig.from_env(self.env(**extra))
+
+
+@pytest.fixture(scope="module")
+def lab_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    ca = LabCA(Path(tmp_path_factory.mktemp("ca")))
+    edges = {
+        "127.0.0.2": FakeEdge("127.0.0.2", ca, (VIEWER,), "IAD89-C1"),
+        "127.0.0.3": FakeEdge("127.0.0.3", ca, (VIEWER,), "NRT20-P2"),
+        "127.0.0.4": FakeEdge("127.0.0.4", ca, (VIEWER,), "DUB56-P1"),
+        # A certificate for another name: verification must refuse it.
+        "127.0.0.5": FakeEdge("127.0.0.5", ca, ("other.example",), "FRA2-C1"),
+    }
+    port = start_edges(list(edges.values()))
+    dns_server = LabDNSServer(
+        DOMAIN,
+        subnet_answers={
+            REGION_SUBNETS["us-east-1"]: "127.0.0.2",
+            REGION_SUBNETS["ap-northeast-1"]: "127.0.0.3",
+            EU_SUBNET: "127.0.0.4",
+        },
+        pop_answers={
+            "NRT20-P2": "127.0.0.3",
+            "HKG60-C1": "127.0.0.3",  # answers with X-Amz-Cf-Pop NRT20-P2: a mismatch
+            "FRA2-C1": "127.0.0.5",
+            "SFO5-C1": "127.0.0.9",  # nothing listens there: a dead edge
+        },
+        default_address="127.0.0.2",
+        ttl=60,
+    ).start()
+    yield Lab(ca, dns_server, edges, port)
+    dns_server.stop()
+    for edge in edges.values():
+        edge.stop()
+
+
+@pytest.fixture
+def lab(lab_servers: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab_servers.ca.bundle_path))
+    lab_servers.dns.reset_counts()
+    lab_servers.dns.set_fault(None)
+    for edge in lab_servers.edges.values():
+        edge.reset()
+    return lab_servers

@@ -2,90 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
-
 from edgefill.lab.dns import LabDNSServer
-from edgefill.lab.tls import LabCA
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
 from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import REGION_SUBNETS, EdgeResolver
 from shared.messages import ENCODINGS
-from tests.integration.prewarm_edges import FakeEdge, body_for, start_edges
+from tests.integration.prewarm_edges import (
+    VIEWER,
+    FakeEdge,
+    Lab,
+    Seen,
+    body_for,
+    lab,
+    lab_servers,
+    start_edges,
+)
 
-DOMAIN = "d111abc.cloudfront.net"
-VIEWER = "cdn.example.com"
-EU_SUBNET = "192.0.2.0/24"  # an override of the built-in table, as EDGEFILL_REGION_SUBNETS
-
-
-@dataclass
-class Lab:
-    ca: LabCA
-    dns: LabDNSServer
-    edges: dict[str, FakeEdge]
-    port: int
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            "EDGEFILL_DISTRIBUTION_DOMAIN": DOMAIN,
-            "EDGEFILL_VIEWER_HOST": VIEWER,
-            "EDGEFILL_RESOLVER": self.dns.resolver,
-            "EDGEFILL_EDGE_PORT": str(self.port),
-            "EDGEFILL_REGION_SUBNETS": json.dumps({"eu-west-1": EU_SUBNET}),
-        }
-        env.update(extra)
-        return env
-
-    def config(self, **extra: str) -> PrewarmConfig:
-        return PrewarmConfig.from_env(self.env(**extra))
-
-
-@pytest.fixture(scope="module")
-def lab_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    ca = LabCA(Path(tmp_path_factory.mktemp("ca")))
-    edges = {
-        "127.0.0.2": FakeEdge("127.0.0.2", ca, (VIEWER,), "IAD89-C1"),
-        "127.0.0.3": FakeEdge("127.0.0.3", ca, (VIEWER,), "NRT20-P2"),
-        "127.0.0.4": FakeEdge("127.0.0.4", ca, (VIEWER,), "DUB56-P1"),
-        # A certificate for another name: verification must refuse it.
-        "127.0.0.5": FakeEdge("127.0.0.5", ca, ("other.example",), "FRA2-C1"),
-    }
-    port = start_edges(list(edges.values()))
-    dns_server = LabDNSServer(
-        DOMAIN,
-        subnet_answers={
-            REGION_SUBNETS["us-east-1"]: "127.0.0.2",
-            REGION_SUBNETS["ap-northeast-1"]: "127.0.0.3",
-            EU_SUBNET: "127.0.0.4",
-        },
-        pop_answers={
-            "NRT20-P2": "127.0.0.3",
-            "HKG60-C1": "127.0.0.3",  # answers with X-Amz-Cf-Pop NRT20-P2: a mismatch
-            "FRA2-C1": "127.0.0.5",
-            "SFO5-C1": "127.0.0.9",  # nothing listens there: a dead edge
-        },
-        default_address="127.0.0.2",
-        ttl=60,
-    ).start()
-    yield Lab(ca, dns_server, edges, port)
-    dns_server.stop()
-    for edge in edges.values():
-        edge.stop()
-
-
-@pytest.fixture
-def lab(lab_servers: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab_servers.ca.bundle_path))
-    lab_servers.dns.reset_counts()
-    lab_servers.dns.set_fault(None)
-    for edge in lab_servers.edges.values():
-        edge.reset()
-    return lab_servers
+__all__ = ["lab", "lab_servers"]  # fixtures
 
 
 def run(
@@ -193,10 +127,12 @@ def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_tar
     lab: Lab,
 ) -> None:
     edge = lab.edges["127.0.0.2"]
-    edge.faults.update({"/short.bin": "short", "/reset.bin": "reset", "/gone": "404"})
+    edge.faults.update(
+        {"/short.bin": "short", "/reset.bin": "reset", "/gone": "404", "/busy": "503"}
+    )
     results, report = run(
         lab,
-        ("/short.bin", "/reset.bin", "/gone"),
+        ("/short.bin", "/reset.bin", "/gone", "/busy"),
         ("us-east-1", "SFO5-C1"),
         ("identity",),
         settings=WarmSettings(concurrency=4, request_attempts=2, backoff_base=0.01),
@@ -210,11 +146,13 @@ def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_tar
     assert not reset.ok and reset.retryable and reset.attempts == 2
     gone = by_key["us-east-1", "/gone"]
     assert not gone.ok and gone.status == 404 and gone.attempts == 1  # 4xx: no retry now
-    for path in ("/short.bin", "/reset.bin", "/gone"):
+    busy = by_key["us-east-1", "/busy"]
+    assert not busy.ok and busy.status == 503 and busy.attempts == 2 and busy.retryable
+    for path in ("/short.bin", "/reset.bin", "/gone", "/busy"):
         dead = by_key["SFO5-C1", path]
         assert not dead.ok and dead.retryable and dead.edge == "127.0.0.9"
         assert "SFO5-C1" in (dead.error or "") and path in (dead.error or "")
-    assert report.ok == 0 and report.failed == 6
+    assert report.ok == 0 and report.failed == 8
 
 
 def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure(
@@ -240,3 +178,28 @@ def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure
     assert "deflate" in errors["us-east-1", "/ok.js", "deflate"]
     assert not any(r.retryable for r in results if not r.ok)
     assert report.targets["xx-nowhere-9"].error
+
+
+def test_given_plain_http_when_warmed_then_the_edge_is_reached_without_tls() -> None:
+    edge = FakeEdge("127.0.0.6", None, (), "CDG50-C1")
+    port = start_edges([edge])
+    try:
+        with LabDNSServer("d222.cloudfront.net", pop_answers={"CDG50-C1": "127.0.0.6"}) as dns:
+            config = PrewarmConfig.from_env(
+                {
+                    "EDGEFILL_DISTRIBUTION_DOMAIN": "d222.cloudfront.net",
+                    "EDGEFILL_PROTOCOL": "http",
+                    "EDGEFILL_RESOLVER": dns.resolver,
+                    "EDGEFILL_EDGE_PORT": str(port),
+                }
+            )
+            report = warm(
+                WarmPlan(("/a",), ("CDG50-C1",), ("br",), config.viewer_host),
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                EdgeClient(protocol="http", port=config.port),
+            )
+    finally:
+        edge.stop()
+    assert report.ok == 1
+    assert edge.seen == [Seen("127.0.0.6", "/a", "d222.cloudfront.net", "br")]
