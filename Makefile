@@ -40,9 +40,14 @@ $(SAM):
 	$(SAM_VENV)/bin/pip install -q --upgrade pip
 	$(SAM_VENV)/bin/pip install -q 'aws-sam-cli>=1.120,<2'
 
+# --build-in-source: SAM would otherwise copy the whole checkout (virtual environments
+# included) to a scratch directory once per function before calling the build-* targets.
+# The artifact check then zips each artifact and fails if the edge one is too big or
+# holds anything besides its package and the light parts of shared/.
 build: $(SAM)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region us-east-1
-	SAM_CLI_TELEMETRY=0 $(SAM) build
+	SAM_CLI_TELEMETRY=0 $(SAM) build --build-in-source --region us-east-1
+	$(PYTHON) .ci/check_artifacts.py .aws-sam/build
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
@@ -51,8 +56,11 @@ clean:
 # Each artifact holds its own package, the parts of shared/ it imports, and its
 # third-party dependencies built for Lambda (manylinux x86_64, CPython 3.13),
 # so `sam build` needs neither Python 3.13 nor Docker on this machine.
-LAMBDA_PIP := pip install --quiet --no-compile --platform manylinux2014_x86_64 \
-	--implementation cp --python-version 3.13 --only-binary=:all: --upgrade
+# pip from the SAM environment when it exists (make build creates it), else $(PYTHON)'s.
+LAMBDA_PYTHON ?= $(if $(wildcard $(SAM_VENV)/bin/python),$(SAM_VENV)/bin/python,$(PYTHON))
+LAMBDA_PIP := $(LAMBDA_PYTHON) -m pip install --quiet --no-compile --disable-pip-version-check \
+	--platform manylinux2014_x86_64 --implementation cp --python-version 3.13 \
+	--only-binary=:all: --upgrade
 
 # The edge artifact installs no third-party package: boto3 comes with the runtime,
 # and every KB is paid on each cold start at every edge.
@@ -63,16 +71,19 @@ build-EdgeOriginRequestFunction:
 	cp edge_origin_request/*.py $(ARTIFACTS_DIR)/edge_origin_request/
 	cd shared && cp $(EDGE_SHARED) $(ARTIFACTS_DIR)/shared/
 
+# Workers take all of shared/ (files and any subpackage), never a stale __pycache__.
 build-BackfillWorkerFunction:
-	mkdir -p $(ARTIFACTS_DIR)/backfill_worker
-	cp -r shared $(ARTIFACTS_DIR)/shared
-	cp backfill_worker/*.py $(ARTIFACTS_DIR)/backfill_worker/
+	mkdir -p $(ARTIFACTS_DIR)/backfill_worker $(ARTIFACTS_DIR)/shared
+	cp -R shared/. $(ARTIFACTS_DIR)/shared/
+	cp -R backfill_worker/. $(ARTIFACTS_DIR)/backfill_worker/
 	$(LAMBDA_PIP) --target $(ARTIFACTS_DIR) -r backfill_worker/requirements.txt
+	rm -rf $(ARTIFACTS_DIR)/bin  # console scripts of dependencies: never run in Lambda
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
 
 build-PrewarmWorkerFunction:
-	mkdir -p $(ARTIFACTS_DIR)/prewarm_worker
-	cp -r shared $(ARTIFACTS_DIR)/shared
-	cp prewarm_worker/*.py $(ARTIFACTS_DIR)/prewarm_worker/
+	mkdir -p $(ARTIFACTS_DIR)/prewarm_worker $(ARTIFACTS_DIR)/shared
+	cp -R shared/. $(ARTIFACTS_DIR)/shared/
+	cp -R prewarm_worker/. $(ARTIFACTS_DIR)/prewarm_worker/
 	$(LAMBDA_PIP) --target $(ARTIFACTS_DIR) -r prewarm_worker/requirements.txt
+	rm -rf $(ARTIFACTS_DIR)/bin  # console scripts of dependencies: never run in Lambda
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +

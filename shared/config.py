@@ -20,6 +20,13 @@ from shared.messages import ENCODINGS, is_region_code, is_target
 
 DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger still works
 DEFAULT_RESOLVER: Final = "8.8.8.8"
+# Prewarm tuning (see docs/PREWARM.md): warm threads, tries per request, seconds a request
+# may take, message attempts before failed tasks are given up, first re-enqueue delay.
+DEFAULT_CONCURRENCY: Final = 32
+DEFAULT_REQUEST_ATTEMPTS: Final = 3
+DEFAULT_REQUEST_TIMEOUT: Final = 30
+DEFAULT_MAX_ATTEMPTS: Final = 5
+DEFAULT_RETRY_DELAY: Final = 30
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -102,6 +109,11 @@ class PrewarmConfig:
     region_subnets: tuple[tuple[str, Network], ...] = ()  # overrides of the built-in table
     edge_port: int | None = None
     prewarm_queue_url: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    request_attempts: int = DEFAULT_REQUEST_ATTEMPTS
+    request_timeout: int = DEFAULT_REQUEST_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_delay: int = DEFAULT_RETRY_DELAY
 
     @property
     def port(self) -> int:
@@ -146,7 +158,23 @@ class PrewarmConfig:
             region_subnets=_region_subnets(env.get("EDGEFILL_REGION_SUBNETS", "")),
             edge_port=_port("EDGEFILL_EDGE_PORT", edge_port) if edge_port else None,
             prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
+            concurrency=_bounded_int(env, "EDGEFILL_CONCURRENCY", DEFAULT_CONCURRENCY, 256),
+            request_attempts=_bounded_int(
+                env, "EDGEFILL_REQUEST_ATTEMPTS", DEFAULT_REQUEST_ATTEMPTS, 10
+            ),
+            request_timeout=_bounded_int(
+                env, "EDGEFILL_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 900
+            ),
+            max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 100),
+            retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 900),
         )
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, most: int) -> int:
+    value = _positive_int(env, name, default)
+    if value > most:
+        raise ConfigError(name, f"must be at most {most}, got {value}")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

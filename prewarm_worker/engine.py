@@ -1,0 +1,422 @@
+"""The warm engine: resolve each target's edge once, then GET path × target × encoding.
+
+Used by the prewarm worker and by the CLI (``edgefill warm``) alike, so nothing here knows
+about Lambda, SQS or Powertools: it takes a plan, a configuration, a resolver and an edge
+client, and returns a ``WarmReport``.
+
+Scheduling: ``concurrency`` worker threads share one board of tasks grouped by edge. A
+worker keeps taking tasks for the edge it is on, so its keep-alive connection to that
+edge is reused; when that edge runs dry it moves to the edge with the most work left per
+worker, so the run ends evenly. Connections per edge never exceed ``concurrency``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from shared.config import DEFAULT_CONCURRENCY, DEFAULT_REQUEST_ATTEMPTS, PrewarmConfig
+from shared.edge_http import EdgeClient, EdgeError, EdgeResponse
+from shared.edns import EdgeResolver, Resolution, ResolveError, resolve_edges
+from shared.messages import ACCEPT_ENCODING, is_pop_code
+
+BACKOFF_BASE_SECONDS: Final = 0.2
+BACKOFF_CAP_SECONDS: Final = 5.0
+_BAD_PATH_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class WarmTask:
+    """One request to make: ``path`` at ``target``'s edge, as ``encoding``."""
+
+    path: str
+    target: str
+    encoding: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarmPlan:
+    """The cross product paths × targets × encodings, requested as ``host``."""
+
+    paths: tuple[str, ...]
+    targets: tuple[str, ...]
+    encodings: tuple[str, ...]
+    host: str
+
+    def tasks(self) -> list[WarmTask]:
+        return [
+            WarmTask(path, target, encoding)
+            for target in dict.fromkeys(self.targets)
+            for encoding in dict.fromkeys(self.encodings)
+            for path in dict.fromkeys(self.paths)
+        ]
+
+    @property
+    def size(self) -> int:
+        return len(set(self.paths)) * len(set(self.targets)) * len(set(self.encodings))
+
+
+@dataclass(frozen=True, slots=True)
+class WarmSettings:
+    """How hard to push: worker threads, tries per request, backoff and timeouts."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    request_attempts: int = DEFAULT_REQUEST_ATTEMPTS
+    backoff_base: float = BACKOFF_BASE_SECONDS
+    backoff_cap: float = BACKOFF_CAP_SECONDS
+
+    @classmethod
+    def from_config(cls, config: PrewarmConfig) -> WarmSettings:
+        return cls(concurrency=config.concurrency, request_attempts=config.request_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """What one task came to. ``ok`` only for a 2xx whose body arrived in full."""
+
+    task: WarmTask
+    ok: bool
+    edge: str | None = None
+    status: int | None = None
+    x_cache: str | None = None
+    pop: str | None = None
+    bytes_read: int = 0
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+    retryable: bool = False
+    pop_mismatch: bool = False
+
+    @property
+    def hit(self) -> bool:
+        return self.x_cache is not None and self.x_cache.lower().startswith("hit")
+
+    @property
+    def miss(self) -> bool:
+        return self.x_cache is not None and self.x_cache.lower().startswith("miss")
+
+
+@dataclass
+class TargetTotals:
+    """Counters for one target."""
+
+    edge: str | None = None
+    ok: int = 0
+    failed: int = 0
+    bytes: int = 0
+    hits: int = 0
+    misses: int = 0
+    pop_mismatches: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "edge": self.edge,
+            "ok": self.ok,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "popMismatches": self.pop_mismatches,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class WarmReport:
+    """Totals by target and every failed task; successes are counted, not kept, so the
+    report stays small whatever the plan's size."""
+
+    tasks: int = 0
+    targets: dict[str, TargetTotals] = field(default_factory=dict)
+    failures: list[TaskResult] = field(default_factory=list)
+    dns_queries: int = 0
+    connections: int = 0
+    seconds: float = 0.0
+    resolution: Resolution | None = None
+
+    def record(self, result: TaskResult) -> None:
+        totals = self.targets.setdefault(result.task.target, TargetTotals())
+        if result.ok:
+            totals.ok += 1
+        else:
+            totals.failed += 1
+            self.failures.append(result)
+        totals.bytes += result.bytes_read
+        totals.hits += result.hit
+        totals.misses += result.miss
+        totals.pop_mismatches += result.pop_mismatch
+
+    @property
+    def ok(self) -> int:
+        return sum(t.ok for t in self.targets.values())
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes for t in self.targets.values())
+
+    @property
+    def hits(self) -> int:
+        return sum(t.hits for t in self.targets.values())
+
+    @property
+    def misses(self) -> int:
+        return sum(t.misses for t in self.targets.values())
+
+    @property
+    def edges(self) -> dict[str, str]:
+        return {t: totals.edge for t, totals in self.targets.items() if totals.edge}
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary a log line or the CLI prints."""
+        return {
+            "tasks": self.tasks,
+            "ok": self.ok,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "hits": self.hits,
+            "misses": self.misses,
+            "targetsResolved": len(self.edges),
+            "edges": sorted(set(self.edges.values())),
+            "dnsQueries": self.dns_queries,
+            "connections": self.connections,
+            "seconds": round(self.seconds, 3),
+            "targets": {t: totals.as_dict() for t, totals in self.targets.items()},
+        }
+
+
+Progress = Callable[[TaskResult], None]
+
+
+def warm(
+    plan: WarmPlan,
+    config: PrewarmConfig,
+    resolver: EdgeResolver,
+    client: EdgeClient,
+    settings: WarmSettings | None = None,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> WarmReport:
+    """Warm every task of ``plan``; never raises for a bad task, target or edge.
+
+    ``progress`` is called once per finished task, one call at a time.
+    """
+    settings = settings or WarmSettings()
+    started = time.perf_counter()
+    connections_before = client.connections
+    report = WarmReport(tasks=plan.size)
+    lock = threading.Lock()
+
+    def finish(result: TaskResult) -> None:
+        with lock:
+            report.record(result)
+            if progress is not None:
+                progress(result)
+
+    targets = tuple(dict.fromkeys(plan.targets))
+    resolution = resolve_edges(targets, config, resolver)
+    report.resolution = resolution
+    report.dns_queries = resolution.queries
+    for target in targets:
+        totals = report.targets.setdefault(target, TargetTotals())
+        if target in resolution.edges:
+            totals.edge = resolution.edges[target].address
+        elif target in resolution.errors:
+            totals.error = resolution.errors[target].reason
+
+    board = _TaskBoard()
+    for task in plan.tasks():
+        problem = _task_problem(task, resolution)
+        if problem is not None:
+            finish(TaskResult(task, ok=False, error=problem[0], retryable=problem[1]))
+        else:
+            board.add(resolution.edges[task.target].address, task)
+
+    runner = _TaskRunner(plan.host, client, settings, sleep, jitter)
+    workers = min(settings.concurrency, len(board))
+    if workers:
+        with ThreadPoolExecutor(workers, thread_name_prefix="warm") as pool:
+            for _ in range(workers):
+                pool.submit(_work, board, runner, resolution, finish)
+    report.connections = client.connections - connections_before
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _task_problem(task: WarmTask, resolution: Resolution) -> tuple[str, bool] | None:
+    """Why ``task`` cannot be requested at all (and whether that may pass), else None."""
+    path = task.path
+    if not path:
+        return f"path at {task.target}: is empty", False
+    if not path.startswith("/") or path.startswith("//"):
+        return f"path {path[:80]!r} at {task.target}: must start with a single '/'", False
+    if _BAD_PATH_CHARACTER.search(path):
+        return f"path {path[:80]!r} at {task.target}: holds a space or control character", False
+    if task.encoding not in ACCEPT_ENCODING:
+        return f"encoding {task.encoding!r} for {path} at {task.target}: unknown", False
+    error: ResolveError | None = resolution.errors.get(task.target)
+    if error is not None:
+        return f"target {task.target}: {error.reason}", error.retryable
+    if task.target not in resolution.edges:
+        return f"target {task.target}: not resolved", True
+    return None
+
+
+class _TaskBoard:
+    """Tasks grouped by edge; hands a worker more work on its edge while there is some."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[WarmTask]] = {}
+        self._workers: dict[str, int] = {}
+
+    def add(self, edge: str, task: WarmTask) -> None:
+        self._queues.setdefault(edge, deque()).append(task)
+        self._workers.setdefault(edge, 0)
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def take(self, current: str | None) -> tuple[str, WarmTask] | None:
+        with self._lock:
+            if current is not None and self._queues.get(current):
+                return current, self._queues[current].popleft()
+            if current is not None:
+                self._workers[current] -= 1
+            busiest = max(
+                (edge for edge, queue in self._queues.items() if queue),
+                key=lambda edge: len(self._queues[edge]) / (self._workers[edge] + 1),
+                default=None,
+            )
+            if busiest is None:
+                return None
+            self._workers[busiest] += 1
+            return busiest, self._queues[busiest].popleft()
+
+
+def _work(
+    board: _TaskBoard,
+    runner: _TaskRunner,
+    resolution: Resolution,
+    finish: Callable[[TaskResult], None],
+) -> None:
+    current: str | None = None
+    while (taken := board.take(current)) is not None:
+        current, task = taken
+        try:
+            result = runner.run(task, current)
+        except Exception as error:  # one broken task must not stop the rest of the run
+            result = TaskResult(task, ok=False, edge=current, error=f"internal error: {error!r}")
+        finish(result)
+
+
+class _TaskRunner:
+    """One task: GET with retries on connection errors and 5xx, backoff with jitter."""
+
+    def __init__(
+        self,
+        host: str,
+        client: EdgeClient,
+        settings: WarmSettings,
+        sleep: Callable[[float], None],
+        jitter: Callable[[], float],
+    ) -> None:
+        self.host = host
+        self.client = client
+        self.settings = settings
+        self.sleep = sleep
+        self.jitter = jitter
+
+    def run(self, task: WarmTask, edge: str) -> TaskResult:
+        attempts = max(1, self.settings.request_attempts)
+        result = TaskResult(task, ok=False, edge=edge)
+        for attempt in range(1, attempts + 1):
+            result = self._once(task, edge, attempt)
+            if result.ok or not _worth_another_try(result) or attempt == attempts:
+                return result
+            self.sleep(self._backoff(attempt))
+        return result
+
+    def _backoff(self, attempt: int) -> float:
+        # "Equal jitter": at least half the exponential step, so retries never bunch up
+        # at zero, and a random other half, so workers hitting one flaky edge spread out.
+        step = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
+        return step / 2 + self.jitter() * step / 2
+
+    def _once(self, task: WarmTask, edge: str, attempt: int) -> TaskResult:
+        where = f"{task.path} at {task.target} ({edge}, {task.encoding})"
+        started = time.perf_counter()
+        try:
+            response = self.client.get(edge, self.host, task.path, ACCEPT_ENCODING[task.encoding])
+        except EdgeError as error:
+            return TaskResult(
+                task,
+                ok=False,
+                edge=edge,
+                bytes_read=error.bytes_read,
+                seconds=time.perf_counter() - started,
+                attempts=attempt,
+                error=f"{where}: {error.reason}",
+                retryable=error.retryable,
+            )
+        return _judge(task, edge, response, attempt, where)
+
+
+def _worth_another_try(result: TaskResult) -> bool:
+    """Retry now on a broken connection, a cut body or a 5xx; not on a 4xx or 3xx, which
+    is CloudFront's considered answer for the moment (the re-enqueue comes back later)."""
+    return result.retryable and not 300 <= (result.status or 0) < 500
+
+
+def _judge(
+    task: WarmTask, edge: str, response: EdgeResponse, attempt: int, where: str
+) -> TaskResult:
+    pop = response.headers.get("X-Amz-Cf-Pop") or response.headers.get("x-amz-cf-pop")
+    mismatch = is_pop_code(task.target) and pop is not None and pop.upper() != task.target.upper()
+    error = None
+    if not 200 <= response.status < 300:
+        error = f"{where}: status {response.status}"
+    elif not response.complete:
+        error = (
+            f"{where}: body ended after {response.bytes_read} of {response.content_length} bytes"
+        )
+    return TaskResult(
+        task,
+        ok=error is None,
+        edge=edge,
+        status=response.status,
+        x_cache=response.headers.get("X-Cache") or response.headers.get("x-cache"),
+        pop=pop,
+        bytes_read=response.bytes_read,
+        seconds=response.seconds,
+        attempts=attempt,
+        error=error,
+        # Any answer but a success may change later (a 404 negatively cached right after
+        # the backfill, an origin 5xx), so the failed task is worth re-enqueueing.
+        retryable=error is not None,
+        pop_mismatch=mismatch,
+    )
+
+
+def plan_from(
+    paths: Iterable[str],
+    targets: Iterable[str],
+    encodings: Iterable[str],
+    host: str,
+) -> WarmPlan:
+    """A plan from any iterables (the CLI's arguments, a parsed message)."""
+    return WarmPlan(tuple(paths), tuple(targets), tuple(encodings), host)

@@ -1,0 +1,235 @@
+"""One prewarm message, start to end: parse, warm, re-enqueue what failed, report.
+
+The handler calls ``prewarm_record`` for each SQS record. A record raises (and so becomes
+a batch item failure, retried by SQS and finally moved to the DLQ) only when it could not
+be processed at all: a body that breaks the contract, a configuration error, a resolver
+that answered nothing for any target, or a re-enqueue SQS refused. Everything else — a
+bad target, a dead edge, a short body — is a recorded failure inside a processed message.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final, Protocol
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
+from shared import aws
+from shared.config import PrewarmConfig
+from shared.edge_http import EdgeClient
+from shared.edns import EdgeResolver
+from shared.messages import PrewarmMessage, parse_prewarm, to_json
+from shared.observability import NAMESPACE
+from shared.queues import region_from_queue_url, send_messages
+
+SQS_MAX_DELAY: Final = 900
+# Failed tasks quoted in the summary line; the counts cover the rest.
+QUOTED_FAILURES: Final = 10
+
+
+class Log(Protocol):
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class NotProcessed(Exception):
+    """The message could not be processed at all; SQS should deliver it again."""
+
+
+@dataclass(frozen=True)
+class PrewarmRuntime:
+    """What a container builds once: configuration and the adapters it needs."""
+
+    config: PrewarmConfig
+    resolver: EdgeResolver
+    client: EdgeClient
+    sqs: Any | None
+
+
+def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
+    """Adapters for ``config``: a resolver, keep-alive edge pools and (if a queue is
+    configured) the SQS client for re-enqueueing."""
+    sqs = None
+    if config.prewarm_queue_url:
+        sqs = aws.client("sqs", region_from_queue_url(config.prewarm_queue_url))
+    return PrewarmRuntime(
+        config=config,
+        resolver=EdgeResolver(config.resolver_host, config.resolver_port),
+        client=EdgeClient(
+            protocol=config.protocol,
+            port=config.port,
+            maxsize=config.concurrency,
+            read_timeout=config.request_timeout,
+        ),
+        sqs=sqs,
+    )
+
+
+@lru_cache(maxsize=1)
+def runtime() -> PrewarmRuntime:
+    """The container's runtime, from the environment on first use (never at import)."""
+    return build_runtime(PrewarmConfig.from_env(os.environ))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message, beyond the warm report itself."""
+
+    report: WarmReport
+    requeued_tasks: int = 0
+    requeued_messages: int = 0
+    delay_seconds: int = 0
+    given_up: int = 0
+
+
+def prewarm_record(
+    body: str,
+    rt: PrewarmRuntime,
+    log: Log,
+    message_id: str | None = None,
+    jitter: Callable[[], float] = random.random,
+) -> Outcome:
+    """Process one prewarm message body; raise ``NotProcessed`` when SQS should retry it."""
+    try:
+        message = parse_prewarm(body)
+    except ValueError as error:
+        log.error("prewarm message rejected", extra={"messageId": message_id, "error": str(error)})
+        raise NotProcessed(f"message rejected: {error}") from None
+    config = rt.config
+    targets = message.targets or config.targets
+    if not targets:
+        raise NotProcessed("no targets: the message names none and EDGEFILL_TARGETS is empty")
+    plan = WarmPlan(
+        paths=message.paths,
+        targets=targets,
+        encodings=message.encodings or config.encodings,
+        host=message.host or config.viewer_host,
+    )
+    report = warm(plan, config, rt.resolver, rt.client, WarmSettings.from_config(config))
+    if report.resolution is not None and report.resolution.unreachable:
+        reasons = "; ".join(str(e) for e in report.resolution.errors.values())
+        log.error("no target resolved", extra={"messageId": message_id, "errors": reasons})
+        raise NotProcessed(f"no target could be resolved: {reasons}")
+    outcome = _requeue(message, plan, report, rt, log, message_id, jitter)
+    log.info("prewarm summary", extra=_summary(message, plan, outcome, message_id))
+    publish_metrics(report)
+    return outcome
+
+
+def retry_messages(
+    failures: Iterable[TaskResult], message: PrewarmMessage, host: str, attempt: int
+) -> list[PrewarmMessage]:
+    """Prewarm messages covering exactly the failed (path, target, encoding) tuples.
+
+    A v1 message means paths × targets × encodings, so failures are grouped until each
+    group is a full cross product: first the paths that failed per (target, encoding),
+    then the encodings sharing those paths per target, then the targets sharing both.
+    """
+    paths_by: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for failure in failures:
+        task = failure.task
+        if task.path not in paths_by[task.target, task.encoding]:
+            paths_by[task.target, task.encoding].append(task.path)
+    encodings_by: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+    for (target, encoding), failed_paths in paths_by.items():
+        encodings_by[target, tuple(failed_paths)].append(encoding)
+    targets_by: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
+    for (target, group_paths), encodings in encodings_by.items():
+        targets_by[group_paths, tuple(encodings)].append(target)
+    return [
+        PrewarmMessage(
+            paths=paths,
+            targets=tuple(targets),
+            encodings=encodings,
+            host=host,
+            source=message.source,
+            attempt=attempt,
+        )
+        for (paths, encodings), targets in targets_by.items()
+    ]
+
+
+def _requeue(
+    message: PrewarmMessage,
+    plan: WarmPlan,
+    report: WarmReport,
+    rt: PrewarmRuntime,
+    log: Log,
+    message_id: str | None,
+    jitter: Callable[[], float],
+) -> Outcome:
+    retryable = [f for f in report.failures if f.retryable]
+    permanent = len(report.failures) - len(retryable)
+    if not retryable:
+        return Outcome(report, given_up=permanent)
+    attempt = message.attempt + 1
+    config = rt.config
+    queue_url = config.prewarm_queue_url
+    why_not = None
+    if attempt >= config.max_attempts:
+        why_not = f"attempt {attempt} would reach EDGEFILL_MAX_ATTEMPTS={config.max_attempts}"
+    elif not queue_url or rt.sqs is None:
+        why_not = "EDGEFILL_PREWARM_QUEUE_URL is not set"
+    if why_not is not None or queue_url is None:
+        log.warning(
+            "prewarm tasks given up",
+            extra={
+                "messageId": message_id,
+                "reason": why_not,
+                "tasks": len(retryable),
+                "failures": [f.error for f in retryable[:QUOTED_FAILURES]],
+            },
+        )
+        return Outcome(report, given_up=len(report.failures))
+    retries = retry_messages(retryable, message, plan.host, attempt)
+    # Exponential in the attempt, with jitter so a burst of failures does not come back
+    # as one burst; SQS delays at most 15 minutes.
+    step = min(SQS_MAX_DELAY, config.retry_delay * 2**message.attempt)
+    delay = min(SQS_MAX_DELAY, int(step / 2 + jitter() * step / 2))
+    sent = send_messages(rt.sqs, queue_url, [to_json(m) for m in retries], delay)
+    if not sent.ok:
+        raise NotProcessed(f"re-enqueueing failed tasks failed: {sent.failed[:3]}")
+    return Outcome(report, len(retryable), len(retries), delay, given_up=permanent)
+
+
+def _summary(
+    message: PrewarmMessage, plan: WarmPlan, outcome: Outcome, message_id: str | None
+) -> dict[str, Any]:
+    report = outcome.report
+    summary = report.summary()
+    summary.update(
+        {
+            "messageId": message_id,
+            "attempt": message.attempt,
+            "source": message.source,
+            "host": plan.host,
+            "requeuedTasks": outcome.requeued_tasks,
+            "requeuedMessages": outcome.requeued_messages,
+            "delaySeconds": outcome.delay_seconds,
+            "givenUp": outcome.given_up,
+            "failures": [f.error for f in report.failures[:QUOTED_FAILURES]],
+        }
+    )
+    return summary
+
+
+def publish_metrics(report: WarmReport) -> None:
+    """EMF metrics per target (ok, failed, bytes, hits, misses), one blob per target."""
+    for target, totals in report.targets.items():
+        metrics = EphemeralMetrics(namespace=NAMESPACE)
+        metrics.add_dimension("service", "prewarm")
+        metrics.add_dimension("target", target)
+        metrics.add_metric("WarmOk", MetricUnit.Count, totals.ok)
+        metrics.add_metric("WarmFailed", MetricUnit.Count, totals.failed)
+        metrics.add_metric("WarmBytes", MetricUnit.Bytes, totals.bytes)
+        metrics.add_metric("EdgeHits", MetricUnit.Count, totals.hits)
+        metrics.add_metric("EdgeMisses", MetricUnit.Count, totals.misses)
+        metrics.add_metric("PopMismatches", MetricUnit.Count, totals.pop_mismatches)
+        metrics.flush_metrics()

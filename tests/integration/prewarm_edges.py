@@ -1,0 +1,163 @@
+"""Local HTTPS "CloudFront edges" for the prewarm tests: one per 127.0.0.x, one shared port.
+
+Each edge records what it saw (SNI, Host, Accept-Encoding, path), answers with X-Cache
+and X-Amz-Cf-Pop like CloudFront, and can misbehave per path: ``flaky:N`` (503 for the
+first N requests), ``reset`` (closes the connection before answering), ``short`` (announces
+more bytes than it sends), ``404``.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from edgefill.lab.tls import LabCA, TLSThreadingHTTPServer
+
+BODY_REPEAT = 2000  # bodies of a few tens of KB: several chunks each
+
+
+def body_for(path: str, encoding: str | None) -> bytes:
+    return (f"{path}|{encoding or 'identity'}|".encode()) * BODY_REPEAT
+
+
+@dataclass(frozen=True)
+class Seen:
+    edge: str
+    path: str
+    host: str | None
+    accept_encoding: str | None
+
+
+class _EdgeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as CloudFront does
+    server: _EdgeServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        edge = self.server.edge
+        encoding = self.headers.get("Accept-Encoding")
+        edge.record(Seen(edge.address, self.path, self.headers.get("Host"), encoding))
+        fault = edge.fault_for(self.path)
+        if fault == "reset":
+            self.close_connection = True
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            return
+        if fault == "503":
+            self._answer(503, b"busy")
+            return
+        if fault == "404":
+            self._answer(404, b"not found")
+            return
+        body = body_for(self.path, encoding)
+        key = (self.headers.get("Host"), self.path, encoding)
+        hit = edge.cache_hit(key)
+        if fault == "short":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Cache", "Miss from cloudfront")
+            self.send_header("X-Amz-Cf-Pop", edge.pop)
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Cache", "Hit from cloudfront" if hit else "Miss from cloudfront")
+        self.send_header("X-Amz-Cf-Pop", edge.pop)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Amz-Cf-Pop", self.server.edge.pop)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _EdgeServer(TLSThreadingHTTPServer):
+    edge: FakeEdge
+
+
+class FakeEdge:
+    """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``."""
+
+    def __init__(self, address: str, ca: LabCA, cert_names: tuple[str, ...], pop: str) -> None:
+        self.address = address
+        self.pop = pop
+        self._context = ca.server_context(*cert_names)
+        self.sni: list[str | None] = []
+        self._context.sni_callback = self._on_sni
+        self.seen: list[Seen] = []
+        self.faults: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+        self._cache: set[tuple[Any, ...]] = set()
+        self._lock = threading.Lock()
+        self._server: _EdgeServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _on_sni(self, _sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        with self._lock:
+            self.sni.append(name)
+
+    def record(self, seen: Seen) -> None:
+        with self._lock:
+            self.seen.append(seen)
+
+    def cache_hit(self, key: tuple[Any, ...]) -> bool:
+        with self._lock:
+            hit = key in self._cache
+            self._cache.add(key)
+            return hit
+
+    def fault_for(self, path: str) -> str | None:
+        with self._lock:
+            fault = self.faults.get(path)
+            self._counts[path] = self._counts.get(path, 0) + 1
+            if fault and fault.startswith("flaky:"):
+                return "503" if self._counts[path] <= int(fault.split(":")[1]) else None
+            return fault
+
+    def reset(self) -> None:
+        with self._lock:
+            self.sni.clear()
+            self.seen.clear()
+            self.faults.clear()
+            self._counts.clear()
+            self._cache.clear()
+
+    def start(self, port: int) -> int:
+        self._server = _EdgeServer((self.address, port), _EdgeHandler, self._context)
+        self._server.edge = self
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def start_edges(edges: list[FakeEdge]) -> int:
+    """Start every edge on one port (EDGEFILL_EDGE_PORT is one number for all edges)."""
+    for _ in range(20):
+        port = 0
+        started: list[FakeEdge] = []
+        try:
+            for edge in edges:
+                port = edge.start(port)
+                started.append(edge)
+            return port
+        except OSError:
+            for edge in started:
+                edge.stop()
+    raise OSError("could not start the edges on one shared port")

@@ -1,0 +1,242 @@
+"""The warm engine against local HTTPS edges and the lab DNS server, over real sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edgefill.lab.dns import LabDNSServer
+from edgefill.lab.tls import LabCA
+from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
+from shared.config import PrewarmConfig
+from shared.edge_http import EdgeClient
+from shared.edns import REGION_SUBNETS, EdgeResolver
+from shared.messages import ENCODINGS
+from tests.integration.prewarm_edges import FakeEdge, body_for, start_edges
+
+DOMAIN = "d111abc.cloudfront.net"
+VIEWER = "cdn.example.com"
+EU_SUBNET = "192.0.2.0/24"  # an override of the built-in table, as EDGEFILL_REGION_SUBNETS
+
+
+@dataclass
+class Lab:
+    ca: LabCA
+    dns: LabDNSServer
+    edges: dict[str, FakeEdge]
+    port: int
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "EDGEFILL_DISTRIBUTION_DOMAIN": DOMAIN,
+            "EDGEFILL_VIEWER_HOST": VIEWER,
+            "EDGEFILL_RESOLVER": self.dns.resolver,
+            "EDGEFILL_EDGE_PORT": str(self.port),
+            "EDGEFILL_REGION_SUBNETS": json.dumps({"eu-west-1": EU_SUBNET}),
+        }
+        env.update(extra)
+        return env
+
+    def config(self, **extra: str) -> PrewarmConfig:
+        return PrewarmConfig.from_env(self.env(**extra))
+
+
+@pytest.fixture(scope="module")
+def lab_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    ca = LabCA(Path(tmp_path_factory.mktemp("ca")))
+    edges = {
+        "127.0.0.2": FakeEdge("127.0.0.2", ca, (VIEWER,), "IAD89-C1"),
+        "127.0.0.3": FakeEdge("127.0.0.3", ca, (VIEWER,), "NRT20-P2"),
+        "127.0.0.4": FakeEdge("127.0.0.4", ca, (VIEWER,), "DUB56-P1"),
+        # A certificate for another name: verification must refuse it.
+        "127.0.0.5": FakeEdge("127.0.0.5", ca, ("other.example",), "FRA2-C1"),
+    }
+    port = start_edges(list(edges.values()))
+    dns_server = LabDNSServer(
+        DOMAIN,
+        subnet_answers={
+            REGION_SUBNETS["us-east-1"]: "127.0.0.2",
+            REGION_SUBNETS["ap-northeast-1"]: "127.0.0.3",
+            EU_SUBNET: "127.0.0.4",
+        },
+        pop_answers={
+            "NRT20-P2": "127.0.0.3",
+            "HKG60-C1": "127.0.0.3",  # answers with X-Amz-Cf-Pop NRT20-P2: a mismatch
+            "FRA2-C1": "127.0.0.5",
+            "SFO5-C1": "127.0.0.9",  # nothing listens there: a dead edge
+        },
+        default_address="127.0.0.2",
+        ttl=60,
+    ).start()
+    yield Lab(ca, dns_server, edges, port)
+    dns_server.stop()
+    for edge in edges.values():
+        edge.stop()
+
+
+@pytest.fixture
+def lab(lab_servers: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(lab_servers.ca.bundle_path))
+    lab_servers.dns.reset_counts()
+    lab_servers.dns.set_fault(None)
+    for edge in lab_servers.edges.values():
+        edge.reset()
+    return lab_servers
+
+
+def run(
+    lab: Lab,
+    paths: tuple[str, ...],
+    targets: tuple[str, ...],
+    encodings: tuple[str, ...] = ENCODINGS,
+    settings: WarmSettings | None = None,
+    resolver: EdgeResolver | None = None,
+) -> tuple[list[TaskResult], WarmReport]:
+    config = lab.config()
+    results: list[TaskResult] = []
+    report = warm(
+        WarmPlan(paths, targets, encodings, VIEWER),
+        config,
+        resolver or EdgeResolver(config.resolver_host, config.resolver_port, timeout=1.0),
+        EdgeClient(port=config.port, maxsize=8),
+        settings or WarmSettings(concurrency=8, backoff_base=0.01),
+        progress=results.append,
+        sleep=lambda _: None,
+    )
+    return results, report
+
+
+def test_given_regions_and_a_pop_when_warmed_then_each_goes_to_its_own_edge_as_the_viewer(
+    lab: Lab,
+) -> None:
+    paths = ("/a.js", "/img/b%20c.png", "/q?v=1")
+    results, report = run(lab, paths, ("us-east-1", "ap-northeast-1", "eu-west-1", "NRT20-P2"))
+
+    assert len(results) == 3 * 4 * 4
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert report.edges == {
+        "us-east-1": "127.0.0.2",
+        "ap-northeast-1": "127.0.0.3",
+        "eu-west-1": "127.0.0.4",
+        "NRT20-P2": "127.0.0.3",
+    }
+    # Every variant of every path reached the right edge with the right header.
+    for address, targets in {
+        "127.0.0.2": 1,
+        "127.0.0.3": 2,
+        "127.0.0.4": 1,
+    }.items():
+        seen = lab.edges[address].seen
+        assert len(seen) == targets * len(paths) * len(ENCODINGS)
+        assert {s.host for s in seen} == {VIEWER}
+        assert set(lab.edges[address].sni) == {VIEWER}
+        for path in paths:
+            headers = sorted((s.accept_encoding or "") for s in seen if s.path == path)
+            assert headers == sorted(["br, gzip", "gzip", "br", ""] * targets)
+    # identity sends no Accept-Encoding header at all
+    assert any(s.accept_encoding is None for s in lab.edges["127.0.0.2"].seen)
+    # Bodies read to the end: bytes counted equal what the edge sent.
+    for result in results:
+        encoding = {"br+gzip": "br, gzip", "identity": None}.get(
+            result.task.encoding, result.task.encoding
+        )
+        assert result.bytes_read == len(body_for(result.task.path, encoding))
+        assert result.status == 200 and result.attempts == 1
+        assert result.pop is not None and result.x_cache is not None
+    # One DNS query per target, never per request.
+    assert lab.dns.query_count == 4 == report.dns_queries
+    assert lab.dns.count(subnet=REGION_SUBNETS["ap-northeast-1"]) == 1
+    assert lab.dns.count(name="d111abc.NRT20-P2.cloudfront.net") == 1
+    # Keep-alive: far fewer connections than requests, bounded by edges × concurrency.
+    assert report.connections <= 3 * 8
+    assert report.ok == 48 and report.misses + report.hits == 48
+
+
+def test_given_a_pop_target_when_the_edge_reports_another_pop_then_the_mismatch_is_flagged(
+    lab: Lab,
+) -> None:
+    results, report = run(lab, ("/a.js",), ("HKG60-C1", "NRT20-P2"), ("gzip",))
+    by_target = {r.task.target: r for r in results}
+    assert by_target["HKG60-C1"].pop_mismatch and by_target["HKG60-C1"].pop == "NRT20-P2"
+    assert not by_target["NRT20-P2"].pop_mismatch
+    assert report.targets["HKG60-C1"].pop_mismatches == 1
+
+
+def test_given_a_certificate_for_another_name_when_warmed_then_verification_fails(
+    lab: Lab,
+) -> None:
+    results, _ = run(lab, ("/a.js",), ("FRA2-C1",), ("gzip",))
+    (result,) = results
+    assert not result.ok and not result.retryable
+    assert "FRA2-C1" in (result.error or "") and "/a.js" in (result.error or "")
+    assert "TLS" in (result.error or "") or "certificate" in (result.error or "").lower()
+    assert lab.edges["127.0.0.5"].seen == []  # no request was ever sent over it
+
+
+def test_given_a_flaky_edge_when_warmed_then_5xx_and_resets_are_retried_to_success(
+    lab: Lab,
+) -> None:
+    edge = lab.edges["127.0.0.2"]
+    edge.faults["/flaky.js"] = "flaky:2"
+    results, _ = run(lab, ("/flaky.js", "/fine.js"), ("us-east-1",), ("gzip",))
+    by_path = {r.task.path: r for r in results}
+    assert by_path["/flaky.js"].ok and by_path["/flaky.js"].attempts == 3
+    assert by_path["/fine.js"].ok and by_path["/fine.js"].attempts == 1
+    assert len([s for s in edge.seen if s.path == "/flaky.js"]) == 3
+
+
+def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_target_and_path(
+    lab: Lab,
+) -> None:
+    edge = lab.edges["127.0.0.2"]
+    edge.faults.update({"/short.bin": "short", "/reset.bin": "reset", "/gone": "404"})
+    results, report = run(
+        lab,
+        ("/short.bin", "/reset.bin", "/gone"),
+        ("us-east-1", "SFO5-C1"),
+        ("identity",),
+        settings=WarmSettings(concurrency=4, request_attempts=2, backoff_base=0.01),
+    )
+    by_key = {(r.task.target, r.task.path): r for r in results}
+    short = by_key["us-east-1", "/short.bin"]
+    assert not short.ok and short.retryable and short.attempts == 2
+    assert "body ended after" in (short.error or "") and "/short.bin" in (short.error or "")
+    assert 0 < short.bytes_read < len(body_for("/short.bin", None))
+    reset = by_key["us-east-1", "/reset.bin"]
+    assert not reset.ok and reset.retryable and reset.attempts == 2
+    gone = by_key["us-east-1", "/gone"]
+    assert not gone.ok and gone.status == 404 and gone.attempts == 1  # 4xx: no retry now
+    for path in ("/short.bin", "/reset.bin", "/gone"):
+        dead = by_key["SFO5-C1", path]
+        assert not dead.ok and dead.retryable and dead.edge == "127.0.0.9"
+        assert "SFO5-C1" in (dead.error or "") and path in (dead.error or "")
+    assert report.ok == 0 and report.failed == 6
+
+
+def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure(
+    lab: Lab,
+) -> None:
+    results, report = run(
+        lab,
+        ("/ok.js", "no-slash.js", ""),
+        ("us-east-1", "xx-nowhere-9", "ZZZ9-Z9", "bogus"),
+        ("gzip", "deflate"),
+    )
+    assert len(results) == 3 * 4 * 2
+    ok = [r for r in results if r.ok]
+    assert {(r.task.target, r.task.path, r.task.encoding) for r in ok} == {
+        ("us-east-1", "/ok.js", "gzip")
+    }
+    errors = {(r.task.target, r.task.path, r.task.encoding): r.error or "" for r in results}
+    assert "no client subnet" in errors["xx-nowhere-9", "/ok.js", "gzip"]
+    assert "NXDOMAIN" in errors["ZZZ9-Z9", "/ok.js", "gzip"]
+    assert "neither" in errors["bogus", "/ok.js", "gzip"]
+    assert "no-slash.js" in errors["us-east-1", "no-slash.js", "gzip"]
+    assert "empty" in errors["us-east-1", "", "gzip"]
+    assert "deflate" in errors["us-east-1", "/ok.js", "deflate"]
+    assert not any(r.retryable for r in results if not r.ok)
+    assert report.targets["xx-nowhere-9"].error
