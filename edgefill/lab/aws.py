@@ -7,6 +7,7 @@ starts and stops its server when it stops.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -64,6 +65,8 @@ class LabAws:
         self.queues: dict[str, LabQueue] = {}
 
     def start(self) -> None:
+        # moto's werkzeug server logs every request at INFO; the lab's output is its own.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address=self._host, port=0, verbose=False)
         server.start()
         self._server = server

@@ -32,6 +32,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -255,6 +256,7 @@ class Pop:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -532,7 +534,25 @@ def _cacheable(response: OriginResponse) -> bool:
 
 
 class _PopServer(TLSThreadingHTTPServer):
+    """Keeps the viewer connections it serves, so stopping the POP can end keep-alive
+    connections that warmers and viewers hold open (else their threads outlive the lab)."""
+
     pop: Pop
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_connections(self, timeout: float = 5.0) -> None:
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 class _ViewerGone(Exception):
@@ -543,6 +563,18 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
     """Answers viewers for the POP its server belongs to."""
 
     server: _PopServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.connections_lock:
+                self.server.connections.discard(self.connection)
 
     protocol_version = "HTTP/1.1"
     server_version = "CloudFront"
