@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgefill import operations
+from edgefill import cli_lab, operations
 from edgefill.operations import OperatorError, QueueUrls
 from shared.messages import ENCODINGS
 from shared.queues import MAX_BATCH, SendReport, send_messages
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--wait", action="store_true", help="wait until the move task ends")
     redrive.set_defaults(run=run_redrive)
 
+    cli_lab.add_commands(commands, aws)
     return parser
 
 
