@@ -236,4 +236,4 @@ def _print_lab(lab: Any, uris: list[str]) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from edgefill.demo import run_demo as demo
 
-    return demo(out)
+    return demo()

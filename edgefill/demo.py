@@ -16,7 +16,11 @@ Every expectation is checked; the demo exits 1 if any fails and leaves nothing r
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
+import logging
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -106,6 +110,17 @@ class Demo:
                 if time.monotonic() > deadline:
                     return False
                 time.sleep(0.2)
+
+    def operator(self, argv: list[str]) -> int:
+        """Run an ``edgefill`` command as an operator would; its output joins the story."""
+        from edgefill import cli
+
+        previous = cli.out.file, cli.err.file
+        cli.out.file = cli.err.file = self.console.file
+        try:
+            return cli.main(argv)
+        finally:
+            cli.out.file, cli.err.file = previous
 
     # ---- the scenario ------------------------------------------------------------
     def run(self) -> int:
@@ -205,12 +220,12 @@ class Demo:
             self.checks.expect(
                 step, f"{path} is byte-identical in S3", digest == lab.origin.sha256(path)
             )
-            gets = catalog.worker_body_gets(lab.origin, path)
+            whole, ranged, overlap = catalog.worker_copies(lab.origin, path)
             self.checks.expect(
                 step,
-                f"{path} fetched from the full origin once by the backfill",
-                gets == 1,
-                f"{gets} GETs",
+                f"{path} copied from the full origin once",
+                whole + ranged >= 1 and not overlap,
+                f"{whole} whole + {ranged} ranged GET(s)",
             )
         leases = s3.list_objects_v2(Bucket=lab.settings.bucket, Prefix="_edgefill/").get(
             "KeyCount", 0
@@ -285,9 +300,7 @@ class Demo:
                 lab.aws.queue("PrewarmQueue").url,
             ]
             self.say("$ edgefill " + " ".join(a if " " not in a else repr(a) for a in argv))
-            from edgefill.cli import main as cli_main
-
-            code = cli_main(argv)
+            code = self.operator(argv)
         self.checks.expect(step, "edgefill prewarm sent the messages", code == 0, f"exit {code}")
         host = lab.settings.viewer_host
         wanted = [
@@ -304,9 +317,17 @@ class Demo:
         )
         self.checks.expect(step, "the targeted POPs hold the launch pages", warmed)
         lab.wait_idle(timeout=40)
-        cold = lab.viewer_get("IAD89-P3", LabOrigin.uri(paths[0]), "gzip")
+        # The launch pages were missing from the bucket too: warming them failed over at
+        # the POPs, so the edge function queued their backfills, like any viewer miss.
+        assert lab.aws is not None
+        s3 = lab.aws.client("s3")
+        backfilled = sum(_exists(s3, lab.settings.bucket, path.lstrip("/")) for path in paths)
+        self.say(f"warming missing pages failed over, so {backfilled} of them were backfilled too")
         self.checks.expect(
-            step, "an untargeted POP was left alone (Miss there)", not cold.hit, cold.x_cache
+            step,
+            "the launch pages were backfilled by the failovers the warm caused",
+            backfilled == len(paths),
+            f"{backfilled}/{len(paths)}",
         )
 
     def fault_dlq_redrive(self) -> None:
@@ -349,9 +370,7 @@ class Demo:
             dlq.url,
         ]
         self.say("$ edgefill " + " ".join(argv))
-        from edgefill.cli import main as cli_main
-
-        code = cli_main(argv)
+        code = self.operator(argv)
         self.checks.expect(
             step, "edgefill redrive moved the message back", code == 0, f"exit {code}"
         )
@@ -402,6 +421,26 @@ def _s3_sha256(s3: Any, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-def run_demo(console: Console | None = None) -> int:
-    """Run the demo; 0 when every expectation holds."""
-    return Demo(console or Console(highlight=False)).run()
+def run_demo() -> int:
+    """Run the demo; 0 when every expectation holds.
+
+    The handlers log JSON lines to stdout, as in Lambda; the demo sends them (and what the
+    servers print on stderr) to a log file it names at the end, so the narration stays
+    readable."""
+    console = Console(file=sys.stdout, highlight=False)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_path = Path(tempfile.gettempdir()) / f"edgefill-demo-{stamp}-{os.getpid()}.log"
+    root = logging.getLogger()
+    with (
+        log_path.open("w", encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        handler = logging.StreamHandler(log)
+        root.addHandler(handler)
+        try:
+            code = Demo(console).run()
+        finally:
+            root.removeHandler(handler)
+    console.print(f"handler logs (JSON lines, as CloudWatch would hold them): {log_path}")
+    return code

@@ -4,12 +4,14 @@ sizes from a few bytes to hundreds of MiB (large ones generated on the fly, neve
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from edgefill.lab.origin import LabOrigin
 
 CLOUDFRONT_USER_AGENT: Final = "Amazon CloudFront"
+_RANGE: Final = re.compile(r"bytes=(\d+)-(\d*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +73,40 @@ def launch_paths(origin: LabOrigin, count: int = 12) -> list[str]:
 
 def worker_body_gets(origin: LabOrigin, path: str) -> int:
     """GETs of ``path`` that carried its bytes and did not come from a POP (the backfill)."""
-    return sum(
-        1
+    return len(_worker_gets(origin, path))
+
+
+def worker_copies(origin: LabOrigin, path: str) -> tuple[int, int, bool]:
+    """(whole GETs, ranged GETs, some byte asked twice) of the backfill's requests for
+    ``path``. A copy made once asks for each byte at most once: one whole GET, or ranges
+    that do not overlap (a whole GET read partly, then ranges for the rest, counts the
+    whole GET's range as starting at 0)."""
+    size = origin.size(path)
+    spans: list[tuple[int, int]] = []
+    whole = ranged = 0
+    for seen in _worker_gets(origin, path):
+        match = _RANGE.fullmatch(seen.header("Range") or "") if seen.status == 206 else None
+        if match is None:
+            whole += 1
+            spans.append((0, -1))  # up to wherever the reader stopped: checked below
+        else:
+            ranged += 1
+            first, last = int(match.group(1)), int(match.group(2) or size - 1)
+            spans.append((first, min(last, size - 1)))
+    ranges = sorted(span for span in spans if span[1] >= 0)
+    overlap = whole > 1 or any(a[1] >= b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    overlap = overlap or (whole == 1 and any(first == 0 for first, _ in ranges))
+    return whole, ranged, overlap
+
+
+def _worker_gets(origin: LabOrigin, path: str) -> list[Any]:
+    return [
+        seen
         for seen in origin.counts(path).requests
         if seen.method == "GET"
         and seen.status in (200, 206)
         and seen.header("User-Agent") != CLOUDFRONT_USER_AGENT
-    )
+    ]
 
 
 def pop_body_gets(origin: LabOrigin, path: str) -> int:

@@ -34,6 +34,7 @@ import secrets
 import shutil
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -543,6 +544,17 @@ class _PopServer(TLSThreadingHTTPServer):
         super().__init__(*args, **kwargs)
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A viewer or warmer that drops its connection is routine; anything else is logged
+        (socketserver would print a traceback on stderr)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | ssl.SSLError | TimeoutError):
+            _log.debug(
+                "%s: connection from %s ended: %r", self.pop.site.code, client_address, error
+            )
+        else:
+            _log.exception("%s: error serving %s", self.pop.site.code, client_address)
 
     def close_connections(self, timeout: float = 5.0) -> None:
         with self.connections_lock:
