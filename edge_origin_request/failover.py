@@ -85,7 +85,7 @@ def handle_origin_request(event: Any, request: dict[str, Any], reporter: Failove
     """Queue a backfill when ``request`` is a failover; strip the marker; log any problem."""
     try:
         custom_headers = _origin_custom_headers(request)
-        if custom_headers is None or not _is_marked(custom_headers):
+        if not _is_marked(custom_headers):
             return  # the primary, or any origin edgefill does not own: no I/O at all
     except EventShapeError as error:
         log_error(error.problem, error.reason, requestId=_request_id(event))
@@ -115,7 +115,8 @@ def _report_failover(
         log_error(error.problem, error.reason, requestId=request_id)
         return
     except MessageError as error:
-        log_error(f"message.{error.field}", error.reason, requestId=request_id, uri=_uri(request))
+        uri = request.get("uri")
+        log_error(f"message.{error.field}", error.reason, requestId=request_id, uri=uri)
         return
     try:
         reporter.report(queue_url, message)
@@ -125,7 +126,8 @@ def _report_failover(
         log_error(problem, reason, requestId=request_id, uri=message.uri, queue=queue_url)
 
 
-def _origin_custom_headers(request: dict[str, Any]) -> dict[str, Any] | None:
+def _origin_custom_headers(request: dict[str, Any]) -> dict[str, Any]:
+    """The origin's ``customHeaders`` (the marked one if ``custom`` and ``s3`` both exist)."""
     origin = request.get("origin")
     if not isinstance(origin, dict):
         raise EventShapeError("request.origin", "is missing (not an origin-request event?)")
@@ -218,7 +220,3 @@ def _config(event: Any) -> dict[str, Any]:
 def _request_id(event: Any) -> str | None:
     request_id = _config(event).get("requestId")
     return request_id if isinstance(request_id, str) else None
-
-
-def _uri(request: dict[str, Any]) -> object:
-    return request.get("uri")
