@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgefill.lab import catalog
-from edgefill.lab.lab import Lab, LabSettings, lab_threads, queue_depth
+from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
 from shared.messages import ENCODINGS
 
@@ -138,7 +138,7 @@ class Demo:
             self.checks.expect("demo", "runs to the end", False, f"{type(error).__name__}: {error}")
         finally:
             self.lab.stop()
-        leftover = [thread.name for thread in lab_threads()]
+        leftover = self.lab.leftovers()
         self.checks.expect(
             "teardown", "no lab thread, server or port left", not leftover, ", ".join(leftover)
         )
@@ -353,8 +353,12 @@ class Demo:
         landed = self.wait_until(
             "backfill in the DLQ", 1, lambda: queue_depth(sqs, dlq.url), timeout=60
         )
+        receives = max(lab.pollers["backfill"].stats.receive_counts.values(), default=0)
         self.checks.expect(
-            step, f"the failing backfill ended in the DLQ after {limit} tries", landed
+            step,
+            f"the failing backfill was tried {limit} times, then moved to the DLQ",
+            landed and receives == limit,
+            f"received {receives} times",
         )
         lab.origin.clear_fault(FAULT_PATH)
         self.say("the origin recovers; the operator redrives the DLQ:")

@@ -141,6 +141,10 @@ class LabAws:
             self._child_errors.close()
             self._child_errors = None
 
+    @property
+    def child_running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` talking to this moto with lab credentials."""
         if not self.endpoint_url:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from edgefill.lab.aws import LAB_CREDENTIALS, LAB_REGION, LAB_VISIBILITY_TIMEOUT, LabAws
 from edgefill.lab.dns import LabDNSServer
@@ -145,6 +146,7 @@ class Lab:
         self.pollers: dict[str, QueuePoller] = {}
         self.env: dict[str, str] = {}
         self.running = False
+        self._listening: list[tuple[str, int]] = []
 
     # ---- lifecycle -----------------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -223,9 +225,30 @@ class Lab:
         )
         self._stack.callback(self.dns.stop)
         self.dns.start()
+        self._listening = [(site.address, self.edge_port) for site in settings.sites]
+        self._listening += [self.dns.address, ("127.0.0.1", self.origin.port)]
+        moto = urlsplit(self.aws.endpoint_url)
+        self._listening.append((str(moto.hostname), int(moto.port or 80)))
         self._apply_env(spec)
         if settings.pollers:
             self._start_pollers(spec)
+
+    def leftovers(self) -> list[str]:
+        """What is still running or listening after ``stop()`` (empty when all is gone):
+        lab threads, the moto child process, a listening socket on a lab address."""
+        found = [f"thread {thread.name}" for thread in lab_threads()]
+        if self.aws is not None and self.aws.child_running:
+            found.append("moto child process")
+        for host, port in self._listening:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                found.append(f"a server still listening on {host}:{port}")
+            finally:
+                probe.close()
+        return found
 
     def stop(self) -> None:
         """Stop pollers first (an invocation in progress ends), then every server."""
