@@ -56,6 +56,9 @@ class BackfillConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     query: Literal["ignore", "forward"] = "ignore"
+    # Extension of the contract (EDGEFILL_BUCKET_REGION): the bucket's region when it is
+    # not the worker's own (an existing bucket elsewhere); None means the worker's region.
+    bucket_region: str | None = None
 
     @property
     def origin_host(self) -> str:
@@ -81,6 +84,11 @@ class BackfillConfig:
         query = env.get("EDGEFILL_QUERY", "ignore").strip() or "ignore"
         if query not in ("ignore", "forward"):
             raise ConfigError("EDGEFILL_QUERY", f"must be 'ignore' or 'forward', got {query!r}")
+        bucket_region = env.get("EDGEFILL_BUCKET_REGION", "").strip() or None
+        if bucket_region is not None and not is_region_code(bucket_region):
+            raise ConfigError(
+                "EDGEFILL_BUCKET_REGION", f"{bucket_region!r} is not an AWS region code"
+            )
         return cls(
             bucket=bucket,
             origin_url=_origin_url(_required(env, "EDGEFILL_ORIGIN_URL")),
@@ -92,6 +100,7 @@ class BackfillConfig:
             include=_list(env, "EDGEFILL_INCLUDE"),
             exclude=_list(env, "EDGEFILL_EXCLUDE"),
             query=query,  # type: ignore[arg-type]
+            bucket_region=bucket_region,
         )
 
 
@@ -125,7 +134,9 @@ class PrewarmConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PrewarmConfig:
         """Read and validate the prewarm worker's variables."""
-        domain = _hostname(env, "EDGEFILL_DISTRIBUTION_DOMAIN", _required(env, "EDGEFILL_DISTRIBUTION_DOMAIN"))
+        domain = _hostname(
+            env, "EDGEFILL_DISTRIBUTION_DOMAIN", _required(env, "EDGEFILL_DISTRIBUTION_DOMAIN")
+        )
         viewer_host = env.get("EDGEFILL_VIEWER_HOST", "").strip() or domain
         _hostname(env, "EDGEFILL_VIEWER_HOST", viewer_host)
         targets = _list(env, "EDGEFILL_TARGETS")
@@ -253,7 +264,9 @@ def _resolver(raw: str) -> tuple[str, int]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ConfigError("EDGEFILL_RESOLVER", f"must be an IP address[:port], got {raw!r}") from None
+        raise ConfigError(
+            "EDGEFILL_RESOLVER", f"must be an IP address[:port], got {raw!r}"
+        ) from None
     return host, _port("EDGEFILL_RESOLVER", port)
 
 

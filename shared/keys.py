@@ -84,7 +84,10 @@ class ObjectKey:
         head = normalize_prefix(prefix)
         if head and not self.key.startswith(head):
             raise InvalidKey(f"key {self.key[:80]!r} is not under prefix {head!r}")
-        return "/" + quote(self.key[len(head) :], safe=_SAFE_IN_PATH)
+        uri = "/" + quote(self.key[len(head) :], safe=_SAFE_IN_PATH)
+        # from_uri refuses "://" (it reads like a URL naming a host): escape that colon so
+        # every key still has a URI that maps back to it.
+        return uri.replace("://", "%3A//")
 
     def __str__(self) -> str:
         return self.key

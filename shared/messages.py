@@ -154,7 +154,7 @@ def to_dict(message: Message) -> dict[str, Any]:
         out: dict[str, Any] = {"v": VERSION, "type": "backfill", "uri": message.uri}
         if message.query:
             out["query"] = message.query
-        optional = {
+        optional: dict[str, Any] = {
             "host": message.host,
             "distribution": message.distribution,
             "requestId": message.request_id,

@@ -13,8 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-# SendMessageBatch takes at most 10 entries.
+# SendMessageBatch takes at most 10 entries, and at most 1 MiB of bodies in all (the same
+# as one message): ten large prewarm messages must be split over several calls.
 MAX_BATCH: Final = 10
+MAX_BATCH_BYTES: Final = 1024 * 1024
+# SQS delays a message by at most 15 minutes.
+MAX_DELAY_SECONDS: Final = 900
 # Entries SQS rejected for a reason of its own (throttling, internal errors) are sent again
 # this many times before they are reported as failed.
 BATCH_RETRIES: Final = 3
@@ -68,13 +72,19 @@ def send_messages(
     retries: int = BATCH_RETRIES,
     sleep: Any = time.sleep,
 ) -> SendReport:
-    """Send ``bodies`` with SendMessageBatch (10 a call), resending entries that failed
-    for SQS's own reasons; sender faults and what still fails after ``retries`` are reported."""
+    """Send ``bodies`` with SendMessageBatch (at most 10 entries and 1 MiB a call), resending
+    entries that failed for SQS's own reasons; sender faults, bodies too large to send and
+    what still fails after ``retries`` are reported by index. A call that fails as a whole
+    (botocore has already retried it) raises: the caller's message is then retried."""
+    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be 0 to {MAX_DELAY_SECONDS}, got {delay_seconds}")
     report = SendReport()
-    for start in range(0, len(bodies), MAX_BATCH):
-        pending = {str(i): bodies[i] for i in range(start, min(start + MAX_BATCH, len(bodies)))}
+    for batch in _batches(bodies, report):
+        pending = {str(i): bodies[i] for i in batch}
         for attempt in range(retries + 1):
-            entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+            entries: list[dict[str, Any]] = [
+                {"Id": key, "MessageBody": body} for key, body in pending.items()
+            ]
             if delay_seconds:
                 for entry in entries:
                     entry["DelaySeconds"] = delay_seconds
@@ -92,4 +102,28 @@ def send_messages(
                 break
             pending = retry
             sleep(min(0.05 * 2**attempt, 1.0))
+    report.failed.sort()
     return report
+
+
+def _batches(bodies: Sequence[str], report: SendReport) -> list[list[int]]:
+    """Indexes of ``bodies`` grouped into calls of at most MAX_BATCH entries and
+    MAX_BATCH_BYTES; a body larger than that alone is reported, never sent."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode("utf-8", "surrogatepass"))
+        if length > MAX_BATCH_BYTES:
+            report.failed.append(
+                (index, "MessageTooLong", f"{length} bytes; SQS takes at most {MAX_BATCH_BYTES}")
+            )
+            continue
+        if current and (len(current) == MAX_BATCH or size + length > MAX_BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(index)
+        size += length
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,263 @@
+"""Worker configuration: validated once, every error names its variable."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from shared.config import (
+    DEFAULT_MAX_OBJECT_BYTES,
+    BackfillConfig,
+    ConfigError,
+    PrewarmConfig,
+)
+from shared.messages import ENCODINGS
+
+BACKFILL_ENV = {
+    "EDGEFILL_BUCKET": "edgefill-origin-tokyo",
+    "EDGEFILL_ORIGIN_URL": "https://origin.example.com",
+}
+PREWARM_ENV = {"EDGEFILL_DISTRIBUTION_DOMAIN": "d111111abcdef8.cloudfront.net"}
+
+
+def backfill_error(**changes: str) -> ConfigError:
+    env = {**BACKFILL_ENV, **changes}
+    with pytest.raises(ConfigError) as caught:
+        BackfillConfig.from_env({k: v for k, v in env.items() if v is not None})
+    return caught.value
+
+
+def prewarm_error(**changes: str) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        PrewarmConfig.from_env({**PREWARM_ENV, **changes})
+    return caught.value
+
+
+# ---------------------------------------------------------------- backfill
+
+
+def test_backfill_defaults_from_the_two_required_variables() -> None:
+    config = BackfillConfig.from_env(BACKFILL_ENV)
+    assert config == BackfillConfig(
+        bucket="edgefill-origin-tokyo", origin_url="https://origin.example.com"
+    )
+    assert config.max_object_bytes == DEFAULT_MAX_OBJECT_BYTES
+    assert (config.query, config.key_prefix, config.bucket_region) == ("ignore", "", None)
+    assert config.origin_host == "origin.example.com"
+
+
+def test_backfill_reads_every_variable() -> None:
+    # Given every documented variable, with stray spaces and a trailing slash
+    env = {
+        "EDGEFILL_BUCKET": "edgefill-origin-tokyo",
+        "EDGEFILL_BUCKET_REGION": " ap-northeast-1 ",
+        "EDGEFILL_ORIGIN_URL": "http://origin.example.com:8080/assets/",
+        "EDGEFILL_PREWARM_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/prewarm",
+        "EDGEFILL_KEY_PREFIX": "/media/",
+        "EDGEFILL_MAX_OBJECT_BYTES": "1048576",
+        "EDGEFILL_INCLUDE": "/img/*, *.css ,",
+        "EDGEFILL_EXCLUDE": "/img/private/*",
+        "EDGEFILL_QUERY": "forward",
+    }
+    # When read
+    config = BackfillConfig.from_env(env)
+    # Then each is normalized into the typed model
+    assert config.bucket_region == "ap-northeast-1"
+    assert config.origin_url == "http://origin.example.com:8080/assets"
+    assert config.origin_host == "origin.example.com:8080"
+    assert config.prewarm_queue_url == env["EDGEFILL_PREWARM_QUEUE_URL"]
+    assert config.key_prefix == "media/"
+    assert config.max_object_bytes == 1048576
+    assert config.include == ("/img/*", "*.css")
+    assert config.exclude == ("/img/private/*",)
+    assert config.query == "forward"
+
+
+def test_include_and_exclude_globs_with_exclude_winning() -> None:
+    config = BackfillConfig(
+        bucket="b-1",
+        origin_url="https://o.example",
+        include=("/img/*", "*.css"),
+        exclude=("/img/private/*",),
+    )
+    assert config.accepts("/img/a b.jpg")
+    assert config.accepts("/site/main.css")
+    assert not config.accepts("/img/private/a.jpg")
+    assert not config.accepts("/video/a.mp4")
+    assert BackfillConfig(bucket="b-1", origin_url="https://o.example").accepts("/anything")
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        pytest.param({"EDGEFILL_BUCKET": None}, "EDGEFILL_BUCKET", id="bucket-missing"),
+        pytest.param({"EDGEFILL_BUCKET": "  "}, "EDGEFILL_BUCKET", id="bucket-blank"),
+        pytest.param({"EDGEFILL_BUCKET": "My_Bucket"}, "EDGEFILL_BUCKET", id="bucket-invalid"),
+        pytest.param({"EDGEFILL_BUCKET": "ab"}, "EDGEFILL_BUCKET", id="bucket-too-short"),
+        pytest.param({"EDGEFILL_BUCKET": "s3://bucket"}, "EDGEFILL_BUCKET", id="bucket-uri"),
+        pytest.param(
+            {"EDGEFILL_BUCKET_REGION": "Tokyo"}, "EDGEFILL_BUCKET_REGION", id="region-invalid"
+        ),
+        pytest.param({"EDGEFILL_ORIGIN_URL": None}, "EDGEFILL_ORIGIN_URL", id="origin-missing"),
+        pytest.param(
+            {"EDGEFILL_ORIGIN_URL": "origin.example.com"}, "EDGEFILL_ORIGIN_URL", id="no-scheme"
+        ),
+        pytest.param(
+            {"EDGEFILL_ORIGIN_URL": "ftp://origin.example.com"}, "EDGEFILL_ORIGIN_URL", id="ftp"
+        ),
+        pytest.param({"EDGEFILL_ORIGIN_URL": "https://"}, "EDGEFILL_ORIGIN_URL", id="no-host"),
+        pytest.param(
+            {"EDGEFILL_ORIGIN_URL": "https://o.example/?token=1"},
+            "EDGEFILL_ORIGIN_URL",
+            id="origin-query",
+        ),
+        pytest.param(
+            {"EDGEFILL_ORIGIN_URL": "https://o.example/#x"}, "EDGEFILL_ORIGIN_URL", id="fragment"
+        ),
+        pytest.param(
+            {"EDGEFILL_ORIGIN_URL": "https://user:pw@o.example"},
+            "EDGEFILL_ORIGIN_URL",
+            id="credentials",
+        ),
+        pytest.param(
+            {"EDGEFILL_ORIGIN_URL": "https://o.example:99999"}, "EDGEFILL_ORIGIN_URL", id="port"
+        ),
+        pytest.param(
+            {"EDGEFILL_PREWARM_QUEUE_URL": "prewarm"},
+            "EDGEFILL_PREWARM_QUEUE_URL",
+            id="queue-not-url",
+        ),
+        pytest.param(
+            {"EDGEFILL_KEY_PREFIX": "a/../b"}, "EDGEFILL_KEY_PREFIX", id="prefix-traversal"
+        ),
+        pytest.param(
+            {"EDGEFILL_KEY_PREFIX": "_edgefill/x"}, "EDGEFILL_KEY_PREFIX", id="prefix-reserved"
+        ),
+        pytest.param({"EDGEFILL_KEY_PREFIX": "a\nb"}, "EDGEFILL_KEY_PREFIX", id="prefix-newline"),
+        pytest.param(
+            {"EDGEFILL_MAX_OBJECT_BYTES": "10GB"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-unit"
+        ),
+        pytest.param({"EDGEFILL_MAX_OBJECT_BYTES": "0"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-0"),
+        pytest.param(
+            {"EDGEFILL_MAX_OBJECT_BYTES": "-5"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-negative"
+        ),
+        pytest.param({"EDGEFILL_QUERY": "sometimes"}, "EDGEFILL_QUERY", id="query-mode"),
+    ],
+)
+def test_backfill_errors_name_the_variable(changes: dict[str, str], variable: str) -> None:
+    error = backfill_error(**changes)
+    assert error.variable == variable
+    assert str(error).startswith(f"{variable}: ")
+
+
+# ---------------------------------------------------------------- prewarm
+
+
+def test_prewarm_defaults() -> None:
+    config = PrewarmConfig.from_env(PREWARM_ENV)
+    assert config.distribution_domain == "d111111abcdef8.cloudfront.net"
+    assert config.viewer_host == config.distribution_domain
+    assert config.targets == ()
+    assert config.encodings == ENCODINGS
+    assert (config.protocol, config.port) == ("https", 443)
+    assert (config.resolver_host, config.resolver_port) == ("8.8.8.8", 53)
+    assert config.region_subnets == ()
+    assert config.prewarm_queue_url is None
+
+
+def test_prewarm_reads_every_variable() -> None:
+    config = PrewarmConfig.from_env(
+        {
+            "EDGEFILL_DISTRIBUTION_DOMAIN": "D111.CloudFront.net",
+            "EDGEFILL_VIEWER_HOST": "cdn.example.com",
+            "EDGEFILL_TARGETS": "eu-west-3, NRT20-P2",
+            "EDGEFILL_ENCODINGS": "gzip,identity",
+            "EDGEFILL_PROTOCOL": "http",
+            "EDGEFILL_RESOLVER": "127.0.0.1:5353",
+            "EDGEFILL_REGION_SUBNETS": '{"eu-west-3": "15.236.0.0/24"}',
+            "EDGEFILL_EDGE_PORT": "8443",
+            "EDGEFILL_PREWARM_QUEUE_URL": "http://127.0.0.1:5000/123456789012/prewarm",
+        }
+    )
+    assert config.distribution_domain == "d111.cloudfront.net"
+    assert config.viewer_host == "cdn.example.com"
+    assert config.targets == ("eu-west-3", "NRT20-P2")
+    assert config.encodings == ("gzip", "identity")
+    assert config.protocol == "http"
+    assert (config.resolver_host, config.resolver_port) == ("127.0.0.1", 5353)
+    assert config.region_subnets == (("eu-west-3", ipaddress.ip_network("15.236.0.0/24")),)
+    assert config.port == 8443
+    assert config.prewarm_queue_url == "http://127.0.0.1:5000/123456789012/prewarm"
+
+
+@pytest.mark.parametrize(
+    ("raw", "host", "port"),
+    [("[::1]:5353", "::1", 5353), ("2001:4860:4860::8888", "2001:4860:4860::8888", 53)],
+)
+def test_ipv6_resolvers(raw: str, host: str, port: int) -> None:
+    config = PrewarmConfig.from_env({**PREWARM_ENV, "EDGEFILL_RESOLVER": raw})
+    assert (config.resolver_host, config.resolver_port) == (host, port)
+
+
+def test_plain_http_edges_default_to_port_80() -> None:
+    assert PrewarmConfig.from_env({**PREWARM_ENV, "EDGEFILL_PROTOCOL": "http"}).port == 80
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        pytest.param(
+            {"EDGEFILL_DISTRIBUTION_DOMAIN": ""}, "EDGEFILL_DISTRIBUTION_DOMAIN", id="domain-blank"
+        ),
+        pytest.param(
+            {"EDGEFILL_DISTRIBUTION_DOMAIN": "https://d111.cloudfront.net"},
+            "EDGEFILL_DISTRIBUTION_DOMAIN",
+            id="domain-url",
+        ),
+        pytest.param(
+            {"EDGEFILL_VIEWER_HOST": "cdn example.com"}, "EDGEFILL_VIEWER_HOST", id="viewer-space"
+        ),
+        pytest.param({"EDGEFILL_TARGETS": "us-east-1,Tokyo"}, "EDGEFILL_TARGETS", id="target"),
+        pytest.param({"EDGEFILL_TARGETS": "NRT-20"}, "EDGEFILL_TARGETS", id="malformed-pop"),
+        pytest.param({"EDGEFILL_ENCODINGS": "gzip,deflate"}, "EDGEFILL_ENCODINGS", id="encoding"),
+        pytest.param({"EDGEFILL_PROTOCOL": "ftp"}, "EDGEFILL_PROTOCOL", id="protocol"),
+        pytest.param({"EDGEFILL_RESOLVER": "dns.google"}, "EDGEFILL_RESOLVER", id="resolver-name"),
+        pytest.param({"EDGEFILL_RESOLVER": "8.8.8.8:0"}, "EDGEFILL_RESOLVER", id="resolver-port"),
+        pytest.param(
+            {"EDGEFILL_RESOLVER": "8.8.8.8:dns"}, "EDGEFILL_RESOLVER", id="resolver-port-text"
+        ),
+        pytest.param(
+            {"EDGEFILL_REGION_SUBNETS": "{not json"}, "EDGEFILL_REGION_SUBNETS", id="subnets-json"
+        ),
+        pytest.param(
+            {"EDGEFILL_REGION_SUBNETS": '["10.0.0.0/8"]'},
+            "EDGEFILL_REGION_SUBNETS",
+            id="subnets-list",
+        ),
+        pytest.param(
+            {"EDGEFILL_REGION_SUBNETS": '{"Paris": "15.236.0.0/24"}'},
+            "EDGEFILL_REGION_SUBNETS",
+            id="subnets-region",
+        ),
+        pytest.param(
+            {"EDGEFILL_REGION_SUBNETS": '{"eu-west-3": "15.236.0.0/33"}'},
+            "EDGEFILL_REGION_SUBNETS",
+            id="subnets-cidr",
+        ),
+        pytest.param({"EDGEFILL_EDGE_PORT": "https"}, "EDGEFILL_EDGE_PORT", id="port-text"),
+        pytest.param({"EDGEFILL_EDGE_PORT": "70000"}, "EDGEFILL_EDGE_PORT", id="port-range"),
+        pytest.param(
+            {"EDGEFILL_PREWARM_QUEUE_URL": "sqs://queue"}, "EDGEFILL_PREWARM_QUEUE_URL", id="queue"
+        ),
+    ],
+)
+def test_prewarm_errors_name_the_variable(changes: dict[str, str], variable: str) -> None:
+    error = prewarm_error(**changes)
+    assert error.variable == variable
+    assert str(error).startswith(f"{variable}: ")
+
+
+def test_missing_distribution_domain_is_named() -> None:
+    with pytest.raises(ConfigError, match="^EDGEFILL_DISTRIBUTION_DOMAIN: is required"):
+        PrewarmConfig.from_env({})

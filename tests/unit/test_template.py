@@ -1,0 +1,844 @@
+"""template.yaml: lint-clean as written and as translated by SAM, and the rules lint cannot see.
+
+The SAM template is translated offline with aws-sam-translator (no AWS call: a stub
+stands in for the managed-policy lookup and each CodeUri is replaced by an S3 URI, as
+``sam package`` would). Each structural rule below is a function returning the problems
+it finds, so the mutation tests can show that every rule does catch what it guards.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint
+from cfnlint.config import ManualArgs
+from cfnlint.decode import decode_str
+from cfnlint.decode.utils import convert_dict
+from samtranslator.translator.transform import transform
+
+from shared.config import BackfillConfig, PrewarmConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FUNCTIONS = {
+    "EdgeOriginRequestFunction": "edge_origin_request.app.handler",
+    "BackfillWorkerFunction": "backfill_worker.app.handler",
+    "PrewarmWorkerFunction": "prewarm_worker.app.handler",
+}
+# Queue -> (its DLQ, the function consuming it).
+QUEUES = {
+    "BackfillQueue": ("BackfillDLQ", "BackfillWorkerFunction"),
+    "PrewarmQueue": ("PrewarmDLQ", "PrewarmWorkerFunction"),
+}
+FAILOVER_CODES = [403, 404, 500, 502, 503, 504]
+REQUIRED_OUTPUTS = {
+    "BackfillQueueUrl",
+    "BackfillDLQUrl",
+    "PrewarmQueueUrl",
+    "PrewarmDLQUrl",
+    "BucketName",
+    "DistributionDomain",
+    "EdgeFunctionVersionArn",
+}
+# Light modules of shared/ the edge artifact carries (Makefile EDGE_SHARED).
+EDGE_SHARED = {"messages", "keys", "queues"}
+Template = dict[str, Any]
+
+
+class ManagedPoliciesOffline:
+    """Stands in for samtranslator's IAM lookup: the template names no managed policy."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def load_sam() -> Template:
+    template, matches = decode_str(TEMPLATE.read_text(encoding="utf-8"))
+    assert not matches, [str(m) for m in matches]
+    plain: Template = json.loads(json.dumps(convert_dict(template)))
+    return plain
+
+
+def translate(sam: Template) -> Template:
+    packaged = copy.deepcopy(sam)
+    for name, resource in packaged["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://edgefill-artifacts/{name}.zip"
+    translated: Template = transform(packaged, {}, ManagedPoliciesOffline())
+    return translated
+
+
+@pytest.fixture(scope="module")
+def sam() -> Template:
+    return load_sam()
+
+
+@pytest.fixture(scope="module")
+def cfn(sam: Template) -> Template:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return translate(sam)
+
+
+def lint_errors(text: str) -> list[str]:
+    """Errors and warnings cfn-lint finds for us-east-1 (informational notes are allowed)."""
+    matches = lint(text, config=ManualArgs(regions=["us-east-1"]))
+    return [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches]
+
+
+# ---------------------------------------------------------------- template walking
+
+
+def resources(template: Template, kind: str) -> dict[str, Any]:
+    return {n: r for n, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def props(template: Template, name: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][name].get("Properties", {})
+    return properties
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def refers_to(value: Any, name: str) -> bool:
+    """True when ``value`` is a Ref or GetAtt of resource ``name`` (in any If branch)."""
+    if isinstance(value, dict):
+        if value.get("Ref") == name:
+            return True
+        get_att = value.get("Fn::GetAtt")
+        if isinstance(get_att, list) and get_att[0] == name:
+            return True
+        if isinstance(get_att, str) and get_att.split(".")[0] == name:
+            return True
+        if "Fn::If" in value:
+            return any(refers_to(branch, name) for branch in value["Fn::If"][1:])
+    return False
+
+
+def rendered(value: Any) -> Iterator[str]:
+    """Every string ``value`` may take, intrinsics written as ${...} (both If branches)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict) and "Ref" in value:
+        yield "${" + value["Ref"] + "}"
+    elif isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        yield "${" + (".".join(target) if isinstance(target, list) else target) + "}"
+    elif isinstance(value, dict) and "Fn::If" in value:
+        for branch in value["Fn::If"][1:]:
+            yield from rendered(branch)
+    elif isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+        variants = [text]
+        for name, replacement in variables.items():
+            variants = [
+                v.replace("${" + name + "}", r) for v in variants for r in rendered(replacement)
+            ]
+        yield from variants
+    elif isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        yield separator.join(next(iter(rendered(part)), "") for part in parts)
+    else:
+        yield json.dumps(value)
+
+
+def policy_statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, statement) for every IAM role inline policy and every bucket/queue policy."""
+    for name, role in resources(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                yield name, statement
+    for kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"):
+        for name, resource in resources(template, kind).items():
+            for statement in as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
+                if isinstance(statement, dict) and "Fn::If" in statement:
+                    for branch in statement["Fn::If"][1:]:
+                        if isinstance(branch, dict) and "Effect" in branch:
+                            yield name, branch
+                else:
+                    yield name, statement
+
+
+# ---------------------------------------------------------------- rules lint cannot see
+
+
+def edge_problems(sam: Template, cfn: Template) -> list[str]:
+    problems = []
+    edge = props(sam, "EdgeOriginRequestFunction")
+    if "Environment" in edge or "Environment" in sam.get("Globals", {}).get("Function", {}):
+        problems.append("edge function has Environment (Lambda@Edge allows none)")
+    if "Environment" in props(cfn, "EdgeOriginRequestFunction"):
+        problems.append("translated edge function has Environment")
+    if not edge.get("AutoPublishAlias"):
+        problems.append("edge function lacks AutoPublishAlias (Lambda@Edge needs a version)")
+    for key in ("Layers", "DeadLetterQueue", "VpcConfig", "ReservedConcurrentExecutions"):
+        if key in edge:
+            problems.append(f"edge function sets {key}, which Lambda@Edge rejects")
+    if not 0 < edge.get("Timeout", 3) <= 30:
+        problems.append("edge origin-request timeout must be at most 30 s")
+    if edge.get("MemorySize", 128) != 128:
+        problems.append("edge function should use 128 MB")
+    return problems + edge_role_problems(sam, cfn)
+
+
+def edge_role_problems(sam: Template, cfn: Template) -> list[str]:
+    problems = []
+    edge = props(sam, "EdgeOriginRequestFunction")
+    trust = props(cfn, "EdgeOriginRequestRole")["AssumeRolePolicyDocument"]["Statement"]
+    services = {s for st in trust for s in as_list(st["Principal"].get("Service", []))}
+    for service in ("lambda.amazonaws.com", "edgelambda.amazonaws.com"):
+        if service not in services:
+            problems.append(f"edge role is not trusted by {service}")
+    if not refers_to(edge.get("Role"), "EdgeOriginRequestRole"):
+        problems.append("edge function does not use EdgeOriginRequestRole")
+    for owner, statement in policy_statements(cfn):
+        if owner != "EdgeOriginRequestRole" or statement["Effect"] != "Allow":
+            continue
+        for action in as_list(statement["Action"]):
+            if action.startswith("logs:"):
+                continue
+            if action != "sqs:SendMessage" or not refers_to(statement["Resource"], "BackfillQueue"):
+                problems.append(f"edge role allows {action} beyond SendMessage on BackfillQueue")
+    return problems
+
+
+def association_problems(sam: Template, cfn: Template) -> list[str]:
+    problems = []
+    config = props(sam, "Distribution")["DistributionConfig"]
+    behaviors = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+    for behavior in behaviors:
+        associations = behavior.get("LambdaFunctionAssociations", [])
+        origin_request = [a for a in associations if a["EventType"] == "origin-request"]
+        if len(origin_request) != 1:
+            problems.append("a cache behavior lacks exactly one origin-request association")
+            continue
+        if origin_request[0]["LambdaFunctionARN"] != {"Ref": "EdgeOriginRequestFunction.Version"}:
+            problems.append(
+                "origin-request association must be !Ref EdgeOriginRequestFunction.Version"
+            )
+    translated = props(cfn, "Distribution")["DistributionConfig"]["DefaultCacheBehavior"]
+    for association in translated.get("LambdaFunctionAssociations", []):
+        version = association["LambdaFunctionARN"].get("Ref", "")
+        resource = cfn["Resources"].get(version, {})
+        if resource.get("Type") != "AWS::Lambda::Version" or not refers_to(
+            resource["Properties"]["FunctionName"], "EdgeOriginRequestFunction"
+        ):
+            problems.append("translated association is not a version of the edge function")
+    return problems
+
+
+def function_problems(sam: Template, makefile: str) -> list[str]:
+    problems = []
+    for name, handler in FUNCTIONS.items():
+        function = props(sam, name)
+        if function.get("Handler") != handler:
+            problems.append(f"{name} handler must be {handler}")
+        if function.get("Runtime") != "python3.13":
+            problems.append(f"{name} must run python3.13")
+        if function.get("Architectures") != ["x86_64"]:
+            problems.append(f"{name} must be x86_64 (Lambda@Edge has no arm64)")
+        if sam["Resources"][name].get("Metadata", {}).get("BuildMethod") != "makefile":
+            problems.append(f"{name} must build with BuildMethod: makefile")
+        if f"\nbuild-{name}:" not in makefile:
+            problems.append(f"Makefile has no build-{name} target")
+    return problems
+
+
+def queue_problems(sam: Template, cfn: Template) -> list[str]:
+    problems = []
+    for queue, (dlq, consumer) in QUEUES.items():
+        properties = props(sam, queue)
+        redrive = properties.get("RedrivePolicy", {})
+        if not refers_to(redrive.get("deadLetterTargetArn"), dlq):
+            problems.append(f"{queue} does not redrive to {dlq}")
+        if int(redrive.get("maxReceiveCount", 0)) < 5:
+            problems.append(f"{queue} maxReceiveCount must be at least 5")
+        timeout = int(props(sam, consumer).get("Timeout", 3))
+        visibility = int(properties.get("VisibilityTimeout", 30))
+        if visibility < 6 * timeout:
+            problems.append(
+                f"{queue} visibility {visibility} s < 6 x {consumer} timeout {timeout} s"
+            )
+        for name in (queue, dlq):
+            if props(sam, name).get("SqsManagedSseEnabled") is not True and not props(
+                sam, name
+            ).get("KmsMasterKeyId"):
+                problems.append(f"{name} is not encrypted")
+        mappings = [
+            m["Properties"]
+            for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+            if refers_to(m["Properties"]["EventSourceArn"], queue)
+        ]
+        if len(mappings) != 1 or not refers_to(mappings[0]["FunctionName"], consumer):
+            problems.append(f"{queue} must feed {consumer} through one event source mapping")
+            continue
+        mapping = mappings[0]
+        if mapping.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+            problems.append(f"{queue} mapping lacks ReportBatchItemFailures")
+        maximum = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+        parameter = sam["Parameters"].get(
+            maximum.get("Ref", "") if isinstance(maximum, dict) else ""
+        )
+        if not parameter or int(parameter.get("MinValue", 0)) < 2:
+            problems.append(f"{queue} MaximumConcurrency must be a parameter with MinValue >= 2")
+        alarms = [
+            a["Properties"]
+            for a in resources(sam, "AWS::CloudWatch::Alarm").values()
+            if any(refers_to(d["Value"], dlq) for d in a["Properties"].get("Dimensions", []))
+        ]
+        if not any(
+            a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and a["ComparisonOperator"] == "GreaterThanThreshold"
+            and float(a["Threshold"]) == 0
+            for a in alarms
+        ):
+            problems.append(f"{dlq} has no depth alarm (> 0 visible messages)")
+    return problems
+
+
+def iam_problems(cfn: Template) -> list[str]:
+    """No Action "*", no wildcard resource on S3/SQS actions, no managed policy."""
+    problems = []
+    for name, role in resources(cfn, "AWS::IAM::Role").items():
+        if role["Properties"].get("ManagedPolicyArns"):
+            problems.append(f"{name} attaches managed policies (unscoped resources)")
+    for owner, statement in policy_statements(cfn):
+        actions = as_list(statement.get("Action", []))
+        if "*" in actions:
+            problems.append(f"{owner} has a statement with Action '*'")
+        if statement.get("Effect") != "Allow":
+            continue
+        scoped = [a for a in actions if a.split(":")[0] in ("s3", "sqs")]
+        if not scoped:
+            continue
+        for resource in as_list(statement.get("Resource", "*")):
+            for text in rendered(resource):
+                head = text.split("/", 1)[0]
+                if text == "*" or "*" in head:
+                    problems.append(f"{owner} allows {scoped} on wildcard resource {text!r}")
+    return problems
+
+
+def region_problems(sam: Template) -> list[str]:
+    """Lambda@Edge functions can only be created in us-east-1: the template must say so."""
+    for rule in sam.get("Rules", {}).values():
+        if "RuleCondition" in rule:
+            continue
+        for assertion in rule["Assertions"]:
+            if assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}:
+                return []
+    return ["no unconditional rule keeps the stack in us-east-1"]
+
+
+def bucket_problems(sam: Template) -> list[str]:
+    problems = []
+    bucket = props(sam, "OriginBucket")
+    ownership = bucket.get("OwnershipControls", {}).get("Rules", [{}])[0]
+    if ownership.get("ObjectOwnership") != "BucketOwnerEnforced":
+        problems.append("bucket must disable ACLs (BucketOwnerEnforced)")
+    block = bucket.get("PublicAccessBlockConfiguration", {})
+    if not all(
+        block.get(k) is True
+        for k in (
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        )
+    ):
+        problems.append("bucket does not block all public access")
+    if not bucket.get("BucketEncryption"):
+        problems.append("bucket has no default encryption")
+    rules = bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+    if not any(
+        r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 for r in rules
+    ):
+        problems.append("bucket lifecycle does not abort incomplete multipart uploads after 1 day")
+    if not any(r.get("Prefix") == "_edgefill/leases/" and r.get("ExpirationInDays") for r in rules):
+        problems.append("bucket lifecycle does not expire _edgefill/leases/")
+    statements = [s for owner, s in policy_statements(sam) if owner == "OriginBucketPolicy"]
+    tls = [
+        s
+        for s in statements
+        if s["Effect"] == "Deny"
+        and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
+    if not tls:
+        problems.append("bucket policy does not deny plain HTTP")
+    cloudfront = [
+        s for s in statements if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+    ]
+    if not any(
+        s["Effect"] == "Deny"
+        and "s3:GetObject" in as_list(s["Action"])
+        and any(t.endswith("/_edgefill/*") for t in rendered(s["Resource"]))
+        for s in cloudfront
+    ):
+        problems.append("bucket policy does not deny CloudFront reads of _edgefill/*")
+    allows = [s for s in cloudfront if s["Effect"] == "Allow"]
+    if not allows or not all(
+        any(
+            "Distribution" in t or "DistributionId" in t
+            for t in rendered(
+                s.get("Condition", {}).get("StringEquals", {}).get("AWS:SourceArn", "")
+            )
+        )
+        for s in allows
+    ):
+        problems.append("OAC read is not scoped by AWS:SourceArn to the distribution")
+    return problems
+
+
+def distribution_problems(sam: Template) -> list[str]:
+    problems = []
+    config = props(sam, "Distribution")["DistributionConfig"]
+    origins = {o["Id"]: o for o in config["Origins"]}
+    groups = config.get("OriginGroups", {}).get("Items", [])
+    if len(groups) != 1:
+        return ["distribution must have one origin group"]
+    group = groups[0]
+    if group["FailoverCriteria"]["StatusCodes"]["Items"] != FAILOVER_CODES:
+        problems.append(f"origin group must fail over on {FAILOVER_CODES}")
+    primary, secondary = (origins[m["OriginId"]] for m in group["Members"]["Items"])
+    if "S3OriginConfig" not in primary or not refers_to(
+        primary.get("OriginAccessControlId"), "OriginAccessControl"
+    ):
+        problems.append("primary origin must be the bucket through OAC")
+    headers = {h["HeaderName"]: h["HeaderValue"] for h in secondary.get("OriginCustomHeaders", [])}
+    if not refers_to(headers.get("x-edgefill-queue"), "BackfillQueue"):
+        problems.append("secondary origin must carry x-edgefill-queue: <BackfillQueue URL>")
+    if "x-edgefill-queue" in {h["HeaderName"] for h in primary.get("OriginCustomHeaders", [])}:
+        problems.append("the bucket origin must not carry x-edgefill-queue")
+    if config["DefaultCacheBehavior"].get("TargetOriginId") != group["Id"]:
+        problems.append("default cache behavior must target the origin group")
+    cache = props(sam, "CachePolicy")["CachePolicyConfig"][
+        "ParametersInCacheKeyAndForwardedToOrigin"
+    ]
+    if not (cache.get("EnableAcceptEncodingGzip") and cache.get("EnableAcceptEncodingBrotli")):
+        problems.append("cache policy must enable gzip and Brotli")
+    return problems
+
+
+def output_problems(sam: Template) -> list[str]:
+    outputs = sam.get("Outputs", {})
+    problems = [f"missing output {name}" for name in sorted(REQUIRED_OUTPUTS - set(outputs))]
+    attach = outputs.get("AttachToExistingDistribution", {})
+    text = " ".join(rendered(attach.get("Value", "")))
+    if attach.get("Condition") != "AttachToExisting":
+        problems.append("AttachToExistingDistribution must be shown when the toggle is off")
+    for needle in (
+        "x-edgefill-queue",
+        "${BackfillQueue}",
+        "origin-request",
+        "${EdgeOriginRequestFunction.Version}",
+        "403,404,500,502,503,504",
+    ):
+        if needle not in text:
+            problems.append(f"AttachToExistingDistribution does not state {needle}")
+    if outputs.get("EdgeFunctionVersionArn", {}).get("Value") != {
+        "Ref": "EdgeOriginRequestFunction.Version"
+    }:
+        problems.append("EdgeFunctionVersionArn must be the edge function's version")
+    return problems
+
+
+ALL_RULES: list[Callable[[Template, Template], list[str]]] = [
+    edge_problems,
+    association_problems,
+    lambda sam, cfn: function_problems(sam, (ROOT / "Makefile").read_text(encoding="utf-8")),
+    queue_problems,
+    lambda sam, cfn: iam_problems(cfn),
+    lambda sam, cfn: bucket_problems(sam),
+    lambda sam, cfn: distribution_problems(sam),
+    lambda sam, cfn: output_problems(sam),
+    lambda sam, cfn: region_problems(sam),
+]
+
+
+def all_problems(sam: Template) -> list[str]:
+    cfn = translate(sam)
+    return [problem for rule in ALL_RULES for problem in rule(sam, cfn)]
+
+
+# ---------------------------------------------------------------- the tests
+
+
+def test_sam_template_is_lint_clean() -> None:
+    # Given the SAM template as written / When cfn-lint checks it for us-east-1
+    # Then it finds no error and no warning
+    assert lint_errors(TEMPLATE.read_text(encoding="utf-8")) == []
+
+
+def test_translated_template_is_lint_clean(cfn: Template) -> None:
+    # Given the CloudFormation template SAM produces / When cfn-lint checks it
+    # Then it finds no error and no warning
+    assert lint_errors(json.dumps(cfn, indent=1)) == []
+
+
+def test_template_keeps_every_rule_lint_cannot_see(sam: Template) -> None:
+    # Given the template / When each structural rule inspects it / Then none finds a problem
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        assert all_problems(sam) == []
+
+
+def _set(path: str, value: Any) -> Callable[[Template], None]:
+    def mutate(template: Template) -> None:
+        *parents, last = path.split(".")
+        node: Any = template
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+
+    return mutate
+
+
+def _add_wildcard_statement(template: Template) -> None:
+    policy = props(template, "BackfillWorkerRole")["Policies"][0]["PolicyDocument"]
+    policy["Statement"].append(
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::*/*"}
+    )
+
+
+def _let_edge_read_the_queue(template: Template) -> None:
+    policy = props(template, "EdgeOriginRequestRole")["Policies"][0]["PolicyDocument"]
+    policy["Statement"][0]["Action"] = ["sqs:SendMessage", "sqs:ReceiveMessage"]
+
+
+def _add_star_action(template: Template) -> None:
+    policy = props(template, "PrewarmWorkerRole")["Policies"][0]["PolicyDocument"]
+    policy["Statement"].append({"Effect": "Allow", "Action": "*", "Resource": "*"})
+
+
+_EDGE = "Resources.EdgeOriginRequestFunction.Properties"
+_DIST = "Resources.Distribution.Properties.DistributionConfig"
+_POLICY = "Resources.OriginBucketPolicy.Properties.PolicyDocument.Statement"
+_EDGE_TRUST = (
+    "Resources.EdgeOriginRequestRole.Properties.AssumeRolePolicyDocument.Statement.0.Principal"
+)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (_set(f"{_EDGE}.Environment", {"Variables": {"A": "b"}}), "has Environment"),
+        (_set(f"{_EDGE}.Architectures", ["arm64"]), "must be x86_64"),
+        (_set(f"{_EDGE}.Timeout", 60), "at most 30 s"),
+        (_set(f"{_EDGE}.AutoPublishAlias", KeyError), "AutoPublishAlias"),
+        (_set(f"{_EDGE_TRUST}.Service", "lambda.amazonaws.com"), "edgelambda.amazonaws.com"),
+        (
+            _set(
+                f"{_DIST}.DefaultCacheBehavior.LambdaFunctionAssociations.0.LambdaFunctionARN",
+                {"Fn::GetAtt": ["EdgeOriginRequestFunction", "Arn"]},
+            ),
+            "EdgeOriginRequestFunction.Version",
+        ),
+        (
+            _set(
+                f"{_DIST}.DefaultCacheBehavior.LambdaFunctionAssociations.0.EventType",
+                "viewer-request",
+            ),
+            "origin-request association",
+        ),
+        (_set("Resources.BackfillQueue.Properties.RedrivePolicy.maxReceiveCount", 3), "at least 5"),
+        (_set("Resources.PrewarmQueue.Properties.VisibilityTimeout", 900), "6 x"),
+        (_set("Resources.BackfillWorkerFunction.Properties.Timeout", 901), "6 x"),
+        (
+            _set(
+                "Resources.BackfillWorkerFunction.Properties.Events.BackfillMessages.Properties"
+                ".FunctionResponseTypes",
+                KeyError,
+            ),
+            "ReportBatchItemFailures",
+        ),
+        (
+            _set(
+                "Resources.PrewarmWorkerFunction.Properties.Events.PrewarmMessages.Properties"
+                ".ScalingConfig",
+                KeyError,
+            ),
+            "MaximumConcurrency",
+        ),
+        (_set("Resources.PrewarmDLQ.Properties.SqsManagedSseEnabled", False), "not encrypted"),
+        (_add_wildcard_statement, "wildcard resource"),
+        (_let_edge_read_the_queue, "sqs:ReceiveMessage beyond SendMessage"),
+        (_add_star_action, "Action '*'"),
+        (
+            _set(
+                "Resources.OriginBucketPolicy.Properties.PolicyDocument.Statement.1.Effect", "Allow"
+            ),
+            "_edgefill/*",
+        ),
+        (
+            _set(
+                "Resources.OriginBucket.Properties.LifecycleConfiguration.Rules.0"
+                ".AbortIncompleteMultipartUpload",
+                KeyError,
+            ),
+            "multipart",
+        ),
+        (
+            _set(f"{_DIST}.OriginGroups.Items.0.FailoverCriteria.StatusCodes.Items", [403, 404]),
+            "fail over on",
+        ),
+        (_set(f"{_DIST}.Origins.1.OriginCustomHeaders", []), "x-edgefill-queue"),
+        (
+            _set(
+                "Resources.CachePolicy.Properties.CachePolicyConfig"
+                ".ParametersInCacheKeyAndForwardedToOrigin.EnableAcceptEncodingBrotli",
+                False,
+            ),
+            "gzip and Brotli",
+        ),
+        (_set("Outputs.BackfillDLQUrl", KeyError), "missing output BackfillDLQUrl"),
+        (_set("Resources.PrewarmWorkerFunction.Metadata", {}), "BuildMethod"),
+        (_set("Rules.DeployInUsEast1.Assertions", []), "us-east-1"),
+        (_set(f"{_POLICY}.0.Condition", KeyError), "plain HTTP"),
+        (_set(f"{_POLICY}.2.Fn::If.1.Condition", KeyError), "AWS:SourceArn"),
+        (
+            _set(
+                "Resources.OriginBucket.Properties.OwnershipControls.Rules.0.ObjectOwnership",
+                "ObjectWriter",
+            ),
+            "BucketOwnerEnforced",
+        ),
+        (
+            _set(
+                "Resources.OriginBucket.Properties.PublicAccessBlockConfiguration"
+                ".RestrictPublicBuckets",
+                False,
+            ),
+            "public access",
+        ),
+    ],
+)
+def test_each_rule_catches_what_it_guards(
+    sam: Template, mutation: Callable[[Template], None], expected: str
+) -> None:
+    # Given the template with one rule broken
+    broken = copy.deepcopy(sam)
+    mutation(broken)
+    # When the structural rules inspect it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        problems = all_problems(broken)
+    # Then the problem is named
+    assert any(expected in problem for problem in problems), problems
+
+
+# ---------------------------------------------------------------- worker configuration
+
+
+class ParameterValues:
+    """Evaluates the few intrinsics the worker environments use, for given parameters."""
+
+    def __init__(self, template: Template, overrides: dict[str, str]) -> None:
+        self.template = template
+        self.values = {
+            name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()
+        }
+        self.values.update(overrides)
+        self.values.update(
+            {
+                "AWS::Region": "us-east-1",
+                "AWS::AccountId": "123456789012",
+                "AWS::Partition": "aws",
+                "AWS::StackName": "edgefill",
+            }
+        )
+
+    def condition(self, name: str) -> bool:
+        return self.truth(self.template["Conditions"][name])
+
+    def truth(self, expression: Any) -> bool:
+        ((function, argument),) = expression.items()
+        if function == "Fn::Equals":
+            return self.value(argument[0]) == self.value(argument[1])
+        if function == "Fn::Not":
+            return not self.truth(argument[0])
+        if function == "Fn::And":
+            return all(self.truth(a) for a in argument)
+        if function == "Condition":
+            return self.condition(argument)
+        raise AssertionError(f"unsupported condition {function}")
+
+    def value(self, expression: Any) -> str:
+        if isinstance(expression, str | int):
+            return str(expression)
+        ((function, argument),) = expression.items()
+        if function == "Ref":
+            return self.values[argument] if argument in self.values else self.resource(argument)
+        if function == "Fn::GetAtt":
+            return self.resource(".".join(argument) if isinstance(argument, list) else argument)
+        if function == "Fn::If":
+            return self.value(argument[1] if self.condition(argument[0]) else argument[2])
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            scope = {**self.values, **{k: self.value(v) for k, v in variables.items()}}
+            return re.sub(
+                r"\$\{([^}]+)\}",
+                lambda m: scope[m[1]] if m[1] in scope else self.resource(m[1]),
+                text,
+            )
+        raise AssertionError(f"unsupported intrinsic {function}")
+
+    def resource(self, name: str) -> str:
+        kind = self.template["Resources"][name.split(".")[0]]["Type"]
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.us-east-1.amazonaws.com/123456789012/edgefill-{name}"
+        if kind == "AWS::S3::Bucket":
+            return "edgefill-originbucket-1a2b3c"
+        if kind == "AWS::CloudFront::Distribution":
+            return "d111111abcdef8.cloudfront.net"
+        raise AssertionError(f"unexpected reference to {name}")
+
+    def environment(self, function: str) -> dict[str, str]:
+        variables = props(self.template, function)["Environment"]["Variables"]
+        return {name: self.value(value) for name, value in variables.items()}
+
+
+_DEPLOYMENTS = [
+    pytest.param({"FullOriginDomain": "origin.example.com"}, id="defaults"),
+    pytest.param(
+        {
+            "FullOriginDomain": "origin.example.com",
+            "FullOriginPath": "/assets",
+            "FullOriginProtocol": "http",
+            "ExistingBucketName": "my-tokyo-bucket",
+            "ExistingBucketRegion": "ap-northeast-1",
+            "KeyPrefix": "media/2026",
+            "CreateDistribution": "false",
+            "ExistingDistributionDomain": "d222.cloudfront.net",
+            "QueryStrings": "forward",
+            "Include": "/img/*,*.jpg",
+            "Exclude": "/private/*",
+            "PrewarmTargets": "eu-west-3,NRT20-P2",
+            "PrewarmEncodings": "gzip,identity",
+        },
+        id="existing-bucket-and-distribution",
+    ),
+]
+
+
+@pytest.mark.parametrize("parameters", _DEPLOYMENTS)
+def test_worker_environments_satisfy_the_config_contract(
+    sam: Template, parameters: dict[str, str]
+) -> None:
+    # Given a deployment's parameters
+    stack = ParameterValues(sam, parameters)
+    # When each worker reads the environment the template gives it
+    backfill = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
+    prewarm = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
+    # Then the configuration is valid and points where the parameters say
+    assert backfill.origin_url == (
+        f"{parameters.get('FullOriginProtocol', 'https')}://origin.example.com"
+        + parameters.get("FullOriginPath", "")
+    )
+    assert backfill.bucket == parameters.get("ExistingBucketName", "edgefill-originbucket-1a2b3c")
+    assert backfill.bucket_region == parameters.get("ExistingBucketRegion", "us-east-1")
+    assert backfill.key_prefix == (
+        parameters["KeyPrefix"] + "/" if "KeyPrefix" in parameters else ""
+    )
+    assert backfill.prewarm_queue_url == stack.resource("PrewarmQueue")
+    assert prewarm.prewarm_queue_url == stack.resource("PrewarmQueue")
+    assert prewarm.distribution_domain == parameters.get(
+        "ExistingDistributionDomain", "d111111abcdef8.cloudfront.net"
+    )
+
+
+def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
+    # Given the documented variables (DESIGN.md + EDGEFILL_BUCKET_REGION, docs/CONTRACTS.md)
+    backfill = {
+        "EDGEFILL_BUCKET",
+        "EDGEFILL_BUCKET_REGION",
+        "EDGEFILL_ORIGIN_URL",
+        "EDGEFILL_PREWARM_QUEUE_URL",
+        "EDGEFILL_KEY_PREFIX",
+        "EDGEFILL_MAX_OBJECT_BYTES",
+        "EDGEFILL_INCLUDE",
+        "EDGEFILL_EXCLUDE",
+        "EDGEFILL_QUERY",
+    }
+    prewarm = {
+        "EDGEFILL_DISTRIBUTION_DOMAIN",
+        "EDGEFILL_VIEWER_HOST",
+        "EDGEFILL_TARGETS",
+        "EDGEFILL_ENCODINGS",
+        "EDGEFILL_PROTOCOL",
+        "EDGEFILL_RESOLVER",
+        "EDGEFILL_REGION_SUBNETS",
+        "EDGEFILL_EDGE_PORT",
+        "EDGEFILL_PREWARM_QUEUE_URL",
+    }
+    # When the template's EDGEFILL_* variables are listed
+    for function, allowed in (
+        ("BackfillWorkerFunction", backfill),
+        ("PrewarmWorkerFunction", prewarm),
+    ):
+        names = {
+            n for n in props(sam, function)["Environment"]["Variables"] if n.startswith("EDGEFILL_")
+        }
+        # Then each is part of the contract
+        assert names <= allowed, names - allowed
+    contracts = (ROOT / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
+    assert "EDGEFILL_BUCKET_REGION" in contracts
+
+
+def edge_import_problems(sources: list[Path]) -> list[str]:
+    """Imports of the edge package its artifact cannot satisfy: only the standard library,
+    boto3/botocore (in the runtime), its own package and the light modules of shared/."""
+    allowed_roots = {"shared", "edge_origin_request", "boto3", "botocore"}
+    allowed_roots |= set(sys.stdlib_module_names)
+    problems = []
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                root, _, rest = name.partition(".")
+                if root not in allowed_roots:
+                    problems.append(f"{source.name} imports {name}")
+                elif root == "shared" and rest and rest.split(".")[0] not in EDGE_SHARED:
+                    problems.append(f"{source.name} imports {name}, not in the edge artifact")
+    return problems
+
+
+def test_edge_package_imports_only_what_its_artifact_carries() -> None:
+    # Given the edge handler package (written by the edge issue) / When its imports are read
+    # Then each is satisfied by the artifact `make build` produces
+    assert edge_import_problems(sorted((ROOT / "edge_origin_request").glob("*.py"))) == []
+
+
+def test_edge_import_rule_catches_heavy_imports(tmp_path: Path) -> None:
+    # Given edge code importing a third-party package and a heavy part of shared/
+    source = tmp_path / "app.py"
+    source.write_text(
+        "import json\nimport boto3\nimport requests\n"
+        "from shared.messages import parse\nfrom shared import observability\n"
+        "from shared.aws import client\n",
+        encoding="utf-8",
+    )
+    # Then both are named, and nothing else
+    assert edge_import_problems([source]) == [
+        "app.py imports requests",
+        "app.py imports shared.observability, not in the edge artifact",
+        "app.py imports shared.aws, not in the edge artifact",
+        "app.py imports shared.aws.client, not in the edge artifact",
+    ]
