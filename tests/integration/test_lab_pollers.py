@@ -82,7 +82,7 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> None:
 
 @pytest.fixture
 def lab_aws() -> Iterator[LabAws]:
-    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1)
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1, in_process=True)
     aws.start()
     yield aws
     aws.stop()
@@ -248,3 +248,17 @@ def test_stop_leaves_no_poller_thread(lab_aws: LabAws) -> None:
     poller.stop()
     assert time.monotonic() - started < 3
     assert not [t for t in threading.enumerate() if t.name.startswith("poller-prewarm")]
+
+
+def test_moto_runs_in_a_child_process_that_stop_ends() -> None:
+    # Given the lab's default: moto in its own process
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE))
+    aws.start()
+    try:
+        # Then it answers, with the template's queues, from another process
+        assert aws.child_running
+        assert aws.client("sqs").list_queues()["QueueUrls"]
+    finally:
+        aws.stop()
+    # And after stop the child is gone
+    assert not aws.child_running
