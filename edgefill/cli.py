@@ -26,7 +26,7 @@ from rich.table import Table
 from edgefill import cli_lab, operations
 from edgefill.operations import OperatorError, QueueUrls
 from shared.messages import ENCODINGS
-from shared.queues import MAX_BATCH, SendReport, send_messages
+from shared.queues import MAX_BATCH, SendReport, region_from_queue_url, send_messages
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -124,8 +124,6 @@ def resolve_queues(args: argparse.Namespace) -> tuple[Any, Any, QueueUrls]:
         for url in (flags.backfill, flags.prewarm, flags.backfill_dlq, flags.prewarm_dlq):
             if url:
                 try:
-                    from shared.queues import region_from_queue_url
-
                     region = region_from_queue_url(url)
                 except ValueError as error:
                     raise OperatorError(str(error)) from None

@@ -190,16 +190,14 @@ class _KeyedLocks:
         self._locks: dict[tuple[str, str, str], tuple[threading.Lock, int]] = {}
 
     @contextlib.contextmanager
-    def hold(self, key: tuple[str, str, str]) -> Iterator[bool]:
-        """Yields True when another viewer held the key first (the request was collapsed)."""
+    def hold(self, key: tuple[str, str, str]) -> Iterator[None]:
+        """Hold ``key``'s lock; the lock is forgotten when nobody holds or waits for it."""
         with self._guard:
             lock, users = self._locks.get(key, (threading.Lock(), 0))
             self._locks[key] = (lock, users + 1)
-        waited = not lock.acquire(blocking=False)
-        if waited:
-            lock.acquire()
+        lock.acquire()
         try:
-            yield waited
+            yield
         finally:
             lock.release()
             with self._guard:
@@ -616,13 +614,12 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
         if entry is not None:
             self._send_cached(entry, head, key)
             return
-        with self.server.pop.key_locks.hold(key) as waited:
+        with self.server.pop.key_locks.hold(key):
             entry = self.server.pop.lookup(key)
             if entry is not None:
                 self.server.pop.count("collapsed")
                 self._send_cached(entry, head, key)
                 return
-            del waited
             self.server.pop.count("misses")
             viewer = {
                 "client_ip": self.client_address[0],
