@@ -170,7 +170,11 @@ def run_lab_up(args: argparse.Namespace) -> int:
     from edgefill.lab.lab import Lab, LabError, LabSettings
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C (also when a shell started us with SIGINT ignored) and SIGTERM both stop.
+    previous = {
+        number: signal.signal(number, lambda *_: stop.set())
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
     lab = Lab(LabSettings(edge_port=args.edge_port, pollers=not args.no_pollers))
     try:
         try:
@@ -180,11 +184,13 @@ def run_lab_up(args: argparse.Namespace) -> int:
         objects = catalog.seed(lab.origin, large_bytes=args.large_mib * 1024 * 1024)
         _print_lab(lab, [o.uri for o in objects])
         with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+            while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
+                pass
         err.print("stopping the lab…")
     finally:
         lab.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     err.print("lab stopped; nothing left running")
     return 0
 

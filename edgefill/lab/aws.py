@@ -27,9 +27,11 @@ from moto.server import ThreadedMotoServer
 from edgefill.lab.template_spec import QUEUE_IDS, TemplateSpec
 
 LAB_REGION: Final = "us-east-1"
-# The child process: moto on a free port, which it prints; it stops when stdin closes.
+# The child process: moto on a free port, which it prints; it stops when stdin closes
+# (the lab stopping, or dying: either way the pipe closes).
 _CHILD: Final = """
-import logging, sys
+import logging, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the lab's to handle
 from moto.server import ThreadedMotoServer
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 server = ThreadedMotoServer(ip_address=sys.argv[1], port=0, verbose=False)
@@ -110,6 +112,9 @@ class LabAws:
             stdout=subprocess.PIPE,
             stderr=self._child_errors,
             text=True,
+            # Its own session: a Ctrl-C at the terminal reaches the lab, which then stops
+            # the pollers before moto, instead of moto dying under them.
+            start_new_session=True,
         )
         self._child = child
         assert child.stdout is not None
