@@ -32,7 +32,9 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -188,16 +190,14 @@ class _KeyedLocks:
         self._locks: dict[tuple[str, str, str], tuple[threading.Lock, int]] = {}
 
     @contextlib.contextmanager
-    def hold(self, key: tuple[str, str, str]) -> Iterator[bool]:
-        """Yields True when another viewer held the key first (the request was collapsed)."""
+    def hold(self, key: tuple[str, str, str]) -> Iterator[None]:
+        """Hold ``key``'s lock; the lock is forgotten when nobody holds or waits for it."""
         with self._guard:
             lock, users = self._locks.get(key, (threading.Lock(), 0))
             self._locks[key] = (lock, users + 1)
-        waited = not lock.acquire(blocking=False)
-        if waited:
-            lock.acquire()
+        lock.acquire()
         try:
-            yield waited
+            yield
         finally:
             lock.release()
             with self._guard:
@@ -255,6 +255,7 @@ class Pop:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -532,7 +533,36 @@ def _cacheable(response: OriginResponse) -> bool:
 
 
 class _PopServer(TLSThreadingHTTPServer):
+    """Keeps the viewer connections it serves, so stopping the POP can end keep-alive
+    connections that warmers and viewers hold open (else their threads outlive the lab)."""
+
     pop: Pop
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A viewer or warmer that drops its connection is routine; anything else is logged
+        (socketserver would print a traceback on stderr)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | ssl.SSLError | TimeoutError):
+            _log.debug(
+                "%s: connection from %s ended: %r", self.pop.site.code, client_address, error
+            )
+        else:
+            _log.exception("%s: error serving %s", self.pop.site.code, client_address)
+
+    def close_connections(self, timeout: float = 5.0) -> None:
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 class _ViewerGone(Exception):
@@ -543,6 +573,18 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
     """Answers viewers for the POP its server belongs to."""
 
     server: _PopServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.connections_lock:
+                self.server.connections.discard(self.connection)
 
     protocol_version = "HTTP/1.1"
     server_version = "CloudFront"
@@ -572,13 +614,12 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
         if entry is not None:
             self._send_cached(entry, head, key)
             return
-        with self.server.pop.key_locks.hold(key) as waited:
+        with self.server.pop.key_locks.hold(key):
             entry = self.server.pop.lookup(key)
             if entry is not None:
                 self.server.pop.count("collapsed")
                 self._send_cached(entry, head, key)
                 return
-            del waited
             self.server.pop.count("misses")
             viewer = {
                 "client_ip": self.client_address[0],

@@ -26,6 +26,8 @@ _COPIED_ATTRIBUTES: Final = (
     "ReceiveMessageWaitTimeSeconds",
     "VisibilityTimeout",
 )
+# CloudFront's managed AllViewer origin request policy: the only one that forwards Host.
+ALL_VIEWER_POLICY_ID: Final = "216adef6-5c7f-47e4-b989-5492eafa07d3"
 # Lambda's defaults for an SQS event source when the template leaves them out.
 _DEFAULT_BATCH_SIZE: Final = 10
 _DEFAULT_FUNCTION_TIMEOUT: Final = 3
@@ -90,6 +92,10 @@ class TemplateSpec:
 
     queues: Mapping[str, QueueSpec]
     event_sources: tuple[EventSourceSpec, ...]
+    # The distribution's origin group: statuses from the primary that fail over, and
+    # whether the origin request carries the viewer's Host (else the origin's domain).
+    failover_statuses: frozenset[int] = frozenset({403, 404})
+    forwards_host: bool = False
 
     def event_source_for(self, queue_id: str) -> EventSourceSpec:
         """The event source reading ``queue_id`` (``BackfillQueue``, ``PrewarmQueue``)."""
@@ -123,7 +129,8 @@ class TemplateSpec:
             if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function"
             for source in resolver.event_sources(function_id, resource)
         )
-        return cls(queues=queues, event_sources=sources)
+        failover, forwards_host = resolver.distribution()
+        return cls(queues, sources, failover, forwards_host)
 
 
 class _Resolver:
@@ -172,6 +179,29 @@ class _Resolver:
         target = self.referenced_resource(redrive.get("deadLetterTargetArn"), where)
         count = int(self.value(redrive.get("maxReceiveCount"), f"{where}.maxReceiveCount"))
         return QueueSpec(queue_id, attributes, target, count)
+
+    def distribution(self) -> tuple[frozenset[int], bool]:
+        """(failover statuses, Host forwarded) of the first CloudFront distribution."""
+        for logical_id, resource in self._resources.items():
+            if not isinstance(resource, dict) or resource.get("Type") != (
+                "AWS::CloudFront::Distribution"
+            ):
+                continue
+            config = (resource.get("Properties") or {}).get("DistributionConfig") or {}
+            groups = (config.get("OriginGroups") or {}).get("Items") or []
+            if not groups:
+                raise TemplateError(f"{logical_id} has no origin group")
+            criteria = (groups[0].get("FailoverCriteria") or {}).get("StatusCodes") or {}
+            statuses = frozenset(
+                int(self.value(code, f"{logical_id}.FailoverCriteria"))
+                for code in criteria.get("Items") or []
+            )
+            if not statuses:
+                raise TemplateError(f"{logical_id}'s origin group has no failover status codes")
+            behavior = config.get("DefaultCacheBehavior") or {}
+            policy = behavior.get("OriginRequestPolicyId")
+            return statuses, policy == ALL_VIEWER_POLICY_ID
+        raise TemplateError("template has no AWS::CloudFront::Distribution")
 
     def event_sources(self, function_id: str, resource: dict[str, Any]) -> list[EventSourceSpec]:
         properties = resource.get("Properties") or {}

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,18 @@ Resources:
       RedrivePolicy:
         deadLetterTargetArn: !GetAtt PrewarmDLQ.Arn
         maxReceiveCount: 5
+  Distribution:
+    Type: AWS::CloudFront::Distribution
+    Properties:
+      DistributionConfig:
+        OriginGroups:
+          Quantity: 1
+          Items:
+            - Id: group
+              FailoverCriteria:
+                StatusCodes:
+                  Quantity: 2
+                  Items: [403, 404]
   BackfillWorkerFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -69,7 +82,7 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> None:
 
 @pytest.fixture
 def lab_aws() -> Iterator[LabAws]:
-    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1)
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1, in_process=True)
     aws.start()
     yield aws
     aws.stop()
@@ -98,6 +111,21 @@ def test_template_numbers_are_resolved_from_parameters_and_globals() -> None:
     assert source.function_timeout == 30 and source.report_batch_item_failures
     with pytest.raises(TemplateError, match="PrewarmQueue"):
         spec.event_source_for("PrewarmQueue")
+    assert spec.failover_statuses == {403, 404} and not spec.forwards_host
+
+
+def test_the_project_template_is_understood() -> None:
+    # Given the real template.yaml / When the lab reads it
+    spec = TemplateSpec.load(Path(__file__).parents[2] / "template.yaml")
+    # Then every queue the lab creates has the template's redrive and timeouts
+    for queue_id in ("BackfillQueue", "PrewarmQueue"):
+        queue = spec.queues[queue_id]
+        assert queue.dead_letter_target == queue_id.replace("Queue", "DLQ")
+        assert queue.max_receive_count and queue.max_receive_count >= 5
+        source = spec.event_source_for(queue_id)
+        assert queue.visibility_timeout >= 6 * source.function_timeout
+        assert source.report_batch_item_failures
+    assert {403, 404} <= spec.failover_statuses
 
 
 def test_template_without_a_queue_is_a_clear_error() -> None:
@@ -220,3 +248,17 @@ def test_stop_leaves_no_poller_thread(lab_aws: LabAws) -> None:
     poller.stop()
     assert time.monotonic() - started < 3
     assert not [t for t in threading.enumerate() if t.name.startswith("poller-prewarm")]
+
+
+def test_moto_runs_in_a_child_process_that_stop_ends() -> None:
+    # Given the lab's default: moto in its own process
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE))
+    aws.start()
+    try:
+        # Then it answers, with the template's queues, from another process
+        assert aws.child_running
+        assert aws.client("sqs").list_queues()["QueueUrls"]
+    finally:
+        aws.stop()
+    # And after stop the child is gone
+    assert not aws.child_running

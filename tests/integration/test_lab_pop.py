@@ -99,7 +99,7 @@ class RecordingEdge:
 
 @pytest.fixture
 def pop_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    aws = LabAws(TemplateSpec.from_text(TEMPLATE))
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE), in_process=True)
     aws.start()
     origin = TinyOrigin()
     threading.Thread(target=origin.serve_forever, daemon=True).start()

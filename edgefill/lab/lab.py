@@ -1,0 +1,470 @@
+"""The whole edgefill system on one machine: moto, the full origin, POPs, DNS, pollers.
+
+    with Lab() as lab:
+        lab.origin.put("/img/a.jpg", b"...")
+        lab.viewer_get("NRT20-P2", "/img/a.jpg")      # Miss, failover, backfill queued
+        lab.wait_idle()                               # backfill copied, prewarm done
+
+Everything listens on loopback (127.0.0.0/8) and nothing leaves the machine: the lab runs
+offline and inside a network namespace with only ``lo`` up. The real handlers run in
+this process: the edge function inside each POP, the two workers behind pollers that
+emulate Lambda's SQS event source. They read their configuration from the environment,
+as in Lambda, so ``start`` sets the ``EDGEFILL_*`` variables (and AWS endpoint, fake
+credentials and the lab CA bundle) and ``stop`` puts the previous values back. The
+workers' per-container caches are cleared on both, so each lab starts "cold".
+
+One lab per process at a time: moto's state and the environment are per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from edgefill.lab.aws import LAB_CREDENTIALS, LAB_REGION, LAB_VISIBILITY_TIMEOUT, LabAws
+from edgefill.lab.dns import LabDNSServer
+from edgefill.lab.origin import LabOrigin
+from edgefill.lab.pollers import QueuePoller
+from edgefill.lab.pop import Distribution, Pop, PopSite, start_pops
+from edgefill.lab.template_spec import TemplateError, TemplateSpec
+from edgefill.lab.tls import LabCA
+from shared.messages import ACCEPT_ENCODING, ENCODINGS
+
+DISTRIBUTION_DOMAIN: Final = "d111111abcdef8.cloudfront.net"
+VIEWER_HOST: Final = "cdn.edgefill.test"
+DISTRIBUTION_ID: Final = "E2EDGEFILLLAB"
+# The lab's POPs: one per region, each on its own loopback address. The client subnets
+# are documentation networks (RFC 5737) so nothing here looks like a real AWS range.
+DEFAULT_SITES: Final = (
+    PopSite("NRT20-P2", "ap-northeast-1", "127.0.0.11"),
+    PopSite("FRA56-P1", "eu-central-1", "127.0.0.12"),
+    PopSite("IAD89-P3", "us-east-1", "127.0.0.13"),
+    PopSite("GRU3-P1", "sa-east-1", "127.0.0.14"),
+)
+DEFAULT_SUBNETS: Final = {
+    "ap-northeast-1": "192.0.2.0/26",
+    "eu-central-1": "192.0.2.64/26",
+    "us-east-1": "198.51.100.0/24",
+    "sa-east-1": "203.0.113.0/24",
+}
+# The lab waits this long for a prewarm retry (EDGEFILL_RETRY_DELAY): seconds, not 30.
+LAB_RETRY_DELAY: Final = 1
+# Environment variables the lab sets for the handlers; all restored by stop().
+_AWS_ENV: Final = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE")
+# Module name prefixes whose cached factories (lru_cache) hold clients and configuration.
+_CACHED_PACKAGES: Final = ("shared", "backfill_worker", "prewarm_worker", "edge_origin_request")
+
+
+class LabError(RuntimeError):
+    """The lab cannot start (a missing template, a port that will not bind, a handler
+    that does not import); the message says what."""
+
+
+def default_template() -> Path:
+    """``template.yaml`` of the checkout this package runs from, else of the working dir."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "template.yaml").is_file():
+            return candidate / "template.yaml"
+    raise LabError(
+        "template.yaml not found next to the edgefill package or in the current directory"
+    )
+
+
+@dataclass
+class ViewerResponse:
+    """What a viewer got from a POP."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    complete: bool  # the body matched Content-Length
+
+    @property
+    def x_cache(self) -> str:
+        return self.headers.get("x-cache", "")
+
+    @property
+    def hit(self) -> bool:
+        return self.x_cache.startswith("Hit")
+
+
+@dataclass
+class LabSettings:
+    """What a lab looks like; the defaults are the demo's."""
+
+    template: Path | None = None
+    sites: tuple[PopSite, ...] = DEFAULT_SITES
+    subnets: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SUBNETS))
+    distribution_domain: str = DISTRIBUTION_DOMAIN
+    viewer_host: str = VIEWER_HOST
+    bucket: str = "edgefill-lab-origin"
+    edge_port: int = 0  # 0: a free port, the same on every POP address
+    visibility_timeout: int = LAB_VISIBILITY_TIMEOUT
+    origin_bandwidth: int | None = None  # bytes/s per connection, None = unlimited
+    origin_latency: float = 0.0
+    prewarm_targets: tuple[str, ...] | None = None  # None: every lab region
+    encodings: tuple[str, ...] = ENCODINGS
+    pollers: bool = True  # False: queues fill but nothing consumes them (CLI tests)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class Lab:
+    """Start with ``start()`` (or ``with Lab() as lab``); ``stop()`` undoes everything."""
+
+    def __init__(
+        self,
+        settings: LabSettings | None = None,
+        handlers: Mapping[str, Callable[[dict[str, Any], Any], Any]] | None = None,
+    ) -> None:
+        self.settings = settings or LabSettings()
+        self._handlers = dict(handlers or {})
+        self._stack = contextlib.ExitStack()
+        self._saved_env: dict[str, str | None] = {}
+        self.directory: Path | None = None
+        self.ca: LabCA | None = None
+        self.aws: LabAws | None = None
+        self.origin: LabOrigin = LabOrigin(
+            bandwidth=self.settings.origin_bandwidth, latency=self.settings.origin_latency
+        )
+        self.dns: LabDNSServer | None = None
+        self.pops: dict[str, Pop] = {}
+        self.pollers: dict[str, QueuePoller] = {}
+        self.env: dict[str, str] = {}
+        self.running = False
+        self._listening: list[tuple[str, int]] = []
+
+    # ---- lifecycle -----------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Lab:
+        if self.running:
+            return self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.running = True
+        return self
+
+    def _start(self) -> None:
+        settings = self.settings
+        try:
+            spec = TemplateSpec.load(settings.template or default_template())
+        except TemplateError as error:
+            raise LabError(f"template.yaml: {error}") from None
+        self.directory = Path(tempfile.mkdtemp(prefix="edgefill-lab-"))
+        self._stack.callback(shutil.rmtree, self.directory, True)
+        self.ca = LabCA(self.directory / "ca")
+        self.aws = LabAws(
+            spec, bucket=settings.bucket, visibility_timeout=settings.visibility_timeout
+        )
+        self._stack.callback(self.aws.stop)
+        self.aws.start()
+        self._stack.callback(self.origin.stop)
+        self.origin.start()
+        edge_handler = self._handler("edge", "edge_origin_request.app")
+        distribution = Distribution(
+            distribution_id=DISTRIBUTION_ID,
+            domain=settings.distribution_domain,
+            viewer_hosts=(settings.distribution_domain, settings.viewer_host),
+            bucket=settings.bucket,
+            bucket_region=LAB_REGION,
+            origin_url=self.origin.url,
+            origin_custom_headers=(("x-edgefill-queue", self.aws.queue("BackfillQueue").url),),
+            failover_statuses=spec.failover_statuses,
+            forward_host=spec.forwards_host,
+        )
+        pop_names = [settings.distribution_domain, settings.viewer_host]
+        pop_names += [self._pop_name(site.code) for site in settings.sites]
+        context = self.ca.server_context(*pop_names)
+        try:
+            pops = start_pops(
+                list(settings.sites),
+                distribution,
+                context,
+                self.aws.client("s3"),
+                edge_handler,
+                self.directory / "pops",
+                port=settings.edge_port,
+            )
+        except OSError as error:
+            raise LabError(f"cannot start the POPs: {error}") from None
+        for pop in pops:
+            self._stack.callback(pop.stop)
+            self.pops[pop.site.code] = pop
+        region_address = {site.region: site.address for site in settings.sites}
+        self.dns = LabDNSServer(
+            settings.distribution_domain,
+            subnet_answers={
+                cidr: region_address[region]
+                for region, cidr in settings.subnets.items()
+                if region in region_address
+            },
+            pop_answers={site.code: site.address for site in settings.sites},
+            default_address=settings.sites[0].address,
+        )
+        self._stack.callback(self.dns.stop)
+        self.dns.start()
+        self._listening = [(site.address, self.edge_port) for site in settings.sites]
+        self._listening += [self.dns.address, ("127.0.0.1", self.origin.port)]
+        moto = urlsplit(self.aws.endpoint_url)
+        self._listening.append((str(moto.hostname), int(moto.port or 80)))
+        self._apply_env(spec)
+        if settings.pollers:
+            self._start_pollers(spec)
+
+    def leftovers(self) -> list[str]:
+        """What is still running or listening after ``stop()`` (empty when all is gone):
+        lab threads, the moto child process, a listening socket on a lab address."""
+        found = [f"thread {thread.name}" for thread in lab_threads()]
+        if self.aws is not None and self.aws.child_running:
+            found.append("moto child process")
+        for host, port in self._listening:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                found.append(f"a server still listening on {host}:{port}")
+            finally:
+                probe.close()
+        return found
+
+    def stop(self) -> None:
+        """Stop pollers first (an invocation in progress ends), then every server."""
+        for poller in self.pollers.values():
+            with contextlib.suppress(RuntimeError):
+                poller.stop()
+        self.pollers = {}
+        self._stack.close()
+        self._restore_env()
+        self.pops = {}
+        self.running = False
+
+    # ---- pieces --------------------------------------------------------------------
+    def _handler(self, name: str, module: str) -> Callable[[dict[str, Any], Any], Any]:
+        if name in self._handlers:
+            return self._handlers[name]
+        try:
+            handler = importlib.import_module(module).handler
+        except (ImportError, AttributeError) as error:
+            raise LabError(f"cannot import {module}.handler: {error}") from None
+        return handler
+
+    def _pop_name(self, code: str) -> str:
+        label, _, rest = self.settings.distribution_domain.partition(".")
+        return f"{label}.{code}.{rest}"
+
+    def _apply_env(self, spec: TemplateSpec) -> None:
+        assert self.aws is not None and self.ca is not None and self.dns is not None
+        settings = self.settings
+        targets = settings.prewarm_targets or tuple(
+            dict.fromkeys(site.region for site in settings.sites)
+        )
+        env = {
+            **LAB_CREDENTIALS,
+            "AWS_REGION": LAB_REGION,
+            "AWS_DEFAULT_REGION": LAB_REGION,
+            "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "REQUESTS_CA_BUNDLE": str(self.ca.bundle_path),
+            "NO_PROXY": "127.0.0.0/8,localhost",
+            "no_proxy": "127.0.0.0/8,localhost",
+            "EDGEFILL_BUCKET": settings.bucket,
+            "EDGEFILL_ORIGIN_URL": self.origin.url,
+            "EDGEFILL_PREWARM_QUEUE_URL": self.aws.queue("PrewarmQueue").url,
+            "EDGEFILL_DISTRIBUTION_DOMAIN": settings.distribution_domain,
+            "EDGEFILL_VIEWER_HOST": settings.viewer_host,
+            "EDGEFILL_TARGETS": ",".join(targets),
+            "EDGEFILL_ENCODINGS": ",".join(settings.encodings),
+            "EDGEFILL_PROTOCOL": "https",
+            "EDGEFILL_RESOLVER": self.dns.resolver,
+            "EDGEFILL_REGION_SUBNETS": json.dumps(dict(settings.subnets)),
+            "EDGEFILL_EDGE_PORT": str(self.edge_port),
+            "EDGEFILL_RETRY_DELAY": str(LAB_RETRY_DELAY),
+            "EDGEFILL_REQUEST_TIMEOUT": "10",
+            "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
+            "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
+            **settings.extra_env,
+        }
+        for name in (*env, *_AWS_ENV):
+            self._saved_env.setdefault(name, os.environ.get(name))
+        for name in _AWS_ENV:
+            os.environ.pop(name, None)
+        os.environ.update(env)
+        self.env = env
+        _clear_container_caches()
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+        _clear_container_caches()
+
+    def _start_pollers(self, spec: TemplateSpec) -> None:
+        assert self.aws is not None
+        for role, queue_id, module in (
+            ("backfill", "BackfillQueue", "backfill_worker.app"),
+            ("prewarm", "PrewarmQueue", "prewarm_worker.app"),
+        ):
+            handler = self._handler(role, module)
+            source = spec.event_source_for(queue_id)
+            queue = self.aws.queue(queue_id)
+            poller = QueuePoller(
+                self.aws.client("sqs"),
+                queue.url,
+                queue.arn,
+                handler,
+                function_name=f"edgefill-lab-{role}",
+                batch_size=source.batch_size,
+                batching_window=source.batching_window,
+                # Lambda scales pollers up to MaximumConcurrency; the lab runs that many.
+                concurrency=source.maximum_concurrency or 2,
+                function_timeout=source.function_timeout,
+                report_batch_item_failures=source.report_batch_item_failures,
+            )
+            poller.start()
+            self.pollers[role] = poller
+
+    # ---- using the lab -------------------------------------------------------------
+    @property
+    def edge_port(self) -> int:
+        return next(iter(self.pops.values())).port
+
+    def pop(self, code: str) -> Pop:
+        try:
+            return self.pops[code]
+        except KeyError:
+            raise LabError(f"no lab POP {code!r}; the lab has {', '.join(self.pops)}") from None
+
+    def viewer_get(
+        self,
+        code: str,
+        uri: str,
+        encoding: str = "identity",
+        host: str | None = None,
+        timeout: float = 30.0,
+    ) -> ViewerResponse:
+        """GET ``uri`` from POP ``code`` over HTTPS as a viewer whose Accept-Encoding is the
+        one CloudFront normalizes to ``encoding``; the TLS certificate is verified."""
+        assert self.ca is not None
+        pop = self.pop(code)
+        host = host or self.settings.viewer_host
+        context = ssl.create_default_context(cafile=str(self.ca.bundle_path))
+        raw = socket.create_connection((pop.site.address, pop.port), timeout=timeout)
+        connection = http.client.HTTPSConnection(host, pop.port, timeout=timeout, context=context)
+        connection.sock = context.wrap_socket(raw, server_hostname=host)
+        headers = {"Host": host, "User-Agent": "edgefill-lab-viewer"}
+        if ACCEPT_ENCODING[encoding] is not None:
+            headers["Accept-Encoding"] = str(ACCEPT_ENCODING[encoding])
+        try:
+            connection.request("GET", uri, headers=headers)
+            response = connection.getresponse()
+            try:
+                body = response.read()
+                complete = True
+            except http.client.IncompleteRead as error:
+                body, complete = error.partial, False
+            return ViewerResponse(
+                response.status, {k.lower(): v for k, v in response.getheaders()}, body, complete
+            )
+        finally:
+            connection.close()
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> None:
+        """Wait until both queues are empty (nothing visible, in flight or delayed) and no
+        invocation is running, twice in a row ``settle`` seconds apart."""
+        assert self.aws is not None
+        sqs = self.aws.client("sqs")
+        urls = [self.aws.queue(q).url for q in ("BackfillQueue", "PrewarmQueue")]
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the lab was still busy after {timeout:.0f}s")
+            busy = any(poller.busy for poller in self.pollers.values()) or any(
+                queue_depth(sqs, url) for url in urls
+            )
+            quiet = 0 if busy else quiet + 1
+            time.sleep(settle)
+
+    def describe(self) -> dict[str, Any]:
+        """Endpoints, for ``edgefill lab up`` and the docs."""
+        assert self.aws is not None and self.dns is not None and self.ca is not None
+        return {
+            "moto": self.aws.endpoint_url,
+            "bucket": self.settings.bucket,
+            "origin": self.origin.url,
+            "dns": self.dns.resolver,
+            "ca_bundle": str(self.ca.bundle_path),
+            "edge_port": self.edge_port,
+            "distribution_domain": self.settings.distribution_domain,
+            "viewer_host": self.settings.viewer_host,
+            "pops": [
+                {"code": p.site.code, "region": p.site.region, "address": p.site.address}
+                for p in self.pops.values()
+            ],
+            "queues": {q.logical_id: q.url for q in self.aws.queues.values()},
+        }
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    """Messages visible, in flight and delayed on ``url``."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def _clear_container_caches() -> None:
+    """Forget every cached client and configuration of the handlers (a cold start)."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(_CACHED_PACKAGES):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
+
+
+@contextlib.contextmanager
+def running_lab(settings: LabSettings | None = None) -> Iterator[Lab]:
+    lab = Lab(settings)
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def lab_threads() -> list[threading.Thread]:
+    """Threads the lab's pieces name (for checks that nothing is left behind)."""
+    prefixes = ("poller-", "pop-", "lab-origin", "lab-dns", "warm")
+    return [t for t in threading.enumerate() if t.name.startswith(prefixes)]

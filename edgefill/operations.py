@@ -1,0 +1,383 @@
+"""What the operator commands do, without the command line: find the stack's queues,
+build validated messages, read queue depths, move DLQ messages back.
+
+Every function takes its boto3 clients as arguments, so the CLI can point them at real
+AWS or at the lab (``--endpoint-url``) and tests can point them at moto.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from shared.keys import InvalidKey, ObjectKey
+from shared.messages import (
+    MAX_PATHS,
+    BackfillMessage,
+    MessageError,
+    PrewarmMessage,
+    to_json,
+)
+
+# CloudFormation outputs of template.yaml naming the queues, by the role the CLI gives them.
+STACK_OUTPUTS: Final = {
+    "backfill": "BackfillQueueUrl",
+    "prewarm": "PrewarmQueueUrl",
+    "backfill-dlq": "BackfillDLQUrl",
+    "prewarm-dlq": "PrewarmDLQUrl",
+}
+# Paths per prewarm message when the operator does not say: small enough that one slow
+# message does not hold a thousand warms hostage, large enough to keep SQS calls few.
+DEFAULT_PATHS_PER_MESSAGE: Final = 100
+# Keep bodies under SQS's historical 256 KiB default so queues created without the
+# 1 MiB MaximumMessageSize still take them.
+BODY_BUDGET: Final = 250 * 1024
+# What stays unescaped when a path typed by an operator is percent-encoded for CloudFront.
+_SAFE_IN_URI: Final = "/-._~!$&'()*+,;=:@%?"
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class OperatorError(Exception):
+    """A problem the operator must fix (bad input, missing credentials, unknown stack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUrls:
+    """The queue URLs a command may use; ``None`` when neither a flag nor the stack gave one."""
+
+    backfill: str | None = None
+    prewarm: str | None = None
+    backfill_dlq: str | None = None
+    prewarm_dlq: str | None = None
+
+    def require(self, role: str) -> str:
+        url = getattr(self, role.replace("-", "_"))
+        if not url:
+            flag = f"--{role}-queue-url" if not role.endswith("dlq") else f"--{role}-url"
+            raise OperatorError(f"no {role} queue URL: pass --stack NAME or {flag}")
+        return str(url)
+
+
+def aws_session(region: str | None, need_credentials: bool = True) -> boto3.session.Session:
+    """A boto3 session; a clear error when it has no credentials to sign with."""
+    session = boto3.session.Session(region_name=region)
+    if need_credentials and session.get_credentials() is None:
+        raise OperatorError(
+            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(for the lab, use the variables `edgefill lab up` prints)"
+        )
+    if session.region_name is None:
+        raise OperatorError("no AWS region: pass --region or set AWS_REGION")
+    return session
+
+
+def make_client(session: boto3.session.Session, service: str, endpoint_url: str | None) -> Any:
+    return session.client(
+        service,
+        endpoint_url=endpoint_url,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5),
+    )
+
+
+def stack_queue_urls(cloudformation: Any, stack: str) -> QueueUrls:
+    """The queue URLs from the outputs of ``stack``."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except NoCredentialsError:
+        raise OperatorError("no AWS credentials found to read the stack") from None
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", str(error))
+        if "does not exist" in message:
+            raise OperatorError(f"stack {stack!r} not found in this account and region") from None
+        raise OperatorError(f"cannot read stack {stack!r}: {message}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = [name for name in STACK_OUTPUTS.values() if name not in outputs]
+    if len(missing) == len(STACK_OUTPUTS):
+        raise OperatorError(
+            f"stack {stack!r} has none of the outputs {', '.join(STACK_OUTPUTS.values())}; "
+            "is it an edgefill stack?"
+        )
+    return QueueUrls(*(outputs.get(name) for name in STACK_OUTPUTS.values()))
+
+
+def merge_queue_urls(from_stack: QueueUrls | None, flags: QueueUrls) -> QueueUrls:
+    """Explicit flags win over the stack's outputs."""
+    base = from_stack or QueueUrls()
+    return QueueUrls(
+        backfill=flags.backfill or base.backfill,
+        prewarm=flags.prewarm or base.prewarm,
+        backfill_dlq=flags.backfill_dlq or base.backfill_dlq,
+        prewarm_dlq=flags.prewarm_dlq or base.prewarm_dlq,
+    )
+
+
+# ---- paths and messages -------------------------------------------------------------
+def read_paths(arguments: Sequence[str], paths_file: str | None) -> list[tuple[str, str]]:
+    """(where, path) pairs from the command line and a file (one path a line, ``#``
+    comments and blank lines skipped); ``where`` names the source for error messages."""
+    paths = [(f"argument {index + 1}", path) for index, path in enumerate(arguments)]
+    if paths_file is not None:
+        try:
+            with open(paths_file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            raise OperatorError(f"paths file {paths_file!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise OperatorError(f"cannot read paths file {paths_file!r}: {error}") from None
+        for number, line in enumerate(lines, start=1):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                paths.append((f"{paths_file}:{number}", stripped))
+    if not paths:
+        raise OperatorError("no paths given: pass PATH arguments or --paths-file")
+    return paths
+
+
+def as_uri(where: str, path: str) -> str:
+    """A path as CloudFront passes it: percent-encoded (spaces and non-ASCII characters
+    typed by an operator are encoded; existing ``%XX`` escapes are kept)."""
+    if not path.startswith("/"):
+        raise OperatorError(f"{where}: path {path[:80]!r} must start with '/'")
+    if _CONTROL.search(path):
+        raise OperatorError(f"{where}: path {path[:80]!r} holds a control character (NUL, CR, LF)")
+    uri = quote(path, safe=_SAFE_IN_URI)
+    try:  # the same rules the backfill applies: no traversal, no reserved prefix
+        ObjectKey.from_uri(uri.partition("?")[0])
+    except InvalidKey as error:
+        raise OperatorError(f"{where}: path {path[:80]!r}: {error}") from None
+    return uri
+
+
+def prewarm_bodies(
+    paths: Sequence[tuple[str, str]],
+    targets: Sequence[str] | None,
+    encodings: Sequence[str] | None,
+    host: str | None,
+    paths_per_message: int = DEFAULT_PATHS_PER_MESSAGE,
+) -> list[str]:
+    """Validated prewarm message bodies, ``paths_per_message`` paths (and ≤ 250 KiB) each."""
+    if not 1 <= paths_per_message <= MAX_PATHS:
+        raise OperatorError(f"--paths-per-message must be 1 to {MAX_PATHS}")
+    uris: list[str] = []
+    for where, path in paths:
+        uri = as_uri(where, path)
+        try:  # validates the path alone, so the error names the line it came from
+            PrewarmMessage(paths=(uri,))
+        except MessageError as error:
+            raise OperatorError(f"{where}: path {path[:80]!r}: {error.reason}") from None
+        uris.append(uri)
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for uri in uris:
+        if len(chunks[-1]) >= paths_per_message or size + len(uri) + 3 > BODY_BUDGET - 1024:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(uri)
+        size += len(uri) + 3
+    try:
+        return [
+            to_json(
+                PrewarmMessage(
+                    paths=tuple(chunk),
+                    targets=tuple(targets) if targets else None,
+                    encodings=tuple(encodings) if encodings else None,
+                    host=host,
+                    source="manual",
+                )
+            )
+            for chunk in chunks
+        ]
+    except MessageError as error:
+        option = {"targets": "--targets", "encodings": "--encodings", "host": "--host"}
+        name = option.get(error.field.split("[")[0], error.field)
+        raise OperatorError(f"{name}: {error.reason}") from None
+
+
+def backfill_bodies(paths: Sequence[tuple[str, str]], host: str | None) -> list[str]:
+    """One validated backfill message body per path (its query, if any, kept apart)."""
+    bodies = []
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for where, path in paths:
+        uri, _, query = as_uri(where, path).partition("?")
+        try:
+            body = to_json(BackfillMessage(uri=uri, query=query, host=host, at=now))
+        except MessageError as error:
+            raise OperatorError(f"{where}: path {path[:80]!r}: {error}") from None
+        bodies.append(body)
+    return bodies
+
+
+def split_list(values: Iterable[str] | None) -> list[str] | None:
+    """``--targets a,b --targets c`` → ``[a, b, c]``; None when not given."""
+    if not values:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+# ---- status -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    role: str
+    url: str
+    visible: int
+    in_flight: int
+    delayed: int
+    oldest_age_seconds: float | None  # None: CloudWatch had no datapoint
+
+
+def queue_depth(sqs: Any, cloudwatch: Any | None, role: str, url: str) -> QueueDepth:
+    """Depths from the queue's attributes; the oldest message's age from CloudWatch
+    (``ApproximateAgeOfOldestMessage``): SQS itself offers no way to read it without
+    receiving, and receiving would count towards the redrive to the DLQ."""
+    try:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", str(error))
+        raise OperatorError(f"{role} queue {url}: {message}") from None
+    age = None
+    if cloudwatch is not None:
+        age = _oldest_age(cloudwatch, url.rstrip("/").rsplit("/", 1)[-1])
+    return QueueDepth(
+        role=role,
+        url=url,
+        visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+        in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+        oldest_age_seconds=age,
+    )
+
+
+def _oldest_age(cloudwatch: Any, queue_name: str) -> float | None:
+    now = datetime.now(UTC)
+    try:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+            StartTime=now - timedelta(minutes=15),
+            EndTime=now,
+            Period=60,
+            Statistics=["Maximum"],
+        ).get("Datapoints", [])
+    except (ClientError, BotoCoreError):
+        return None
+    if not points:
+        return None
+    latest = max(points, key=lambda point: point["Timestamp"])
+    return float(latest["Maximum"])
+
+
+# ---- redrive ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RedriveResult:
+    dlq_url: str
+    destination_url: str
+    method: str  # "move-task" or "receive-send-delete (lab fallback)"
+    task_handle: str | None = None
+    moved: int | None = None
+
+
+def queue_arn(sqs: Any, url: str) -> str:
+    return str(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )
+
+
+def redrive(
+    sqs: Any,
+    dlq_url: str,
+    destination_url: str,
+    lab_fallback: bool,
+    log: Callable[[str], None] = lambda _: None,
+) -> RedriveResult:
+    """Move the DLQ's messages back to ``destination_url`` with an SQS message move task.
+
+    ``lab_fallback`` (only with ``--endpoint-url``): when the endpoint does not implement
+    StartMessageMoveTask (moto does not), move them by receive → send → delete instead."""
+    source, destination = queue_arn(sqs, dlq_url), queue_arn(sqs, destination_url)
+    try:
+        handle = sqs.start_message_move_task(SourceArn=source, DestinationArn=destination)[
+            "TaskHandle"
+        ]
+        return RedriveResult(dlq_url, destination_url, "move-task", task_handle=handle)
+    except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error.response.get("Error", {}).get("Code", "")
+        unsupported = status in (500, 501) or code in ("InvalidAction", "UnsupportedOperation")
+        if not (lab_fallback and unsupported):
+            message = error.response.get("Error", {}).get("Message", str(error))
+            raise OperatorError(f"StartMessageMoveTask failed: {code}: {message}") from None
+    log(
+        "this endpoint does not implement StartMessageMoveTask (moto does not); "
+        "moving messages by receive, send and delete instead — real AWS always uses the task"
+    )
+    moved = _move_by_hand(sqs, dlq_url, destination_url)
+    return RedriveResult(
+        dlq_url, destination_url, "receive-send-delete (lab fallback)", moved=moved
+    )
+
+
+def _move_by_hand(sqs: Any, source_url: str, destination_url: str) -> int:
+    moved = 0
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=source_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            VisibilityTimeout=30,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return moved
+        entries = []
+        for index, message in enumerate(messages):
+            entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                entry["MessageAttributes"] = message["MessageAttributes"]
+            entries.append(entry)
+        sent = sqs.send_message_batch(QueueUrl=destination_url, Entries=entries)
+        done = {item["Id"] for item in sent.get("Successful", [])}
+        # Only what reached the destination leaves the DLQ: nothing is lost on a failure.
+        receipts = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+            for index, message in enumerate(messages)
+            if str(index) in done
+        ]
+        if receipts:
+            sqs.delete_message_batch(QueueUrl=source_url, Entries=receipts)
+        moved += len(receipts)
+        if len(done) < len(messages):
+            raise OperatorError(
+                f"{len(messages) - len(done)} messages could not be sent back; they stay in the DLQ"
+            )
+
+
+def wait_for_move_task(sqs: Any, dlq_url: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll ListMessageMoveTasks until the latest task on the DLQ is no longer RUNNING."""
+    source = queue_arn(sqs, dlq_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = sqs.list_message_move_tasks(SourceArn=source, MaxResults=1).get("Results", [])
+        if tasks and tasks[0].get("Status") != "RUNNING":
+            return dict(tasks[0])
+        if time.monotonic() > deadline:
+            raise OperatorError(f"the move task is still running after {timeout:.0f}s")
+        time.sleep(2)

@@ -1,0 +1,35 @@
+"""One lab for the end-to-end tests: moto, the full origin, four POPs, DNS, the pollers
+and the real handlers, started once for the package and stopped after it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from edgefill.lab.lab import Lab, LabSettings
+
+
+@pytest.fixture(scope="package")
+def lab() -> Iterator[Lab]:
+    # The lab runs the real backfill worker; a checkout without it has nothing to drive.
+    pytest.importorskip("backfill_worker.app", reason="backfill_worker.app is not in this checkout")
+    before = _environment()
+    running = Lab(LabSettings()).start()
+    yield running
+    running.stop()
+    assert running.leftovers() == []
+    assert _environment() == before, "the lab did not restore the environment"
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+@pytest.fixture(autouse=True)
+def lab_environment(lab: Lab, fake_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root conftest clears AWS endpoints for every test; inside the lab the handlers
+    must keep seeing the lab's (as a Lambda container keeps its configuration)."""
+    for name, value in lab.env.items():
+        monkeypatch.setenv(name, value)

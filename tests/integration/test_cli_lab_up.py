@@ -1,0 +1,80 @@
+"""``edgefill lab up``: starts everything, prints what to paste, stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> None:
+    # Given `edgefill lab up` in its own process (without pollers: fast, no workers needed)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
+    env["COLUMNS"] = "400"  # one printed command per line
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgefill.cli", "lab", "up", "--no-pollers", "--large-mib", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    printed: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while not any("Ctrl-C" in line for line in printed):
+            assert time.monotonic() < deadline, "lab up did not get ready"
+            line = process.stdout.readline()
+            assert line, f"lab up ended early: {process.stderr.read() if process.stderr else ''}"
+            printed.append(line)
+        text = "".join(printed)
+        # Then it printed a curl command that works as printed (TLS verified with the lab CA)
+        curl = next(line for line in printed if line.startswith("curl "))
+        cacert = re.search(r"--cacert (\S+)", curl)
+        resolve = re.search(r"--resolve ([^:]+):(\d+):(\S+)", curl)
+        url = re.search(r"(https://\S+)", curl)
+        assert cacert and resolve and url
+        host, port, address = resolve.groups()
+        answer = _get_via(address, int(port), host, url.group(1), cacert.group(1))
+        assert answer.status_code == 200 and answer.headers["X-Cache"].startswith("Miss")
+        assert "edgefill status $Q" in text and "edgefill prewarm $Q" in text
+        # When the operator presses Ctrl-C
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # Then the POP port is free again
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    probe.bind((address, int(port)))
+    probe.close()
+
+
+def _get_via(address: str, port: int, host: str, url: str, cacert: str) -> requests.Response:
+    """GET ``url`` with its host name pinned to ``address`` (what curl --resolve does)."""
+    from urllib3.util import connection
+
+    original = connection.create_connection
+
+    def pinned(target: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        if target[0] == host:
+            target = (address, target[1])
+        return original(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    connection.create_connection = pinned  # type: ignore[assignment]
+    try:
+        return requests.get(url, verify=cacert, timeout=20)
+    finally:
+        connection.create_connection = original  # type: ignore[assignment]
