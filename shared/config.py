@@ -184,23 +184,16 @@ class PrewarmConfig:
             region_subnets=_region_subnets(env.get("EDGEFILL_REGION_SUBNETS", "")),
             edge_port=_port("EDGEFILL_EDGE_PORT", edge_port) if edge_port else None,
             prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
-            concurrency=_bounded_int(env, "EDGEFILL_CONCURRENCY", DEFAULT_CONCURRENCY, 256),
+            concurrency=_bounded_int(env, "EDGEFILL_CONCURRENCY", DEFAULT_CONCURRENCY, 1, 256),
             request_attempts=_bounded_int(
-                env, "EDGEFILL_REQUEST_ATTEMPTS", DEFAULT_REQUEST_ATTEMPTS, 10
+                env, "EDGEFILL_REQUEST_ATTEMPTS", DEFAULT_REQUEST_ATTEMPTS, 1, 10
             ),
             request_timeout=_bounded_int(
-                env, "EDGEFILL_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 900
+                env, "EDGEFILL_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 1, 900
             ),
-            max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 100),
-            retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 900),
+            max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
+            retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
         )
-
-
-def _bounded_int(env: Mapping[str, str], name: str, default: int, most: int) -> int:
-    value = _positive_int(env, name, default)
-    if value > most:
-        raise ConfigError(name, f"must be at most {most}, got {value}")
-    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
