@@ -53,6 +53,12 @@ class TinyOriginHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def do_HEAD(self) -> None:  # noqa: N802
+        body = OBJECTS.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+
     def do_GET(self) -> None:  # noqa: N802
         self.server.gets[self.path] += 1
         self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
@@ -276,3 +282,25 @@ def test_pops_share_one_port_on_distinct_addresses(pop_lab: dict[str, Any]) -> N
     first, second = pop_lab["pops"]
     assert first.port == second.port
     assert first.site.address != second.site.address
+
+
+def test_a_head_miss_fails_over_with_method_head_and_is_not_cached(
+    pop_lab: dict[str, Any],
+) -> None:
+    # Given an object only the full origin has / When a viewer sends HEAD
+    pop, ca = pop_lab["pops"][0], pop_lab["ca"]
+    context = ssl.create_default_context(cafile=str(ca.bundle_path))
+    connection = http.client.HTTPSConnection(VIEWER_HOST, pop.port, context=context)
+    connection.sock = context.wrap_socket(
+        socket.create_connection((pop.site.address, pop.port)), server_hostname=VIEWER_HOST
+    )
+    connection.request("HEAD", "/img/a%20b.jpg", headers={"Host": VIEWER_HOST})
+    response = connection.getresponse()
+    assert response.read() == b""
+    connection.close()
+    # Then the length is the object's, the function saw HEAD on both attempts, nothing cached
+    assert response.status == 200
+    assert response.getheader("Content-Length") == str(len(OBJECTS["/img/a%20b.jpg"]))
+    methods = [e["Records"][0]["cf"]["request"]["method"] for e in pop_lab["edge"].events]
+    assert methods == ["HEAD", "HEAD"]
+    assert not pop.cached(VIEWER_HOST, "/img/a%20b.jpg", "identity")
