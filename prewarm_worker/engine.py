@@ -252,9 +252,13 @@ def warm(
     runner = _TaskRunner(plan.host, client, settings, sleep, jitter)
     workers = min(settings.concurrency, len(board))
     if workers:
+        # Workers wait for the starting gun: the first ones would otherwise hold the GIL
+        # setting up TLS while the rest are still being created, and start late.
+        go = threading.Event()
         with ThreadPoolExecutor(workers, thread_name_prefix="warm") as pool:
             for _ in range(workers):
-                pool.submit(_work, board, runner, resolution, finish)
+                pool.submit(_work, board, runner, go, finish)
+            go.set()
     report.connections = client.connections - connections_before
     report.seconds = time.perf_counter() - started
     return report
@@ -323,9 +327,10 @@ class _TaskBoard:
 def _work(
     board: _TaskBoard,
     runner: _TaskRunner,
-    resolution: Resolution,
+    go: threading.Event,
     finish: Callable[[TaskResult], None],
 ) -> None:
+    go.wait()
     current: str | None = None
     while (taken := board.take(current)) is not None:
         current, task = taken
