@@ -107,6 +107,22 @@ def prewarm_record(
     per-target metrics are published here as their own EMF blobs.
     """
     try:
+        return _process(body, rt, log, metrics, message_id, jitter)
+    except NotProcessed:
+        if metrics is not None:
+            metrics.add_metric("UnprocessedMessages", MetricUnit.Count, 1)
+        raise
+
+
+def _process(
+    body: str,
+    rt: PrewarmRuntime | Callable[[], PrewarmRuntime],
+    log: Log,
+    metrics: MetricSink | None,
+    message_id: str | None,
+    jitter: Callable[[], float],
+) -> Outcome:
+    try:
         message = parse_prewarm(body)
     except ValueError as error:
         log.error("prewarm message rejected", extra={"messageId": message_id, "error": str(error)})
@@ -125,7 +141,9 @@ def prewarm_record(
     config = rt.config
     targets = message.targets or config.targets
     if not targets:
-        raise NotProcessed("no targets: the message names none and EDGEFILL_TARGETS is empty")
+        reason = "no targets: the message names none and EDGEFILL_TARGETS is empty"
+        log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
+        raise NotProcessed(reason)
     plan = WarmPlan(
         paths=message.paths,
         targets=targets,
@@ -224,7 +242,9 @@ def _requeue(
     delay = min(SQS_MAX_DELAY, int(step / 2 + jitter() * step / 2))
     sent = send_messages(rt.sqs, queue_url, [to_json(m) for m in retries], delay)
     if not sent.ok:
-        raise NotProcessed(f"re-enqueueing failed tasks failed: {sent.failed[:3]}")
+        reason = f"re-enqueueing failed tasks failed: {sent.failed[:3]}"
+        log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
+        raise NotProcessed(reason)
     return Outcome(report, len(retryable), len(retries), delay, given_up=permanent)
 
 

@@ -123,12 +123,14 @@ class EdgeClient:
             plain = HTTPConnectionPool(address, **common)
             plain.ConnectionCls = _counting(HTTPConnection, counted)
             return plain
+        # A Host with a port (cdn.example.com:8443) names the same certificate as without.
+        hostname = viewer_host.rsplit(":", 1)[0]
         secure = HTTPSConnectionPool(
             address,
             ssl_context=self._ssl_context(),
             cert_reqs="CERT_REQUIRED",
-            server_hostname=viewer_host,  # SNI: CloudFront picks the certificate by it
-            assert_hostname=viewer_host,  # the certificate must name the viewer host
+            server_hostname=hostname,  # SNI: CloudFront picks the certificate by it
+            assert_hostname=hostname,  # the certificate must name the viewer host
             **common,
         )
         secure.ConnectionCls = _counting(HTTPSConnection, counted)  # type: ignore[assignment]

@@ -100,6 +100,21 @@ def test_given_a_pop_target_when_the_edge_reports_another_pop_then_the_mismatch_
     assert report.targets["HKG60-C1"].pop_mismatches == 1
 
 
+def test_given_a_host_with_a_port_when_warmed_then_sni_drops_the_port_and_host_keeps_it(
+    lab: Lab,
+) -> None:
+    config = lab.config()
+    report = warm(
+        WarmPlan(("/p.css",), ("us-east-1",), ("gzip",), f"{VIEWER}:8443"),
+        config,
+        EdgeResolver(config.resolver_host, config.resolver_port),
+        EdgeClient(port=config.port),
+    )
+    assert report.ok == 1
+    assert lab.edges["127.0.0.2"].sni == [VIEWER]
+    assert [s.host for s in lab.edges["127.0.0.2"].seen] == [f"{VIEWER}:8443"]
+
+
 def test_given_a_certificate_for_another_name_when_warmed_then_verification_fails(
     lab: Lab,
 ) -> None:
