@@ -32,6 +32,7 @@ BACKOFF_CAP_SECONDS: Final = 5.0
 # A worker moving to another edge opens a connection there: one round trip for TCP and
 # one for TLS, the time of about two requests on a kept-alive connection.
 MOVE_COST_REQUESTS: Final = 2
+NOT_STARTED: Final = "not started: the time budget ran out"
 _BAD_PATH_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -213,10 +214,13 @@ def warm(
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
+    deadline: float | None = None,
 ) -> WarmReport:
     """Warm every task of ``plan``; never raises for a bad task, target or edge.
 
-    ``progress`` is called once per finished task, one call at a time.
+    ``progress`` is called once per finished task, one call at a time. ``deadline``
+    (a ``time.monotonic()`` value) stops workers from starting new tasks; the tasks left
+    are reported as failed, retryable, "not started", so a caller can send them again.
     """
     settings = settings or WarmSettings()
     started = time.perf_counter()
@@ -241,7 +245,7 @@ def warm(
         elif target in resolution.errors:
             totals.error = resolution.errors[target].reason
 
-    board = _TaskBoard()
+    board = _TaskBoard(deadline)
     for task in plan.tasks():
         problem = _task_problem(task, resolution)
         if problem is not None:
@@ -259,6 +263,8 @@ def warm(
             for _ in range(workers):
                 pool.submit(_work, board, runner, go, finish)
             go.set()
+    for edge, task in board.drain():
+        finish(TaskResult(task, ok=False, edge=edge, error=NOT_STARTED, retryable=True))
     report.connections = client.connections - connections_before
     report.seconds = time.perf_counter() - started
     return report
@@ -284,9 +290,11 @@ def _task_problem(task: WarmTask, resolution: Resolution) -> tuple[str, bool] | 
 
 
 class _TaskBoard:
-    """Tasks grouped by edge; hands a worker more work on its edge while there is some."""
+    """Tasks grouped by edge; hands a worker more work on its edge while there is some,
+    and nothing once the deadline has passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None) -> None:
+        self._deadline = deadline
         self._lock = threading.Lock()
         self._queues: dict[str, deque[WarmTask]] = {}
         self._workers: dict[str, int] = {}
@@ -298,8 +306,18 @@ class _TaskBoard:
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
+    def drain(self) -> list[tuple[str, WarmTask]]:
+        """Remove and return every task not taken."""
+        with self._lock:
+            left = [(edge, task) for edge, queue in self._queues.items() for task in queue]
+            for queue in self._queues.values():
+                queue.clear()
+            return left
+
     def take(self, current: str | None) -> tuple[str, WarmTask] | None:
         with self._lock:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                return None
             if current is not None and self._queues.get(current):
                 return current, self._queues[current].popleft()
             if current is not None:
