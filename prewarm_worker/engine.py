@@ -283,9 +283,9 @@ def _task_problem(task: WarmTask, resolution: Resolution) -> tuple[str, bool] | 
         return f"encoding {task.encoding!r} for {path} at {task.target}: unknown", False
     error: ResolveError | None = resolution.errors.get(task.target)
     if error is not None:
-        return f"target {task.target}: {error.reason}", error.retryable
+        return f"{path} at {task.target} ({task.encoding}): {error.reason}", error.retryable
     if task.target not in resolution.edges:
-        return f"target {task.target}: not resolved", True
+        return f"{path} at {task.target} ({task.encoding}): not resolved", True
     return None
 
 

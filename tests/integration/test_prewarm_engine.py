@@ -187,6 +187,7 @@ def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure
     errors = {(r.task.target, r.task.path, r.task.encoding): r.error or "" for r in results}
     assert "no client subnet" in errors["xx-nowhere-9", "/ok.js", "gzip"]
     assert "NXDOMAIN" in errors["ZZZ9-Z9", "/ok.js", "gzip"]
+    assert errors["ZZZ9-Z9", "/ok.js", "gzip"].startswith("/ok.js at ZZZ9-Z9 (gzip): ")
     assert "neither" in errors["bogus", "/ok.js", "gzip"]
     assert "no-slash.js" in errors["us-east-1", "no-slash.js", "gzip"]
     assert "empty" in errors["us-east-1", "", "gzip"]
