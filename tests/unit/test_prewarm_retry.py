@@ -229,3 +229,27 @@ def test_past_the_deadline_the_board_hands_out_nothing_and_drains() -> None:
     assert board.take(None) is None
     assert board.drain() == [("A", WarmTask("/a", "t", "gzip"))]
     assert len(board) == 0
+
+
+def test_while_targets_resolve_a_waiting_worker_gets_the_next_edge_and_shares_are_kept() -> None:
+    import threading
+
+    board = _TaskBoard(pending=2, concurrency=4, expected=8)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(board.take(None)))
+    waiter.start()
+    board.publish("A", [WarmTask(f"/a{i}", "t-A", "gzip") for i in range(4)])
+    waiter.join(timeout=2)
+    assert got and got[0] is not None and got[0][0] == "A"  # type: ignore[index]
+    board.settled()
+    # A holds half the expected tasks: two of the four workers at most while B is coming.
+    assert board.take(None) is not None
+    late: list[object] = []
+    third = threading.Thread(target=lambda: late.append(board.take(None)))
+    third.start()
+    third.join(timeout=0.2)
+    assert third.is_alive()  # waits rather than pile onto A
+    board.publish("B", [WarmTask(f"/b{i}", "t-B", "gzip") for i in range(4)])
+    board.settled()
+    third.join(timeout=2)
+    assert late and late[0] is not None and late[0][0] == "B"  # type: ignore[index]
