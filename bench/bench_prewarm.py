@@ -21,7 +21,6 @@ Run: .venv/bin/python bench/bench_prewarm.py [--rounds N] [--concurrency C]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import socket
 import ssl
@@ -57,70 +56,76 @@ TARGETS: dict[str, tuple[str, str]] = {
 
 
 class FarEdges:
-    """Six HTTPS edges in one asyncio loop (its own thread), each answer one RTT late.
+    """Six HTTPS edges; every connection has its own thread and answers one RTT late.
 
-    One loop rather than a thread per connection: a real edge adds no measurable time
-    of its own, and the emulation should not either.
+    Deliberately lean (no http.server): a real edge adds no measurable time of its own,
+    so neither should the emulation; ``time.sleep`` keeps the emulated RTT within a few
+    hundred microseconds, where an event loop's millisecond timers would run late.
     """
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.context = context
-        self.counts = {"handshakes": 0, "requests": 0}
-        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        # late_us: how much later than one RTT the answers went out, summed: the
+        # emulation's own lag (CPU contention), reported next to the results.
+        self.counts = {"handshakes": 0, "requests": 0, "late_us": 0}
+        self._lock = threading.Lock()
         self.port = 0
-        listeners = []
         for target, (address, _) in TARGETS.items():
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((address, self.port))
             listener.listen(512)
-            listener.setblocking(False)
             self.port = listener.getsockname()[1]
-            listeners.append((listener, target if target.isupper() else "IAD89-C1"))
-        self.loop = asyncio.new_event_loop()
-        for listener, pop in listeners:
-            self._tasks.add(self.loop.create_task(self._accept(listener, pop)))
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+            pop = target if target.isupper() else "IAD89-C1"
+            threading.Thread(target=self._accept, args=(listener, pop), daemon=True).start()
 
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.update(handshakes=0, requests=0, late_us=0)
 
-    async def _accept(self, listener: socket.socket, pop: str) -> None:
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += amount
+
+    def _accept(self, listener: socket.socket, pop: str) -> None:
         while True:
-            client, _ = await self.loop.sock_accept(listener)
-            self._tasks.add(self.loop.create_task(self._connection(client, pop)))
+            client, _ = listener.accept()
+            threading.Thread(target=self._connection, args=(client, pop), daemon=True).start()
 
-    async def _connection(self, client: socket.socket, pop: str) -> None:
-        # The TLS layer must see the ClientHello, so the socket is handed to asyncio only
-        # after the emulated round trips (a stream reader would swallow it meanwhile).
+    def _connection(self, client: socket.socket, pop: str) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.sleep(RTT)  # TCP: SYN, SYN-ACK
-        await asyncio.sleep(RTT)  # TLS 1.3: ClientHello, ServerHello ... Finished
-        reader = asyncio.StreamReader(limit=65536)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        time.sleep(RTT)  # TCP: SYN, SYN-ACK
+        time.sleep(RTT)  # TLS 1.3: ClientHello, ServerHello ... Finished
         try:
-            transport, _ = await self.loop.connect_accepted_socket(
-                lambda: protocol, client, ssl=self.context
-            )
+            tls = self.context.wrap_socket(client, server_side=True)
         except (ssl.SSLError, OSError):
             client.close()
             return
-        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
-        self.counts["handshakes"] += 1
+        self._count("handshakes")
         head = (
             f"HTTP/1.1 200 OK\r\nContent-Length: {len(BODY)}\r\n"
             f"X-Cache: Miss from cloudfront\r\nX-Amz-Cf-Pop: {pop}\r\n\r\n"
         ).encode()
+        pending = b""
         try:
-            while (await reader.readuntil(b"\r\n\r\n")).startswith(b"GET "):
-                await asyncio.sleep(RTT)  # request out, first byte back
-                self.counts["requests"] += 1
-                writer.write(head + BODY)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    pending += data
+                request, _, pending = pending.partition(b"\r\n\r\n")
+                if not request.startswith(b"GET "):
+                    return
+                arrived = time.perf_counter()
+                time.sleep(RTT)  # request out, first byte back
+                self._count("requests")
+                self._count("late_us", int((time.perf_counter() - arrived - RTT) * 1e6))
+                tls.sendall(head + BODY)
+        except (ssl.SSLError, OSError):
             pass
         finally:
-            writer.close()
+            tls.close()
 
 
 def serve(conn: Connection) -> None:
@@ -143,11 +148,10 @@ def serve(conn: Connection) -> None:
     conn.send({"ca": str(ca.bundle_path), "edge_port": edges.port, "resolver": dns_server.resolver})
     while (command := conn.recv()) != "stop":
         if command == "reset":
-            edges.counts.update(handshakes=0, requests=0)
+            edges.reset()
             dns_server.reset_counts()
         conn.send({**edges.counts, "dns": dns_server.query_count})
     dns_server.stop()
-    edges.stop()
     conn.send("stopped")
 
 
@@ -278,7 +282,8 @@ def main() -> int:
         baseline_walls.append(base_wall)
         print(
             f"round {round_number}: engine {wall:.3f} s ({seen['handshakes']} handshakes, "
-            f"{seen['dns']} DNS queries, {seen['requests']} requests) | baseline "
+            f"{seen['dns']} DNS queries, {seen['requests']} requests, edges answered "
+            f"{seen['late_us'] / max(1, seen['requests']) / 1000:.1f} ms late) | baseline "
             f"{base_wall:.3f} s ({base_seen['handshakes']} handshakes, {base_seen['dns']} DNS "
             f"queries, {base_ok} ok)"
         )

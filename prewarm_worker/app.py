@@ -19,8 +19,9 @@ logger = worker_logger("prewarm")
 metrics = worker_metrics("prewarm")
 
 
-def warm_record(record: SQSRecord) -> None:
-    prewarm_record(record.body, runtime, logger, metrics, message_id=record.message_id)
+def warm_record(record: SQSRecord, lambda_context: Any = None) -> None:
+    remaining = lambda_context.get_remaining_time_in_millis() if lambda_context else None
+    prewarm_record(record.body, runtime, logger, metrics, record.message_id, remaining_ms=remaining)
 
 
 @logger.inject_lambda_context

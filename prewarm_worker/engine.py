@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from shared.config import DEFAULT_CONCURRENCY, DEFAULT_REQUEST_ATTEMPTS, PrewarmConfig
 from shared.edge_http import EdgeClient, EdgeError, EdgeResponse
-from shared.edns import EdgeResolver, Resolution, ResolveError, resolve_edges
+from shared.edns import Edge, EdgeResolver, Resolution, ResolveError, resolve_edges
 from shared.messages import ACCEPT_ENCODING, is_pop_code
 
 BACKOFF_BASE_SECONDS: Final = 0.2
@@ -32,6 +32,7 @@ BACKOFF_CAP_SECONDS: Final = 5.0
 # A worker moving to another edge opens a connection there: one round trip for TCP and
 # one for TLS, the time of about two requests on a kept-alive connection.
 MOVE_COST_REQUESTS: Final = 2
+NOT_STARTED: Final = "not started: the time budget ran out"
 _BAD_PATH_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -213,10 +214,13 @@ def warm(
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
+    deadline: float | None = None,
 ) -> WarmReport:
     """Warm every task of ``plan``; never raises for a bad task, target or edge.
 
-    ``progress`` is called once per finished task, one call at a time.
+    ``progress`` is called once per finished task, one call at a time. ``deadline``
+    (a ``time.monotonic()`` value) stops workers from starting new tasks; the tasks left
+    are reported as failed, retryable, "not started", so a caller can send them again.
     """
     settings = settings or WarmSettings()
     started = time.perf_counter()
@@ -230,102 +234,193 @@ def warm(
             if progress is not None:
                 progress(result)
 
+    # Totals in the plan's target order, whatever order the answers come in.
     targets = tuple(dict.fromkeys(plan.targets))
-    resolution = resolve_edges(targets, config, resolver)
-    report.resolution = resolution
-    report.dns_queries = resolution.queries
     for target in targets:
-        totals = report.targets.setdefault(target, TargetTotals())
-        if target in resolution.edges:
-            totals.edge = resolution.edges[target].address
-        elif target in resolution.errors:
-            totals.error = resolution.errors[target].reason
-
-    board = _TaskBoard()
+        report.targets[target] = TargetTotals()
+    waiting: dict[str, list[WarmTask]] = {target: [] for target in targets}
     for task in plan.tasks():
-        problem = _task_problem(task, resolution)
-        if problem is not None:
-            finish(TaskResult(task, ok=False, error=problem[0], retryable=problem[1]))
+        problem = _task_problem(task)
+        if problem is None:
+            waiting[task.target].append(task)
         else:
-            board.add(resolution.edges[task.target].address, task)
+            finish(TaskResult(task, ok=False, error=problem, retryable=False))
+
+    runnable = sum(len(tasks) for tasks in waiting.values())
+    workers = min(settings.concurrency, runnable)
+    board = _TaskBoard(deadline, pending=len(targets), concurrency=workers, expected=runnable)
+
+    def on_target(target: str, outcome: Edge | ResolveError) -> None:
+        tasks = waiting.pop(target, [])
+        with lock:
+            totals = report.targets[target]
+            if isinstance(outcome, ResolveError):
+                totals.error = outcome.reason
+            else:
+                totals.edge = outcome.address
+        if isinstance(outcome, ResolveError):
+            for task in tasks:
+                where = f"{task.path} at {target} ({task.encoding})"
+                finish(
+                    TaskResult(
+                        task, False, error=f"{where}: {outcome.reason}", retryable=outcome.retryable
+                    )
+                )
+        else:
+            board.publish(outcome.address, tasks)
+        board.settled()
 
     runner = _TaskRunner(plan.host, client, settings, sleep, jitter)
-    workers = min(settings.concurrency, len(board))
-    if workers:
-        with ThreadPoolExecutor(workers, thread_name_prefix="warm") as pool:
-            for _ in range(workers):
-                pool.submit(_work, board, runner, resolution, finish)
+    # Workers start before the answers: each target's edge is warmed as soon as it is
+    # known, so a target whose resolver times out does not hold up the others.
+    go = threading.Event()
+    with ThreadPoolExecutor(max(workers, 1), thread_name_prefix="warm") as pool:
+        for _ in range(workers):
+            pool.submit(_work, board, runner, go, finish)
+        # Workers wait for the starting gun: the first ones would otherwise hold the GIL
+        # setting up TLS while the rest are still being created, and start late.
+        go.set()
+        try:
+            resolution = resolve_edges(targets, config, resolver, on_target)
+        finally:
+            board.close()
+    report.resolution = resolution
+    report.dns_queries = resolution.queries
+    for edge, task in board.drain():
+        finish(TaskResult(task, ok=False, edge=edge, error=NOT_STARTED, retryable=True))
     report.connections = client.connections - connections_before
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _task_problem(task: WarmTask, resolution: Resolution) -> tuple[str, bool] | None:
-    """Why ``task`` cannot be requested at all (and whether that may pass), else None."""
+def _task_problem(task: WarmTask) -> str | None:
+    """Why ``task`` can never be requested (a bad path or encoding), else None."""
     path = task.path
+    where = f"at {task.target} ({task.encoding})"
     if not path:
-        return f"path at {task.target}: is empty", False
+        return f"path {where}: is empty"
     if not path.startswith("/") or path.startswith("//"):
-        return f"path {path[:80]!r} at {task.target}: must start with a single '/'", False
+        return f"path {path[:80]!r} {where}: must start with a single '/'"
     if _BAD_PATH_CHARACTER.search(path):
-        return f"path {path[:80]!r} at {task.target}: holds a space or control character", False
+        return f"path {path[:80]!r} {where}: holds a space or control character"
     if task.encoding not in ACCEPT_ENCODING:
-        return f"encoding {task.encoding!r} for {path} at {task.target}: unknown", False
-    error: ResolveError | None = resolution.errors.get(task.target)
-    if error is not None:
-        return f"target {task.target}: {error.reason}", error.retryable
-    if task.target not in resolution.edges:
-        return f"target {task.target}: not resolved", True
+        return f"encoding {task.encoding!r} for {path} at {task.target}: unknown"
     return None
 
 
 class _TaskBoard:
-    """Tasks grouped by edge; hands a worker more work on its edge while there is some."""
+    """Tasks grouped by edge. Hands a worker more work on its edge while there is some;
+    otherwise the edge where it helps most, waiting while targets are still being
+    resolved; nothing once the deadline has passed."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        deadline: float | None = None,
+        pending: int = 0,
+        concurrency: int = 0,
+        expected: int = 0,
+    ) -> None:
+        self._deadline = deadline
+        self._pending = pending  # targets whose tasks may still arrive
+        self._concurrency = concurrency
+        self._expected = expected  # tasks of all targets, published or not
+        self._ready = threading.Condition()
         self._queues: dict[str, deque[WarmTask]] = {}
+        self._published: dict[str, int] = {}
         self._workers: dict[str, int] = {}
 
     def add(self, edge: str, task: WarmTask) -> None:
-        self._queues.setdefault(edge, deque()).append(task)
-        self._workers.setdefault(edge, 0)
+        self.publish(edge, [task])
+
+    def publish(self, edge: str, tasks: Iterable[WarmTask]) -> None:
+        with self._ready:
+            queue = self._queues.setdefault(edge, deque())
+            before = len(queue)
+            queue.extend(tasks)
+            self._published[edge] = self._published.get(edge, 0) + len(queue) - before
+            self._workers.setdefault(edge, 0)
+            self._ready.notify_all()
+
+    def settled(self) -> None:
+        """One pending target has published its tasks (or has none)."""
+        with self._ready:
+            self._pending -= 1
+            self._ready.notify_all()
+
+    def close(self) -> None:
+        """No more tasks will come: idle workers may leave."""
+        with self._ready:
+            self._pending = 0
+            self._ready.notify_all()
 
     def __len__(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
+        with self._ready:
+            return sum(len(queue) for queue in self._queues.values())
+
+    def drain(self) -> list[tuple[str, WarmTask]]:
+        """Remove and return every task not taken."""
+        with self._ready:
+            left = [(edge, task) for edge, queue in self._queues.items() for task in queue]
+            for queue in self._queues.values():
+                queue.clear()
+            return left
 
     def take(self, current: str | None) -> tuple[str, WarmTask] | None:
-        with self._lock:
+        with self._ready:
+            if self._past_deadline():
+                return None
             if current is not None and self._queues.get(current):
                 return current, self._queues[current].popleft()
             if current is not None:
                 self._workers[current] -= 1
-            candidates = [edge for edge, queue in self._queues.items() if queue]
-            if current is not None:
-                # A move costs a new connection, about two requests' time (TCP + TLS).
-                # Only join an edge whose own workers need longer than that to finish it.
-                candidates = [
-                    edge
-                    for edge in candidates
-                    if len(self._queues[edge]) > MOVE_COST_REQUESTS * self._workers[edge]
-                ]
-            busiest = max(
-                candidates,
-                key=lambda edge: len(self._queues[edge]) / (self._workers[edge] + 1),
-                default=None,
-            )
-            if busiest is None:
-                return None
-            self._workers[busiest] += 1
-            return busiest, self._queues[busiest].popleft()
+            while True:
+                busiest = self._busiest(moving=current is not None)
+                if busiest is not None:
+                    self._workers[busiest] += 1
+                    return busiest, self._queues[busiest].popleft()
+                if self._pending <= 0 or self._past_deadline():
+                    return None
+                self._ready.wait(self._time_left())
+
+    def _busiest(self, moving: bool) -> str | None:
+        candidates = [edge for edge, queue in self._queues.items() if queue]
+        if moving:
+            # A move costs a new connection, about two requests' time (TCP + TLS).
+            # Only join an edge whose own workers need longer than that to finish it.
+            candidates = [
+                edge
+                for edge in candidates
+                if len(self._queues[edge]) > MOVE_COST_REQUESTS * self._workers[edge]
+            ]
+        if self._pending > 0 and self._expected:
+            # More edges are coming: an edge gets no more than its share of the workers
+            # yet, or the first edge known would take them all.
+            candidates = [
+                edge
+                for edge in candidates
+                if self._workers[edge]
+                < max(1, round(self._concurrency * self._published[edge] / self._expected))
+            ]
+        return max(
+            candidates,
+            key=lambda edge: len(self._queues[edge]) / (self._workers[edge] + 1),
+            default=None,
+        )
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _time_left(self) -> float | None:
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
 
 
 def _work(
     board: _TaskBoard,
     runner: _TaskRunner,
-    resolution: Resolution,
+    go: threading.Event,
     finish: Callable[[TaskResult], None],
 ) -> None:
+    go.wait()
     current: str | None = None
     while (taken := board.take(current)) is not None:
         current, task = taken

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -93,6 +94,17 @@ class MetricSink(Protocol):
     def add_metric(self, name: str, unit: MetricUnit, value: float) -> Any: ...
 
 
+def deadline_for(remaining_ms: int | None, config: PrewarmConfig) -> float | None:
+    """When to stop starting tasks, as a ``time.monotonic()`` value, given the time the
+    invocation has left: late enough to use it, early enough that requests in flight
+    (one request timeout at most) and the re-enqueue finish before Lambda stops us."""
+    if remaining_ms is None:
+        return None
+    remaining = remaining_ms / 1000
+    reserve = min(remaining / 4, config.request_timeout + 10)
+    return time.monotonic() + remaining - reserve
+
+
 def prewarm_record(
     body: str,
     rt: PrewarmRuntime | Callable[[], PrewarmRuntime],
@@ -100,12 +112,32 @@ def prewarm_record(
     metrics: MetricSink | None = None,
     message_id: str | None = None,
     jitter: Callable[[], float] = random.random,
+    remaining_ms: int | None = None,
 ) -> Outcome:
     """Process one prewarm message body; raise ``NotProcessed`` when SQS should retry it.
 
     ``metrics`` (the handler's Powertools ``Metrics``) receives the message's totals;
-    per-target metrics are published here as their own EMF blobs.
+    per-target metrics are published here as their own EMF blobs. ``remaining_ms`` (the
+    invocation's remaining time) bounds the run: tasks not started in time are
+    re-enqueued like failed ones rather than lost to a Lambda timeout.
     """
+    try:
+        return _process(body, rt, log, metrics, message_id, jitter, remaining_ms)
+    except NotProcessed:
+        if metrics is not None:
+            metrics.add_metric("UnprocessedMessages", MetricUnit.Count, 1)
+        raise
+
+
+def _process(
+    body: str,
+    rt: PrewarmRuntime | Callable[[], PrewarmRuntime],
+    log: Log,
+    metrics: MetricSink | None,
+    message_id: str | None,
+    jitter: Callable[[], float],
+    remaining_ms: int | None,
+) -> Outcome:
     try:
         message = parse_prewarm(body)
     except ValueError as error:
@@ -125,14 +157,23 @@ def prewarm_record(
     config = rt.config
     targets = message.targets or config.targets
     if not targets:
-        raise NotProcessed("no targets: the message names none and EDGEFILL_TARGETS is empty")
+        reason = "no targets: the message names none and EDGEFILL_TARGETS is empty"
+        log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
+        raise NotProcessed(reason)
     plan = WarmPlan(
         paths=message.paths,
         targets=targets,
         encodings=message.encodings or config.encodings,
         host=message.host or config.viewer_host,
     )
-    report = warm(plan, config, rt.resolver, rt.client, WarmSettings.from_config(config))
+    report = warm(
+        plan,
+        config,
+        rt.resolver,
+        rt.client,
+        WarmSettings.from_config(config),
+        deadline=deadline_for(remaining_ms, config),
+    )
     if report.resolution is not None and report.resolution.unreachable:
         reasons = "; ".join(str(e) for e in report.resolution.errors.values())
         log.error("no target resolved", extra={"messageId": message_id, "errors": reasons})
@@ -224,7 +265,9 @@ def _requeue(
     delay = min(SQS_MAX_DELAY, int(step / 2 + jitter() * step / 2))
     sent = send_messages(rt.sqs, queue_url, [to_json(m) for m in retries], delay)
     if not sent.ok:
-        raise NotProcessed(f"re-enqueueing failed tasks failed: {sent.failed[:3]}")
+        reason = f"re-enqueueing failed tasks failed: {sent.failed[:3]}"
+        log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
+        raise NotProcessed(reason)
     return Outcome(report, len(retryable), len(retries), delay, given_up=permanent)
 
 

@@ -22,7 +22,7 @@ DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger
 DEFAULT_RESOLVER: Final = "8.8.8.8"
 # Prewarm tuning (see docs/PREWARM.md): warm threads, tries per request, seconds a request
 # may take, message attempts before failed tasks are given up, first re-enqueue delay.
-DEFAULT_CONCURRENCY: Final = 32
+DEFAULT_CONCURRENCY: Final = 30  # measured: bench/bench_prewarm.py, docs/BENCHMARKS.md
 DEFAULT_REQUEST_ATTEMPTS: Final = 3
 DEFAULT_REQUEST_TIMEOUT: Final = 30
 DEFAULT_MAX_ATTEMPTS: Final = 5

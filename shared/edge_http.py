@@ -95,7 +95,11 @@ class EdgeClient:
     def _ssl_context(self) -> ssl.SSLContext:
         # One context for every pool: the CA bundle is parsed once, not per connection.
         if self._context is None:
-            context = ssl.create_default_context(cafile=self.ca_bundle)
+            # REQUESTS_CA_BUNDLE may name a file or, as requests allows, a directory.
+            if os.path.isdir(self.ca_bundle):
+                context = ssl.create_default_context(capath=self.ca_bundle)
+            else:
+                context = ssl.create_default_context(cafile=self.ca_bundle)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             self._context = context
         return self._context
@@ -123,12 +127,14 @@ class EdgeClient:
             plain = HTTPConnectionPool(address, **common)
             plain.ConnectionCls = _counting(HTTPConnection, counted)
             return plain
+        # A Host with a port (cdn.example.com:8443) names the same certificate as without.
+        hostname = viewer_host.rsplit(":", 1)[0]
         secure = HTTPSConnectionPool(
             address,
             ssl_context=self._ssl_context(),
             cert_reqs="CERT_REQUIRED",
-            server_hostname=viewer_host,  # SNI: CloudFront picks the certificate by it
-            assert_hostname=viewer_host,  # the certificate must name the viewer host
+            server_hostname=hostname,  # SNI: CloudFront picks the certificate by it
+            assert_hostname=hostname,  # the certificate must name the viewer host
             **common,
         )
         secure.ConnectionCls = _counting(HTTPSConnection, counted)  # type: ignore[assignment]
@@ -210,7 +216,8 @@ class _WholeResponse(http.client.HTTPResponse):
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        self.fp = sock.makefile("rb", buffering=CHUNK_BYTES)
+        small, self.fp = self.fp, sock.makefile("rb", buffering=CHUNK_BYTES)
+        small.close()  # nothing was read through it yet; closing leaves the socket open
 
 
 def _counting(base: type[HTTPConnection], on_connect: Any) -> type[HTTPConnection]:

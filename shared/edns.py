@@ -272,47 +272,64 @@ def resolve_edges(
     targets: Iterable[str],
     config: PrewarmConfig,
     resolver: EdgeResolver,
+    on_target: Callable[[str, Edge | ResolveError], None] | None = None,
 ) -> Resolution:
     """Resolve every target once: one query per distinct (name, subnet), all in parallel.
 
     Never raises for a bad target: its ``ResolveError`` lands in ``Resolution.errors``.
+    ``on_target`` hears each target as soon as it is settled (from a resolver thread), so
+    a caller can start on the edges already known while a slow target times out.
     """
     resolution = Resolution()
+    lock = threading.Lock()
+
+    def settle(target: str, outcome: Edge | ResolveError) -> None:
+        with lock:
+            if isinstance(outcome, ResolveError):
+                resolution.errors[target] = outcome
+            else:
+                resolution.edges[target] = outcome
+        if on_target is not None:
+            on_target(target, outcome)
+
     subnets = region_subnets(config)
-    questions: dict[str, Question] = {}
+    askers: dict[tuple[str, str | None], list[str]] = {}
+    distinct: dict[tuple[str, str | None], Question] = {}
     for target in dict.fromkeys(targets):
         try:
-            questions[target] = question_for(target, config, subnets)
+            question = question_for(target, config, subnets)
         except ResolveError as error:
-            resolution.errors[target] = error
-    distinct = {question.key: question for question in questions.values()}
-    before = resolver.queries
-    answers: dict[tuple[str, str | None], tuple[Answer, bool] | ResolveError] = {}
+            settle(target, error)
+            continue
+        askers.setdefault(question.key, []).append(target)
+        distinct.setdefault(question.key, question)
 
     def ask(question: Question) -> None:
         try:
-            answers[question.key] = resolver.lookup(question)
+            answer, cached = resolver.lookup(question)
         except ResolveError as error:
-            answers[question.key] = error
+            for target in askers[question.key]:
+                settle(target, ResolveError(target, error.reason, error.retryable))
+            return
+        for target in askers[question.key]:
+            settle(target, _edge(target, question, answer, cached))
 
+    before = resolver.queries
     if distinct:
         with ThreadPoolExecutor(min(RESOLVE_CONCURRENCY, len(distinct))) as pool:
             list(pool.map(ask, distinct.values()))
-    for target, question in questions.items():
-        outcome = answers[question.key]
-        if isinstance(outcome, ResolveError):
-            resolution.errors[target] = ResolveError(target, outcome.reason, outcome.retryable)
-            continue
-        answer, cached = outcome
-        resolution.edges[target] = Edge(
-            target=target,
-            address=answer.addresses[0],
-            addresses=answer.addresses,
-            name=question.name,
-            subnet=question.key[1],
-            ttl=answer.ttl,
-            transport=answer.transport,
-            cached=cached,
-        )
     resolution.queries = resolver.queries - before
     return resolution
+
+
+def _edge(target: str, question: Question, answer: Answer, cached: bool) -> Edge:
+    return Edge(
+        target=target,
+        address=answer.addresses[0],
+        addresses=answer.addresses,
+        name=question.name,
+        subnet=question.key[1],
+        ttl=answer.ttl,
+        transport=answer.transport,
+        cached=cached,
+    )

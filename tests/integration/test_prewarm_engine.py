@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from edgefill.lab.dns import LabDNSServer
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
 from shared.config import PrewarmConfig
@@ -100,6 +102,21 @@ def test_given_a_pop_target_when_the_edge_reports_another_pop_then_the_mismatch_
     assert report.targets["HKG60-C1"].pop_mismatches == 1
 
 
+def test_given_a_host_with_a_port_when_warmed_then_sni_drops_the_port_and_host_keeps_it(
+    lab: Lab,
+) -> None:
+    config = lab.config()
+    report = warm(
+        WarmPlan(("/p.css",), ("us-east-1",), ("gzip",), f"{VIEWER}:8443"),
+        config,
+        EdgeResolver(config.resolver_host, config.resolver_port),
+        EdgeClient(port=config.port),
+    )
+    assert report.ok == 1
+    assert lab.edges["127.0.0.2"].sni == [VIEWER]
+    assert [s.host for s in lab.edges["127.0.0.2"].seen] == [f"{VIEWER}:8443"]
+
+
 def test_given_a_certificate_for_another_name_when_warmed_then_verification_fails(
     lab: Lab,
 ) -> None:
@@ -172,6 +189,7 @@ def test_given_bad_targets_and_paths_when_warmed_then_each_is_a_recorded_failure
     errors = {(r.task.target, r.task.path, r.task.encoding): r.error or "" for r in results}
     assert "no client subnet" in errors["xx-nowhere-9", "/ok.js", "gzip"]
     assert "NXDOMAIN" in errors["ZZZ9-Z9", "/ok.js", "gzip"]
+    assert errors["ZZZ9-Z9", "/ok.js", "gzip"].startswith("/ok.js at ZZZ9-Z9 (gzip): ")
     assert "neither" in errors["bogus", "/ok.js", "gzip"]
     assert "no-slash.js" in errors["us-east-1", "no-slash.js", "gzip"]
     assert "empty" in errors["us-east-1", "", "gzip"]
@@ -203,3 +221,44 @@ def test_given_plain_http_when_warmed_then_the_edge_is_reached_without_tls() -> 
         edge.stop()
     assert report.ok == 1
     assert edge.seen == [Seen("127.0.0.6", "/a", "d222.cloudfront.net", "br")]
+
+
+def test_given_a_target_whose_resolver_times_out_when_warmed_then_the_others_do_not_wait(
+    lab: Lab,
+) -> None:
+    lab.dns.set_fault("drop", subnet=REGION_SUBNETS["ap-northeast-1"])
+    config = lab.config()
+    finished: dict[str, float] = {}
+    started = time.monotonic()
+
+    def note(result: TaskResult) -> None:
+        finished[result.task.target] = time.monotonic() - started
+
+    report = warm(
+        WarmPlan(("/a", "/b"), ("ap-northeast-1", "us-east-1"), ("gzip",), VIEWER),
+        config,
+        EdgeResolver(config.resolver_host, config.resolver_port, timeout=0.5, attempts=2),
+        EdgeClient(port=config.port),
+        progress=note,
+    )
+    assert finished["us-east-1"] < 0.5 < 1.0 <= finished["ap-northeast-1"]
+    assert report.targets["us-east-1"].ok == 2
+    failed = {f.task.path: f for f in report.failures}
+    assert set(failed) == {"/a", "/b"} and all(f.retryable for f in failed.values())
+    assert "did not answer" in (failed["/a"].error or "")
+
+
+def test_given_no_time_left_when_warmed_then_every_task_is_reported_not_started(
+    lab: Lab,
+) -> None:
+    config = lab.config()
+    report = warm(
+        WarmPlan(("/a", "/b"), ("us-east-1",), ("gzip", "br"), VIEWER),
+        config,
+        EdgeResolver(config.resolver_host, config.resolver_port),
+        EdgeClient(port=config.port),
+        deadline=time.monotonic(),
+    )
+    assert report.failed == 4 and report.ok == 0
+    assert all(f.retryable and "not started" in (f.error or "") for f in report.failures)
+    assert lab.edges["127.0.0.2"].seen == []

@@ -30,9 +30,10 @@ class FakeContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:edgefill-prewarm"
     aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+    remaining_ms: int = 60_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self.remaining_ms
 
 
 @pytest.fixture
@@ -141,6 +142,18 @@ def test_given_failing_tuples_when_handled_then_exactly_those_are_re_enqueued(
     by_target = {line["target"]: line for line in emf}
     assert by_target["us-east-1"]["WarmOk"] == [2.0]
     assert by_target["SFO5-C1"]["WarmFailed"] == [4.0]
+
+
+def test_given_no_time_left_when_handled_then_untried_tasks_are_re_enqueued_not_lost(
+    worker_env: Lab, sqs: Any, queue_url: str
+) -> None:
+    message = {"v": 1, "type": "prewarm", "paths": ["/a", "/b"], "encodings": ["br"]}
+    response = app.handler(event_with(message), FakeContext(remaining_ms=1))
+    assert response == {"batchItemFailures": []}
+    assert worker_env.edges["127.0.0.2"].seen == []  # nothing was started
+    (requeued,) = [parse_prewarm(json.dumps(body)) for body in drain(sqs, queue_url)]
+    assert requeued.paths == ("/a", "/b") and requeued.targets == ("us-east-1",)
+    assert requeued.encodings == ("br",) and requeued.attempt == 1
 
 
 def test_given_the_last_attempt_when_tasks_fail_then_they_are_given_up_not_re_enqueued(

@@ -93,7 +93,7 @@ def test_given_bad_prewarm_tuning_when_configured_then_the_variable_is_named(
 def test_given_no_tuning_when_configured_then_the_defaults_apply() -> None:
     cfg = config()
     assert (cfg.concurrency, cfg.request_attempts, cfg.max_attempts, cfg.retry_delay) == (
-        24,
+        30,
         3,
         5,
         30,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from itertools import product
 from typing import Any
 
@@ -25,6 +26,7 @@ from prewarm_worker.worker import (
     Outcome,
     PrewarmRuntime,
     _requeue,
+    deadline_for,
     prewarm_record,
     retry_messages,
 )
@@ -208,3 +210,46 @@ def test_a_message_breaking_the_contract_is_rejected_naming_the_field(
     ((message, extra),) = log.lines
     assert message == "prewarm message rejected" and extra["messageId"] == "m-1"
     assert extra["error"].startswith(f"{field}: ")
+
+
+def test_the_deadline_keeps_a_reserve_for_requests_in_flight() -> None:
+    config = PrewarmConfig.from_env({"EDGEFILL_DISTRIBUTION_DOMAIN": "d1.cloudfront.net"})
+    assert deadline_for(None, config) is None
+    now = time.monotonic()
+    short = deadline_for(60_000, config)
+    long = deadline_for(900_000, config)
+    assert short is not None and long is not None
+    assert 44 <= short - now <= 46  # a quarter kept back when time is short
+    assert 859 <= long - now <= 861  # one request timeout + 10 s otherwise
+
+
+def test_past_the_deadline_the_board_hands_out_nothing_and_drains() -> None:
+    board = _TaskBoard(deadline=time.monotonic() - 1)
+    board.add("A", WarmTask("/a", "t", "gzip"))
+    assert board.take(None) is None
+    assert board.drain() == [("A", WarmTask("/a", "t", "gzip"))]
+    assert len(board) == 0
+
+
+def test_while_targets_resolve_a_waiting_worker_gets_the_next_edge_and_shares_are_kept() -> None:
+    import threading
+
+    board = _TaskBoard(pending=2, concurrency=4, expected=8)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(board.take(None)))
+    waiter.start()
+    board.publish("A", [WarmTask(f"/a{i}", "t-A", "gzip") for i in range(4)])
+    waiter.join(timeout=2)
+    assert got and got[0] is not None and got[0][0] == "A"  # type: ignore[index]
+    board.settled()
+    # A holds half the expected tasks: two of the four workers at most while B is coming.
+    assert board.take(None) is not None
+    late: list[object] = []
+    third = threading.Thread(target=lambda: late.append(board.take(None)))
+    third.start()
+    third.join(timeout=0.2)
+    assert third.is_alive()  # waits rather than pile onto A
+    board.publish("B", [WarmTask(f"/b{i}", "t-B", "gzip") for i in range(4)])
+    board.settled()
+    third.join(timeout=2)
+    assert late and late[0] is not None and late[0][0] == "B"  # type: ignore[index]
