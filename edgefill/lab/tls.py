@@ -52,6 +52,9 @@ class TLSThreadingHTTPServer(ThreadingHTTPServer):
         super().__init__(address, handler)
 
     def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        # http.server writes the headers and the body in separate sends; with Nagle on, the
+        # body of a small keep-alive response waits for the client's delayed ACK (~40 ms).
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context is not None:
             try:
                 request = self.ssl_context.wrap_socket(request, server_side=True)
