@@ -579,3 +579,20 @@ def test_https_origin_is_verified_with_the_configured_ca_bundle(
         assert secure.url.startswith("https://")
         assert worker.backfill(message("/s.txt"), FakeLambdaContext()).status == "copied"
     assert stored(bucket, "s.txt") == b"over tls"
+
+
+def test_copy_near_the_invocation_deadline_is_abandoned_cleanly(
+    bucket: Any, origin: LabOrigin
+) -> None:
+    # Given a slow multipart copy and an invocation with little time left
+    origin.put_generated("/late.bin", 16 * MIB)
+    origin.fault("/late.bin", bandwidth=4_000_000)
+    worker = make_backfiller(bucket, origin)
+    worker.deadline_reserve_seconds = 2.0
+    context = FakeLambdaContext(timeout_seconds=3.0)  # no new part after 1 s
+    # When the deadline passes mid-copy
+    with pytest.raises(TransientFailure, match="deadline"):
+        worker.backfill(message("/late.bin"), context)
+    # Then the upload was aborted and the lease released before Lambda would kill it
+    assert context.get_remaining_time_in_millis() > 0
+    assert keys(bucket) == []
