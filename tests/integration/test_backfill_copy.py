@@ -145,6 +145,11 @@ def test_large_object_is_copied_by_parallel_ranges(bucket: Any, origin: LabOrigi
         (r.header("Range") or "" for r in counts.requests if r.header("Range")), key=len
     )
     assert ranges == [f"bytes={5 * MIB}-{10 * MIB - 1}", f"bytes={10 * MIB}-{size - 1}"]
+    # And every request, ranged ones included, asked for the stored bytes and carried no
+    # credentials
+    for request in counts.requests:
+        assert request.header("Accept-Encoding") == "identity"
+        assert request.header("Cookie") is None and request.header("Authorization") is None
 
 
 def test_origin_without_ranges_is_streamed_once(bucket: Any, origin: LabOrigin) -> None:
