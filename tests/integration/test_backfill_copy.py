@@ -601,3 +601,13 @@ def test_copy_near_the_invocation_deadline_is_abandoned_cleanly(
     # Then the upload was aborted and the lease released before Lambda would kill it
     assert context.get_remaining_time_in_millis() > 0
     assert keys(bucket) == []
+
+
+def test_redirect_carrying_credentials_is_refused(bucket: Any, origin: LabOrigin) -> None:
+    # Following it would make the client send an Authorization header to the origin
+    origin.put("/target.txt", b"t")
+    origin.fault("/cred.txt", redirect=f"http://user:secret@{origin.host}/target.txt")
+    outcome = make_backfiller(bucket, origin).backfill(message("/cred.txt"))
+    assert (outcome.status, outcome.reason) == ("skipped", "origin")
+    assert origin.counts("/target.txt").requests == ()
+    assert all(r.header("Authorization") is None for r in origin.all_requests())
