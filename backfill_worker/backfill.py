@@ -95,12 +95,20 @@ class Backfiller:
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
 
-    @property
-    def plan(self) -> CopyPlan:
+    # Time kept back at the end of an invocation to abort an unfinished upload and release
+    # the lease (a few S3 calls, plus a part upload already under way).
+    deadline_reserve_seconds: float = 30.0
+
+    def plan(self, context: InvocationContext | None) -> CopyPlan:
+        deadline = None
+        if context is not None:
+            remaining = context.get_remaining_time_in_millis() / 1000
+            deadline = time.monotonic() + remaining - self.deadline_reserve_seconds
         return CopyPlan(
             max_object_bytes=self.config.max_object_bytes,
             part_bytes=self.config.part_bytes,
             parts_in_flight=self.config.parts_in_flight,
+            deadline=deadline,
         )
 
     def backfill(self, body: str, context: InvocationContext | None = None) -> Outcome:
@@ -153,7 +161,7 @@ class Backfiller:
             try:
                 if self.store.exists(key.key):  # copied while we waited for the lease
                     raise _Skip("exists", f"{key.key!r} is already in the bucket")
-                result = self._copy(message, key)
+                result = self._copy(message, key, context)
             finally:
                 self._release(flight, lease)
         except StoreError as error:
@@ -167,12 +175,14 @@ class Backfiller:
             result.size,
         )
 
-    def _copy(self, message: BackfillMessage, key: ObjectKey) -> CopyResult:
+    def _copy(
+        self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
+    ) -> CopyResult:
         query = message.query if self.config.query == "forward" else ""
         url = self.origin.url_for(message.uri, query)
         started = self.clock()
         try:
-            result = copy_object(self.origin, self.store, key.key, url, self.plan)
+            result = copy_object(self.origin, self.store, key.key, url, self.plan(context))
         except OriginError as error:
             if error.permanent:
                 raise _Skip("origin", error.reason) from error

@@ -31,6 +31,7 @@ import math
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -69,11 +70,15 @@ class CopyFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class CopyPlan:
-    """How big a copy may be and how it is cut."""
+    """How big a copy may be, how it is cut, and until when it may start new parts."""
 
     max_object_bytes: int
     part_bytes: int
     parts_in_flight: int
+    # ``time.monotonic()`` after which no new part starts: the copy is abandoned (upload
+    # aborted, transient failure) while the invocation still has time to clean up,
+    # rather than be killed by the Lambda timeout with an upload left open.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +524,10 @@ class _MultipartUpload:
 
     def _take_buffer(self) -> bytearray:
         while True:
+            if self.plan.deadline is not None and time.monotonic() > self.plan.deadline:
+                self._record_failure(
+                    CopyFailed("deadline", "the invocation is about to time out; retry later")
+                )
             buffer = self._pool.take(timeout=_PERMIT_POLL_SECONDS)
             if self._failure is not None:
                 if buffer is not None:

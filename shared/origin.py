@@ -124,10 +124,12 @@ class OriginClient:
         return self.origin_url + uri + (f"?{query}" if query else "")
 
     def is_own(self, url: str) -> bool:
-        """True when ``url`` names the origin's own scheme, host and port."""
+        """True when ``url`` names the origin's own scheme, host and port, and carries no
+        credentials (requests would turn ``user:pass@`` into an Authorization header)."""
         parts = urlsplit(url)
         return (
             parts.scheme.lower() == self._scheme
+            and "@" not in parts.netloc
             and _netloc(parts.scheme, parts.netloc) == self._netloc
         )
 

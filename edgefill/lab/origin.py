@@ -596,8 +596,10 @@ class _OriginHandler(BaseHTTPRequestHandler):
         if fault and fault.status is not None:
             return self._plain(seen, fault.status, f"injected {fault.status}\n", head, fault)
         if fault and fault.redirect is not None:
-            target = fault.redirect
-            location = target if "://" in target else self.origin.url + LabOrigin.uri(target)
+            target, mark, query = fault.redirect.partition("?")
+            location = fault.redirect
+            if "://" not in target:
+                location = self.origin.url + LabOrigin.uri(target) + mark + query
             return self._plain(
                 seen, fault.redirect_status, "moved\n", head, fault, {"Location": location}
             )
@@ -629,7 +631,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         if fault:
             headers.update(fault.headers)
         if etag is not None and self.headers.get("If-None-Match") in (etag, "*"):
-            return self._send(seen, 304, headers, None, 0, 0, head=True, fault=fault)
+            return self._send(seen, 304, headers, None, 0, 0, head=head, fault=fault)
         start, end, status = 0, body.size, 200
         wanted = self.headers.get("Range") if ranges else None
         if wanted:
@@ -682,11 +684,13 @@ class _OriginHandler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         elif status != 304:
             self.send_header("Content-Length", str(max(declared, 0)))
-        self.end_headers()
-        kind = "head" if head else {200: "full", 206: "ranged"}.get(status, "other")
-        if head and status not in (200, 206):
+        if status not in (200, 206):
             kind = "other"
+        else:
+            kind = "head" if head else ("full" if status == 200 else "ranged")
+        # Recorded before the headers leave: a client that has its answer finds it counted.
         self.origin._record(seen.finish(status), kind)
+        self.end_headers()
         if head or body is None:
             return
         limit = length
@@ -717,16 +721,21 @@ class _OriginHandler(BaseHTTPRequestHandler):
                 for piece in body.chunks(offset, min(offset + CHUNK, end)):
                     for cut in range(0, len(piece), step):
                         part = piece[cut : cut + step]
-                        if chunked:
-                            self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
-                        else:
-                            self.wfile.write(part)
+                        # Counted before the write: a client that has read every byte
+                        # must find every byte counted.
+                        self.origin._add_bytes(path, len(part))
+                        try:
+                            if chunked:
+                                self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                            else:
+                                self.wfile.write(part)
+                        except OSError:
+                            self.origin._add_bytes(path, -len(part))
+                            raise
                         sent += len(part)
                         pacer.wait(len(part))
         except OSError:
             self.close_connection = True  # the client went away; nothing more to say
-        finally:
-            self.origin._add_bytes(path, sent)
         return sent
 
     def _reset_connection(self) -> None:

@@ -145,6 +145,11 @@ def test_large_object_is_copied_by_parallel_ranges(bucket: Any, origin: LabOrigi
         (r.header("Range") or "" for r in counts.requests if r.header("Range")), key=len
     )
     assert ranges == [f"bytes={5 * MIB}-{10 * MIB - 1}", f"bytes={10 * MIB}-{size - 1}"]
+    # And every request, ranged ones included, asked for the stored bytes and carried no
+    # credentials
+    for request in counts.requests:
+        assert request.header("Accept-Encoding") == "identity"
+        assert request.header("Cookie") is None and request.header("Authorization") is None
 
 
 def test_origin_without_ranges_is_streamed_once(bucket: Any, origin: LabOrigin) -> None:
@@ -579,3 +584,30 @@ def test_https_origin_is_verified_with_the_configured_ca_bundle(
         assert secure.url.startswith("https://")
         assert worker.backfill(message("/s.txt"), FakeLambdaContext()).status == "copied"
     assert stored(bucket, "s.txt") == b"over tls"
+
+
+def test_copy_near_the_invocation_deadline_is_abandoned_cleanly(
+    bucket: Any, origin: LabOrigin
+) -> None:
+    # Given a slow multipart copy and an invocation with little time left
+    origin.put_generated("/late.bin", 16 * MIB)
+    origin.fault("/late.bin", bandwidth=4_000_000)
+    worker = make_backfiller(bucket, origin)
+    worker.deadline_reserve_seconds = 2.0
+    context = FakeLambdaContext(timeout_seconds=3.0)  # no new part after 1 s
+    # When the deadline passes mid-copy
+    with pytest.raises(TransientFailure, match="deadline"):
+        worker.backfill(message("/late.bin"), context)
+    # Then the upload was aborted and the lease released before Lambda would kill it
+    assert context.get_remaining_time_in_millis() > 0
+    assert keys(bucket) == []
+
+
+def test_redirect_carrying_credentials_is_refused(bucket: Any, origin: LabOrigin) -> None:
+    # Following it would make the client send an Authorization header to the origin
+    origin.put("/target.txt", b"t")
+    origin.fault("/cred.txt", redirect=f"http://user:secret@{origin.host}/target.txt")
+    outcome = make_backfiller(bucket, origin).backfill(message("/cred.txt"))
+    assert (outcome.status, outcome.reason) == ("skipped", "origin")
+    assert origin.counts("/target.txt").requests == ()
+    assert all(r.header("Authorization") is None for r in origin.all_requests())

@@ -211,3 +211,18 @@ def test_chunked_transfer_without_length(origin: LabOrigin) -> None:
     truncated = raw_get(origin.url + "/c.bin")
     with pytest.raises(ProtocolError):
         truncated.raw.read()
+
+
+def test_conditional_get_answers_304_and_counts_it_apart(origin: LabOrigin) -> None:
+    origin.put("/v.css", b"body{}")
+    etag = origin.etag("/v.css") or ""
+    response = requests.get(origin.url + "/v.css", headers={"If-None-Match": etag}, timeout=5)
+    assert response.status_code == 304 and response.content == b""
+    counts = origin.counts("/v.css")
+    assert (counts.full_gets, counts.heads, counts.other) == (0, 0, 1)
+
+
+def test_redirect_keeps_its_query(origin: LabOrigin) -> None:
+    origin.fault("/old", redirect="/new path?v=1")
+    response = requests.get(origin.url + "/old", allow_redirects=False, timeout=5)
+    assert response.headers["Location"] == origin.url + "/new%20path?v=1"

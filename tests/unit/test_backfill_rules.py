@@ -158,6 +158,7 @@ def test_copy_settings_default_to_a_64_mib_bound() -> None:
         ("https://origin.example.com:8443/a", False),
         ("https://origin.example.com.evil.net/a", False),
         ("https://user@evil.net/a", False),
+        ("https://user:secret@origin.example.com/a", False),
         ("https://evil.net/origin.example.com", False),
     ],
 )
