@@ -36,7 +36,13 @@ _log = logging.getLogger("edgefill.lab.pollers")
 class LambdaContext:
     """The attributes of Lambda's context object that handlers and Powertools read."""
 
-    def __init__(self, function_name: str, region: str, account: str, timeout: float) -> None:
+    def __init__(
+        self,
+        function_name: str = "edgefill",
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        timeout: float = 300.0,
+    ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"

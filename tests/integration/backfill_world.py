@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from backfill_worker.backfill import Backfiller
 from edgefill.lab.origin import LabOrigin
+from edgefill.lab.pollers import LambdaContext
 from shared.config import BackfillConfig
 from shared.object_store import ObjectStore
 from shared.observability import worker_logger, worker_metrics
@@ -21,19 +19,9 @@ BUCKET = "edgefill-regional"
 MIB = 1024 * 1024
 
 
-@dataclass
-class FakeLambdaContext:
-    """The parts of the Lambda context a handler may touch; time runs down for real."""
-
-    function_name: str = "edgefill-backfill"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:edgefill-backfill"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_seconds: float = 300.0
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+def FakeLambdaContext(timeout_seconds: float = 300.0) -> LambdaContext:  # noqa: N802
+    """The lab's Lambda context for the backfill function; time runs down for real."""
+    return LambdaContext("edgefill-backfill", timeout=timeout_seconds)
 
 
 def backfill_env(origin: LabOrigin, **overrides: str) -> dict[str, str]:

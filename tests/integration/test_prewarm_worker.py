@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import product
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from edgefill.lab.pollers import LambdaContext
 from prewarm_worker import app, worker
 from shared import aws
 from shared.config import PrewarmConfig
@@ -24,16 +25,9 @@ from tests.sample_events import load_event
 __all__ = ["lab", "lab_servers"]  # fixtures
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "edgefill-prewarm"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:edgefill-prewarm"
-    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def FakeContext(remaining_ms: int = 60_000) -> LambdaContext:  # noqa: N802
+    """The lab's Lambda context for the prewarm function, ``remaining_ms`` from now."""
+    return LambdaContext("edgefill-prewarm", timeout=remaining_ms / 1000)
 
 
 @pytest.fixture
