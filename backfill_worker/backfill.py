@@ -274,7 +274,8 @@ def backfiller() -> Backfiller:
         sqs = aws.client("sqs", region_from_queue_url(config.prewarm_queue_url))
     return Backfiller(
         config=config,
-        store=ObjectStore(aws.client("s3"), config.bucket),
+        # An existing bucket may live in another region (EDGEFILL_BUCKET_REGION).
+        store=ObjectStore(aws.client("s3", config.bucket_region), config.bucket),
         origin=OriginClient(config.origin_url),
         sqs=sqs,
         logger=worker_logger(SERVICE),

@@ -88,3 +88,16 @@ def test_bad_configuration_fails_the_whole_batch(
     monkeypatch.setenv("EDGEFILL_ORIGIN_URL", "ftp://origin.example.com")
     with pytest.raises(ConfigError, match="EDGEFILL_ORIGIN_URL"):
         app.handler(load_event("backfill_sqs_batch"), FakeLambdaContext())
+
+
+def test_given_a_bucket_in_another_region_when_the_worker_starts_then_s3_is_asked_there(
+    worker_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an existing bucket in eu-west-1 (EDGEFILL_BUCKET_REGION)
+    monkeypatch.setenv("EDGEFILL_BUCKET_REGION", "eu-west-1")
+    backfiller.cache_clear()
+    # When the container builds its backfiller
+    store = backfiller().store
+    # Then its S3 client signs for the bucket's region, not the worker's
+    assert store.s3.meta.region_name == "eu-west-1"
+    backfiller.cache_clear()
