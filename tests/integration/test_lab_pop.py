@@ -6,8 +6,8 @@ import concurrent.futures
 import http.client
 import socket
 import ssl
-import time
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
