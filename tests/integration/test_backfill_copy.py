@@ -29,12 +29,6 @@ from tests.integration.backfill_world import (
 
 
 @pytest.fixture
-def origin() -> Iterator[LabOrigin]:
-    with LabOrigin() as server:
-        yield server
-
-
-@pytest.fixture
 def bucket(s3: Any) -> Iterator[Any]:
     s3.create_bucket(Bucket=BUCKET)
     yield s3

@@ -26,12 +26,6 @@ from tests.sample_events import load_event
 
 
 @pytest.fixture
-def origin() -> Iterator[LabOrigin]:
-    with LabOrigin() as server:
-        yield server
-
-
-@pytest.fixture
 def worker_env(
     s3: Any, sqs: Any, origin: LabOrigin, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,6 @@ import requests
 from urllib3.exceptions import ProtocolError
 
 from edgefill.lab.origin import LabOrigin, generated_bytes
-
-
-@pytest.fixture
-def origin() -> Iterator[LabOrigin]:
-    with LabOrigin() as server:
-        yield server
 
 
 def raw_get(url: str, **headers: str) -> requests.Response:
