@@ -16,7 +16,7 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from shared.keys import InvalidKey, normalize_prefix
-from shared.messages import ENCODINGS, is_region_code, is_target
+from shared.messages import ENCODINGS, is_host_name, is_region_code, is_target
 
 DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger still works
 DEFAULT_RESOLVER: Final = "8.8.8.8"
@@ -34,10 +34,6 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -238,7 +234,7 @@ def _port(name: str, raw: str) -> int:
 
 
 def _hostname(env: Mapping[str, str], name: str, value: str) -> str:
-    if not _HOSTNAME.fullmatch(value):
+    if not is_host_name(value):
         raise ConfigError(name, f"{value!r} is not a DNS host name")
     return value.lower()
 

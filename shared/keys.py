@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote
 
+from shared.messages import CONTROL_CHARACTERS
+
 # S3's limit on an object key.
 MAX_KEY_BYTES: Final = 1024
 # edgefill's own objects (leases) live here; CloudFront is denied reads of it and no
 # message may name a key under it.
 RESERVED_PREFIX: Final = "_edgefill/"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What S3 (and CloudFront) leave unescaped in a key's URI path.
 _SAFE_IN_PATH: Final = "/-._~!$&'()*+,;=:@"
@@ -96,7 +97,7 @@ class ObjectKey:
 def _key_problem(decoded: str) -> str | None:
     if not decoded:
         return "is empty"
-    if _CONTROL.search(decoded):
+    if CONTROL_CHARACTERS.search(decoded):
         return "holds a NUL or control character"
     # Backslashes count as separators too: some origins and tools treat them as "/".
     segments = re.split(r"[/\\]", decoded)

@@ -41,13 +41,19 @@ ACCEPT_ENCODING: Final[dict[str, str | None]] = {
 _URI_PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
 # RFC 3986 query characters; no "#", no whitespace, no raw non-ASCII.
 _QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
-_REGION = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
-_POP = re.compile(r"[A-Z]{3}\d{1,3}-[A-Z]\d{1,3}")
-_HOST = re.compile(
+# Shapes the configuration (shared/config), key (shared/keys) and queue URL
+# (shared/queues) checks share with the messages: one definition of each.
+REGION_PATTERN: Final = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}"
+HOST_NAME_PATTERN: Final = (
     r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::\d{1,5})?"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
+_REGION = re.compile(REGION_PATTERN)
+_POP = re.compile(r"[A-Z]{3}\d{1,3}-[A-Z]\d{1,3}")
+_HOST_NAME = re.compile(HOST_NAME_PATTERN)
+_HOST = re.compile(HOST_NAME_PATTERN + r"(?::\d{1,5})?")  # a Host header may carry a port
+_CONTROL = CONTROL_CHARACTERS
 
 
 class MessageError(ValueError):
@@ -333,6 +339,11 @@ def _check_encodings(encodings: object) -> None:
                 f"encodings[{index}]",
                 f"unknown encoding {encoding!r:.40}; expected one of {', '.join(ENCODINGS)}",
             )
+
+
+def is_host_name(value: object) -> bool:
+    """True for a DNS host name without a port, such as ``d111.cloudfront.net``."""
+    return isinstance(value, str) and _HOST_NAME.fullmatch(value) is not None
 
 
 def is_region_code(value: object) -> bool:

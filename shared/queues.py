@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from shared.messages import REGION_PATTERN
+
 # SendMessageBatch takes at most 10 entries, and at most 1 MiB of bodies in all (the same
 # as one message): ten large prewarm messages must be split over several calls.
 MAX_BATCH: Final = 10
@@ -24,8 +26,8 @@ MAX_DELAY_SECONDS: Final = 900
 BATCH_RETRIES: Final = 3
 
 _QUEUE_HOST = (
-    re.compile(r"sqs[.-](?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2})\.amazonaws\.com"),
-    re.compile(r"(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2})\.queue\.amazonaws\.com"),
+    re.compile(rf"sqs[.-](?P<region>{REGION_PATTERN})\.amazonaws\.com"),
+    re.compile(rf"(?P<region>{REGION_PATTERN})\.queue\.amazonaws\.com"),
 )
 
 
