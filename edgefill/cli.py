@@ -172,6 +172,19 @@ def _print_send_summary(
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _send_or_print(args: argparse.Namespace, role: str, bodies: list[str], paths: int) -> int:
+    """Print the messages (``--dry-run``) or send them to the ``role`` queue with a summary."""
+    if args.dry_run:
+        for body in bodies:
+            out.print(body, markup=False)
+        err.print(f"dry run: {len(bodies)} {role} messages for {paths} paths, none sent")
+        return EXIT_OK
+    _, sqs, urls = resolve_queues(args)
+    url = urls.require(role)
+    report = send_with_progress(sqs, url, bodies, f"{role} messages")
+    return _print_send_summary(role, url, bodies, report, paths)
+
+
 def run_prewarm(args: argparse.Namespace) -> int:
     paths = operations.read_paths(args.paths, args.paths_file)
     bodies = operations.prewarm_bodies(
@@ -181,29 +194,13 @@ def run_prewarm(args: argparse.Namespace) -> int:
         args.host,
         args.paths_per_message,
     )
-    if args.dry_run:
-        for body in bodies:
-            out.print(body, markup=False)
-        err.print(f"dry run: {len(bodies)} prewarm messages for {len(paths)} paths, none sent")
-        return EXIT_OK
-    _, sqs, urls = resolve_queues(args)
-    url = urls.require("prewarm")
-    report = send_with_progress(sqs, url, bodies, "prewarm messages")
-    return _print_send_summary("prewarm", url, bodies, report, len(paths))
+    return _send_or_print(args, "prewarm", bodies, len(paths))
 
 
 def run_backfill(args: argparse.Namespace) -> int:
     paths = operations.read_paths(args.paths, args.paths_file)
     bodies = operations.backfill_bodies(paths, args.host)
-    if args.dry_run:
-        for body in bodies:
-            out.print(body, markup=False)
-        err.print(f"dry run: {len(bodies)} backfill messages, none sent")
-        return EXIT_OK
-    _, sqs, urls = resolve_queues(args)
-    url = urls.require("backfill")
-    report = send_with_progress(sqs, url, bodies, "backfill messages")
-    return _print_send_summary("backfill", url, bodies, report, len(paths))
+    return _send_or_print(args, "backfill", bodies, len(paths))
 
 
 def run_status(args: argparse.Namespace) -> int:
