@@ -25,6 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
+from backfill_worker.expand import PlaylistExpander
 from backfill_worker.lease import Lease, SingleFlight
 from shared import aws
 from shared.config import BackfillConfig
@@ -94,6 +95,8 @@ class Backfiller:
     logger: Logger
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
+    # Video: a copied playlist or manifest queues fills for its tree (backfill_worker/expand).
+    expander: PlaylistExpander | None = None
 
     # Time kept back at the end of an invocation to abort an unfinished upload and release
     # the lease (a few S3 calls, plus a part upload already under way).
@@ -168,6 +171,8 @@ class Backfiller:
             raise TransientFailure("s3", str(error)) from error
         if result.created:
             self._prewarm(message)
+            if self.expander is not None:  # once per copy, never on a skip
+                self.expander.expand(message, key)
         return Outcome(
             "copied" if result.created else "skipped",
             "copied" if result.created else "appeared",
@@ -272,14 +277,21 @@ def backfiller() -> Backfiller:
     sqs = None
     if config.prewarm_queue_url is not None:
         sqs = aws.client("sqs", region_from_queue_url(config.prewarm_queue_url))
+    # An existing bucket may live in another region (EDGEFILL_BUCKET_REGION).
+    store = ObjectStore(aws.client("s3", config.bucket_region), config.bucket)
+    logger, metrics = worker_logger(SERVICE), worker_metrics(SERVICE)
+    expander = None
+    if config.expand_playlists and config.backfill_queue_url is not None:
+        backfill_sqs = aws.client("sqs", region_from_queue_url(config.backfill_queue_url))
+        expander = PlaylistExpander(config, store, backfill_sqs, logger, metrics)
     return Backfiller(
         config=config,
-        # An existing bucket may live in another region (EDGEFILL_BUCKET_REGION).
-        store=ObjectStore(aws.client("s3", config.bucket_region), config.bucket),
+        store=store,
         origin=OriginClient(config.origin_url),
         sqs=sqs,
-        logger=worker_logger(SERVICE),
-        metrics=worker_metrics(SERVICE),
+        logger=logger,
+        metrics=metrics,
+        expander=expander,
     )
 
 

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from shared.keys import InvalidKey, normalize_prefix
@@ -34,6 +34,10 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
+# Objects a copied playlist or manifest may queue (EDGEFILL_EXPAND_MAX); a 10-hour VOD
+# rendition of 2 s segments holds 18,000.
+DEFAULT_EXPAND_MAX: Final = 20_000
+MAX_EXPAND_MAX: Final = 1_000_000
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,6 +68,11 @@ class BackfillConfig:
     bucket_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
+    # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
+    # references. Off unless EDGEFILL_EXPAND_PLAYLISTS=true (the template turns it on).
+    backfill_queue_url: str | None = None
+    expand_playlists: bool = False
+    expand_max: int = DEFAULT_EXPAND_MAX
 
     @property
     def origin_host(self) -> str:
@@ -112,6 +121,7 @@ class BackfillConfig:
             parts_in_flight=_bounded_int(
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
             ),
+            **_expansion(env),
         )
 
 
@@ -190,6 +200,37 @@ class PrewarmConfig:
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
         )
+
+
+class _Expansion(TypedDict):
+    backfill_queue_url: str | None
+    expand_playlists: bool
+    expand_max: int
+
+
+def _expansion(env: Mapping[str, str]) -> _Expansion:
+    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS and EDGEFILL_EXPAND_MAX."""
+    queue_url = _optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL")
+    expand = _boolean(env, "EDGEFILL_EXPAND_PLAYLISTS", False)
+    if expand and queue_url is None:
+        raise ConfigError(
+            "EDGEFILL_EXPAND_PLAYLISTS",
+            "is true but EDGEFILL_BACKFILL_QUEUE_URL, where expansion sends, is not set",
+        )
+    return _Expansion(
+        backfill_queue_url=queue_url,
+        expand_playlists=expand,
+        expand_max=_bounded_int(env, "EDGEFILL_EXPAND_MAX", DEFAULT_EXPAND_MAX, 1, MAX_EXPAND_MAX),
+    )
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise ConfigError(name, f"must be 'true' or 'false', got {raw!r}")
+    return raw == "true"
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -84,6 +84,20 @@ class StoredLease:
     etag: str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """The start of an object read back from the bucket, with its representation headers."""
+
+    body: bytes  # at most the ``max_bytes`` asked for
+    size: int
+    content_type: str | None = None
+    content_encoding: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return len(self.body) == self.size
+
+
 def crc32_base64(data: bytes | bytearray | memoryview) -> str:
     """The CRC32 additional checksum S3 expects: big-endian, base64."""
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
@@ -131,6 +145,41 @@ class ObjectStore:
         except BotoCoreError as error:
             raise StoreError(f"PutObject {key!r}: {error}") from error
         return True
+
+    def content_type(self, key: str) -> str | None:
+        """The Content-Type S3 keeps for ``key`` (HeadObject); None when absent or missing."""
+        try:
+            response = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"HeadObject {key!r}: {error}") from error
+        value = response.get("ContentType")
+        return str(value) if value else None
+
+    def read_object(self, key: str, max_bytes: int) -> StoredObject | None:
+        """The first ``max_bytes`` of ``key`` and its headers (GetObject); None when missing.
+        Memory bound: ``max_bytes`` plus one read buffer, whatever the object's size."""
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            try:
+                body = response["Body"].read(max_bytes)
+            finally:
+                response["Body"].close()
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise StoreError(f"GetObject {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"GetObject {key!r}: {error}") from error
+        return StoredObject(
+            body=body,
+            size=int(response.get("ContentLength", len(body))),
+            content_type=response.get("ContentType") or None,
+            content_encoding=response.get("ContentEncoding") or None,
+        )
 
     # -- multipart
 

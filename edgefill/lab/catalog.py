@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from edgefill.lab import vod
 from edgefill.lab.origin import LabOrigin
 
 CLOUDFRONT_USER_AGENT: Final = "Amazon CloudFront"
@@ -57,6 +58,8 @@ def seed(origin: LabOrigin, large_bytes: int = 0) -> list[CatalogObject]:
     generated("/video/teaser.mp4", 12 * 1024 * 1024, "video/mp4", 13)
     if large_bytes:
         generated("/video/launch-trailer.mp4", large_bytes, "video/mp4", 17)
+    # A VOD title in HLS and DASH (edgefill/lab/vod.py), for playlist expansion.
+    objects += [CatalogObject(o.path, o.content_type, o.size) for o in vod.seed(origin).objects]
     return objects
 
 

@@ -302,6 +302,9 @@ class Lab:
             "EDGEFILL_EDGE_PORT": str(self.edge_port),
             "EDGEFILL_RETRY_DELAY": str(LAB_RETRY_DELAY),
             "EDGEFILL_REQUEST_TIMEOUT": "10",
+            # Video: copied playlists queue fills for their tree, as the template's default.
+            "EDGEFILL_BACKFILL_QUEUE_URL": self.aws.queue("BackfillQueue").url,
+            "EDGEFILL_EXPAND_PLAYLISTS": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
             "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
             **settings.extra_env,

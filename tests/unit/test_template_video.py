@@ -1,0 +1,54 @@
+"""Template: playlist expansion is on by default, sends where it may, and can be turned off."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import BackfillConfig
+from tests.unit.test_template import (
+    ParameterValues,
+    Template,
+    load_sam,
+    policy_statements,
+    refers_to,
+)
+
+ORIGIN = {"FullOriginDomain": "origin.example.com"}
+
+
+@pytest.fixture(scope="module")
+def sam() -> Template:
+    return load_sam()
+
+
+def test_expansion_is_on_by_default_and_sends_to_the_backfill_queue(sam: Template) -> None:
+    # Given the template's defaults
+    stack = ParameterValues(sam, ORIGIN)
+    # When the backfill worker reads its environment
+    config = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
+    # Then copied playlists expand, into the backfill queue, 20,000 objects at most
+    assert config.expand_playlists is True
+    assert config.backfill_queue_url == stack.resource("BackfillQueue")
+    assert config.expand_max == 20_000
+
+
+def test_expansion_can_be_turned_off_and_capped(sam: Template) -> None:
+    stack = ParameterValues(sam, {**ORIGIN, "ExpandPlaylists": "false", "ExpandMax": "500"})
+    config = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
+    assert config.expand_playlists is False and config.expand_max == 500
+
+
+def test_only_the_backfill_worker_may_send_to_the_backfill_queue_besides_the_edge(
+    sam: Template,
+) -> None:
+    # Given every statement allowing sqs:SendMessage on the backfill queue
+    senders = {
+        owner
+        for owner, statement in policy_statements(sam)
+        if statement.get("Effect") == "Allow"
+        and "sqs:SendMessage" in str(statement.get("Action"))
+        and refers_to(statement.get("Resource"), "BackfillQueue")
+    }
+    # Then the backfill worker's role is one of them (expansion), the prewarm worker's is not
+    assert "BackfillWorkerRole" in senders
+    assert "PrewarmWorkerRole" not in senders
