@@ -143,8 +143,8 @@ class Backfiller:
             raise _Skip("bad_message", f"message rejected: {error}") from None
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
-        except InvalidKey as error:
-            raise _Skip("bad_key", f"uri rejected: {error}") from None
+        except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
+            raise _Skip(error.reason, f"uri rejected: {error}") from None
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
