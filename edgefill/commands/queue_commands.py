@@ -17,6 +17,7 @@ from edgefill import operations
 from edgefill.commands import aws_flags
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out, print_note
 from edgefill.operations import OperatorError
+from edgefill.stack import read_stack
 from shared.messages import ENCODINGS
 from shared.queues import MAX_BATCH, SendReport, send_messages
 
@@ -162,8 +163,11 @@ def run_status(args: argparse.Namespace) -> int:
     if not known:
         raise OperatorError("no queue URLs: pass --stack NAME or --*-queue-url / --*-dlq-url")
     depths = [operations.queue_depth(sqs, cloudwatch, role, url) for role, url in known]
+    dashboard = _dashboard_url(session, args)
     if args.json:
         out.print(json.dumps([asdict(depth) for depth in depths], indent=2), markup=False)
+        if dashboard:
+            err.print(f"dashboard: {dashboard}", markup=False)
         return EXIT_OK
     table = Table(title="edgefill queues")
     for column in ("queue", "visible", "in flight", "delayed", "oldest (s)"):
@@ -181,7 +185,20 @@ def run_status(args: argparse.Namespace) -> int:
         )
     out.print(table)
     err.print("oldest: CloudWatch ApproximateAgeOfOldestMessage (— when it has no datapoint)")
+    if dashboard:
+        out.print(f"dashboard: {dashboard}", markup=False)
     return EXIT_OK
+
+
+def _dashboard_url(session: Any, args: argparse.Namespace) -> str | None:
+    """The stack's ``DashboardUrl`` output (``--stack`` only); a note when it has none."""
+    if not args.stack:
+        return None
+    cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
+    url = read_stack(cloudformation, args.stack).output("DashboardUrl")
+    if url is None:
+        print_note(f"stack {args.stack!r} has no DashboardUrl output (deployed before it?)")
+    return url
 
 
 def run_redrive(args: argparse.Namespace) -> int:
