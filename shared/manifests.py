@@ -275,9 +275,12 @@ class _Collector:
         query = quote(parts.query, safe=_SAFE_IN_QUERY)
         try:
             ObjectKey.from_uri(path, self.prefix)
+        except InvalidKey as error:  # the reason a viewer's URI would be skipped for
+            return f"key rules ({error.reason}): {str(error)[:200]}"
+        try:
             BackfillMessage(uri=path, query=query)
-        except (InvalidKey, MessageError) as error:
-            return f"key rules: {str(error)[:200]}"
+        except MessageError as error:
+            return f"key rules (message {error.field}): {error.reason[:200]}"
         return path, query
 
     def ignore(self, raw: str, reason: str) -> None:

@@ -238,6 +238,24 @@ def test_every_derived_uri_goes_through_the_key_rules(uri: str) -> None:
     assert result.ignored and result.ignored[0].reason.startswith("key rules")
 
 
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("a+b.ts", "key rules (non_canonical)"),  # S3 reads "+" as a space
+        ("a%2Fb.ts", "key rules (non_canonical)"),  # S3 reads %2F as "/"
+        ("%5Cx.ts", "key rules (non_canonical)"),
+        ("a%3Bb.ts", "key rules (non_canonical)"),
+        ("/_edgefill/x", "key rules (bad_key)"),
+    ],
+)
+def test_the_non_canonical_rule_applies_as_to_a_viewer_uri(uri: str, reason: str) -> None:
+    body = f"#EXTM3U\n#EXT-X-ENDLIST\n#EXTINF:4,\n{uri}\n#EXTINF:4,\na%2bb.ts\n"
+    result = hls("/v/index.m3u8", body)
+    # The escaped spelling of the same name is the canonical one: it counts
+    assert paths(result) == ["/v/a%2bb.ts"]
+    assert result.ignored_reasons == {reason: 1}
+
+
 def test_dot_segments_resolve_like_a_player_resolves_them() -> None:
     body = "#EXTM3U\n#EXT-X-ENDLIST\n#EXTINF:4,\n../shared/a.ts\n#EXTINF:4,\n../../../../b.ts\n"
     assert paths(hls("/v/x/index.m3u8", body)) == ["/v/shared/a.ts", "/b.ts"]
