@@ -32,6 +32,7 @@ _WARM_FLAGS = {
     "protocol": "EDGEFILL_PROTOCOL",
     "concurrency": "EDGEFILL_CONCURRENCY",
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
+    "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
 }
 
 
@@ -53,6 +54,12 @@ def add_commands(commands: Any, aws: argparse.ArgumentParser) -> None:
     warm.add_argument("--protocol", choices=("https", "http"))
     warm.add_argument("--concurrency", help="parallel requests")
     warm.add_argument("--region-subnets", help="JSON object region → client subnet")
+    warm.add_argument(
+        "--allow-private-edges",
+        action="store_const",
+        const="true",
+        help="accept edges on private or loopback addresses (the lab only)",
+    )
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
     warm.set_defaults(run=run_warm)
 
@@ -230,7 +237,8 @@ def _print_lab(lab: Any, uris: list[str]) -> None:
         f"edgefill backfill $Q {uris[6]}",
         f"edgefill warm --distribution-domain {info['distribution_domain']} --viewer-host {host} "
         f"--resolver {info['dns']} --edge-port {port} "
-        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --targets sa-east-1 {uris[2]}",
+        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --allow-private-edges "
+        f"--targets sa-east-1 {uris[2]}",
         "edgefill redrive $Q",
     ]
     for line in lines:
