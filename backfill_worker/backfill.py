@@ -35,6 +35,7 @@ from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import DeadlinePassed, OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
+from shared.redact import query_names
 
 SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
@@ -48,6 +49,7 @@ _SKIP_LOG_LEVEL: Final = {
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
+    "query": logging.INFO,
 }
 
 
@@ -151,6 +153,9 @@ class Backfiller:
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
+        if self.config.query == "forward" and message.query:
+            # The bucket holds one object per path: one viewer's query must not pick it.
+            raise _Skip("query", f"query with parameters {query_names(message.query)} not copied")
         return message, key
 
     def _backfill_key(
@@ -247,10 +252,8 @@ class Backfiller:
         queue = self.config.prewarm_queue_url
         if queue is None or self.sqs is None:
             return
-        path = message.uri
-        if self.config.query == "forward" and message.query:
-            path += "?" + message.query
-        body = to_json(PrewarmMessage(paths=(path,), source=SERVICE))
+        # The copy is the path's object: the prewarm warms the path, never a viewer's query.
+        body = to_json(PrewarmMessage(paths=(message.uri,), source=SERVICE))
         try:
             report = send_messages(self.sqs, queue, [body])
             failure = None if report.ok else str(report.failed)

@@ -144,6 +144,11 @@ class PrewarmConfig:
     request_timeout: int = DEFAULT_REQUEST_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_delay: int = DEFAULT_RETRY_DELAY
+    # Viewer hosts a message may name besides the viewer host and the distribution domain
+    # (EDGEFILL_ALLOWED_HOSTS, lower case), and whether edges may have non-global
+    # addresses (EDGEFILL_ALLOW_PRIVATE_EDGES: the lab and the tests only).
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_edges: bool = False
 
     @property
     def port(self) -> int:
@@ -199,6 +204,11 @@ class PrewarmConfig:
             ),
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
+            allowed_hosts=tuple(
+                _hostname(env, "EDGEFILL_ALLOWED_HOSTS", host)
+                for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
+            ),
+            allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
         )
 
 
@@ -211,7 +221,7 @@ class _Expansion(TypedDict):
 def _expansion(env: Mapping[str, str]) -> _Expansion:
     """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS and EDGEFILL_EXPAND_MAX."""
     queue_url = _optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL")
-    expand = _boolean(env, "EDGEFILL_EXPAND_PLAYLISTS", False)
+    expand = _flag(env, "EDGEFILL_EXPAND_PLAYLISTS")
     if expand and queue_url is None:
         raise ConfigError(
             "EDGEFILL_EXPAND_PLAYLISTS",
@@ -224,13 +234,13 @@ def _expansion(env: Mapping[str, str]) -> _Expansion:
     )
 
 
-def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("true", "false"):
-        raise ConfigError(name, f"must be 'true' or 'false', got {raw!r}")
-    return raw == "true"
+    if raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise ConfigError(name, f"must be 'true' or 'false', got {raw[:40]!r}")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -52,6 +52,7 @@ def warm_flags(lab: Lab) -> list[str]:
         str(lab.edge_port),
         "--region-subnets",
         json.dumps(dict(lab.settings.subnets)),
+        "--allow-private-edges",
     ]
 
 
