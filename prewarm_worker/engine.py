@@ -97,6 +97,7 @@ class TaskResult:
     error: str | None = None
     retryable: bool = False
     pop_mismatch: bool = False
+    content_type: str | None = None  # tells a playlist or manifest (prewarm_worker/expand)
 
     @property
     def hit(self) -> bool:
@@ -516,6 +517,7 @@ def _judge(
         # the backfill, an origin 5xx), so the failed task is worth re-enqueueing.
         retryable=error is not None,
         pop_mismatch=mismatch,
+        content_type=response.headers.get("Content-Type"),
     )
 
 

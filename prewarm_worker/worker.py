@@ -21,7 +21,8 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from prewarm_worker.allowed_hosts import allowed_hosts, check_host
-from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
+from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings
+from prewarm_worker.expand import expansion_summary, send_follow_ups, warm_message
 from prewarm_worker.metric_targets import metric_target
 from prewarm_worker.task_cap import check_task_cap
 from shared import aws
@@ -172,7 +173,8 @@ def _process(
         encodings=encodings,
         host=message.host or config.viewer_host,
     )
-    report = warm(
+    report, expansion = warm_message(
+        message,
         plan,
         config,
         rt.resolver,
@@ -185,7 +187,11 @@ def _process(
         log.error("no target resolved", extra={"messageId": message_id, "errors": reasons})
         raise NotProcessed(f"no target could be resolved: {reasons}")
     outcome = _requeue(message, plan, report, rt, log, message_id, jitter)
-    log.info("prewarm summary", extra=_summary(message, plan, outcome, message_id))
+    failure = send_follow_ups(expansion, rt.sqs, config.prewarm_queue_url, log, message_id)
+    if failure is not None:  # video: the tree's rest did not reach the queue
+        raise NotProcessed(failure)
+    summary = _summary(message, plan, outcome, message_id) | expansion_summary(expansion)
+    log.info("prewarm summary", extra=summary)
     publish_metrics(report, config)
     if metrics is not None:
         metrics.add_metric("PrewarmMessages", MetricUnit.Count, 1)

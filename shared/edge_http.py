@@ -67,13 +67,15 @@ class EdgeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class EdgeResponse:
-    """What a fully read response told us; the body itself is never kept."""
+    """What a fully read response told us. The body is never kept, except the first
+    ``keep_body`` bytes a caller asked for (a manifest to expand)."""
 
     status: int
     headers: Mapping[str, str]
     bytes_read: int
     content_length: int | None
     seconds: float
+    body: bytes = b""
 
     @property
     def complete(self) -> bool:
@@ -238,12 +240,14 @@ class EdgeClient:
         viewer_host: str,
         path: str,
         accept_encoding: str | None,
+        keep_body: int = 0,
     ) -> EdgeResponse:
         """GET ``path`` from ``address`` as ``viewer_host`` and read the body to its end.
 
         ``accept_encoding=None`` sends no Accept-Encoding at all (CloudFront's ``identity``
         key). Raises ``EdgeError`` when no complete response could be read; a body cut
-        short is an error, never a success.
+        short is an error, never a success. ``keep_body`` > 0 keeps the body's first
+        ``keep_body`` bytes in ``EdgeResponse.body`` (the rest is still read, not kept).
         """
         headers = {
             "Host": viewer_host,
@@ -254,7 +258,7 @@ class EdgeClient:
         }
         key, pool = self._lease(address, viewer_host)
         try:
-            return self._get(pool, address, viewer_host, path, headers)
+            return self._get(pool, address, viewer_host, path, headers, keep_body)
         finally:
             self._release(key)
 
@@ -265,9 +269,11 @@ class EdgeClient:
         viewer_host: str,
         path: str,
         headers: dict[str, str],
+        keep_body: int = 0,
     ) -> EdgeResponse:
         started = time.perf_counter()
         bytes_read = 0
+        kept = bytearray()  # at most keep_body bytes (0 for a warm: nothing is kept)
         try:
             response = pool.urlopen(
                 "GET",
@@ -286,6 +292,8 @@ class EdgeClient:
         try:
             for chunk in response.stream(CHUNK_BYTES, decode_content=False):
                 bytes_read += len(chunk)
+                if len(kept) < keep_body:
+                    kept += chunk[: keep_body - len(kept)]
         except (HTTPError, OSError) as error:
             response.close()
             if isinstance(error, ProtocolError) and length is not None:
@@ -302,6 +310,7 @@ class EdgeClient:
             bytes_read=bytes_read,
             content_length=length,
             seconds=time.perf_counter() - started,
+            body=bytes(kept),
         )
 
     def close(self) -> None:

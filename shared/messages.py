@@ -102,6 +102,8 @@ class PrewarmMessage:
     host: str | None = None
     source: str | None = None
     attempt: int = 0
+    # Video: playlists and manifests among ``paths`` also warm what they reference.
+    expand: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.paths, tuple) or not self.paths:
@@ -120,6 +122,8 @@ class PrewarmMessage:
             _check_text("source", self.source)
         if not _is_int(self.attempt) or not 0 <= self.attempt <= MAX_ATTEMPT:
             raise MessageError("attempt", f"must be an integer from 0 to {MAX_ATTEMPT}")
+        if not isinstance(self.expand, bool):
+            raise MessageError("expand", f"must be true or false, got {self.expand!r:.40}")
 
 
 Message = BackfillMessage | PrewarmMessage
@@ -177,6 +181,8 @@ def to_dict(message: Message) -> dict[str, Any]:
         }
         if message.attempt:
             out["attempt"] = message.attempt
+        if message.expand:
+            out["expand"] = True
     out.update({key: value for key, value in optional.items() if value is not None})
     return out
 
@@ -237,6 +243,7 @@ def _prewarm_from(raw: dict[str, Any]) -> PrewarmMessage:
         host=_optional_str(raw, "host"),
         source=_optional_str(raw, "source"),
         attempt=attempt,
+        expand=False if raw.get("expand") is None else raw["expand"],
     )
 
 

@@ -3,7 +3,8 @@
 Each edge records what it saw (SNI, Host, Accept-Encoding, path), answers with X-Cache
 and X-Amz-Cf-Pop like CloudFront, and can misbehave per path: ``flaky:N`` (503 for the
 first N requests), ``reset`` (closes the connection before answering), ``short`` (announces
-more bytes than it sends), ``404``.
+more bytes than it sends), ``404``. ``documents`` serves given bodies (playlists) with
+their Content-Type instead of the generated ones.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class _EdgeHandler(BaseHTTPRequestHandler):
         if fault == "404":
             self._answer(404, b"not found")
             return
-        body = body_for(self.path, encoding)
+        body, content_type = edge.documents.get(self.path, (body_for(self.path, encoding), None))
         key = (self.headers.get("Host"), self.path, encoding)
         hit = edge.cache_hit(key)
         if fault == "short":
@@ -78,6 +79,8 @@ class _EdgeHandler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("X-Cache", "Hit from cloudfront" if hit else "Miss from cloudfront")
         self.send_header("X-Amz-Cf-Pop", edge.pop)
         self.end_headers()
@@ -110,6 +113,7 @@ class FakeEdge:
             self._context.sni_callback = self._on_sni
         self.seen: list[Seen] = []
         self.faults: dict[str, str] = {}
+        self.documents: dict[str, tuple[bytes, str | None]] = {}  # path → (body, type)
         self._counts: dict[str, int] = {}
         self._cache: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
@@ -143,6 +147,7 @@ class FakeEdge:
             self.sni.clear()
             self.seen.clear()
             self.faults.clear()
+            self.documents.clear()
             self._counts.clear()
             self._cache.clear()
 

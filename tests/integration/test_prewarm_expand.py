@@ -1,0 +1,262 @@
+"""Prewarm ``expand``: a playlist warmed at real HTTPS edges brings its tree, within the
+task cap, continued in follow-up messages past it."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from itertools import product
+from typing import Any
+
+import pytest
+
+from edgefill.lab import vod
+from edgefill.lab.pollers import LambdaContext
+from prewarm_worker import app, expand, worker
+from prewarm_worker.engine import WarmPlan
+from prewarm_worker.expand import EXPAND_SOURCE, warm_expanding
+from shared import aws
+from shared.edge_http import EdgeClient
+from shared.edns import EdgeResolver
+from shared.messages import ENCODINGS, PrewarmMessage
+from tests.integration.prewarm_edges import VIEWER, Lab, lab, lab_servers
+from tests.sample_events import load_event
+
+__all__ = ["lab", "lab_servers"]  # fixtures
+
+HLS = "application/vnd.apple.mpegurl"
+EDGES = ("127.0.0.2", "127.0.0.3")  # us-east-1, ap-northeast-1
+TARGETS = ("us-east-1", "ap-northeast-1")
+
+
+def serve_vod(lab: Lab) -> None:
+    """The lab title's playlists on every edge (segments get generated bodies)."""
+    documents = {
+        "/premiere/master.m3u8": (vod.master_playlist().encode(), HLS),
+        "/premiere/manifest.mpd": (vod.mpd().encode(), "application/dash+xml"),
+    }
+    for name in vod.RENDITIONS:
+        documents[f"/premiere/{name[0]}/index.m3u8"] = (vod.media_playlist().encode(), HLS)
+    for edge in lab.edges.values():
+        edge.documents.update(documents)
+
+
+def tree() -> list[str]:
+    paths = ["/premiere/master.m3u8"]
+    for name, _, _ in vod.RENDITIONS:
+        paths += [f"/premiere/{name}/index.m3u8", f"/premiere/{name}/init.mp4"]
+        paths += [f"/premiere/{name}/seg-{n:03d}.m4s" for n in range(vod.SEGMENTS)]
+    return paths
+
+
+def requested(lab: Lab, edge: str) -> set[tuple[str, str | None]]:
+    return {(seen.path, seen.accept_encoding) for seen in lab.edges[edge].seen}
+
+
+def run(lab: Lab, message: PrewarmMessage, **kwargs: Any) -> expand.ExpandOutcome:
+    config = lab.config()
+    plan = WarmPlan(message.paths, message.targets or (), message.encodings or ENCODINGS, VIEWER)
+    client = EdgeClient(port=lab.port)
+    try:
+        return warm_expanding(
+            message,
+            plan,
+            config,
+            EdgeResolver(config.resolver_host, config.resolver_port),
+            client,
+            **kwargs,
+        )
+    finally:
+        client.close()
+
+
+def test_a_master_warms_its_whole_tree_at_every_target_and_encoding(lab: Lab) -> None:
+    # Given the title's playlists at the edges
+    serve_vod(lab)
+    message = PrewarmMessage(paths=("/premiere/master.m3u8",), targets=TARGETS, expand=True)
+    # When the master is warmed with expand
+    outcome = run(lab, message)
+    # Then every playlist, init and segment is warmed at both targets for all 4 encodings
+    assert outcome.report.failed == 0
+    assert outcome.report.tasks == len(tree()) * 2 * 4
+    wanted = {(p, h) for p, h in product(tree(), ("br, gzip", "gzip", "br", None))}
+    for edge in EDGES:
+        assert wanted <= requested(lab, edge)
+    # And the key is never asked for
+    assert not any("keys" in path for edge in EDGES for path, _ in requested(lab, edge))
+    # And the report counts, per manifest, what it expanded
+    summary = outcome.summary()
+    assert summary["rounds"] == 3  # master, media playlists, segments
+    assert summary["manifests"]["/premiere/master.m3u8"]["playlists"] == 3
+    media = summary["manifests"]["/premiere/720p/index.m3u8"]
+    assert media["segments"] == vod.SEGMENTS and media["inits"] == 1
+    assert media["warmed"] == vod.SEGMENTS + 1
+    assert media["ignored"] == {"encryption key (EXT-X-KEY / EXT-X-SESSION-KEY)": 1}
+    assert outcome.followups == []
+
+
+def test_the_body_is_read_from_the_first_target_that_served_it(lab: Lab) -> None:
+    serve_vod(lab)
+    lab.edges["127.0.0.2"].faults["/premiere/master.m3u8"] = "404"  # the first target fails
+    message = PrewarmMessage(
+        paths=("/premiere/master.m3u8",), targets=TARGETS, encodings=("gzip",), expand=True
+    )
+    outcome = run(lab, message)
+    # The master failed at us-east-1 but came whole from ap-northeast-1: the tree is warmed
+    assert outcome.manifests["/premiere/master.m3u8"].playlists == 3
+    assert ("/premiere/1080p/seg-005.m4s", "gzip") in requested(lab, "127.0.0.2")
+    # And only the master's failure is reported (to be re-enqueued like any failure)
+    assert [f.task.path for f in outcome.report.failures] == ["/premiere/master.m3u8"]
+
+
+def test_a_dash_manifest_warms_every_init_and_segment(lab: Lab) -> None:
+    serve_vod(lab)
+    message = PrewarmMessage(
+        paths=("/premiere/manifest.mpd",),
+        targets=("us-east-1",),
+        encodings=("identity",),
+        expand=True,
+    )
+    outcome = run(lab, message)
+    paths = {path for path, _ in requested(lab, "127.0.0.2")}
+    assert {p for p in tree() if p.endswith((".m4s", ".mp4"))} <= paths
+    assert outcome.manifests["/premiere/manifest.mpd"].segments == 3 * vod.SEGMENTS
+
+
+def test_over_the_task_cap_the_tree_continues_in_follow_up_messages(lab: Lab) -> None:
+    serve_vod(lab)
+    message = PrewarmMessage(
+        paths=("/premiere/master.m3u8",), targets=TARGETS, encodings=("gzip", "br"), expand=True
+    )
+    # Given room for the master and its three playlists only (4 paths × 2 × 2 = 16 tasks)
+    outcome = run(lab, message, task_budget=16)
+    assert outcome.report.tasks == 16
+    # Then the segments and inits go on in follow-up messages, expanding, same targets
+    followed = [path for m in outcome.followups for path in m.paths]
+    assert sorted(followed) == sorted(p for p in tree() if not p.endswith(".m3u8"))
+    for follow_up in outcome.followups:
+        assert follow_up.expand and follow_up.source == EXPAND_SOURCE
+        assert follow_up.targets == TARGETS and follow_up.encodings == ("gzip", "br")
+    assert outcome.manifests["/premiere/360p/index.m3u8"].continued == vod.SEGMENTS + 1
+
+
+def test_a_follow_up_message_does_not_follow_playlists(lab: Lab) -> None:
+    serve_vod(lab)
+    message = PrewarmMessage(
+        paths=("/premiere/master.m3u8",),
+        targets=("us-east-1",),
+        encodings=("identity",),
+        source=EXPAND_SOURCE,
+        expand=True,
+    )
+    outcome = run(lab, message)
+    # The master is warmed; the playlists it names are not followed (bounded depth)
+    assert {p for p, _ in requested(lab, "127.0.0.2")} == {"/premiere/master.m3u8"}
+    ignored = outcome.manifests["/premiere/master.m3u8"].ignored
+    assert ignored == {"playlist not followed from a follow-up message": 3}
+
+
+def test_a_manifest_no_target_served_is_reported_not_expanded(lab: Lab) -> None:
+    serve_vod(lab)
+    for edge in EDGES:
+        lab.edges[edge].faults["/premiere/master.m3u8"] = "404"
+    message = PrewarmMessage(paths=("/premiere/master.m3u8",), targets=TARGETS, expand=True)
+    outcome = run(lab, message)
+    assert outcome.manifests["/premiere/master.m3u8"].reason == "no target served it completely"
+    assert outcome.rounds == 1 and outcome.followups == []
+
+
+def test_a_cycle_of_playlists_is_warmed_once(lab: Lab) -> None:
+    a = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nb.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\na.m3u8\n"
+    b = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n"
+    for edge in lab.edges.values():
+        edge.documents["/c/a.m3u8"] = (a.encode(), HLS)
+        edge.documents["/c/b.m3u8"] = (b.encode(), HLS)
+    message = PrewarmMessage(
+        paths=("/c/a.m3u8",), targets=("us-east-1",), encodings=("identity",), expand=True
+    )
+    outcome = run(lab, message)
+    assert outcome.rounds == 2 and outcome.report.tasks == 2
+
+
+# ---------------------------------------------------------------- through the handler
+
+
+@pytest.fixture
+def queue_url(sqs: Any) -> str:
+    return str(sqs.create_queue(QueueName="edgefill-prewarm")["QueueUrl"])
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    buffer = io.StringIO()
+    monkeypatch.setattr(app.logger.registered_handler, "stream", buffer)
+    return buffer
+
+
+@pytest.fixture
+def worker_env(lab: Lab, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    for name, value in lab.env(
+        EDGEFILL_PREWARM_QUEUE_URL=queue_url, EDGEFILL_TARGETS="us-east-1"
+    ).items():
+        monkeypatch.setenv(name, value)
+    worker.runtime.cache_clear()
+    aws.client.cache_clear()
+    yield lab
+    worker.runtime.cache_clear()
+    aws.client.cache_clear()
+
+
+def handle(body: dict[str, Any]) -> Any:
+    event = load_event("prewarm_sqs_batch")
+    event["Records"] = [{**event["Records"][0], "messageId": "m-0", "body": json.dumps(body)}]
+    return app.handler(event, LambdaContext("edgefill-prewarm", timeout=60))
+
+
+def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        if not got.get("Messages"):
+            return bodies
+        for item in got["Messages"]:
+            bodies.append(json.loads(item["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=item["ReceiptHandle"])
+
+
+def test_the_handler_expands_and_reports_per_manifest(
+    worker_env: Lab, sqs: Any, queue_url: str, logs: io.StringIO
+) -> None:
+    serve_vod(worker_env)
+    body = {"v": 1, "type": "prewarm", "paths": ["/premiere/master.m3u8"], "expand": True}
+    assert handle(body) == {"batchItemFailures": []}
+    summary = next(
+        json.loads(line) for line in logs.getvalue().splitlines() if '"prewarm summary"' in line
+    )
+    assert summary["tasks"] == len(tree()) * 4
+    manifests = summary["expansion"]["manifests"]
+    assert manifests["/premiere/master.m3u8"]["playlists"] == 3
+    assert manifests["/premiere/1080p/index.m3u8"]["segments"] == vod.SEGMENTS
+    assert drain(sqs, queue_url) == []
+
+
+def test_the_handler_sends_the_rest_of_a_tree_too_big_for_one_message(
+    worker_env: Lab, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_vod(worker_env)
+    monkeypatch.setattr(expand, "MAX_TASKS_PER_MESSAGE", 4 * 4)  # master + 3 playlists
+    body = {"v": 1, "type": "prewarm", "paths": ["/premiere/master.m3u8"], "expand": True}
+    assert handle(body) == {"batchItemFailures": []}
+    follow_ups = drain(sqs, queue_url)
+    assert follow_ups and all(m["expand"] is True and m["source"] == "expand" for m in follow_ups)
+    assert sorted(p for m in follow_ups for p in m["paths"]) == sorted(
+        p for p in tree() if not p.endswith(".m3u8")
+    )
+
+
+def test_without_expand_a_playlist_is_warmed_like_any_path(worker_env: Lab) -> None:
+    serve_vod(worker_env)
+    body = {"v": 1, "type": "prewarm", "paths": ["/premiere/master.m3u8"]}
+    assert handle(body) == {"batchItemFailures": []}
+    assert {p for p, _ in requested(worker_env, "127.0.0.2")} == {"/premiere/master.m3u8"}
