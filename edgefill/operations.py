@@ -167,8 +167,10 @@ def prewarm_bodies(
     encodings: Sequence[str] | None,
     host: str | None,
     paths_per_message: int = DEFAULT_PATHS_PER_MESSAGE,
+    expand: bool = False,
 ) -> list[str]:
-    """Validated prewarm message bodies, ``paths_per_message`` paths (and ≤ 250 KiB) each.
+    """Validated prewarm message bodies, ``paths_per_message`` paths (and ≤ 250 KiB) each;
+    ``expand`` asks the worker to warm what playlists and manifests reference too.
 
     Each message also stays within the worker's task cap (paths × targets × encodings ≤
     ``MAX_TASKS_PER_MESSAGE``). Without ``targets`` the worker's default applies, which
@@ -212,6 +214,7 @@ def prewarm_bodies(
                     encodings=tuple(encodings) if encodings else None,
                     host=host,
                     source="manual",
+                    expand=expand,
                 )
             )
             for chunk in chunks

@@ -112,7 +112,6 @@ class ExpandOutcome:
 
 
 def warm_expanding(
-    message: PrewarmMessage,
     plan: WarmPlan,
     config: PrewarmConfig,
     resolver: EdgeResolver,
@@ -122,13 +121,14 @@ def warm_expanding(
     progress: Progress | None = None,
     task_budget: int | None = None,
     warm_function: WarmFunction = warm,
+    follow_playlists: bool = True,
 ) -> ExpandOutcome:
     """Warm ``plan``, then what its manifests reference, round after round, within
-    ``task_budget`` tasks and ``deadline``; the rest becomes follow-up messages."""
+    ``task_budget`` tasks and ``deadline``; the rest becomes follow-up messages.
+    ``follow_playlists`` False (a follow-up message) warms no playlist a manifest names."""
     targets = tuple(dict.fromkeys(plan.targets))
     encodings = tuple(dict.fromkeys(plan.encodings))
     per_path = max(1, len(targets) * len(encodings))
-    follow_playlists = message.source != EXPAND_SOURCE
     outcome = ExpandOutcome(WarmReport())
     seen = set(plan.paths)
     budget = (MAX_TASKS_PER_MESSAGE if task_budget is None else task_budget) - plan.size
@@ -175,7 +175,7 @@ def warm_expanding(
             record.warmed = sum(1 for uri in new if uri in kept)
             record.continued = len(new) - record.warmed
         left_over += overflow
-    outcome.followups = follow_up_messages(left_over, message, targets, encodings, plan.host)
+    outcome.followups = follow_up_messages(left_over, targets, encodings, plan.host)
     return outcome
 
 
@@ -196,9 +196,49 @@ def warm_message(
         )
         return report, None
     outcome = warm_expanding(
-        message, plan, config, resolver, client, settings, deadline=deadline, progress=progress
+        plan,
+        config,
+        resolver,
+        client,
+        settings,
+        deadline=deadline,
+        progress=progress,
+        follow_playlists=message.source != EXPAND_SOURCE,
     )
     return outcome.report, outcome
+
+
+def warm_tree(
+    plan: WarmPlan,
+    config: PrewarmConfig,
+    resolver: EdgeResolver,
+    client: EdgeClient,
+    settings: WarmSettings | None = None,
+    progress: Progress | None = None,
+) -> ExpandOutcome:
+    """``edgefill warm --expand``: the whole tree here and now. What a worker would send
+    on in follow-up messages is warmed in further passes, with the same rules (a pass of
+    follow-ups follows no playlist, so the passes end)."""
+    outcome = warm_expanding(plan, config, resolver, client, settings, progress=progress)
+    pending = list(outcome.followups)
+    outcome.followups = []
+    while pending:
+        follow_up = pending.pop(0)
+        more = warm_expanding(
+            WarmPlan(follow_up.paths, plan.targets, plan.encodings, plan.host),
+            config,
+            resolver,
+            client,
+            settings,
+            progress=progress,
+            follow_playlists=False,
+        )
+        _merge(outcome.report, more.report)
+        outcome.manifests.update(more.manifests)
+        outcome.rounds += more.rounds
+        outcome.expanded_paths += len(follow_up.paths) + more.expanded_paths
+        pending += more.followups
+    return outcome
 
 
 def expansion_summary(outcome: ExpandOutcome | None) -> dict[str, Any]:
@@ -237,7 +277,6 @@ def send_follow_ups(
 
 def follow_up_messages(
     paths: list[str],
-    message: PrewarmMessage,
     targets: tuple[str, ...],
     encodings: tuple[str, ...],
     host: str,

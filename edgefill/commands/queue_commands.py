@@ -43,6 +43,11 @@ def register(commands: Any) -> None:
         "--paths-per-message", type=int, default=operations.DEFAULT_PATHS_PER_MESSAGE
     )
     prewarm.add_argument("--dry-run", action="store_true", help="print the messages, send none")
+    prewarm.add_argument(
+        "--expand",
+        action="store_true",
+        help="playlists and manifests (HLS, DASH) also warm what they reference",
+    )
     prewarm.set_defaults(run=run_prewarm)
 
     backfill = commands.add_parser(
@@ -141,6 +146,7 @@ def run_prewarm(args: argparse.Namespace) -> int:
         operations.split_list(args.encodings),
         args.host,
         args.paths_per_message,
+        expand=args.expand,
     )
     return _send_or_print(args, "prewarm", bodies, len(paths))
 

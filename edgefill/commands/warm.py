@@ -54,6 +54,11 @@ def register(commands: Any) -> None:
         help="accept edges on private or loopback addresses (the lab only)",
     )
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
+    warm.add_argument(
+        "--expand",
+        action="store_true",
+        help="playlists and manifests (HLS, DASH) also warm what they reference",
+    )
     warm.set_defaults(run=run_warm)
 
 
@@ -61,6 +66,7 @@ def register(commands: Any) -> None:
 def run_warm(args: argparse.Namespace) -> int:
     from edgefill.operations import as_uri
     from prewarm_worker.engine import plan_from, warm
+    from prewarm_worker.expand import expansion_summary, warm_tree
     from prewarm_worker.worker import build_runtime
     from shared.config import ConfigError, PrewarmConfig
     from shared.messages import ENCODINGS, MessageError, PrewarmMessage
@@ -107,9 +113,15 @@ def run_warm(args: argparse.Namespace) -> int:
             failed += 0 if result.ok else 1
             progress.update(task, advance=1, failed=failed)
 
-        report = warm(plan, config, runtime.resolver, runtime.client, progress=advance)
+        expansion = None
+        if args.expand:  # video: the tree below each playlist too, in passes (bounded)
+            progress.update(task, total=None)
+            expansion = warm_tree(plan, config, runtime.resolver, runtime.client, progress=advance)
+            report = expansion.report
+        else:
+            report = warm(plan, config, runtime.resolver, runtime.client, progress=advance)
     if args.json:
-        summary = report.summary()
+        summary = report.summary() | expansion_summary(expansion)
         summary["failures"] = [
             {
                 "path": f.task.path,
@@ -123,6 +135,9 @@ def run_warm(args: argparse.Namespace) -> int:
         out.print(json.dumps(summary, indent=2), markup=False)
     else:
         _print_warm_table(report)
+        manifests = expansion.summary()["manifests"] if expansion is not None else {}
+        for path, counts in manifests.items():
+            out.print(f"expanded {path}: {json.dumps(counts)}", markup=False)
     return EXIT_OK if report.failed == 0 else EXIT_FAILED
 
 

@@ -129,22 +129,30 @@ def mpd() -> str:
     )
 
 
-def seed(origin: LabOrigin) -> VodTree:
-    """Put the title on ``origin`` (both formats, 3 renditions, the key)."""
-    objects: list[VodObject] = []
-
-    def put(path: str, data: bytes, content_type: str, kind: str) -> None:
-        origin.put(path, data, content_type=content_type)
-        objects.append(VodObject(path, content_type, len(data), kind))
-
-    put(f"{PREFIX}/master.m3u8", master_playlist().encode(), HLS_TYPE, "manifest")
-    put(f"{PREFIX}/manifest.mpd", mpd().encode(), DASH_TYPE, "manifest")
+def _files() -> list[tuple[str, bytes, str, str]]:
+    """(path, bytes, content type, kind) of every object of the title."""
+    files = [
+        (f"{PREFIX}/master.m3u8", master_playlist().encode(), HLS_TYPE, "manifest"),
+        (f"{PREFIX}/manifest.mpd", mpd().encode(), DASH_TYPE, "manifest"),
+    ]
     for name, _, segment_bytes in RENDITIONS:
         base = f"{PREFIX}/{name}"
-        put(f"{base}/index.m3u8", media_playlist().encode(), HLS_TYPE, "playlist")
-        put(f"{base}/init.mp4", _bytes(f"init {name}", 700), "video/mp4", "init")
+        files.append((f"{base}/index.m3u8", media_playlist().encode(), HLS_TYPE, "playlist"))
+        files.append((f"{base}/init.mp4", _bytes(f"init {name}", 700), "video/mp4", "init"))
         for number in range(SEGMENTS):
             data = _bytes(f"{name} {number}", segment_bytes)
-            put(f"{base}/seg-{number:03d}.m4s", data, "video/iso.segment", "segment")
-    put(f"{PREFIX}/keys/premiere.key", _bytes("key", 16), "application/octet-stream", "key")
-    return VodTree(tuple(objects))
+            files.append((f"{base}/seg-{number:03d}.m4s", data, "video/iso.segment", "segment"))
+    key = (f"{PREFIX}/keys/premiere.key", _bytes("key", 16), "application/octet-stream", "key")
+    return [*files, key]
+
+
+def title() -> VodTree:
+    """The title's layout (nothing is served)."""
+    return VodTree(tuple(VodObject(p, t, len(data), kind) for p, data, t, kind in _files()))
+
+
+def seed(origin: LabOrigin) -> VodTree:
+    """Put the title on ``origin`` (both formats, 3 renditions, the key)."""
+    for path, data, content_type, _ in _files():
+        origin.put(path, data, content_type=content_type)
+    return title()

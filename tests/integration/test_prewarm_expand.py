@@ -60,11 +60,11 @@ def run(lab: Lab, message: PrewarmMessage, **kwargs: Any) -> expand.ExpandOutcom
     client = EdgeClient(port=lab.port)
     try:
         return warm_expanding(
-            message,
             plan,
             config,
             EdgeResolver(config.resolver_host, config.resolver_port),
             client,
+            follow_playlists=message.source != EXPAND_SOURCE,
             **kwargs,
         )
     finally:
