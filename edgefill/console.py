@@ -58,9 +58,12 @@ def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
 @contextlib.contextmanager
 def redirected(file: IO[str]) -> Iterator[None]:
     """Send both consoles to ``file`` for the duration (the demo's narration)."""
-    previous = out.file, err.file
+    # rich's ``file`` reads sys.stdout/sys.stderr at each use until set; restoring the
+    # private ``_file`` (None then) keeps that, where restoring ``file`` would pin the
+    # consoles to whatever stream sys.stdout was at the time (a test's capture).
+    previous = out._file, err._file
     out.file = err.file = file
     try:
         yield
     finally:
-        out.file, err.file = previous
+        out._file, err._file = previous
