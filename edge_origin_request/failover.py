@@ -26,6 +26,7 @@ from edge_origin_request.log_lines import log_error, log_queued, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
 from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, to_json
+from shared.redact import redact_query
 
 MARKER_HEADER: Final = "x-edgefill-queue"
 OWN_HEADER_PREFIX: Final = "x-edgefill-"
@@ -132,7 +133,9 @@ def _report_failover(
         reporter.report(queue_url, message)
     except Exception as error:  # the sender's failure; the viewer's request goes on
         problem = getattr(error, "problem", type(error).__name__)
-        reason = getattr(error, "reason", str(error))
+        reason = str(getattr(error, "reason", error))
+        if message.query:  # an error that quotes the message body quotes the raw query too
+            reason = reason.replace(message.query, redact_query(message.query))
         log_error(problem, reason, requestId=request_id, uri=message.uri, queue=queue_url)
 
 
