@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
 from backfill_worker.lease import Lease, SingleFlight
+from backfill_worker.missing import MISSING_STATUSES, MissingPaths
 from shared import aws
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
@@ -47,6 +48,7 @@ _SKIP_LOG_LEVEL: Final = {
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
+    "missing": logging.INFO,
 }
 
 
@@ -95,6 +97,7 @@ class Backfiller:
     logger: Logger
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time  # missing-path markers outlive a worker
 
     # Time kept back at the end of an invocation to abort an unfinished upload and release
     # the lease (a few S3 calls, plus a part upload already under way).
@@ -164,6 +167,8 @@ class Backfiller:
         try:
             if self.store.exists(key.key):
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
+            missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
+            self._skip_if_missing(missing, key)
             flight = SingleFlight(self.store)
             owner, seconds = _owner_and_seconds(context)
             lease = flight.acquire(key.key, owner, seconds)
@@ -172,7 +177,8 @@ class Backfiller:
             try:
                 if self.store.exists(key.key):  # copied while we waited for the lease
                     raise _Skip("exists", f"{key.key!r} is already in the bucket")
-                result = self._copy(message, key, context)
+                self._skip_if_missing(missing, key)  # found missing while we waited
+                result = self._copy(message, key, context, missing)
             finally:
                 self._release(flight, lease)
         except StoreError as error:
@@ -186,8 +192,22 @@ class Backfiller:
             result.size,
         )
 
+    def _skip_if_missing(self, missing: MissingPaths, key: ObjectKey) -> None:
+        known = missing.recall(key.key)
+        if known is not None:
+            left = max(0, round(known.until - self.wall_clock()))
+            raise _Skip(
+                "missing",
+                f"the origin answered {known.status} for {key.key!r}; not asked again "
+                f"for {left} s (EDGEFILL_MISSING_TTL)",
+            )
+
     def _copy(
-        self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
+        self,
+        message: BackfillMessage,
+        key: ObjectKey,
+        context: InvocationContext | None,
+        missing: MissingPaths,
     ) -> CopyResult:
         query = message.query if self.config.query == "forward" else ""
         url = self.origin.url_for(message.uri, query)
@@ -195,6 +215,8 @@ class Backfiller:
         try:
             result = copy_object(self.origin, self.store, key.key, url, self.plan(context))
         except OriginError as error:
+            if error.status in MISSING_STATUSES:
+                self._remember_missing(missing, key, error.status)
             if error.permanent:
                 raise _Skip(error.kind, error.reason) from error
             raise TransientFailure(error.kind, error.reason) from error
@@ -224,6 +246,15 @@ class Backfiller:
             )
             self._count("Skipped", "appeared")
         return result
+
+    def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
+        try:
+            missing.remember(key.key, status)
+        except StoreError as error:
+            # The 404 outcome stands; only the next failover may ask the origin again.
+            self.logger.warning(
+                "missing-path marker not written", extra={"key": key.key, "detail": str(error)}
+            )
 
     def _release(self, flight: SingleFlight, lease: Lease) -> None:
         try:
