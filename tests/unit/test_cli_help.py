@@ -6,15 +6,28 @@ from __future__ import annotations
 import pytest
 
 from edgefill import cli
-from edgefill.commands import lab, queue_commands, warm
+from edgefill.commands import estimate, lab, queue_commands, warm
 
 # (argv before --help, the module that registers it, phrases its help must contain)
 HELP_TEXTS = [
-    (["prewarm"], queue_commands, ["Queue prewarm messages", "--targets", "--dry-run", "--stack"]),
+    (
+        ["prewarm"],
+        queue_commands,
+        ["Queue prewarm messages", "--targets", "--dry-run", "--stack", "--max-bytes", "--max-usd"],
+    ),
     (["backfill"], queue_commands, ["Queue backfill messages", "--host", "--paths-file"]),
     (["status"], queue_commands, ["oldest message's age", "--json", "--backfill-dlq-url"]),
     (["redrive"], queue_commands, ["message move task", "--queue", "--wait"]),
-    (["warm"], warm, ["prewarm worker's engine", "--distribution-domain", "--region-subnets"]),
+    (
+        ["warm"],
+        warm,
+        ["prewarm worker's engine", "--region-subnets", "--max-bytes", "--max-usd", "--bucket"],
+    ),
+    (
+        ["estimate"],
+        estimate,
+        ["dated public price table", "--targets", "--origin-url", "--prices", "--json", "--stack"],
+    ),
     (["lab"], lab, ["The local lab", "up"]),
     (["lab", "up"], lab, ["until Ctrl-C", "--edge-port", "--no-pollers", "--large-mib"]),
     (["demo"], lab, ["narrated and checked"]),
@@ -42,7 +55,7 @@ def test_top_level_help_lists_every_registered_command(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    for command in ("prewarm", "backfill", "status", "redrive", "warm", "lab", "demo"):
+    for command in ("prewarm", "backfill", "status", "redrive", "estimate", "warm", "lab", "demo"):
         assert command in text
 
 
