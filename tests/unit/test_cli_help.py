@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edgefill import cli
-from edgefill.commands import estimate, lab, queue_commands, warm
+from edgefill.commands import doctor, estimate, lab, queue_commands, warm
 
 # (argv before --help, the module that registers it, phrases its help must contain)
 HELP_TEXTS = [
@@ -27,6 +27,11 @@ HELP_TEXTS = [
         ["estimate"],
         estimate,
         ["dated public price table", "--targets", "--origin-url", "--prices", "--json", "--stack"],
+    ),
+    (
+        ["doctor"],
+        doctor,
+        ["origin group", "Exit 0 when every check passes", "--canary", "--json", "--stack"],
     ),
     (["lab"], lab, ["The local lab", "up"]),
     (["lab", "up"], lab, ["until Ctrl-C", "--edge-port", "--no-pollers", "--large-mib"]),
@@ -55,7 +60,8 @@ def test_top_level_help_lists_every_registered_command(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    for command in ("prewarm", "backfill", "status", "redrive", "estimate", "warm", "lab", "demo"):
+    commands = ("prewarm", "backfill", "status", "redrive", "estimate", "doctor", "warm", "lab")
+    for command in (*commands, "demo"):
         assert command in text
 
 
