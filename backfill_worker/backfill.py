@@ -32,8 +32,9 @@ from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, PrewarmMessage, parse_backfill, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
-from shared.origin import OriginClient, OriginError
+from shared.origin import DeadlinePassed, OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
+from shared.redact import query_names
 
 SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
@@ -47,6 +48,7 @@ _SKIP_LOG_LEVEL: Final = {
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
+    "query": logging.INFO,
 }
 
 
@@ -99,11 +101,14 @@ class Backfiller:
     # the lease (a few S3 calls, plus a part upload already under way).
     deadline_reserve_seconds: float = 30.0
 
+    def _seconds_left(self, context: InvocationContext) -> float:
+        """Copy budget left in the invocation: its remaining time minus the reserve."""
+        return context.get_remaining_time_in_millis() / 1000 - self.deadline_reserve_seconds
+
     def plan(self, context: InvocationContext | None) -> CopyPlan:
         deadline = None
         if context is not None:
-            remaining = context.get_remaining_time_in_millis() / 1000
-            deadline = time.monotonic() + remaining - self.deadline_reserve_seconds
+            deadline = time.monotonic() + self._seconds_left(context)
         return CopyPlan(
             max_object_bytes=self.config.max_object_bytes,
             part_bytes=self.config.part_bytes,
@@ -140,16 +145,23 @@ class Backfiller:
             raise _Skip("bad_message", f"message rejected: {error}") from None
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
-        except InvalidKey as error:
-            raise _Skip("bad_key", f"uri rejected: {error}") from None
+        except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
+            raise _Skip(error.reason, f"uri rejected: {error}") from None
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
+        if self.config.query == "forward" and message.query:
+            # The bucket holds one object per path: one viewer's query must not pick it.
+            raise _Skip("query", f"query with parameters {query_names(message.query)} not copied")
         return message, key
 
     def _backfill_key(
         self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
     ) -> Outcome:
+        if context is not None and self._seconds_left(context) <= 0:
+            # A record behind a long copy in its batch: starting it could not finish in
+            # time, so it goes back to the queue untouched.
+            raise TransientFailure("deadline", "no copy budget left in this invocation")
         try:
             if self.store.exists(key.key):
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
@@ -183,6 +195,8 @@ class Backfiller:
         started = self.clock()
         try:
             result = copy_object(self.origin, self.store, key.key, url, self.plan(context))
+        except DeadlinePassed as error:
+            raise TransientFailure("deadline", error.reason) from error
         except OriginError as error:
             if error.permanent:
                 raise _Skip("origin", error.reason) from error
@@ -233,10 +247,8 @@ class Backfiller:
         queue = self.config.prewarm_queue_url
         if queue is None or self.sqs is None:
             return
-        path = message.uri
-        if self.config.query == "forward" and message.query:
-            path += "?" + message.query
-        body = to_json(PrewarmMessage(paths=(path,), source=SERVICE))
+        # The copy is the path's object: the prewarm warms the path, never a viewer's query.
+        body = to_json(PrewarmMessage(paths=(message.uri,), source=SERVICE))
         try:
             report = send_messages(self.sqs, queue, [body])
             failure = None if report.ok else str(report.failed)
