@@ -100,6 +100,7 @@ class ExpandOutcome:
     followups: list[PrewarmMessage] = field(default_factory=list)
     rounds: int = 0
     expanded_paths: int = 0  # referenced paths warmed in this message
+    capped_paths: int = 0  # referenced paths left out by the byte cap (EDGEFILL_MAX_WARM_BYTES)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,7 @@ class ExpandOutcome:
             "expandedPaths": self.expanded_paths,
             "followUpMessages": len(self.followups),
             "followUpPaths": sum(len(m.paths) for m in self.followups),
+            "cappedPaths": self.capped_paths,
             "manifests": {path: m.as_dict() for path, m in self.manifests.items()},
         }
 
@@ -122,10 +124,14 @@ def warm_expanding(
     task_budget: int | None = None,
     warm_function: WarmFunction = warm,
     follow_playlists: bool = True,
+    max_bytes: int | None = None,
 ) -> ExpandOutcome:
     """Warm ``plan``, then what its manifests reference, round after round, within
     ``task_budget`` tasks and ``deadline``; the rest becomes follow-up messages.
-    ``follow_playlists`` False (a follow-up message) warms no playlist a manifest names."""
+    ``follow_playlists`` False (a follow-up message) warms no playlist a manifest names.
+    ``max_bytes`` bounds the downloads of every round together: once reached, no round
+    starts and no follow-up is sent (the references left are counted in ``capped_paths``),
+    as the byte cap leaves tasks out rather than sending them on."""
     targets = tuple(dict.fromkeys(plan.targets))
     encodings = tuple(dict.fromkeys(plan.encodings))
     per_path = max(1, len(targets) * len(encodings))
@@ -139,6 +145,10 @@ def warm_expanding(
         if outcome.rounds > 1:
             outcome.expanded_paths += len(current)
         tracker = _ManifestTracker(targets)
+        left = None if max_bytes is None else max_bytes - outcome.report.bytes
+        if left is not None and left <= 0:
+            outcome.capped_paths += len(current)
+            break
         report = warm_function(
             WarmPlan(tuple(current), targets, encodings, plan.host),
             config,
@@ -147,6 +157,7 @@ def warm_expanding(
             settings,
             progress=_both(tracker.record, progress),
             deadline=deadline,
+            max_bytes=left,
         )
         _merge(outcome.report, report)
         children: list[str] = []
@@ -174,7 +185,10 @@ def warm_expanding(
         for record, new in found_here:
             record.warmed = sum(1 for uri in new if uri in kept)
             record.continued = len(new) - record.warmed
-        left_over += overflow
+        if max_bytes is not None and outcome.report.bytes >= max_bytes:
+            outcome.capped_paths += len(overflow)  # the byte cap sends nothing on
+        else:
+            left_over += overflow
     outcome.followups = follow_up_messages(left_over, targets, encodings, plan.host)
     return outcome
 
@@ -188,11 +202,20 @@ def warm_message(
     settings: WarmSettings | None = None,
     deadline: float | None = None,
     progress: Progress | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[WarmReport, ExpandOutcome | None]:
-    """The warm of one message: expanding when it asks for it, else the plain engine."""
+    """The warm of one message: expanding when it asks for it, else the plain engine.
+    ``max_bytes`` (EDGEFILL_MAX_WARM_BYTES) bounds every round together."""
     if not message.expand:
         report = warm(
-            plan, config, resolver, client, settings, progress=progress, deadline=deadline
+            plan,
+            config,
+            resolver,
+            client,
+            settings,
+            progress=progress,
+            deadline=deadline,
+            max_bytes=max_bytes,
         )
         return report, None
     outcome = warm_expanding(
@@ -204,6 +227,7 @@ def warm_message(
         deadline=deadline,
         progress=progress,
         follow_playlists=message.source != EXPAND_SOURCE,
+        max_bytes=max_bytes,
     )
     return outcome.report, outcome
 
@@ -423,6 +447,7 @@ def _merge(total: WarmReport, report: WarmReport) -> None:
         into.pop_mismatches += totals.pop_mismatches
         into.error = into.error or totals.error
     total.failures.extend(report.failures)
+    total.capped.extend(report.capped)
     total.dns_queries += report.dns_queries
     total.connections += report.connections
     total.seconds += report.seconds

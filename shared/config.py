@@ -34,6 +34,10 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
+# How long an origin 404/410 is remembered; markers expire by lifecycle after a day, so a
+# longer memory could not be kept anyway.
+DEFAULT_MISSING_TTL: Final = 300
+MAX_MISSING_TTL: Final = 86400
 # Objects a copied playlist or manifest may queue (EDGEFILL_EXPAND_MAX); a 10-hour VOD
 # rendition of 2 s segments holds 18,000.
 DEFAULT_EXPAND_MAX: Final = 20_000
@@ -68,6 +72,8 @@ class BackfillConfig:
     bucket_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
+    # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
+    missing_ttl: int = DEFAULT_MISSING_TTL
     # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
     # references. Off unless EDGEFILL_EXPAND_PLAYLISTS=true (the template turns it on).
     backfill_queue_url: str | None = None
@@ -121,6 +127,9 @@ class BackfillConfig:
             parts_in_flight=_bounded_int(
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
             ),
+            missing_ttl=_bounded_int(
+                env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
+            ),
             **_expansion(env),
         )
 
@@ -149,6 +158,8 @@ class PrewarmConfig:
     # addresses (EDGEFILL_ALLOW_PRIVATE_EDGES: the lab and the tests only).
     allowed_hosts: tuple[str, ...] = ()
     allow_private_edges: bool = False
+    # Bytes one message may download before no new warm starts (None: no cap).
+    max_warm_bytes: int | None = None
 
     @property
     def port(self) -> int:
@@ -209,6 +220,7 @@ class PrewarmConfig:
                 for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
             ),
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
+            max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
         )
 
 
@@ -265,6 +277,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(name, f"must be positive, got {value}")
     return value
+
+
+def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
+    """A positive whole number, or None when the variable is unset or empty."""
+    if not env.get(name, "").strip():
+        return None
+    return _positive_int(env, name, 0)
 
 
 def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

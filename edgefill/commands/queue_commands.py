@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgefill import operations
-from edgefill.commands import aws_flags
+from edgefill.commands import aws_flags, sizing
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out, print_note
 from edgefill.operations import OperatorError
 from edgefill.stack import read_stack
@@ -43,6 +43,7 @@ def register(commands: Any) -> None:
         "--paths-per-message", type=int, default=operations.DEFAULT_PATHS_PER_MESSAGE
     )
     prewarm.add_argument("--dry-run", action="store_true", help="print the messages, send none")
+    sizing.add_cap_flags(prewarm, with_stack=False)
     prewarm.add_argument(
         "--expand",
         action="store_true",
@@ -148,6 +149,15 @@ def run_prewarm(args: argparse.Namespace) -> int:
         args.paths_per_message,
         expand=args.expand,
     )
+    refused = sizing.refuse_over_caps(
+        args,
+        [operations.as_uri(where, path) for where, path in paths],
+        operations.split_list(args.targets) or [],
+        operations.split_list(args.encodings) or [],
+        [len(body.encode()) for body in bodies],
+    )
+    if refused is not None:
+        return refused
     return _send_or_print(args, "prewarm", bodies, len(paths))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgefill.commands import sizing
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
 from edgefill.operations import OperatorError, read_paths, split_list
 
@@ -54,6 +55,7 @@ def register(commands: Any) -> None:
         help="accept edges on private or loopback addresses (the lab only)",
     )
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
+    sizing.add_cap_flags(warm, with_stack=True)
     warm.add_argument(
         "--expand",
         action="store_true",
@@ -94,6 +96,9 @@ def run_warm(args: argparse.Namespace) -> int:
         )
     except MessageError as error:
         raise OperatorError(f"--{error.field.split('[')[0]}: {error.reason}") from None
+    refused = sizing.refuse_over_caps(args, paths, targets, encodings)
+    if refused is not None:
+        return refused
     runtime = build_runtime(config)
     plan = plan_from(paths, targets, encodings, config.viewer_host)
     with Progress(

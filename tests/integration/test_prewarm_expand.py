@@ -260,3 +260,19 @@ def test_without_expand_a_playlist_is_warmed_like_any_path(worker_env: Lab) -> N
     body = {"v": 1, "type": "prewarm", "paths": ["/premiere/master.m3u8"]}
     assert handle(body) == {"batchItemFailures": []}
     assert {p for p, _ in requested(worker_env, "127.0.0.2")} == {"/premiere/master.m3u8"}
+
+
+def test_the_byte_cap_bounds_every_round_and_sends_nothing_on(lab: Lab) -> None:
+    serve_vod(lab)
+    message = PrewarmMessage(
+        paths=("/premiere/master.m3u8",),
+        targets=("us-east-1",),
+        encodings=("identity",),
+        expand=True,
+    )
+    # Given a cap the master alone reaches
+    outcome = run(lab, message, max_bytes=len(vod.master_playlist()))
+    # Then the playlists it names are left out, counted, and not sent on
+    assert outcome.report.tasks == 1 and outcome.followups == []
+    assert outcome.capped_paths == 3
+    assert outcome.summary()["cappedPaths"] == 3

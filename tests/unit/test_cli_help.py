@@ -6,15 +6,33 @@ from __future__ import annotations
 import pytest
 
 from edgefill import cli
-from edgefill.commands import lab, queue_commands, warm
+from edgefill.commands import doctor, estimate, lab, queue_commands, warm
 
 # (argv before --help, the module that registers it, phrases its help must contain)
 HELP_TEXTS = [
-    (["prewarm"], queue_commands, ["Queue prewarm messages", "--targets", "--dry-run", "--stack"]),
+    (
+        ["prewarm"],
+        queue_commands,
+        ["Queue prewarm messages", "--targets", "--dry-run", "--stack", "--max-bytes", "--max-usd"],
+    ),
     (["backfill"], queue_commands, ["Queue backfill messages", "--host", "--paths-file"]),
     (["status"], queue_commands, ["oldest message's age", "--json", "--backfill-dlq-url"]),
     (["redrive"], queue_commands, ["message move task", "--queue", "--wait"]),
-    (["warm"], warm, ["prewarm worker's engine", "--distribution-domain", "--region-subnets"]),
+    (
+        ["warm"],
+        warm,
+        ["prewarm worker's engine", "--region-subnets", "--max-bytes", "--max-usd", "--bucket"],
+    ),
+    (
+        ["estimate"],
+        estimate,
+        ["dated public price table", "--targets", "--origin-url", "--prices", "--json", "--stack"],
+    ),
+    (
+        ["doctor"],
+        doctor,
+        ["origin group", "Exit 0 when every check passes", "--canary", "--json", "--stack"],
+    ),
     (["lab"], lab, ["The local lab", "up"]),
     (["lab", "up"], lab, ["until Ctrl-C", "--edge-port", "--no-pollers", "--large-mib"]),
     (["demo"], lab, ["narrated and checked"]),
@@ -42,7 +60,8 @@ def test_top_level_help_lists_every_registered_command(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
-    for command in ("prewarm", "backfill", "status", "redrive", "warm", "lab", "demo"):
+    commands = ("prewarm", "backfill", "status", "redrive", "estimate", "doctor", "warm", "lab")
+    for command in (*commands, "demo"):
         assert command in text
 
 

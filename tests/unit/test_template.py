@@ -49,7 +49,7 @@ REQUIRED_OUTPUTS = {
     "EdgeFunctionVersionArn",
 }
 # Light modules of shared/ the edge artifact carries (Makefile EDGE_SHARED).
-EDGE_SHARED = {"messages", "keys", "queues"}
+EDGE_SHARED = {"messages", "keys", "queues", "redact"}
 Template = dict[str, Any]
 
 
@@ -784,6 +784,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_REGION_SUBNETS",
         "EDGEFILL_EDGE_PORT",
         "EDGEFILL_PREWARM_QUEUE_URL",
+        "EDGEFILL_MAX_WARM_BYTES",
     }
     # When the template's EDGEFILL_* variables are listed
     for function, allowed in (
