@@ -139,6 +139,8 @@ class PrewarmConfig:
     # addresses (EDGEFILL_ALLOW_PRIVATE_EDGES: the lab and the tests only).
     allowed_hosts: tuple[str, ...] = ()
     allow_private_edges: bool = False
+    # Bytes one message may download before no new warm starts (None: no cap).
+    max_warm_bytes: int | None = None
 
     @property
     def port(self) -> int:
@@ -199,6 +201,7 @@ class PrewarmConfig:
                 for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
             ),
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
+            max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
         )
 
 
@@ -233,6 +236,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(name, f"must be positive, got {value}")
     return value
+
+
+def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
+    """A positive whole number, or None when the variable is unset or empty."""
+    if not env.get(name, "").strip():
+        return None
+    return _positive_int(env, name, 0)
 
 
 def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
