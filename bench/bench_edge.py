@@ -392,7 +392,7 @@ def main() -> int:
     print(f"enqueue: median {enqueue_median:.2f} ms, p99 {enqueue_p99:.2f} ms over "
           f"{ENQUEUE_EVENTS} failovers (bare boto3 send_message {send_median:.2f} ms, "
           f"ratio {enqueue_median / send_median:.2f}x)")  # fmt: skip
-    print(f"first failover of a container (SQS client creation included): {first_ms:.1f} ms")
+    print(f"first failover of a container (SQS client built at init): {first_ms:.1f} ms")
     print(f"1000 identical failovers -> {identical} message(s)")
     print(f"cold import: edge_origin_request.app {module_ms:.1f} ms, botocore + SQS client "
           f"{boto_ms:.1f} ms "
