@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
 from backfill_worker.lease import Lease, SingleFlight
+from backfill_worker.missing import MISSING_STATUSES, MissingPaths
 from shared import aws
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
@@ -34,19 +35,22 @@ from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
+from shared.redact import query_names
 
 SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
 DEFAULT_LEASE_SECONDS: Final = 900.0
 # Bad input is an error someone must look at; a key already there or being copied is the
-# normal case of a hot miss; anything else (unsafe, oversize, origin 4xx) is a warning.
+# normal case of a hot miss; anything else (uncacheable, oversize, origin 4xx) is a warning.
 _SKIP_LOG_LEVEL: Final = {
     "bad_message": logging.ERROR,
     "bad_key": logging.ERROR,
+    "missing": logging.INFO,  # a path the origin does not have, remembered
     "exists": logging.INFO,
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
+    "query": logging.INFO,
 }
 
 
@@ -77,10 +81,11 @@ class Outcome:
 
 
 class _Skip(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.directive = directive
 
 
 @dataclass
@@ -94,16 +99,20 @@ class Backfiller:
     logger: Logger
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time  # missing-path markers outlive a worker
 
     # Time kept back at the end of an invocation to abort an unfinished upload and release
     # the lease (a few S3 calls, plus a part upload already under way).
     deadline_reserve_seconds: float = 30.0
 
+    def _seconds_left(self, context: InvocationContext) -> float:
+        """Copy budget left in the invocation: its remaining time minus the reserve."""
+        return context.get_remaining_time_in_millis() / 1000 - self.deadline_reserve_seconds
+
     def plan(self, context: InvocationContext | None) -> CopyPlan:
         deadline = None
         if context is not None:
-            remaining = context.get_remaining_time_in_millis() / 1000
-            deadline = time.monotonic() + remaining - self.deadline_reserve_seconds
+            deadline = time.monotonic() + self._seconds_left(context)
         return CopyPlan(
             max_object_bytes=self.config.max_object_bytes,
             part_bytes=self.config.part_bytes,
@@ -122,7 +131,10 @@ class Backfiller:
             log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
                 level, self.logger.warning
             )
-            log("backfill skipped", extra={"reason": skip.reason, "detail": skip.detail})
+            extra = {"reason": skip.reason, "detail": skip.detail}
+            if skip.directive is not None:
+                extra["directive"] = skip.directive
+            log("backfill skipped", extra=extra)
             self._count("Skipped", skip.reason)
             return Outcome("skipped", skip.reason)
         except TransientFailure as failure:
@@ -140,19 +152,28 @@ class Backfiller:
             raise _Skip("bad_message", f"message rejected: {error}") from None
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
-        except InvalidKey as error:
-            raise _Skip("bad_key", f"uri rejected: {error}") from None
+        except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
+            raise _Skip(error.reason, f"uri rejected: {error}") from None
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
+        if self.config.query == "forward" and message.query:
+            # The bucket holds one object per path: one viewer's query must not pick it.
+            raise _Skip("query", f"query with parameters {query_names(message.query)} not copied")
         return message, key
 
     def _backfill_key(
         self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
     ) -> Outcome:
+        if context is not None and self._seconds_left(context) <= 0:
+            # A record behind a long copy in its batch: starting it could not finish in
+            # time, so it goes back to the queue untouched.
+            raise TransientFailure("deadline", "no copy budget left in this invocation")
         try:
             if self.store.exists(key.key):
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
+            missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
+            self._skip_if_missing(missing, key)
             flight = SingleFlight(self.store)
             owner, seconds = _owner_and_seconds(context)
             lease = flight.acquire(key.key, owner, seconds)
@@ -161,7 +182,8 @@ class Backfiller:
             try:
                 if self.store.exists(key.key):  # copied while we waited for the lease
                     raise _Skip("exists", f"{key.key!r} is already in the bucket")
-                result = self._copy(message, key, context)
+                self._skip_if_missing(missing, key)  # found missing while we waited
+                result = self._copy(message, key, context, missing)
             finally:
                 self._release(flight, lease)
         except StoreError as error:
@@ -175,8 +197,22 @@ class Backfiller:
             result.size,
         )
 
+    def _skip_if_missing(self, missing: MissingPaths, key: ObjectKey) -> None:
+        known = missing.recall(key.key)
+        if known is not None:
+            left = max(0, round(known.until - self.wall_clock()))
+            raise _Skip(
+                "missing",
+                f"the origin answered {known.status} for {key.key!r}; not asked again "
+                f"for {left} s (EDGEFILL_MISSING_TTL)",
+            )
+
     def _copy(
-        self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
+        self,
+        message: BackfillMessage,
+        key: ObjectKey,
+        context: InvocationContext | None,
+        missing: MissingPaths,
     ) -> CopyResult:
         query = message.query if self.config.query == "forward" else ""
         url = self.origin.url_for(message.uri, query)
@@ -184,19 +220,16 @@ class Backfiller:
         try:
             result = copy_object(self.origin, self.store, key.key, url, self.plan(context))
         except OriginError as error:
+            if error.status in MISSING_STATUSES:
+                self._remember_missing(missing, key, error.status)
             if error.permanent:
-                raise _Skip("origin", error.reason) from error
-            raise TransientFailure("origin", error.reason) from error
+                raise _Skip(error.kind, error.reason) from error
+            raise TransientFailure(error.kind, error.reason) from error
         except CopyRefused as error:
-            raise _Skip(error.reason, error.detail) from error
+            raise _Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         seconds = self.clock() - started
-        if result.dropped_headers:
-            self.logger.warning(
-                "origin headers not kept",
-                extra={"key": key.key, "headers": list(result.dropped_headers)},
-            )
         if result.created:
             self.logger.info(
                 "backfill copied",
@@ -205,6 +238,8 @@ class Backfiller:
                     "bytes": result.size,
                     "seconds": round(seconds, 3),
                     "mode": result.mode,
+                    # Every origin header the copy does not carry, and why.
+                    "droppedHeaders": dict(result.dropped_headers),
                 },
             )
             self.metrics.add_metric(name="ObjectsCopied", unit=MetricUnit.Count, value=1)
@@ -216,6 +251,15 @@ class Backfiller:
             )
             self._count("Skipped", "appeared")
         return result
+
+    def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
+        try:
+            missing.remember(key.key, status)
+        except StoreError as error:
+            # The 404 outcome stands; only the next failover may ask the origin again.
+            self.logger.warning(
+                "missing-path marker not written", extra={"key": key.key, "detail": str(error)}
+            )
 
     def _release(self, flight: SingleFlight, lease: Lease) -> None:
         try:
@@ -233,10 +277,8 @@ class Backfiller:
         queue = self.config.prewarm_queue_url
         if queue is None or self.sqs is None:
             return
-        path = message.uri
-        if self.config.query == "forward" and message.query:
-            path += "?" + message.query
-        body = to_json(PrewarmMessage(paths=(path,), source=SERVICE))
+        # The copy is the path's object: the prewarm warms the path, never a viewer's query.
+        body = to_json(PrewarmMessage(paths=(message.uri,), source=SERVICE))
         try:
             report = send_messages(self.sqs, queue, [body])
             failure = None if report.ok else str(report.failed)

@@ -34,6 +34,10 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
+# How long an origin 404/410 is remembered; markers expire by lifecycle after a day, so a
+# longer memory could not be kept anyway.
+DEFAULT_MISSING_TTL: Final = 300
+MAX_MISSING_TTL: Final = 86400
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,6 +68,8 @@ class BackfillConfig:
     bucket_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
+    # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
+    missing_ttl: int = DEFAULT_MISSING_TTL
 
     @property
     def origin_host(self) -> str:
@@ -111,6 +117,9 @@ class BackfillConfig:
             ),
             parts_in_flight=_bounded_int(
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
+            ),
+            missing_ttl=_bounded_int(
+                env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),
         )
 

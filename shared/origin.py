@@ -5,7 +5,8 @@ The backfill stores the origin's bytes exactly as served, so every request asks 
 ``decode_content=False``: a gzip body stays gzip, with its Content-Encoding kept by the
 caller. Requests carry no cookies and no credentials (``trust_env`` is off, so neither
 ``.netrc`` nor proxy variables can add any, and the cookie jar accepts nothing).
-Redirects are followed by hand, only to the origin's own scheme, host and port.
+Redirects are never followed: a redirect's target is not the resource the key names
+(the caller refuses it), and no request goes to a URL the worker did not build itself.
 
 Each thread has its own ``requests.Session`` (sessions are not documented as
 thread-safe), so parallel ranged GETs reuse their connections without sharing state.
@@ -13,42 +14,72 @@ thread-safe), so parallel ranged GETs reuse their connections without sharing st
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
+from shared.read_deadline import ReadBudget, WatchedAdapter, armed
+
 # Connect fast or give up; between two reads of a slow origin allow a generous pause.
 CONNECT_TIMEOUT: Final = 5.0
 READ_TIMEOUT: Final = 30.0
-MAX_REDIRECTS: Final = 5
 # Size of one socket read; a part is assembled from reads of at most this size.
 READ_CHUNK: Final = 1024 * 1024
-_REDIRECTS = {301, 302, 303, 307, 308}
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_REDIRECTS = range(300, 400)
+_CONDITIONAL = frozenset({"If-None-Match", "If-Modified-Since"})
+_RANGED = frozenset({"Range", "If-Range"})
+# What a read from the origin may raise besides OriginError: urllib3 and requests errors,
+# socket errors, and http.client's (an invalid status line or chunk size).
+_READ_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    OSError,
+    ValueError,
+)
+# ASCII digits only, and few enough that int() stays cheap and cannot raise.
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)")
+_LENGTH = re.compile(r"[0-9]{1,30}")
 USER_AGENT: Final = "edgefill-backfill/1"
 
 
 class OriginError(Exception):
     """The origin did not deliver; ``permanent`` tells whether a retry could help."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(
+        self, reason: str, *, permanent: bool, status: int | None = None, kind: str = "origin"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.status = status  # the origin's HTTP status, when it answered with an error
+        self.kind = kind  # the outcome's name in logs and metrics: origin, bad_header, ...
+
+
+class DeadlinePassed(OriginError):
+    """The copy's read budget ran out before the origin delivered (transient)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} outlasted the invocation's copy budget", permanent=False, kind="deadline"
+        )
 
 
 class OriginResponse:
     """A streaming 200 response whose body is read raw (undecoded)."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, budget: ReadBudget | None = None) -> None:
         self._response = response
+        self._budget = budget
         self.status = response.status_code
         self.headers = response.headers
         self.url = response.url
@@ -57,16 +88,34 @@ class OriginResponse:
     @property
     def content_length(self) -> int | None:
         """The declared length, or None (chunked or absent)."""
-        return _int_header(self.headers.get("Content-Length"))
+        try:
+            return declared_length(self.headers.get("Content-Length"))
+        except ValueError:
+            return None  # refused before any body is read (backfill_worker/storable.py)
 
     @property
     def accepts_ranges(self) -> bool:
         """True when the origin advertises ``Accept-Ranges: bytes``."""
-        return "bytes" in (self.headers.get("Accept-Ranges") or "").lower().split(",")
+        units = (self.headers.get("Accept-Ranges") or "").lower().split(",")
+        return "bytes" in {unit.strip() for unit in units}
 
     def read(self, amount: int) -> bytes:
         """Up to ``amount`` raw bytes (fewer only at the end of the body)."""
-        return _read(self._response, amount, self)
+        chunks: list[bytes] = []
+        wanted = amount
+        try:
+            while wanted > 0:
+                chunk = self._response.raw.read(min(READ_CHUNK, wanted), decode_content=False)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                wanted -= len(chunk)
+                self.received += len(chunk)
+        except _READ_ERRORS as error:
+            self._check_budget()
+            raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
+        self._check_budget()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def readinto(self, buffer: memoryview) -> int:
         """Fill ``buffer`` with raw body bytes; fewer than its size only at the end."""
@@ -80,11 +129,19 @@ class OriginResponse:
                     break
                 buffer[filled : filled + len(chunk)] = chunk
                 filled += len(chunk)
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+        except _READ_ERRORS as error:
+            self._check_budget()
             raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
         finally:
             self.received += filled
+        # A connection shut by the deadline looks like the end of the body: never take
+        # the bytes read so far for a whole object.
+        self._check_budget()
         return filled
+
+    def _check_budget(self) -> None:
+        if self._budget is not None and self._budget.spent:
+            raise DeadlinePassed(f"the body after {self.received} bytes")
 
     def close(self) -> None:
         """Give the connection back (or drop it when the body is unread)."""
@@ -133,42 +190,55 @@ class OriginClient:
             and _netloc(parts.scheme, parts.netloc) == self._netloc
         )
 
-    def get(self, url: str) -> OriginResponse:
-        """GET ``url`` streaming, following redirects on the origin's host only.
+    def get(
+        self,
+        url: str,
+        budget: ReadBudget | None = None,
+        extra: Mapping[str, str] | None = None,
+        *,
+        conditional: Mapping[str, str] | None = None,
+    ) -> OriginResponse:
+        """GET ``url`` (an own URL) streaming. A redirect is never followed.
 
-        Returns the 200 response; raises ``OriginError`` for anything else (4xx and
-        foreign redirects are permanent, 5xx and network failures transient)."""
-        for _ in range(MAX_REDIRECTS + 1):
-            if not self.is_own(url):
-                raise OriginError(
-                    f"redirect to a foreign host refused: {url[:200]}", permanent=True
-                )
-            response = self._request(url, {})
-            if response.status_code in _REDIRECTS:
-                location = response.headers.get("Location")
-                response.close()
-                if not location:
-                    raise OriginError(
-                        f"{response.status_code} without a Location header", permanent=True
-                    )
-                url = urljoin(url, location)
-                continue
-            if response.status_code != 200:
-                response.close()
-                raise _status_error(response.status_code)
-            return OriginResponse(response)
-        raise OriginError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
+        Returns a 200 or a 3xx response (a redirect's target is not the resource its URI
+        names: the caller refuses it, see ``backfill_worker/storable.py``); a 206 when
+        ``extra`` asks for a ``Range`` (with ``If-Range`` to resume a copy); a 304 when
+        ``conditional`` (``If-None-Match`` / ``If-Modified-Since``) was sent. No other
+        header may be added. Raises ``OriginError`` for anything else (4xx permanent, 5xx
+        and network failures transient; ``status`` says which), and ``DeadlinePassed``
+        when ``budget`` runs out before the headers or a body read."""
+        if not self.is_own(url):
+            raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
+        headers = {**(extra or {}), **(conditional or {})}
+        if not set(headers) <= _CONDITIONAL | _RANGED:
+            raise ValueError(f"only {sorted(_CONDITIONAL | _RANGED)} may be added to an origin GET")
+        response = self._request(url, headers, budget)
+        status = response.status_code
+        if (
+            status == 200
+            or status in _REDIRECTS
+            or (status == 206 and "Range" in headers)
+            or (status == 304 and not _CONDITIONAL.isdisjoint(headers))
+        ):
+            return OriginResponse(response, budget)
+        response.close()
+        raise _status_error(status)
 
     def get_range_into(
-        self, url: str, start: int, expected: Validators, buffer: memoryview
+        self,
+        url: str,
+        start: int,
+        expected: Validators,
+        buffer: memoryview,
+        budget: ReadBudget | None = None,
     ) -> None:
         """Fill ``buffer`` with bytes ``[start, start + len(buffer))`` of ``url`` (an own
         URL from ``get``) by a ranged GET that must answer 206 with exactly that range of
         the same object version."""
         end = start + len(buffer)
-        response = self._ranged(url, start, end, expected)
+        response = self._ranged(url, start, end, expected, budget)
         try:
-            origin_response = OriginResponse(response)
+            origin_response = OriginResponse(response, budget)
             filled = origin_response.readinto(buffer)
             if filled != len(buffer):
                 raise OriginError(
@@ -177,10 +247,12 @@ class OriginClient:
         finally:
             response.close()
 
-    def _ranged(self, url: str, start: int, end: int, expected: Validators) -> requests.Response:
+    def _ranged(
+        self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
+    ) -> requests.Response:
         if not self.is_own(url):
             raise OriginError(f"ranged GET to a foreign host refused: {url[:200]}", permanent=True)
-        response = self._request(url, {"Range": f"bytes={start}-{end - 1}"})
+        response = self._request(url, {"Range": f"bytes={start}-{end - 1}"}, budget)
         try:
             if response.status_code != 206:
                 if response.status_code < 300:
@@ -196,14 +268,37 @@ class OriginClient:
             raise
         return response
 
-    def _request(self, url: str, extra: dict[str, str]) -> requests.Response:
+    def _request(
+        self, url: str, extra: dict[str, str], budget: ReadBudget | None
+    ) -> requests.Response:
         headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT, **extra}
+        connect, read = self._timeout
+        if budget is not None:
+            if budget.spent:
+                raise DeadlinePassed("the request")
+            # Each wait for bytes ends by the deadline; the budget's timer ends the
+            # sum of many short waits (a trickle) by shutting the connection down.
+            connect, read = budget.timeout(connect), budget.timeout(read)
         try:
-            return self._session().get(
-                url, headers=headers, stream=True, allow_redirects=False, timeout=self._timeout
-            )
-        except requests.RequestException as error:
+            with armed(budget):
+                response = self._session().get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(connect, read),
+                )
+        except (urllib3.exceptions.InvalidHeader, requests.exceptions.InvalidHeader) as error:
+            # Differing repeated Content-Lengths and the like: the next answer would be
+            # just as unreadable.
+            raise OriginError(
+                f"unreadable response: {_brief(error)}", permanent=True, kind="bad_header"
+            ) from error
+        except _READ_ERRORS as error:
+            if budget is not None and budget.spent:
+                raise DeadlinePassed("the response headers") from error
             raise OriginError(f"GET failed: {_brief(error)}", permanent=False) from error
+        return response
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -214,6 +309,9 @@ class OriginClient:
             session.trust_env = False
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            # Its connections register with the copy's read budget (shared/read_deadline).
+            session.mount("http://", WatchedAdapter())
+            session.mount("https://", WatchedAdapter())
             self._local.session = session
         return session
 
@@ -239,23 +337,6 @@ def validators_of(response: OriginResponse, total: int) -> Validators:
     )
 
 
-def _read(response: requests.Response, amount: int, counter: OriginResponse) -> bytes:
-    chunks: list[bytes] = []
-    wanted = amount
-    try:
-        while wanted > 0:
-            chunk = response.raw.read(min(READ_CHUNK, wanted), decode_content=False)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            wanted -= len(chunk)
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
-        raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    counter.received += len(data)
-    return data
-
-
 def _check_range(response: requests.Response, start: int, end: int, expected: Validators) -> None:
     match = _CONTENT_RANGE.fullmatch((response.headers.get("Content-Range") or "").strip())
     if not match:
@@ -276,17 +357,23 @@ def _check_range(response: requests.Response, start: int, end: int, expected: Va
 
 
 def _status_error(status: int) -> OriginError:
-    if status >= 500:
-        return OriginError(f"origin answered {status}", permanent=False)
-    if status in (408, 429):  # timeouts and throttling pass
-        return OriginError(f"origin answered {status}", permanent=False)
-    return OriginError(f"origin answered {status}", permanent=True)
+    # 5xx, timeouts and throttling pass; other answers would be the same next time.
+    transient = status >= 500 or status in (408, 429)
+    return OriginError(f"origin answered {status}", permanent=not transient, status=status)
 
 
-def _int_header(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length as a number; None when absent. ``ValueError`` when malformed:
+    anything but ASCII digits (``int`` accepts '١٢٣'), or repeated values that differ."""
+    if value is None:
         return None
-    return int(value.strip())
+    values = {part.strip() for part in value.split(",")}
+    if len(values) != 1:
+        raise ValueError(f"Content-Length has differing values: {value[:80]!r}")
+    (number,) = values
+    if not _LENGTH.fullmatch(number):
+        raise ValueError(f"Content-Length is not a number of bytes: {value[:80]!r}")
+    return int(number)
 
 
 def _netloc(scheme: str, netloc: str) -> str:

@@ -30,8 +30,14 @@ class FakeResponse:
         self.position = 0
         self.received = 0
         self.url = "https://origin.example.com/o.bin"
+        self.status = 200
+        # An S3 origin: its ETag is the MD5 the copy hashes the parts for.
         self.headers = CaseInsensitiveDict(
-            {"Content-Length": str(len(data)), "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
+            {
+                "Content-Length": str(len(data)),
+                "ETag": f'"{hashlib.md5(data).hexdigest()}"',
+                "Server": "AmazonS3",
+            }
         )
         if ranges:
             self.headers["Accept-Ranges"] = "bytes"
@@ -65,10 +71,12 @@ class FakeOrigin:
         self.hold_part: int | None = None
         self.release_held = threading.Event()
 
-    def get(self, url: str) -> FakeResponse:
+    def get(self, url: str, budget: Any = None) -> FakeResponse:
         return FakeResponse(self.data, self.ranges)
 
-    def get_range_into(self, url: str, start: int, expected: Any, buffer: memoryview) -> None:
+    def get_range_into(
+        self, url: str, start: int, expected: Any, buffer: memoryview, budget: Any = None
+    ) -> None:
         number = start // PART + 1
         with self.lock:
             self.fetched.append(number)
