@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 from shared.object_store import ObjectAttributes
 from shared.origin import declared_length
+from shared.redact import redact_url
 
 # Media types a browser runs (scripts, frames, forms): their CSP is part of the content.
 ACTIVE_TYPES: Final = frozenset(
@@ -116,7 +116,11 @@ def decide(status: int, headers: Mapping[str, str]) -> Storable | Refusal:
     fields = _lower(headers)
     if status in _REDIRECTS:
         location = fields.get("location")
-        target = f" to {redacted_url(location)}" if location else " without a Location"
+        target = (
+            f" to {redact_url(location, keep_query_names=False)[:300]}"
+            if location
+            else " without a Location"
+        )
         return Refusal("redirect", f"origin answered {status}{target}", f"HTTP {status}")
     if status != 200:
         return Refusal("origin", f"origin answered {status}", f"HTTP {status}")
@@ -149,21 +153,6 @@ def http_date(value: str) -> datetime | None:
         return when.astimezone(UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def redacted_url(url: str) -> str:
-    """``url`` fit for a log line: no userinfo, no query, no fragment (a redirect may
-    carry a signature or credentials meant for one viewer)."""
-    try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = host if ":" not in host else f"[{host}]"
-    if port is not None:
-        netloc += f":{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))[:300]
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
 from prewarm_worker.task_cap import paths_per_message as cap_paths
-from shared.keys import InvalidKey, ObjectKey
+from shared.keys import InvalidKey, NonCanonicalUri, ObjectKey
 from shared.messages import (
     ENCODINGS,
     MAX_PATHS,
@@ -146,16 +146,26 @@ def read_paths(arguments: Sequence[str], paths_file: str | None) -> list[tuple[s
     return paths
 
 
-def as_uri(where: str, path: str) -> str:
+def as_uri(where: str, path: str, *, copied: bool = False) -> str:
     """A path as CloudFront passes it: percent-encoded (spaces and non-ASCII characters
-    typed by an operator are encoded; existing ``%XX`` escapes are kept)."""
+    typed by an operator are encoded; existing ``%XX`` escapes are kept).
+
+    Every path obeys the key rules a backfill applies (no traversal, no reserved prefix).
+    A path to be ``copied`` into the bucket must also be its key's canonical URI (a raw
+    ``+`` or an escaped ``/`` reads differently at S3 and at the origin); a path only
+    warmed is sent as the viewer would ask for it."""
     if not path.startswith("/"):
         raise OperatorError(f"{where}: path {path[:80]!r} must start with '/'")
     if _CONTROL.search(path):
         raise OperatorError(f"{where}: path {path[:80]!r} holds a control character (NUL, CR, LF)")
     uri = quote(path, safe=_SAFE_IN_URI)
-    try:  # the same rules the backfill applies: no traversal, no reserved prefix
+    try:
         ObjectKey.from_uri(uri.partition("?")[0])
+    except NonCanonicalUri as error:
+        if copied:
+            raise OperatorError(
+                f"{where}: path {path[:80]!r} is not copied: {error} (write '+' as %2B)"
+            ) from None
     except InvalidKey as error:
         raise OperatorError(f"{where}: path {path[:80]!r}: {error}") from None
     return uri
@@ -230,7 +240,7 @@ def backfill_bodies(paths: Sequence[tuple[str, str]], host: str | None) -> list[
     bodies = []
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for where, path in paths:
-        uri, _, query = as_uri(where, path).partition("?")
+        uri, _, query = as_uri(where, path, copied=True).partition("?")
         try:
             body = to_json(BackfillMessage(uri=uri, query=query, host=host, at=now))
         except MessageError as error:

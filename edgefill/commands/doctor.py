@@ -61,7 +61,7 @@ def make_clients(args: argparse.Namespace, stack: StackInfo, session: Any) -> Cl
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    canary_uri = operations.as_uri("--canary", args.canary) if args.canary else None
+    canary_uri = operations.as_uri("--canary", args.canary, copied=True) if args.canary else None
     session = operations.aws_session(args.region)
     stack = read_stack(
         operations.make_client(session, "cloudformation", args.endpoint_url), args.stack

@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -17,6 +18,7 @@ from edgefill import operations
 from edgefill.commands import aws_flags, sizing
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out, print_note
 from edgefill.operations import OperatorError
+from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
 from edgefill.stack import read_stack
 from shared.messages import ENCODINGS
 from shared.queues import MAX_BATCH, SendReport, send_messages
@@ -116,13 +118,13 @@ def send_with_progress(sqs: Any, url: str, bodies: list[str], what: str) -> Send
 def _print_send_summary(
     what: str, url: str, bodies: list[str], report: SendReport, paths: int
 ) -> int:
-    table = Table(title=f"{what} messages → {url}")
+    table = Table(title=escape(f"{what} messages → {url}"))
     for column in ("messages", "paths", "sent", "failed"):
         table.add_column(column, justify="right")
     table.add_row(str(len(bodies)), str(paths), str(report.sent), str(len(report.failed)))
     out.print(table)
     for index, code, reason in report.failed:
-        err.print(f"[red]message {index + 1} not sent:[/red] {code}: {reason}")
+        err.print(f"[red]message {index + 1} not sent:[/red] {escape(f'{code}: {reason}')}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -158,7 +160,25 @@ def run_prewarm(args: argparse.Namespace) -> int:
     )
     if refused is not None:
         return refused
+    if args.host:
+        _check_host(args)
     return _send_or_print(args, "prewarm", bodies, len(paths))
+
+
+def _check_host(args: argparse.Namespace) -> None:
+    """The worker's host rule, before anything is sent: against the stack's allowed hosts
+    with ``--stack``; without it the CLI cannot know them and says so."""
+    if not args.stack:
+        if not args.dry_run:
+            print_note(
+                "--host is checked by the prewarm worker only (pass --stack to check it here): "
+                "it must be the viewer host, the distribution domain or an allowed alias"
+            )
+        return
+    session = operations.aws_session(args.region)
+    cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
+    stack = read_stack(cloudformation, args.stack)
+    check_prewarm_host(args.host, stack_allowed_hosts(stack), args.stack)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
@@ -225,12 +245,13 @@ def run_redrive(args: argparse.Namespace) -> int:
         dlq, destination = urls.require(f"{role}-dlq"), urls.require(role)
         result = operations.redrive(sqs, dlq, destination, lab_fallback=lab, log=print_note)
         if result.task_handle:
-            out.print(f"{role}: move task started ({result.task_handle})")
+            out.print(f"{role}: move task started ({result.task_handle})", markup=False)
             if args.wait:
                 task = operations.wait_for_move_task(sqs, dlq)
                 out.print(
                     f"{role}: move task {task.get('Status')}, "
-                    f"{task.get('ApproximateNumberOfMessagesMoved', 0)} messages moved"
+                    f"{task.get('ApproximateNumberOfMessagesMoved', 0)} messages moved",
+                    markup=False,
                 )
                 if task.get("Status") != "COMPLETED":
                     return EXIT_FAILED

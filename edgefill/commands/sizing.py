@@ -127,7 +127,13 @@ def print_estimate(result: Estimate, sizes: Sequence[SizeLookup]) -> None:
         table.add_column(column, justify="left" if column in ("target", "geography") else "right")
     for name, target in result.by_target.items():
         geography = target.geography if target.geography_known else f"{target.geography} (?)"
-        table.add_row(name, geography, str(target.warms), _human(target.bytes), f"{target.usd:.4f}")
+        table.add_row(
+            escape(name),
+            escape(geography),
+            str(target.warms),
+            _human(target.bytes),
+            f"{target.usd:.4f}",
+        )
     if result.workers_usd:
         table.add_row("prewarm worker + SQS", "", "", "", f"{result.workers_usd:.4f}")
     table.add_row(

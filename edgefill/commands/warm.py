@@ -10,6 +10,7 @@ import json
 import os
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -151,9 +152,12 @@ def _print_warm_table(report: Any) -> None:
     for column in ("target", "edge", "ok", "failed", "hits", "misses", "bytes"):
         table.add_column(column, justify="left" if column in ("target", "edge") else "right")
     for target, totals in report.targets.items():
+        # Targets and errors (DNS names, resolver text) are shown as they are, never as markup.
         table.add_row(
-            target,
-            totals.edge or f"[red]{totals.error or 'unresolved'}[/red]",
+            escape(target),
+            escape(totals.edge)
+            if totals.edge
+            else f"[red]{escape(totals.error or 'unresolved')}[/red]",
             str(totals.ok),
             str(totals.failed),
             str(totals.hits),
@@ -163,9 +167,7 @@ def _print_warm_table(report: Any) -> None:
         )
     out.print(table)
     for failure in report.failures[:20]:
-        err.print(
-            f"[red]failed[/red] {failure.task.target} {failure.task.encoding} "
-            f"{failure.task.path}: {failure.error or failure.status}"
-        )
+        detail = f"{failure.task.target} {failure.task.encoding} {failure.task.path}: "
+        err.print(f"[red]failed[/red] {escape(detail + str(failure.error or failure.status))}")
     if len(report.failures) > 20:
         err.print(f"... and {len(report.failures) - 20} more failures")

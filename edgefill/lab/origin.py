@@ -54,7 +54,9 @@ _STAMP = struct.Struct(">QQ")
 # The part size S3 clients commonly use; multipart-style ETags are computed with it.
 _MULTIPART_ETAG_PART: Final = 8 * 1024 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-_SAFE_IN_PATH: Final = "/-._~!$&'()*+,;=:@"
+# As shared/keys.py writes a key's canonical URI: "+" is always %2B (S3 reads a raw "+" as
+# a space), so a lab path's URI is one the backfill accepts.
+_SAFE_IN_PATH: Final = "/-._~!$&'()*,;=:@"
 
 
 # ---------------------------------------------------------------- bodies

@@ -34,6 +34,16 @@ def test_paths_typed_by_a_person_become_cloudfront_uris(typed: str, uri: str) ->
     assert as_uri("arg", typed) == uri
 
 
+def test_a_raw_plus_is_warmed_as_the_viewer_asks_but_never_copied() -> None:
+    # Given a path with a raw "+" (S3 would read it as a space, the origin as a plus)
+    # When it is warmed, Then it is sent as typed: CloudFront caches exactly that URI
+    assert as_uri("arg", "/a+b.jpg") == "/a+b.jpg"
+    # When it is to be copied, Then it is refused with the canonical spelling to use
+    with pytest.raises(OperatorError, match="%2B"):
+        as_uri("arg", "/a+b.jpg", copied=True)
+    assert as_uri("arg", "/a%2Bb.jpg", copied=True) == "/a%2Bb.jpg"
+
+
 @pytest.mark.parametrize(
     ("typed", "problem"),
     [

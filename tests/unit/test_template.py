@@ -187,8 +187,8 @@ def edge_problems(sam: Template, cfn: Template) -> list[str]:
             problems.append(f"edge function sets {key}, which Lambda@Edge rejects")
     if not 0 < edge.get("Timeout", 3) <= 30:
         problems.append("edge origin-request timeout must be at most 30 s")
-    if edge.get("MemorySize", 128) != 128:
-        problems.append("edge function should use 128 MB")
+    if edge.get("MemorySize", 128) != 512:  # docs/EDGE.md "Memory": the cold path
+        problems.append("edge function should use 512 MB")
     return problems + edge_role_problems(sam, cfn)
 
 
@@ -784,6 +784,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_REGION_SUBNETS",
         "EDGEFILL_EDGE_PORT",
         "EDGEFILL_PREWARM_QUEUE_URL",
+        "EDGEFILL_ALLOWED_HOSTS",
         "EDGEFILL_MAX_WARM_BYTES",
     }
     # When the template's EDGEFILL_* variables are listed
