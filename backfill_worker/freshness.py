@@ -20,13 +20,14 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from shared.config import DEFAULT_REVALIDATE_AFTER
+
 # Object metadata (x-amz-meta-*) every copy carries.
 FETCHED_AT: Final = "fetched-at"
 CHECKED_AT: Final = "checked-at"
 ORIGIN_ETAG: Final = "origin-etag"
 ORIGIN_LAST_MODIFIED: Final = "origin-last-modified"
 
-DEFAULT_REVALIDATE_AFTER: Final = 86_400
 # Ten years: longer lifetimes mean "never" in practice, and the cap keeps every due time
 # inside datetime's range whatever number the origin sends.
 MAX_LIFETIME_SECONDS: Final = 10 * 365 * 86_400

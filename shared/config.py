@@ -34,6 +34,12 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
+# Freshness (docs/BACKFILL.md "Freshness"): lifetime of a copy whose origin gave none,
+# from one minute to ten years.
+DEFAULT_REVALIDATE_AFTER: Final = 86_400
+MAX_REVALIDATE_AFTER: Final = 10 * 365 * 86_400
+# CloudFront distribution IDs: upper-case letters and digits (E2EXAMPLE1234).
+_DISTRIBUTION_ID = re.compile(r"[A-Z0-9]{5,32}")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,6 +70,12 @@ class BackfillConfig:
     bucket_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
+    # Freshness: invalidations go to this distribution (None: none are made), the sweep
+    # sends refresh messages to the backfill queue, copies without an origin lifetime are
+    # revalidated after ``revalidate_after`` seconds.
+    distribution_id: str | None = None
+    backfill_queue_url: str | None = None
+    revalidate_after: int = DEFAULT_REVALIDATE_AFTER
 
     @property
     def origin_host(self) -> str:
@@ -112,6 +124,15 @@ class BackfillConfig:
             parts_in_flight=_bounded_int(
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
             ),
+            distribution_id=_distribution_id(env),
+            backfill_queue_url=_optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL"),
+            revalidate_after=_bounded_int(
+                env,
+                "EDGEFILL_REVALIDATE_AFTER",
+                DEFAULT_REVALIDATE_AFTER,
+                60,
+                MAX_REVALIDATE_AFTER,
+            ),
         )
 
 
@@ -134,6 +155,8 @@ class PrewarmConfig:
     request_timeout: int = DEFAULT_REQUEST_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_delay: int = DEFAULT_RETRY_DELAY
+    # Messages with ``afterInvalidation`` wait for that invalidation of this distribution.
+    distribution_id: str | None = None
 
     @property
     def port(self) -> int:
@@ -189,6 +212,7 @@ class PrewarmConfig:
             ),
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
+            distribution_id=_distribution_id(env),
         )
 
 
@@ -261,6 +285,18 @@ def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(name, f"must be an SQS queue URL, got {value!r}")
+    return value
+
+
+def _distribution_id(env: Mapping[str, str]) -> str | None:
+    value = env.get("EDGEFILL_DISTRIBUTION_ID", "").strip()
+    if not value:
+        return None
+    if not _DISTRIBUTION_ID.fullmatch(value):
+        raise ConfigError(
+            "EDGEFILL_DISTRIBUTION_ID",
+            f"{value[:40]!r} is not a CloudFront distribution ID (E2EXAMPLE1234)",
+        )
     return value
 
 
