@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
+from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from shared import aws
 from shared.config import ConfigError, PrewarmConfig
 from shared.edge_http import EdgeClient
@@ -52,6 +53,7 @@ class PrewarmRuntime:
     resolver: EdgeResolver
     client: EdgeClient
     sqs: Any | None
+    cloudfront: Any | None = None  # GetInvalidation, when EDGEFILL_DISTRIBUTION_ID is set
 
 
 def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
@@ -70,6 +72,8 @@ def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
             read_timeout=config.request_timeout,
         ),
         sqs=sqs,
+        # CloudFront's API lives in us-east-1 whatever the worker's region.
+        cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
     )
 
 
@@ -155,6 +159,10 @@ def _process(
             )
             raise NotProcessed(f"configuration error: {error}") from None
     config = rt.config
+    if message.after_invalidation is not None:
+        waiting = _after_invalidation(message, rt, log)
+        if waiting is not None:
+            return waiting
     targets = message.targets or config.targets
     if not targets:
         reason = "no targets: the message names none and EDGEFILL_TARGETS is empty"
@@ -188,6 +196,28 @@ def _process(
         metrics.add_metric("RequeuedTasks", MetricUnit.Count, outcome.requeued_tasks)
         metrics.add_metric("GivenUpTasks", MetricUnit.Count, outcome.given_up)
     return outcome
+
+
+def _after_invalidation(message: PrewarmMessage, rt: PrewarmRuntime, log: Log) -> Outcome | None:
+    """None to warm now; an Outcome when the message was sent again to wait for its
+    invalidation (prewarm_worker/invalidation_wait.py)."""
+    config = rt.config
+    try:
+        decision = wait_for_invalidation(
+            message,
+            rt.cloudfront,
+            config.distribution_id,
+            rt.sqs,
+            config.prewarm_queue_url,
+            config.retry_delay,
+            log,
+        )
+    except WaitFailed as error:
+        log.error("prewarm message not processed", extra={"error": str(error)})
+        raise NotProcessed(str(error)) from None
+    if decision.action == "warm":
+        return None
+    return Outcome(WarmReport(), requeued_messages=1, delay_seconds=decision.delay)
 
 
 def retry_messages(
