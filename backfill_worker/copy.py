@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Final
 
@@ -83,6 +83,21 @@ class CopyPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyTerms:
+    """What a copy adds for freshness: ``metadata`` joins the copy's own (``fetched-at``);
+    ``conditions`` make the GET conditional (a 304 raises ``NotModified``); a 200 whose
+    ETag is ``unchanged_etag`` raises ``CopyUnchanged`` before any byte is read."""
+
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    unchanged_etag: str | None = None
+
+
+class CopyUnchanged(Exception):
+    """The origin answered 200 with the version the copy already holds."""
+
+
+@dataclass(frozen=True, slots=True)
 class CopyResult:
     """What a copy did. ``created`` is False when the key appeared meanwhile (412)."""
 
@@ -93,7 +108,12 @@ class CopyResult:
 
 
 def copy_object(
-    origin: OriginClient, store: ObjectStore, key: str, url: str, plan: CopyPlan
+    origin: OriginClient,
+    store: ObjectStore,
+    key: str,
+    url: str,
+    plan: CopyPlan,
+    terms: CopyTerms | None = None,
 ) -> CopyResult:
     """Copy ``url`` (an origin URL) to ``key``; raises ``OriginError``, ``StoreError``,
     ``CopyRefused`` or ``CopyFailed``, and leaves nothing behind in S3 when it does.
@@ -101,7 +121,7 @@ def copy_object(
     Every read from the origin ends by ``plan.deadline`` (``DeadlinePassed``, an
     ``OriginError``), however slowly the origin trickles its bytes."""
     with ReadBudget(plan.deadline) as budget:
-        return _copy_within(origin, store, key, url, plan, budget)
+        return _copy_within(origin, store, key, url, plan, budget, terms or CopyTerms())
 
 
 def _copy_within(
@@ -111,9 +131,16 @@ def _copy_within(
     url: str,
     plan: CopyPlan,
     budget: ReadBudget,
+    terms: CopyTerms,
 ) -> CopyResult:
-    response = origin.get(url, budget)
+    if terms.conditions:
+        response = origin.get(url, budget, terms.conditions)
+    else:
+        response = origin.get(url, budget)
     try:
+        etag = response.headers.get("ETag")
+        if terms.unchanged_etag is not None and etag == terms.unchanged_etag:
+            raise CopyUnchanged(etag)
         refusal = unsafe_reason(response.headers)
         if refusal:
             raise CopyRefused("unsafe", refusal)
@@ -121,6 +148,8 @@ def _copy_within(
         if length is not None and length > plan.max_object_bytes:
             raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
         attributes, dropped = attributes_from(response.headers)
+        if terms.metadata:
+            attributes = replace(attributes, metadata={**attributes.metadata, **terms.metadata})
         expected_md5 = expected_md5_of(response.headers)
         copier = _Copier(origin, store, key, plan, attributes, expected_md5, budget)
         if length is not None and length <= plan.part_bytes:

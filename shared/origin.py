@@ -18,6 +18,7 @@ import http.cookiejar
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
@@ -50,10 +51,18 @@ USER_AGENT: Final = "edgefill-backfill/1"
 class OriginError(Exception):
     """The origin did not deliver; ``permanent`` tells whether a retry could help."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.status = status  # the origin's HTTP status, when it answered one
+
+
+class NotModified(OriginError):
+    """A conditional GET answered 304: the copy's version is still the origin's."""
+
+    def __init__(self) -> None:
+        super().__init__("origin answered 304 Not Modified", permanent=True, status=304)
 
 
 class DeadlinePassed(OriginError):
@@ -177,18 +186,28 @@ class OriginClient:
             and _netloc(parts.scheme, parts.netloc) == self._netloc
         )
 
-    def get(self, url: str, budget: ReadBudget | None = None) -> OriginResponse:
+    def get(
+        self,
+        url: str,
+        budget: ReadBudget | None = None,
+        conditions: Mapping[str, str] | None = None,
+    ) -> OriginResponse:
         """GET ``url`` streaming, following redirects on the origin's host only.
 
         Returns the 200 response; raises ``OriginError`` for anything else (4xx and
         foreign redirects are permanent, 5xx and network failures transient), and
-        ``DeadlinePassed`` when ``budget`` runs out before the headers or a body read."""
+        ``DeadlinePassed`` when ``budget`` runs out before the headers or a body read.
+        ``conditions`` (``If-None-Match``, ``If-Modified-Since``) make it a conditional
+        GET: a 304 raises ``NotModified``."""
         for _ in range(MAX_REDIRECTS + 1):
             if not self.is_own(url):
                 raise OriginError(
                     f"redirect to a foreign host refused: {url[:200]}", permanent=True
                 )
-            response = self._request(url, {}, budget)
+            response = self._request(url, dict(conditions or {}), budget)
+            if response.status_code == 304 and conditions:
+                response.close()
+                raise NotModified()
             if response.status_code in _REDIRECTS:
                 location = response.headers.get("Location")
                 response.close()
@@ -332,10 +351,10 @@ def _check_range(response: requests.Response, start: int, end: int, expected: Va
 
 def _status_error(status: int) -> OriginError:
     if status >= 500:
-        return OriginError(f"origin answered {status}", permanent=False)
+        return OriginError(f"origin answered {status}", permanent=False, status=status)
     if status in (408, 429):  # timeouts and throttling pass
-        return OriginError(f"origin answered {status}", permanent=False)
-    return OriginError(f"origin answered {status}", permanent=True)
+        return OriginError(f"origin answered {status}", permanent=False, status=status)
+    return OriginError(f"origin answered {status}", permanent=True, status=status)
 
 
 def _int_header(value: str | None) -> int | None:
