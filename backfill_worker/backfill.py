@@ -44,7 +44,7 @@ from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, PrewarmMessage, parse_backfill, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
-from shared.origin import DeadlinePassed, OriginClient, OriginError
+from shared.origin import OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
 from shared.revalidation_store import RevalidationStore, StoredCopy
 
@@ -91,10 +91,11 @@ class Outcome:
 
 
 class _Skip(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.directive = directive
 
 
 @dataclass
@@ -147,7 +148,10 @@ class Backfiller:
             log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
                 level, self.logger.warning
             )
-            log("backfill skipped", extra={"reason": skip.reason, "detail": skip.detail})
+            extra = {"reason": skip.reason, "detail": skip.detail}
+            if skip.directive is not None:
+                extra["directive"] = skip.directive
+            log("backfill skipped", extra=extra)
             self._count("Skipped", skip.reason)
             return Outcome("skipped", skip.reason)
         except TransientFailure as failure:
@@ -213,22 +217,15 @@ class Backfiller:
         terms = CopyTerms(metadata={FETCHED_AT: format_time(self.wall_clock())})
         try:
             result = copy_object(self.origin, self.store, key.key, url, self.plan(context), terms)
-        except DeadlinePassed as error:
-            raise TransientFailure("deadline", error.reason) from error
         except OriginError as error:
             if error.permanent:
-                raise _Skip("origin", error.reason) from error
-            raise TransientFailure("origin", error.reason) from error
+                raise _Skip(error.kind, error.reason) from error
+            raise TransientFailure(error.kind, error.reason) from error
         except CopyRefused as error:
-            raise _Skip(error.reason, error.detail) from error
+            raise _Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         seconds = self.clock() - started
-        if result.dropped_headers:
-            self.logger.warning(
-                "origin headers not kept",
-                extra={"key": key.key, "headers": list(result.dropped_headers)},
-            )
         if result.created:
             self.logger.info(
                 "backfill copied",
@@ -237,6 +234,8 @@ class Backfiller:
                     "bytes": result.size,
                     "seconds": round(seconds, 3),
                     "mode": result.mode,
+                    # Every origin header the copy does not carry, and why.
+                    "droppedHeaders": dict(result.dropped_headers),
                 },
             )
             self.metrics.add_metric(name="ObjectsCopied", unit=MetricUnit.Count, value=1)
@@ -304,14 +303,12 @@ class Backfiller:
         url = self.origin.url_for(message.uri, query)
         try:
             return refresh.revalidate(key.key, url, self.plan(context), stored)
-        except DeadlinePassed as error:
-            raise TransientFailure("deadline", error.reason) from error
         except OriginError as error:
             if error.permanent:
-                raise _Skip("origin", error.reason) from error
-            raise TransientFailure("origin", error.reason) from error
+                raise _Skip(error.kind, error.reason) from error
+            raise TransientFailure(error.kind, error.reason) from error
         except CopyRefused as error:
-            raise _Skip(error.reason, error.detail) from error
+            raise _Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
 

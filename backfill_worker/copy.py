@@ -17,47 +17,52 @@ The MD5 runs in its own thread, in part order, while parts upload: hashing (the 
 inherently serial step) never holds up an upload.
 
 Nothing becomes visible unless every byte arrived and checked out: the upload is
-completed (``IfNoneMatch='*'``) only after the length and the MD5 (when the origin gave
-one) matched; any failure aborts the upload.
+completed (``IfNoneMatch='*'``) only after the length and the MD5s the origin vouched for
+(``integrity.py``) matched; any failure aborts the upload. Before any body byte is read,
+``accept_response`` decides from the status and headers alone whether the response may
+be stored at all (``storable.py``) and how big it may be.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import itertools
 import math
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from typing import Final
 
+from backfill_worker.integrity import ExpectedMD5, expected_md5s
+from backfill_worker.storable import DroppedHeader, Refusal, decide
 from shared.object_store import ObjectAttributes, ObjectStore, StoreError, UploadedPart
-from shared.origin import OriginClient, OriginResponse, read_exactly, validators_of
+from shared.origin import (
+    OriginClient,
+    OriginResponse,
+    declared_length,
+    read_exactly,
+    validators_of,
+)
 from shared.read_deadline import ReadBudget
 
 # S3 allows at most 10,000 parts; bigger objects get bigger parts (and a bigger bound).
 MAX_PARTS: Final = 10_000
-_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
 # How long the part submitter waits for a permit before checking for a failed part.
 _PERMIT_POLL_SECONDS: Final = 0.1
-# User metadata stays well inside S3's 2 KB budget.
-_MAX_METADATA_VALUE: Final = 512
 
 
 class CopyRefused(Exception):
-    """The object must not be copied (unsafe, oversize): permanent, no retry helps."""
+    """The object must not be copied (see ``storable``, or oversize): permanent, no retry
+    helps. ``directive`` names the header that decided, when one did."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.directive = directive
 
 
 class CopyFailed(Exception):
@@ -85,7 +90,7 @@ class CopyPlan:
 @dataclass(frozen=True, slots=True)
 class CopyTerms:
     """What a copy adds for freshness: ``metadata`` joins the copy's own (``fetched-at``);
-    ``conditions`` make the GET conditional (a 304 raises ``NotModified``); a 200 whose
+    ``conditions`` make the GET conditional (a 304 raises ``CopyUnchanged``); a 200 whose
     ETag is ``unchanged_etag`` raises ``CopyUnchanged`` before any byte is read."""
 
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -94,7 +99,7 @@ class CopyTerms:
 
 
 class CopyUnchanged(Exception):
-    """The origin answered 200 with the version the copy already holds."""
+    """The origin answered 304, or 200 with the version the copy already holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,7 @@ class CopyResult:
     created: bool
     size: int
     mode: str  # "single", "streamed" or "ranged"
-    dropped_headers: tuple[str, ...] = ()
+    dropped_headers: tuple[DroppedHeader, ...] = ()
 
 
 def copy_object(
@@ -134,24 +139,22 @@ def _copy_within(
     terms: CopyTerms,
 ) -> CopyResult:
     if terms.conditions:
-        response = origin.get(url, budget, terms.conditions)
+        response = origin.get(url, budget, conditional=terms.conditions)
     else:
         response = origin.get(url, budget)
     try:
+        if response.status == 304 and terms.conditions:
+            raise CopyUnchanged("304 Not Modified")
         etag = response.headers.get("ETag")
         if terms.unchanged_etag is not None and etag == terms.unchanged_etag:
-            raise CopyUnchanged(etag)
-        refusal = unsafe_reason(response.headers)
-        if refusal:
-            raise CopyRefused("unsafe", refusal)
-        length = response.content_length
-        if length is not None and length > plan.max_object_bytes:
-            raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
-        attributes, dropped = attributes_from(response.headers)
+            raise CopyUnchanged(etag)  # a 200 of the version the copy already holds
+        accepted = accept_response(response.status, response.headers, plan)
+        length = accepted.length
+        attributes = accepted.attributes
         if terms.metadata:
             attributes = replace(attributes, metadata={**attributes.metadata, **terms.metadata})
-        expected_md5 = expected_md5_of(response.headers)
-        copier = _Copier(origin, store, key, plan, attributes, expected_md5, budget)
+        copier = _Copier(origin, store, key, plan, attributes, accepted.expected_md5s, budget)
+        dropped = accepted.dropped
         if length is not None and length <= plan.part_bytes:
             data = read_exactly(response, length)
             return copier.single(data, dropped)
@@ -168,71 +171,30 @@ def _copy_within(
         response.close()
 
 
-def unsafe_reason(headers: Mapping[str, str]) -> str | None:
-    """Why a response must never be stored in a shared cache, or None."""
-    directives = {
-        part.split("=", 1)[0].strip().lower()
-        for part in (headers.get("Cache-Control") or "").split(",")
-    }
-    for directive in ("private", "no-store"):
-        if directive in directives:
-            return f"Cache-Control: {directive}"
-    if headers.get("Set-Cookie") is not None:
-        return "Set-Cookie on the response"
-    return None
+@dataclass(frozen=True, slots=True)
+class AcceptedResponse:
+    """A response the copy may store, and how: what S3 keeps, what it loses, what the
+    body must measure up to."""
+
+    attributes: ObjectAttributes
+    dropped: tuple[DroppedHeader, ...]
+    expected_md5s: tuple[ExpectedMD5, ...]
+    length: int | None
 
 
-def expected_md5_of(headers: Mapping[str, str]) -> str | None:
-    """The MD5 (hex) the body must have: Content-MD5, else a plain 32-hex strong ETag."""
-    content_md5 = headers.get("Content-MD5")
-    if content_md5:
-        try:
-            raw = base64.b64decode(content_md5.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) == 16:
-            return raw.hex()
-    etag = (headers.get("ETag") or "").strip()
-    match = _PLAIN_MD5.fullmatch(etag)
-    return match.group(1).lower() if match else None
-
-
-def attributes_from(headers: Mapping[str, str]) -> tuple[ObjectAttributes, tuple[str, ...]]:
-    """The representation headers S3 keeps, and the names of those dropped as unusable
-    (not ASCII, or an Expires that is not an HTTP date)."""
-    dropped: list[str] = []
-
-    def usable(name: str, limit: int = 2048) -> str | None:
-        value = headers.get(name)
-        if value is None:
-            return None
-        if not value.isascii() or not value.isprintable() or len(value) > limit:
-            dropped.append(name)
-            return None
-        return value
-
-    expires = None
-    raw_expires = usable("Expires")
-    if raw_expires is not None:
-        try:
-            expires = parsedate_to_datetime(raw_expires)
-        except (TypeError, ValueError):
-            dropped.append("Expires")
-    metadata = {
-        meta: value
-        for meta, header in (("origin-etag", "ETag"), ("origin-last-modified", "Last-Modified"))
-        if (value := usable(header, _MAX_METADATA_VALUE)) is not None
-    }
-    attributes = ObjectAttributes(
-        content_type=usable("Content-Type"),
-        cache_control=usable("Cache-Control"),
-        content_disposition=usable("Content-Disposition"),
-        content_language=usable("Content-Language"),
-        content_encoding=usable("Content-Encoding"),
-        expires=expires,
-        metadata=metadata,
-    )
-    return attributes, tuple(dropped)
+def accept_response(status: int, headers: Mapping[str, str], plan: CopyPlan) -> AcceptedResponse:
+    """Plan the copy of a response from its status and headers alone, before any body
+    byte is read. Raises ``CopyRefused`` and nothing else, whatever the headers hold."""
+    verdict = decide(status, headers)
+    if isinstance(verdict, Refusal):
+        raise CopyRefused(verdict.reason, verdict.detail, verdict.directive)
+    expected = expected_md5s(headers)
+    if isinstance(expected, Refusal):
+        raise CopyRefused(expected.reason, expected.detail, expected.directive)
+    length = declared_length(headers.get("Content-Length"))  # decide() vetted it
+    if length is not None and length > plan.max_object_bytes:
+        raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
+    return AcceptedResponse(verdict.attributes, verdict.dropped, expected, length)
 
 
 class _Copier:
@@ -243,7 +205,7 @@ class _Copier:
         key: str,
         plan: CopyPlan,
         attributes: ObjectAttributes,
-        expected_md5: str | None,
+        expected_md5s: tuple[ExpectedMD5, ...],
         budget: ReadBudget,
     ) -> None:
         self.budget = budget
@@ -252,13 +214,13 @@ class _Copier:
         self.key = key
         self.plan = plan
         self.attributes = attributes
-        self.expected_md5 = expected_md5
+        self.expected_md5s = expected_md5s
 
-    def single(self, data: bytes, dropped: tuple[str, ...]) -> CopyResult:
+    def single(self, data: bytes, dropped: tuple[DroppedHeader, ...]) -> CopyResult:
         if len(data) > self.plan.max_object_bytes:
             raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
-        if self.expected_md5 is not None:
-            self._check_md5(hashlib.md5(data).hexdigest())
+        if self.expected_md5s:
+            _check_md5(self.expected_md5s, hashlib.md5(data).hexdigest())
         created = self.store.put_if_absent(self.key, data, self.attributes)
         return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
 
@@ -267,7 +229,7 @@ class _Copier:
         response: OriginResponse,
         head: list[bytes],
         length: int | None,
-        dropped: tuple[str, ...],
+        dropped: tuple[DroppedHeader, ...],
     ) -> CopyResult:
         """Parts read one after another from the open response, uploaded concurrently;
         ``head`` holds the first bytes already read, if any."""
@@ -289,7 +251,7 @@ class _Copier:
             return filled
 
         with _MultipartUpload(
-            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5s
         ) as upload:
             upload.run_in_order(next_part)
             if length is not None and received != length:
@@ -297,7 +259,9 @@ class _Copier:
             created = upload.complete()
         return CopyResult(created=created, size=received, mode="streamed", dropped_headers=dropped)
 
-    def ranged(self, response: OriginResponse, length: int, dropped: tuple[str, ...]) -> CopyResult:
+    def ranged(
+        self, response: OriginResponse, length: int, dropped: tuple[DroppedHeader, ...]
+    ) -> CopyResult:
         """Part 1 from the open response, the others by parallel ranged GETs."""
         part_bytes = _part_size(length, self.plan)
         count = math.ceil(length / part_bytes)
@@ -318,19 +282,17 @@ class _Copier:
             return size
 
         with _MultipartUpload(
-            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5s
         ) as upload:
             upload.run_concurrently(count, fetch)
             created = upload.complete()
         return CopyResult(created=created, size=length, mode="ranged", dropped_headers=dropped)
 
-    def _check_md5(self, actual: str) -> None:
-        _check_md5(self.expected_md5, actual)
 
-
-def _check_md5(expected: str | None, actual: str) -> None:
-    if actual != expected:
-        raise CopyFailed("md5", f"origin says {expected}, received {actual}")
+def _check_md5(expected: tuple[ExpectedMD5, ...], actual: str) -> None:
+    for promise in expected:
+        if actual != promise.hex:
+            raise CopyFailed("md5", f"{promise.source} says {promise.hex}, received {actual}")
 
 
 def _part_size(length: int | None, plan: CopyPlan) -> int:
@@ -433,7 +395,7 @@ class _MultipartUpload:
         attributes: ObjectAttributes,
         plan: CopyPlan,
         part_bytes: int,
-        expected_md5: str | None,
+        expected_md5s: tuple[ExpectedMD5, ...],
     ) -> None:
         self.store = store
         self.key = key
@@ -442,8 +404,8 @@ class _MultipartUpload:
         self.upload_id = ""
         self.parts: list[UploadedPart] = []
         self._pool = _BufferPool(plan.parts_in_flight, part_bytes)
-        self._expected_md5 = expected_md5
-        self._digest = _OrderedMD5(self._done) if expected_md5 is not None else None
+        self._expected_md5s = expected_md5s
+        self._digest = _OrderedMD5(self._done) if expected_md5s else None
         # A buffer goes back to the pool when every user is done: its upload, its hash.
         self._users_per_part = 2 if self._digest is not None else 1
         self._in_use: dict[int, tuple[bytearray, int]] = {}
@@ -468,7 +430,7 @@ class _MultipartUpload:
     def complete(self) -> bool:
         """Check the MD5, then make the object visible unless the key exists."""
         if self._digest is not None:
-            _check_md5(self._expected_md5, self._digest.hexdigest(self._handed_over))
+            _check_md5(self._expected_md5s, self._digest.hexdigest(self._handed_over))
         parts = sorted(self.parts, key=lambda part: part.number)
         created = self.store.complete_if_absent(self.key, self.upload_id, parts)
         if not created:

@@ -39,7 +39,7 @@ from backfill_worker.freshness import (
     parse_time,
 )
 from shared.object_store import ObjectStore
-from shared.origin import NotModified, OriginClient, OriginError
+from shared.origin import OriginClient, OriginError
 from shared.revalidation_store import RevalidationStore, StoredCopy
 
 # Origin statuses that mean "the object is gone": the copy must go too.
@@ -82,7 +82,7 @@ class Refresh:
             result = copy_object(
                 self.origin, self.store.replacing(stored.etag), key, url, plan, terms
             )
-        except (NotModified, CopyUnchanged):
+        except CopyUnchanged:
             self._record(key, stored, checked_at=started)
             return RefreshResult("unchanged", stored.size)
         except OriginError as error:

@@ -18,6 +18,7 @@ NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 
 class OneResponse:
     def __init__(self, etag: str) -> None:
+        self.status = 200
         self.headers = CaseInsensitiveDict({"ETag": etag, "Content-Length": "5"})
         self.closed = False
         self.read_any = False
@@ -37,8 +38,8 @@ class IgnoringOrigin:
         self.response = OneResponse(etag)
         self.conditions: Any = None
 
-    def get(self, url: str, budget: Any = None, conditions: Any = None) -> OneResponse:
-        self.conditions = conditions
+    def get(self, url: str, budget: Any = None, *, conditional: Any = None) -> OneResponse:
+        self.conditions = conditional
         return self.response
 
 
