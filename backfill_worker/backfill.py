@@ -46,6 +46,7 @@ from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
+from shared.redact import query_names
 from shared.revalidation_store import RevalidationStore, StoredCopy
 
 SERVICE: Final = "backfill"
@@ -61,6 +62,7 @@ _SKIP_LOG_LEVEL: Final = {
     "appeared": logging.INFO,
     "filtered": logging.INFO,
     "foreign": logging.INFO,
+    "query": logging.INFO,
 }
 
 
@@ -169,11 +171,14 @@ class Backfiller:
             raise _Skip("bad_message", f"message rejected: {error}") from None
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
-        except InvalidKey as error:
-            raise _Skip("bad_key", f"uri rejected: {error}") from None
+        except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
+            raise _Skip(error.reason, f"uri rejected: {error}") from None
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
+        if self.config.query == "forward" and message.query:
+            # The bucket holds one object per path: one viewer's query must not pick it.
+            raise _Skip("query", f"query with parameters {query_names(message.query)} not copied")
         return message, key
 
     def _backfill_key(
@@ -379,10 +384,8 @@ class Backfiller:
         queue = self.config.prewarm_queue_url
         if queue is None or self.sqs is None:
             return
-        path = message.uri
-        if self.config.query == "forward" and message.query:
-            path += "?" + message.query
-        body = to_json(PrewarmMessage(paths=(path,), source=SERVICE))
+        # The copy is the path's object: the prewarm warms the path, never a viewer's query.
+        body = to_json(PrewarmMessage(paths=(message.uri,), source=SERVICE))
         try:
             report = send_messages(self.sqs, queue, [body])
             failure = None if report.ok else str(report.failed)

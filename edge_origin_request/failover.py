@@ -7,6 +7,10 @@ so the bucket lacks the object, and one backfill message goes to that queue. Eve
 ``x-edgefill-*`` custom header is removed from a marked origin before the request is
 returned, so none reaches the origin, whatever happened while sending.
 
+A failover whose URI the backfill worker would refuse (``ObjectKey.from_uri``: the key
+rules and the one-URI-one-key rule of CONTRACTS §4) queues nothing: it is logged as one
+``backfill-skipped`` line naming the reason. The check costs a few microseconds.
+
 Nothing here raises to the handler on bad input: each problem becomes one JSON error line
 and the request goes on as it came.
 """
@@ -18,8 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from edge_origin_request.log_lines import log_error, log_queued
+from edge_origin_request.log_lines import log_error, log_queued, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
+from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, to_json
 
 MARKER_HEADER: Final = "x-edgefill-queue"
@@ -111,6 +116,11 @@ def _report_failover(
             return
         queue_url = _marker_value(custom_headers)
         message = _backfill_message(event, request, request_id)
+        # The worker's own key check: what it would refuse is not worth a message.
+        ObjectKey.from_uri(message.uri)
+    except InvalidKey as error:
+        log_skipped(error.reason, str(error), requestId=request_id, uri=request.get("uri"))
+        return
     except EventShapeError as error:
         log_error(error.problem, error.reason, requestId=request_id)
         return

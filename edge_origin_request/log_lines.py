@@ -26,6 +26,12 @@ def log_queued(**fields: Any) -> None:
     _write("INFO", "backfill-queued", fields)
 
 
+def log_skipped(reason: str, detail: str, **fields: Any) -> None:
+    """One line for a failover that queues nothing because the worker would refuse it;
+    ``reason`` is the worker's skip reason (``bad_key``, ``non_canonical``)."""
+    _write("INFO", "backfill-skipped", {"reason": reason, "detail": quoted(detail), **fields})
+
+
 def log_error(problem: str, reason: str, **fields: Any) -> None:
     """One line for something that went wrong; ``problem`` names the field or step."""
     _write("ERROR", "edge-error", {"problem": problem, "reason": quoted(reason), **fields})

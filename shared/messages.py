@@ -141,7 +141,23 @@ Message = BackfillMessage | PrewarmMessage
 
 
 def parse(body: str | bytes) -> Message:
-    """Parse one SQS message body into a v1 message, or raise ``MessageError``."""
+    """Parse one SQS message body into a v1 message, or raise ``MessageError``.
+
+    Nothing else escapes, whatever the body: JSON nested deeper than the interpreter's
+    recursion limit, numbers too long to convert, bytes that are not UTF-8 and lone
+    surrogates all become a ``MessageError`` naming the body, so a caller can treat every
+    malformed message alike (the backfill skips it for good; it is never retried)."""
+    try:
+        return _parse(body)
+    except MessageError:
+        raise
+    except RecursionError:
+        raise MessageError("body", "is nested too deeply to read") from None
+    except (ValueError, TypeError, OverflowError, UnicodeError, MemoryError) as error:
+        raise MessageError("body", f"cannot be read ({type(error).__name__})") from None
+
+
+def _parse(body: str | bytes) -> Message:
     raw = _load(body)
     kind = raw.get("type")
     if kind == "backfill":
@@ -150,7 +166,7 @@ def parse(body: str | bytes) -> Message:
         return _prewarm_from(raw)
     if "type" not in raw:
         raise MessageError("type", "is missing")
-    raise MessageError("type", f"unknown type {kind!r}; expected 'backfill' or 'prewarm'")
+    raise MessageError("type", f"unknown type {_shown(kind)}; expected 'backfill' or 'prewarm'")
 
 
 def parse_backfill(body: str | bytes) -> BackfillMessage:
@@ -221,7 +237,9 @@ def _load(body: str | bytes) -> dict[str, Any]:
     if "v" not in raw:
         raise MessageError("v", "is missing")
     if not _is_int(raw["v"]) or raw["v"] != VERSION:
-        raise MessageError("v", f"unsupported version {raw['v']!r}; this build reads v{VERSION}")
+        raise MessageError(
+            "v", f"unsupported version {_shown(raw['v'])}; this build reads v{VERSION}"
+        )
     return raw
 
 
@@ -247,7 +265,8 @@ def _prewarm_from(raw: dict[str, Any]) -> PrewarmMessage:
     if not _is_int(attempt):
         raise MessageError("attempt", f"must be an integer, got {type(attempt).__name__}")
     paths = _str_list(raw, "paths")
-    assert paths is not None
+    if paths is None:  # "paths": null
+        raise MessageError("paths", "must be a non-empty list of paths, got null")
     return PrewarmMessage(
         paths=paths,
         targets=_str_list(raw, "targets"),
@@ -283,6 +302,19 @@ def _str_list(raw: dict[str, Any], name: str) -> tuple[str, ...] | None:
         if not isinstance(item, str):
             raise MessageError(f"{name}[{index}]", f"must be a string, got {type(item).__name__}")
     return tuple(value)
+
+
+def _shown(value: object) -> str:
+    """How an error message quotes a value from a body: a string or a number cut to 40
+    characters, anything else by its type alone (the repr of a deeply nested list would
+    itself raise ``RecursionError``; the repr of a 4 300-digit int raises ``ValueError``)."""
+    if isinstance(value, str):
+        return f"{value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if -(10**40) < value < 10**40 else "a very large integer"
+    return f"a JSON {type(value).__name__}"
 
 
 def _is_int(value: object) -> bool:
@@ -323,7 +355,7 @@ def _check_query(value: object) -> None:
 
 def _check_host(name: str, value: object) -> None:
     if not isinstance(value, str) or not _HOST.fullmatch(value):
-        raise MessageError(name, f"must be a DNS host name, got {value!r:.80}")
+        raise MessageError(name, f"must be a DNS host name, got {_shown(value)}")
 
 
 def _check_text(name: str, value: object) -> None:
@@ -344,7 +376,7 @@ def _check_targets(targets: object) -> None:
         if not is_target(target):
             raise MessageError(
                 f"targets[{index}]",
-                f"{target!r:.40} is neither an AWS region code (us-east-1) "
+                f"{_shown(target)} is neither an AWS region code (us-east-1) "
                 "nor a CloudFront POP code (NRT20-P2)",
             )
 
@@ -356,7 +388,7 @@ def _check_encodings(encodings: object) -> None:
         if encoding not in ENCODINGS:
             raise MessageError(
                 f"encodings[{index}]",
-                f"unknown encoding {encoding!r:.40}; expected one of {', '.join(ENCODINGS)}",
+                f"unknown encoding {_shown(encoding)}; expected one of {', '.join(ENCODINGS)}",
             )
 
 

@@ -93,18 +93,36 @@ def test_small_object_is_copied_with_its_headers_and_announced(
     ]
 
 
-@pytest.mark.parametrize(("mode", "sent_query"), [("forward", "v=2&w=3"), ("ignore", "")])
-def test_query_is_forwarded_only_when_configured(
-    bucket: Any, origin: LabOrigin, sqs: Any, prewarm_queue: str, mode: str, sent_query: str
+def test_with_query_forward_a_message_with_a_query_is_skipped_and_never_fetched(
+    bucket: Any, origin: LabOrigin, sqs: Any, prewarm_queue: str
+) -> None:
+    # Given EDGEFILL_QUERY=forward (the query is part of the cache key) and a viewer's query
+    origin.put("/app.js", b"js")
+    worker = make_backfiller(
+        bucket, origin, sqs, EDGEFILL_QUERY="forward", EDGEFILL_PREWARM_QUEUE_URL=prewarm_queue
+    )
+    # When its failover is backfilled
+    outcome = worker.backfill(message("/app.js", query="v=2&w=3"), FakeLambdaContext())
+    # Then it is skipped (permanent): one viewer's query never picks the path's object
+    assert (outcome.status, outcome.reason) == ("skipped", "query")
+    assert origin.all_requests() == [] and keys(bucket) == []
+    assert received_prewarm(sqs, prewarm_queue) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "query"), [("forward", ""), ("ignore", "v=2&w=3"), ("ignore", "")]
+)
+def test_the_path_is_copied_and_warmed_without_any_query(
+    bucket: Any, origin: LabOrigin, sqs: Any, prewarm_queue: str, mode: str, query: str
 ) -> None:
     origin.put("/app.js", b"js")
     worker = make_backfiller(
         bucket, origin, sqs, EDGEFILL_QUERY=mode, EDGEFILL_PREWARM_QUEUE_URL=prewarm_queue
     )
-    worker.backfill(message("/app.js", query="v=2&w=3"), FakeLambdaContext())
-    assert origin.counts("/app.js").requests[0].query == sent_query
-    expected_path = "/app.js?v=2&w=3" if mode == "forward" else "/app.js"
-    assert received_prewarm(sqs, prewarm_queue)[0]["paths"] == [expected_path]
+    outcome = worker.backfill(message("/app.js", query=query), FakeLambdaContext())
+    assert (outcome.status, outcome.key) == ("copied", "app.js")
+    assert [request.query for request in origin.counts("/app.js").requests] == [""]
+    assert received_prewarm(sqs, prewarm_queue)[0]["paths"] == ["/app.js"]
     assert keys(bucket) == ["app.js"]
 
 
