@@ -158,21 +158,18 @@ def policy_statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]
     for name, role in resources(template, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in as_list(policy["PolicyDocument"]["Statement"]):
-                if isinstance(statement, dict) and "Fn::If" in statement:
-                    for branch in statement["Fn::If"][1:]:
-                        if isinstance(branch, dict) and "Effect" in branch:
-                            yield name, branch
-                else:
-                    yield name, statement
+                yield from ((name, branch) for branch in _branches(statement))
     for kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"):
         for name, resource in resources(template, kind).items():
             for statement in as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
-                if isinstance(statement, dict) and "Fn::If" in statement:
-                    for branch in statement["Fn::If"][1:]:
-                        if isinstance(branch, dict) and "Effect" in branch:
-                            yield name, branch
-                else:
-                    yield name, statement
+                yield from ((name, branch) for branch in _branches(statement))
+
+
+def _branches(statement: Any) -> list[dict[str, Any]]:
+    """A statement, or the statements of both branches of an ``Fn::If`` (not NoValue)."""
+    if isinstance(statement, dict) and "Fn::If" in statement:
+        return [b for b in statement["Fn::If"][1:] if isinstance(b, dict) and "Effect" in b]
+    return [statement]
 
 
 # ---------------------------------------------------------------- rules lint cannot see
