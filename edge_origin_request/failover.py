@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from edge_origin_request.log_lines import log_error, log_queued, log_skipped
+from edge_origin_request.log_lines import log_error, log_queued, log_send_failed, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
 from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, to_json
@@ -133,7 +133,7 @@ def _report_failover(
     except Exception as error:  # the sender's failure; the viewer's request goes on
         problem = getattr(error, "problem", type(error).__name__)
         reason = getattr(error, "reason", str(error))
-        log_error(problem, reason, requestId=request_id, uri=message.uri, queue=queue_url)
+        log_send_failed(problem, reason, requestId=request_id, uri=message.uri, queue=queue_url)
 
 
 def _origin_custom_headers(request: dict[str, Any]) -> dict[str, Any]:

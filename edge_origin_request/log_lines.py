@@ -3,15 +3,25 @@
 Lambda@Edge writes stdout to CloudWatch Logs in the region where the function ran, in the
 group ``/aws/lambda/us-east-1.<function name>``. A plain ``print`` of compact JSON costs a
 few microseconds and needs no logging framework at every edge.
+
+Two events also carry a CloudWatch metric in the embedded metric format (EMF): a backfill
+queued (``FailoversQueued``) and a backfill that could not be sent (``SendFailures``).
+The metric rides on the event's own log line, so it costs no extra print and no I/O;
+CloudWatch Logs extracts it in the replica's region, in the ``edgefill`` namespace with the
+dimension ``service=edge`` (the dashboard's edge widgets read exactly that).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Final
 
 # A log line quotes at most this much of a viewer-controlled value (URIs reach 8 KiB).
 MAX_QUOTED_CHARS: Final = 256
+# EMF: the namespace the workers use too, and the one dimension the edge's metrics carry.
+METRICS_NAMESPACE: Final = "edgefill"
+SERVICE: Final = "edge"
 
 
 def quoted(value: object) -> object:
@@ -22,8 +32,8 @@ def quoted(value: object) -> object:
 
 
 def log_queued(**fields: Any) -> None:
-    """One line for a backfill message that SQS accepted."""
-    _write("INFO", "backfill-queued", fields)
+    """One line for a backfill message that SQS accepted; counts ``FailoversQueued``."""
+    _write("INFO", "backfill-queued", fields, metric="FailoversQueued")
 
 
 def log_skipped(reason: str, detail: str, **fields: Any) -> None:
@@ -37,8 +47,40 @@ def log_error(problem: str, reason: str, **fields: Any) -> None:
     _write("ERROR", "edge-error", {"problem": problem, "reason": quoted(reason), **fields})
 
 
-def _write(level: str, event: str, fields: dict[str, Any]) -> None:
+def log_send_failed(problem: str, reason: str, **fields: Any) -> None:
+    """``log_error`` for a backfill message that did not reach its queue; counts
+    ``SendFailures``."""
+    _write(
+        "ERROR",
+        "edge-error",
+        {"problem": problem, "reason": quoted(reason), **fields},
+        metric="SendFailures",
+    )
+
+
+def _write(level: str, event: str, fields: dict[str, Any], metric: str | None = None) -> None:
     line: dict[str, Any] = {"level": level, "event": event}
     line.update((name, quoted(value)) for name, value in fields.items())
+    if metric is not None:
+        line.update(_emf(metric))
     # default=repr: a log line must never raise on a value JSON cannot hold.
     print(json.dumps(line, separators=(",", ":"), default=repr), flush=True)
+
+
+def _emf(metric: str) -> dict[str, Any]:
+    """The EMF members that make a log line count one ``metric`` (set last, so no field of
+    the line can shadow them)."""
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [["service"]],
+                    "Metrics": [{"Name": metric, "Unit": "Count"}],
+                }
+            ],
+        },
+        "service": SERVICE,
+        metric: 1,
+    }

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgefill.console import redirected
 from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
@@ -71,8 +72,9 @@ class Checks:
 
 
 class Demo:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, run_command: Callable[[list[str]], int]) -> None:
         self.console = console
+        self.run_command = run_command  # the CLI's entry point, handed in (no import back)
         self.checks = Checks()
         self.lab = Lab(LabSettings())
         self.started = time.monotonic()
@@ -113,14 +115,8 @@ class Demo:
 
     def operator(self, argv: list[str]) -> int:
         """Run an ``edgefill`` command as an operator would; its output joins the story."""
-        from edgefill import cli
-
-        previous = cli.out.file, cli.err.file
-        cli.out.file = cli.err.file = self.console.file
-        try:
-            return cli.main(argv)
-        finally:
-            cli.out.file, cli.err.file = previous
+        with redirected(self.console.file):
+            return self.run_command(argv)
 
     # ---- the scenario ------------------------------------------------------------
     def run(self) -> int:
@@ -427,8 +423,9 @@ def _s3_sha256(s3: Any, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-def run_demo() -> int:
-    """Run the demo; 0 when every expectation holds.
+def run_demo(operator: Callable[[list[str]], int]) -> int:
+    """Run the demo; 0 when every expectation holds. ``operator`` runs an ``edgefill``
+    command line (the CLI's ``main``, handed in by the ``demo`` command).
 
     The handlers log JSON lines to stdout, as in Lambda; the demo sends them (and what the
     servers print on stderr) to a log file it names at the end, so the narration stays
@@ -445,7 +442,7 @@ def run_demo() -> int:
         handler = logging.StreamHandler(log)
         root.addHandler(handler)
         try:
-            code = Demo(console).run()
+            code = Demo(console, operator).run()
         finally:
             root.removeHandler(handler)
     console.print(f"handler logs (JSON lines, as CloudWatch would hold them): {log_path}")

@@ -33,6 +33,9 @@ BACKOFF_CAP_SECONDS: Final = 5.0
 # one for TLS, the time of about two requests on a kept-alive connection.
 MOVE_COST_REQUESTS: Final = 2
 NOT_STARTED: Final = "not started: the time budget ran out"
+# A ``max_bytes`` run: once the bytes downloaded reach the cap no new task starts (those
+# in flight finish, so a run may pass the cap by up to ``concurrency`` objects). The tasks
+# left out go to ``WarmReport.capped``, never to ``failures``: nothing retries them.
 _BAD_PATH_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -147,6 +150,7 @@ class WarmReport:
     connections: int = 0
     seconds: float = 0.0
     resolution: Resolution | None = None
+    capped: list[WarmTask] = field(default_factory=list)  # left out by ``max_bytes``
 
     def record(self, result: TaskResult) -> None:
         totals = self.targets.setdefault(result.task.target, TargetTotals())
@@ -198,6 +202,7 @@ class WarmReport:
             "dnsQueries": self.dns_queries,
             "connections": self.connections,
             "seconds": round(self.seconds, 3),
+            "capped": len(self.capped),
             "targets": {t: totals.as_dict() for t, totals in self.targets.items()},
         }
 
@@ -215,12 +220,15 @@ def warm(
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
     deadline: float | None = None,
+    max_bytes: int | None = None,
 ) -> WarmReport:
     """Warm every task of ``plan``; never raises for a bad task, target or edge.
 
     ``progress`` is called once per finished task, one call at a time. ``deadline``
     (a ``time.monotonic()`` value) stops workers from starting new tasks; the tasks left
     are reported as failed, retryable, "not started", so a caller can send them again.
+    ``max_bytes`` stops new tasks once that many bytes were downloaded; the tasks left
+    are reported in ``capped`` (not failed, not to be sent again).
     """
     settings = settings or WarmSettings()
     started = time.perf_counter()
@@ -233,6 +241,9 @@ def warm(
             report.record(result)
             if progress is not None:
                 progress(result)
+            # Only a task that downloaded bytes can reach the cap, and those run on the board.
+            if max_bytes is not None and result.bytes_read and report.bytes >= max_bytes:
+                board.stop()
 
     # Totals in the plan's target order, whatever order the answers come in.
     targets = tuple(dict.fromkeys(plan.targets))
@@ -286,11 +297,22 @@ def warm(
             board.close()
     report.resolution = resolution
     report.dns_queries = resolution.queries
-    for edge, task in board.drain():
-        finish(TaskResult(task, ok=False, edge=edge, error=NOT_STARTED, retryable=True))
+    _settle_untaken(board, report, finish)
     report.connections = client.connections - connections_before
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _settle_untaken(
+    board: _TaskBoard, report: WarmReport, finish: Callable[[TaskResult], None]
+) -> None:
+    """Tasks never taken: capped when the byte cap stopped the board, else not started
+    (the deadline), which is retryable."""
+    for edge, task in board.drain():
+        if board.stopped:
+            report.capped.append(task)
+        else:
+            finish(TaskResult(task, ok=False, edge=edge, error=NOT_STARTED, retryable=True))
 
 
 def _task_problem(task: WarmTask) -> str | None:
@@ -328,6 +350,13 @@ class _TaskBoard:
         self._queues: dict[str, deque[WarmTask]] = {}
         self._published: dict[str, int] = {}
         self._workers: dict[str, int] = {}
+        self.stopped = False  # by ``stop``: no task is handed out any more
+
+    def stop(self) -> None:
+        """Hand out no more tasks (the byte cap was reached)."""
+        with self._ready:
+            self.stopped = True
+            self._ready.notify_all()
 
     def add(self, edge: str, task: WarmTask) -> None:
         self.publish(edge, [task])
@@ -367,7 +396,7 @@ class _TaskBoard:
 
     def take(self, current: str | None) -> tuple[str, WarmTask] | None:
         with self._ready:
-            if self._past_deadline():
+            if self._past_deadline() or self.stopped:
                 return None
             if current is not None and self._queues.get(current):
                 return current, self._queues[current].popleft()
@@ -378,7 +407,7 @@ class _TaskBoard:
                 if busiest is not None:
                     self._workers[busiest] += 1
                     return busiest, self._queues[busiest].popleft()
-                if self._pending <= 0 or self._past_deadline():
+                if self._pending <= 0 or self._past_deadline() or self.stopped:
                     return None
                 self._ready.wait(self._time_left())
 

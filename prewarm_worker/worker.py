@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from prewarm_worker.byte_cap import log_capped
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
 from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from shared import aws
@@ -181,11 +182,13 @@ def _process(
         rt.client,
         WarmSettings.from_config(config),
         deadline=deadline_for(remaining_ms, config),
+        max_bytes=config.max_warm_bytes,
     )
     if report.resolution is not None and report.resolution.unreachable:
         reasons = "; ".join(str(e) for e in report.resolution.errors.values())
         log.error("no target resolved", extra={"messageId": message_id, "errors": reasons})
         raise NotProcessed(f"no target could be resolved: {reasons}")
+    log_capped(report, config.max_warm_bytes, log, message_id)
     outcome = _requeue(message, plan, report, rt, log, message_id, jitter)
     log.info("prewarm summary", extra=_summary(message, plan, outcome, message_id))
     publish_metrics(report)
@@ -195,6 +198,7 @@ def _process(
         metrics.add_metric("WarmFailed", MetricUnit.Count, report.failed)
         metrics.add_metric("RequeuedTasks", MetricUnit.Count, outcome.requeued_tasks)
         metrics.add_metric("GivenUpTasks", MetricUnit.Count, outcome.given_up)
+        metrics.add_metric("WarmCapped", MetricUnit.Count, len(report.capped))
     return outcome
 
 

@@ -157,6 +157,8 @@ class PrewarmConfig:
     retry_delay: int = DEFAULT_RETRY_DELAY
     # Messages with ``afterInvalidation`` wait for that invalidation of this distribution.
     distribution_id: str | None = None
+    # Bytes one message may download before no new warm starts (None: no cap).
+    max_warm_bytes: int | None = None
 
     @property
     def port(self) -> int:
@@ -213,6 +215,7 @@ class PrewarmConfig:
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
             distribution_id=_distribution_id(env),
+            max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
         )
 
 
@@ -238,6 +241,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(name, f"must be positive, got {value}")
     return value
+
+
+def _optional_positive_int(env: Mapping[str, str], name: str) -> int | None:
+    """A positive whole number, or None when the variable is unset or empty."""
+    if not env.get(name, "").strip():
+        return None
+    return _positive_int(env, name, 0)
 
 
 def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

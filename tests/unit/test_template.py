@@ -792,6 +792,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_EDGE_PORT",
         "EDGEFILL_PREWARM_QUEUE_URL",
         "EDGEFILL_DISTRIBUTION_ID",
+        "EDGEFILL_MAX_WARM_BYTES",
     }
     # When the template's EDGEFILL_* variables are listed
     for function, allowed in (

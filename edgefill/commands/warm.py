@@ -1,27 +1,21 @@
-"""The commands that run something on this machine: ``warm``, ``lab up`` and ``demo``.
+"""``edgefill warm``: run the prewarm worker's engine from this machine now (no Lambda).
 
-Kept apart from ``edgefill.cli`` so that the messaging commands never import moto, the
-lab's servers or the warm engine.
-"""
+The engine, the DNS resolver and the worker's settings are imported only when the
+command runs, so the other commands never load them."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
-import threading
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgefill.commands import sizing
+from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
 from edgefill.operations import OperatorError, read_paths, split_list
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # ``edgefill warm`` flags → the prewarm worker's variables they stand for.
 _WARM_FLAGS = {
@@ -35,7 +29,7 @@ _WARM_FLAGS = {
 }
 
 
-def add_commands(commands: Any, aws: argparse.ArgumentParser) -> None:
+def register(commands: Any) -> None:
     warm = commands.add_parser(
         "warm",
         help="warm paths at edges from this machine now (no Lambda)",
@@ -54,20 +48,8 @@ def add_commands(commands: Any, aws: argparse.ArgumentParser) -> None:
     warm.add_argument("--concurrency", help="parallel requests")
     warm.add_argument("--region-subnets", help="JSON object region → client subnet")
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
+    sizing.add_cap_flags(warm, with_stack=True)
     warm.set_defaults(run=run_warm)
-
-    lab = commands.add_parser("lab", help="the local lab")
-    lab_commands = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
-    up = lab_commands.add_parser("up", help="start the lab and wait for Ctrl-C")
-    up.add_argument("--edge-port", type=int, default=0, help="port for every POP (default: free)")
-    up.add_argument(
-        "--large-mib", type=int, default=256, help="size of the generated trailer (0: none)"
-    )
-    up.add_argument("--no-pollers", action="store_true", help="leave the queues unconsumed")
-    up.set_defaults(run=run_lab_up)
-
-    demo = commands.add_parser("demo", help="run the narrated lab scenario (make demo)")
-    demo.set_defaults(run=run_demo)
 
 
 # ---- warm -----------------------------------------------------------------------------
@@ -101,6 +83,9 @@ def run_warm(args: argparse.Namespace) -> int:
         )
     except MessageError as error:
         raise OperatorError(f"--{error.field.split('[')[0]}: {error.reason}") from None
+    refused = sizing.refuse_over_caps(args, paths, targets, encodings)
+    if refused is not None:
+        return refused
     runtime = build_runtime(config)
     plan = plan_from(paths, targets, encodings, config.viewer_host)
     with Progress(
@@ -136,7 +121,7 @@ def run_warm(args: argparse.Namespace) -> int:
         out.print(json.dumps(summary, indent=2), markup=False)
     else:
         _print_warm_table(report)
-    return 0 if report.failed == 0 else 1
+    return EXIT_OK if report.failed == 0 else EXIT_FAILED
 
 
 def _print_warm_table(report: Any) -> None:
@@ -162,84 +147,3 @@ def _print_warm_table(report: Any) -> None:
         )
     if len(report.failures) > 20:
         err.print(f"... and {len(report.failures) - 20} more failures")
-
-
-# ---- lab up ---------------------------------------------------------------------------
-def run_lab_up(args: argparse.Namespace) -> int:
-    from edgefill.lab import catalog
-    from edgefill.lab.lab import Lab, LabError, LabSettings
-
-    stop = threading.Event()
-    # Ctrl-C (also when a shell started us with SIGINT ignored) and SIGTERM both stop.
-    previous = {
-        number: signal.signal(number, lambda *_: stop.set())
-        for number in (signal.SIGINT, signal.SIGTERM)
-    }
-    lab = Lab(LabSettings(edge_port=args.edge_port, pollers=not args.no_pollers))
-    try:
-        try:
-            lab.start()
-        except LabError as error:
-            raise OperatorError(str(error)) from None
-        objects = catalog.seed(lab.origin, large_bytes=args.large_mib * 1024 * 1024)
-        _print_lab(lab, [o.uri for o in objects])
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
-                pass
-        err.print("stopping the lab…")
-    finally:
-        lab.stop()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    err.print("lab stopped; nothing left running")
-    return 0
-
-
-def _print_lab(lab: Any, uris: list[str]) -> None:
-    info = lab.describe()
-    table = Table(title="edgefill lab", show_header=False)
-    table.add_row("S3 + SQS (moto)", info["moto"])
-    table.add_row("bucket", info["bucket"])
-    table.add_row("full origin", info["origin"])
-    table.add_row("DNS (EDNS client subnet)", info["dns"])
-    table.add_row("lab CA bundle", info["ca_bundle"])
-    table.add_row("distribution", f"{info['distribution_domain']} / {info['viewer_host']}")
-    for pop in info["pops"]:
-        table.add_row(
-            f"POP {pop['code']}", f"{pop['address']}:{info['edge_port']} ({pop['region']})"
-        )
-    for name, url in info["queues"].items():
-        table.add_row(name, url)
-    out.print(table)
-    first = info["pops"][0]
-    host, port = info["viewer_host"], info["edge_port"]
-    queues = info["queues"]
-    out.print("\n[bold]Try it[/bold] (another terminal):", markup=True)
-    lines = [
-        f"curl -sS -D- -o /dev/null --cacert {info['ca_bundle']} "
-        f"--resolve {host}:{port}:{first['address']} https://{host}:{port}{uris[4]}",
-        f"export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_REGION=us-east-1 "
-        f"REQUESTS_CA_BUNDLE={info['ca_bundle']}",
-        f'Q="--endpoint-url {info["moto"]}'
-        f" --backfill-queue-url {queues['BackfillQueue']}"
-        f" --prewarm-queue-url {queues['PrewarmQueue']}"
-        f" --backfill-dlq-url {queues['BackfillDLQ']}"
-        f' --prewarm-dlq-url {queues["PrewarmDLQ"]}"',
-        "edgefill status $Q",
-        f"edgefill prewarm $Q --targets ap-northeast-1,FRA56-P1 {uris[3]} {uris[5]}",
-        f"edgefill backfill $Q {uris[6]}",
-        f"edgefill warm --distribution-domain {info['distribution_domain']} --viewer-host {host} "
-        f"--resolver {info['dns']} --edge-port {port} "
-        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --targets sa-east-1 {uris[2]}",
-        "edgefill redrive $Q",
-    ]
-    for line in lines:
-        out.print(line, markup=False)
-    out.print("\nCtrl-C stops everything.", markup=False)
-
-
-# ---- demo -----------------------------------------------------------------------------
-def run_demo(args: argparse.Namespace) -> int:
-    from edgefill.demo import run_demo as demo
-
-    return demo()

@@ -1,0 +1,187 @@
+"""Sizes, estimates and caps for the commands that launch warms (``estimate``,
+``prewarm``, ``warm``): where sizes come from (``--stack`` or ``--bucket``, then
+``--origin-url``), the estimate table, and the refusal when a launch is over a cap."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.markup import escape
+from rich.table import Table
+
+from edgefill import operations
+from edgefill.console import EXIT_FAILED, err, out
+from edgefill.cost_estimate import Estimate, estimate
+from edgefill.object_sizes import SizeLookup, bucket_sizes, with_origin_fallback
+from edgefill.operations import OperatorError
+from edgefill.pricing import load_prices
+from edgefill.spend_caps import cap_problems
+from edgefill.stack import read_stack
+from shared.messages import ENCODINGS
+
+SHOWN_UNKNOWN = 10  # unknown sizes listed one by one; the rest are counted
+
+
+@dataclass(frozen=True, slots=True)
+class SizeSource:
+    """The bucket sizes are read from, and the defaults the stack gives."""
+
+    bucket: str
+    prefix: str
+    region: str | None
+    targets: tuple[str, ...] = ()
+    encodings: tuple[str, ...] = ()
+
+
+def add_size_flags(parser: argparse.ArgumentParser, with_stack: bool) -> None:
+    """``--bucket``/``--key-prefix``/``--origin-url``/``--prices`` (and, for a command
+    without the deployment flags, ``--stack``/``--region``/``--endpoint-url``)."""
+    group = parser.add_argument_group("where sizes come from")
+    if with_stack:
+        group.add_argument("--stack", help="stack whose bucket holds the objects")
+        group.add_argument("--region", help="AWS region (default: AWS_REGION / profile)")
+        group.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
+    group.add_argument("--bucket", help="the regional bucket (instead of --stack)")
+    group.add_argument("--key-prefix", default="", help="key prefix in --bucket (KeyPrefix)")
+    group.add_argument("--origin-url", help="full origin to HEAD for paths the bucket lacks")
+    group.add_argument("--prices", metavar="FILE", help="JSON prices replacing the built-in")
+
+
+def add_cap_flags(parser: argparse.ArgumentParser, with_stack: bool) -> None:
+    caps = parser.add_argument_group("caps (sizes from --stack or --bucket)")
+    caps.add_argument(
+        "--max-bytes", type=_non_negative_int, help="refuse if the warms could move more bytes"
+    )
+    caps.add_argument("--max-usd", type=_non_negative_float, help="refuse if it could cost more")
+    add_size_flags(parser, with_stack)
+
+
+def size_source(args: argparse.Namespace) -> SizeSource:
+    if args.stack and args.bucket:
+        raise OperatorError("pass --stack or --bucket, not both")
+    if args.bucket:
+        return SizeSource(args.bucket, args.key_prefix, args.region)
+    if not args.stack:
+        raise OperatorError("sizes need --stack NAME or --bucket BUCKET")
+    session = operations.aws_session(args.region)
+    cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
+    stack = read_stack(cloudformation, args.stack)
+    bucket = stack.output("BucketName")
+    if bucket is None:
+        raise OperatorError(f"stack {args.stack!r} has no BucketName output")
+    return SizeSource(
+        bucket=bucket,
+        prefix=stack.parameters.get("KeyPrefix", ""),
+        region=stack.output("BucketRegion") or args.region,
+        targets=tuple(operations.split_list([stack.parameters.get("PrewarmTargets", "")]) or ()),
+        encodings=tuple(
+            operations.split_list([stack.parameters.get("PrewarmEncodings", "")]) or ()
+        ),
+    )
+
+
+def look_up_sizes(
+    args: argparse.Namespace, source: SizeSource, uris: Sequence[str]
+) -> list[SizeLookup]:
+    session = operations.aws_session(source.region or args.region)
+    s3 = operations.make_client(session, "s3", args.endpoint_url)
+    with err.status(f"reading {len(set(uris))} sizes"):
+        found = bucket_sizes(s3, source.bucket, uris, source.prefix)
+        return with_origin_fallback(found, args.origin_url)
+
+
+def launch_estimate(
+    args: argparse.Namespace,
+    source: SizeSource,
+    uris: Sequence[str],
+    targets: Sequence[str],
+    encodings: Sequence[str],
+    message_bytes: Sequence[int] = (),
+) -> tuple[Estimate, list[SizeLookup]]:
+    prices = load_prices(args.prices)  # a bad price file is refused before any AWS call
+    sizes = look_up_sizes(args, source, uris)
+    result = estimate([s.size for s in sizes], targets, encodings, prices, message_bytes)
+    return result, sizes
+
+
+def print_estimate(result: Estimate, sizes: Sequence[SizeLookup]) -> None:
+    table = Table(title=f"estimate: {result.paths} paths, {result.warms} warms (upper bounds)")
+    for column in ("target", "geography", "warms", "bytes", "USD"):
+        table.add_column(column, justify="left" if column in ("target", "geography") else "right")
+    for name, target in result.by_target.items():
+        geography = target.geography if target.geography_known else f"{target.geography} (?)"
+        table.add_row(name, geography, str(target.warms), _human(target.bytes), f"{target.usd:.4f}")
+    if result.workers_usd:
+        table.add_row("prewarm worker + SQS", "", "", "", f"{result.workers_usd:.4f}")
+    table.add_row(
+        "total", "", str(result.warms), _human(result.bytes), f"{result.usd:.4f}", style="bold"
+    )
+    out.print(table)
+    if any(not t.geography_known for t in result.by_target.values()):
+        err.print("(?) target not in the geography table: priced at the dearest geography")
+    unknown = [s for s in sizes if s.size is None]
+    for lookup in unknown[:SHOWN_UNKNOWN]:
+        err.print(f"[yellow]size unknown[/yellow] {escape(lookup.uri)}: {escape(lookup.problem)}")
+    if len(unknown) > SHOWN_UNKNOWN:
+        err.print(f"... and {len(unknown) - SHOWN_UNKNOWN} more paths of unknown size")
+    err.print(f"prices as of {result.prices.as_of}: {result.prices.source}", markup=False)
+
+
+def refuse_over_caps(
+    args: argparse.Namespace,
+    uris: Sequence[str],
+    targets: Sequence[str],
+    encodings: Sequence[str],
+    message_bytes: Sequence[int] = (),
+) -> int | None:
+    """None when no cap is set or the launch is under them; else print the estimate and
+    why, and return the exit code (nothing is sent). Empty ``targets``/``encodings`` mean
+    the stack's defaults (then all four encodings)."""
+    if args.max_bytes is None and args.max_usd is None:
+        return None
+    source = size_source(args)
+    targets = list(targets) or list(source.targets)
+    if not targets:
+        raise OperatorError("the caps need the targets: pass --targets")
+    encodings = list(encodings) or list(source.encodings or ENCODINGS)
+    result, sizes = launch_estimate(args, source, uris, targets, encodings, message_bytes)
+    problems = cap_problems(result, args.max_bytes, args.max_usd)
+    if not problems:
+        err.print(f"under the caps: {_human(result.bytes)}, ${result.usd:.4f}")
+        return None
+    print_estimate(result, sizes)
+    for problem in problems:
+        err.print(f"[red]refused:[/red] {escape(problem)}")
+    err.print("nothing sent")
+    return EXIT_FAILED
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of bytes, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of dollars, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite amount ≥ 0, got {text!r}")
+    return value

@@ -1,0 +1,110 @@
+"""``edgefill doctor`` through the CLI against moto in server mode. moto has no origin
+groups, so a distribution there is never wired right: check 2 fails, naming the origin
+group, and the exit status is 1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from edgefill.cli import main
+
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def deployed(moto: str, s3: Any, sqs: Any) -> str:
+    cloudfront = boto3.client("cloudfront", region_name="us-east-1", endpoint_url=moto)
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": "edgefill-doctor",
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "regional-bucket",
+                        "DomainName": "edgefill-doctor.s3.us-east-1.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "regional-bucket",
+                "ViewerProtocolPolicy": "redirect-to-https",
+            },
+            "Comment": "edgefill doctor test",
+            "Enabled": True,
+        }
+    )["Distribution"]
+    s3.create_bucket(Bucket="edgefill-doctor")
+    template = {
+        "Resources": {
+            "BackfillDLQ": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "bf-dlq"}},
+            "PrewarmDLQ": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "pw-dlq"}},
+            "BackfillQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "bf"}},
+            "PrewarmQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "pw"}},
+        },
+        "Outputs": {
+            "BackfillQueueUrl": {"Value": {"Ref": "BackfillQueue"}},
+            "PrewarmQueueUrl": {"Value": {"Ref": "PrewarmQueue"}},
+            "BackfillDLQUrl": {"Value": {"Ref": "BackfillDLQ"}},
+            "PrewarmDLQUrl": {"Value": {"Ref": "PrewarmDLQ"}},
+            "BucketName": {"Value": "edgefill-doctor"},
+            "DistributionDomain": {"Value": distribution["DomainName"]},
+            "DistributionId": {"Value": distribution["Id"]},
+            "EdgeFunctionVersionArn": {
+                "Value": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:edgefill-edge:1"
+            },
+        },
+    }
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=moto)
+    cloudformation.create_stack(StackName="edgefill", TemplateBody=json.dumps(template))
+    return str(distribution["Id"])
+
+
+def test_against_moto_the_doctor_fails_check_2_naming_the_origin_group(
+    deployed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the doctor checks the stack (JSON)
+    code = main(["doctor", "--stack", "edgefill", "--json"])
+    results = json.loads(capsys.readouterr().out)
+    # Then every check is reported in the documented shape, and check 2 fails
+    assert code == 1
+    assert all(set(r) == {"check", "ok", "detail", "remedy"} for r in results)
+    assert len(results) == 9
+    by_name = {r["check"]: r for r in results}
+    assert results[1]["check"] == "origin-group" and not results[1]["ok"]
+    assert "origin group" in results[1]["detail"] and "origin group" in results[1]["remedy"]
+    assert by_name["stack"]["ok"], by_name["stack"]
+
+
+def test_the_table_shows_each_check_and_the_remedies(
+    deployed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["doctor", "--stack", "edgefill"]) == 1
+    text = capsys.readouterr().out
+    assert "origin-group" in text and "remedy:" in text and "event-sources" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["doctor", "--stack", "nope"], "stack 'nope' not found"),
+        (["doctor", "--stack", "edgefill", "--canary", "/a/../b"], "--canary"),
+        (["doctor", "--stack", "edgefill", "--canary", "relative.jpg"], "must start with '/'"),
+    ],
+)
+def test_bad_input_exits_2(
+    deployed: str, argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_the_stack_is_required() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["doctor"])
+    assert exited.value.code == 2
