@@ -9,6 +9,8 @@
 4. An operator prewarms a launch's path list by hand (``edgefill prewarm``).
 5. The full origin answers 5xx for one path: the backfill is retried, lands in the DLQ,
    the origin recovers, the operator redrives, the object arrives.
+7. The origin changes: ``edgefill refresh`` replaces the copy, the invalidation completes,
+   the edges are warmed after it, ``edgefill check`` agrees (scenes/origin_changes.py).
 
 Every expectation is checked; the demo exits 1 if any fails and leaves nothing running.
 """
@@ -36,6 +38,7 @@ from edgefill.console import redirected
 from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
+from edgefill.scenes.origin_changes import origin_changes
 from shared.messages import ENCODINGS
 
 # Step 1's objects: small, medium, a non-ASCII name and a 12 MiB video (multipart).
@@ -130,6 +133,7 @@ class Demo:
             self.prewarmed_hits()
             self.manual_launch_prewarm()
             self.fault_dlq_redrive()
+            origin_changes(self)
         except Exception as error:  # noqa: BLE001 - any crash is a failed expectation
             self.checks.expect("demo", "runs to the end", False, f"{type(error).__name__}: {error}")
         finally:

@@ -1,0 +1,1 @@
+"""Demo scenes, one module each, each a function taking the ``Demo``."""
