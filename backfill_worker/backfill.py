@@ -37,6 +37,7 @@ from backfill_worker.due_index import DueIndex
 from backfill_worker.freshness import FETCHED_AT, format_time, lifetime, parse_time
 from backfill_worker.invalidation import PendingInvalidations
 from backfill_worker.lease import Lease, SingleFlight
+from backfill_worker.missing import MISSING_STATUSES, MissingPaths
 from backfill_worker.refresh import Refresh, RefreshResult, is_edgefills
 from shared import aws
 from shared.config import BackfillConfig
@@ -53,10 +54,11 @@ SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
 DEFAULT_LEASE_SECONDS: Final = 900.0
 # Bad input is an error someone must look at; a key already there or being copied is the
-# normal case of a hot miss; anything else (unsafe, oversize, origin 4xx) is a warning.
+# normal case of a hot miss; anything else (uncacheable, oversize, origin 4xx) is a warning.
 _SKIP_LOG_LEVEL: Final = {
     "bad_message": logging.ERROR,
     "bad_key": logging.ERROR,
+    "missing": logging.INFO,  # a path the origin does not have, remembered
     "exists": logging.INFO,
     "leased": logging.INFO,
     "appeared": logging.INFO,
@@ -111,16 +113,19 @@ class Backfiller:
     logger: Logger
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time  # missing-path markers outlive a worker
 
     # Time kept back at the end of an invocation to abort an unfinished upload and release
     # the lease (a few S3 calls, plus a part upload already under way).
     deadline_reserve_seconds: float = 30.0
     # Freshness (backfill_worker/refresh.py): copies' state and the due index, CloudFront
-    # for invalidations, the paths a batch replaced or deleted, and the wall clock.
+    # for invalidations, and the paths a batch replaced or deleted.
     copies: RevalidationStore | None = None
     cloudfront: Any | None = None
     pending: PendingInvalidations = field(default_factory=PendingInvalidations)
-    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def _utc_now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall_clock(), UTC)
 
     def _seconds_left(self, context: InvocationContext) -> float:
         """Copy budget left in the invocation: its remaining time minus the reserve."""
@@ -191,6 +196,8 @@ class Backfiller:
         try:
             if self.store.exists(key.key):
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
+            missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
+            self._skip_if_missing(missing, key)
             flight = SingleFlight(self.store)
             owner, seconds = _owner_and_seconds(context)
             lease = flight.acquire(key.key, owner, seconds)
@@ -199,7 +206,8 @@ class Backfiller:
             try:
                 if self.store.exists(key.key):  # copied while we waited for the lease
                     raise _Skip("exists", f"{key.key!r} is already in the bucket")
-                result = self._copy(message, key, context)
+                self._skip_if_missing(missing, key)  # found missing while we waited
+                result = self._copy(message, key, context, missing)
             finally:
                 self._release(flight, lease)
         except StoreError as error:
@@ -213,16 +221,32 @@ class Backfiller:
             result.size,
         )
 
+    def _skip_if_missing(self, missing: MissingPaths, key: ObjectKey) -> None:
+        known = missing.recall(key.key)
+        if known is not None:
+            left = max(0, round(known.until - self.wall_clock()))
+            raise _Skip(
+                "missing",
+                f"the origin answered {known.status} for {key.key!r}; not asked again "
+                f"for {left} s (EDGEFILL_MISSING_TTL)",
+            )
+
     def _copy(
-        self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
+        self,
+        message: BackfillMessage,
+        key: ObjectKey,
+        context: InvocationContext | None,
+        missing: MissingPaths,
     ) -> CopyResult:
         query = message.query if self.config.query == "forward" else ""
         url = self.origin.url_for(message.uri, query)
         started = self.clock()
-        terms = CopyTerms(metadata={FETCHED_AT: format_time(self.wall_clock())})
+        terms = CopyTerms(metadata={FETCHED_AT: format_time(self._utc_now())})
         try:
             result = copy_object(self.origin, self.store, key.key, url, self.plan(context), terms)
         except OriginError as error:
+            if error.status in MISSING_STATUSES:
+                self._remember_missing(missing, key, error.status)
             if error.permanent:
                 raise _Skip(error.kind, error.reason) from error
             raise TransientFailure(error.kind, error.reason) from error
@@ -270,7 +294,7 @@ class Backfiller:
             DueIndex(self.copies),
             self.origin,
             self.config.revalidate_after,
-            self.wall_clock,
+            self._utc_now,
         )
         result: RefreshResult | None = None
         try:
@@ -338,7 +362,7 @@ class Backfiller:
             copy = self.copies.head(key)
             if copy is None:
                 return
-            fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self.wall_clock()
+            fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self._utc_now()
             seconds = lifetime(
                 copy.cache_control, copy.expires, fetched_at, self.config.revalidate_after
             )
@@ -367,6 +391,15 @@ class Backfiller:
             )
         if report.failed:
             self._count("Failed", "invalidation")
+
+    def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
+        try:
+            missing.remember(key.key, status)
+        except StoreError as error:
+            # The 404 outcome stands; only the next failover may ask the origin again.
+            self.logger.warning(
+                "missing-path marker not written", extra={"key": key.key, "detail": str(error)}
+            )
 
     def _release(self, flight: SingleFlight, lease: Lease) -> None:
         try:

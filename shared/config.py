@@ -40,6 +40,10 @@ DEFAULT_REVALIDATE_AFTER: Final = 86_400
 MAX_REVALIDATE_AFTER: Final = 10 * 365 * 86_400
 # CloudFront distribution IDs: upper-case letters and digits (E2EXAMPLE1234).
 _DISTRIBUTION_ID = re.compile(r"[A-Z0-9]{5,32}")
+# How long an origin 404/410 is remembered; markers expire by lifecycle after a day, so a
+# longer memory could not be kept anyway.
+DEFAULT_MISSING_TTL: Final = 300
+MAX_MISSING_TTL: Final = 86400
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -76,6 +80,8 @@ class BackfillConfig:
     distribution_id: str | None = None
     backfill_queue_url: str | None = None
     revalidate_after: int = DEFAULT_REVALIDATE_AFTER
+    # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
+    missing_ttl: int = DEFAULT_MISSING_TTL
 
     @property
     def origin_host(self) -> str:
@@ -132,6 +138,9 @@ class BackfillConfig:
                 DEFAULT_REVALIDATE_AFTER,
                 60,
                 MAX_REVALIDATE_AFTER,
+            ),
+            missing_ttl=_bounded_int(
+                env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),
         )
 

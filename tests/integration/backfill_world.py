@@ -63,9 +63,15 @@ def sha256(data: bytes) -> str:
 
 
 def keys(s3: Any) -> list[str]:
-    """The bucket's keys, without the due index (backfill_worker/due_index.py)."""
+    """The objects viewers can get (everything outside the reserved ``_edgefill/``)."""
     listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
-    return [item["Key"] for item in listed if not item["Key"].startswith("_edgefill/due/")]
+    return [item["Key"] for item in listed if not item["Key"].startswith("_edgefill/")]
+
+
+def reserved_keys(s3: Any) -> list[str]:
+    """The worker's own objects under ``_edgefill/`` (leases, missing-path markers)."""
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="_edgefill/").get("Contents", [])
+    return [item["Key"] for item in listed]
 
 
 def assert_nothing_left_behind(s3: Any) -> None:
