@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_origin_request.backfill_queue import QueueSender
+from edge_origin_request.backfill_queue import QueueSender, prepare
 from edge_origin_request.failover import FailoverReporter, cloudfront_request, handle_origin_request
 from edge_origin_request.log_lines import log_error
 from edge_origin_request.recently_queued import RecentlyQueued
@@ -16,6 +16,8 @@ from edge_origin_request.recently_queued import RecentlyQueued
 # Built once per container: the SQS clients, the pause after a failed send and the memory
 # of recently queued objects all live as long as the container.
 _REPORTER = FailoverReporter(sender=QueueSender(), recently_queued=RecentlyQueued())
+# The us-east-1 SQS client, built during init while Lambda gives the full CPU.
+prepare()
 
 
 def handler(event: Any, context: Any) -> dict[str, Any] | None:

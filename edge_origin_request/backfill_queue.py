@@ -9,6 +9,13 @@ to a second at random); ``QueueSender`` tries again once, only for errors worth 
 try and only when a whole second attempt fits in the deadline. An SQS endpoint that
 accepts and never answers costs two read timeouts (~1.0 s); one that refuses costs two
 refused connects (milliseconds).
+
+Region: the template creates the backfill queue in us-east-1 (with the edge function),
+so the container builds that client during init (``prepare``), while Lambda still gives
+the full CPU, rather than on the first failover at the CPU share of 128 MB. A queue URL
+whose host names no region (a VPC endpoint, a custom domain) is sent to through
+us-east-1 as well, logged once per URL: never through the replica's own ``AWS_REGION``,
+which is wherever the viewer happened to be.
 """
 
 from __future__ import annotations
@@ -23,7 +30,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from shared.queues import InvalidQueueUrl, region_from_queue_url
+from edge_origin_request.log_lines import log_error
+from shared.queues import InvalidQueueUrl, region_in_queue_url
+
+# Where the template creates the backfill queue (Lambda@Edge stacks live in us-east-1).
+QUEUE_HOME_REGION: Final = "us-east-1"
 
 # TCP connect and TLS handshake (urllib3 applies the connect timeout to both): a few round
 # trips from the farthest edge to the queue's region.
@@ -60,6 +71,10 @@ _SESSION: list[botocore.session.Session] = []
 # because botocore reads them when it builds a client (the lab and tests set them).
 _CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
 
+# Queue URLs whose region fell back to QUEUE_HOME_REGION, logged once each; bounded
+# like the sick queues (a handful of URLs in a distribution's configuration).
+_FALLBACK_LOGGED: set[str] = set()
+
 _THROTTLING_CODES: Final = frozenset(
     {"RequestThrottled", "ThrottlingException", "Throttling", "KmsThrottled"}
 )
@@ -86,6 +101,34 @@ def sqs_client(region: str) -> Any:
     return client
 
 
+def prepare() -> None:
+    """Build the client for ``QUEUE_HOME_REGION`` now (container init): the first failover
+    then only signs and sends. Never raises: a failure here is retried on first use."""
+    try:
+        sqs_client(QUEUE_HOME_REGION)
+    except Exception as error:  # init must not fail the function: the send path retries
+        log_error("init", f"SQS client not built: {type(error).__name__}: {error}")
+
+
+def queue_region(queue_url: str) -> str:
+    """The region to send to ``queue_url`` through: the one its host names, else
+    ``QUEUE_HOME_REGION`` (logged once per URL). Raises ``InvalidQueueUrl``."""
+    region = region_in_queue_url(queue_url)
+    if region is not None:
+        return region
+    if queue_url not in _FALLBACK_LOGGED:
+        if len(_FALLBACK_LOGGED) >= MAX_SICK_QUEUES:
+            _FALLBACK_LOGGED.clear()
+        _FALLBACK_LOGGED.add(queue_url)
+        log_error(
+            "queue-region",
+            f"the queue URL names no region; sending through {QUEUE_HOME_REGION}, "
+            "where the template creates the queue",
+            queueUrl=queue_url,
+        )
+    return QUEUE_HOME_REGION
+
+
 class QueueSender:
     """Sends message bodies to SQS queues within ``SEND_DEADLINE_SECONDS``."""
 
@@ -104,7 +147,7 @@ class QueueSender:
         """Send ``body``; return the SQS message id or raise ``SendFailed``."""
         started = self._clock()
         try:
-            region = region_from_queue_url(queue_url)
+            region = queue_region(queue_url)
         except InvalidQueueUrl as error:
             raise SendFailed("queue-url", str(error)) from None
         paused_until = self._paused_until.get(queue_url)

@@ -21,13 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from urllib3.exceptions import HTTPError
-from urllib3.util import SKIP_HEADER
-
-from shared.edge_http import EdgeClient
+from shared.edge_http import EdgeClient, EdgeError
 from shared.messages import ACCEPT_ENCODING
 
-USER_AGENT: Final = "edgefill-check/1"
 # Parallel HEADs; each is tiny, the edges are few.
 DEFAULT_WORKERS: Final = 16
 
@@ -103,41 +99,24 @@ def head(
     client: EdgeClient, address: str, host: str, path: str, target: str, encoding: str
 ) -> EdgeAnswer:
     """HEAD ``path`` at ``address`` as a viewer of ``host`` with ``encoding``'s header."""
-    accept = ACCEPT_ENCODING[encoding]
-    headers = {
-        "Host": host,
-        "User-Agent": USER_AGENT,
-        "Accept-Encoding": accept if accept is not None else SKIP_HEADER,
-    }
     try:
-        response = client.pool(address, host).urlopen(
-            "HEAD",
-            path,
-            headers=headers,
-            redirect=False,
-            preload_content=False,
-            decode_content=False,
-            assert_same_host=False,
-        )
-    except (HTTPError, OSError) as error:
-        return EdgeAnswer(target, encoding, address, error=f"{type(error).__name__}: {error}"[:300])
-    try:
-        answer = response.headers
-        return EdgeAnswer(
-            target,
-            encoding,
-            address,
-            pop=answer.get("X-Amz-Cf-Pop"),
-            status=response.status,
-            etag=answer.get("ETag"),
-            version=version_of(answer),
-            length=_int(answer.get("Content-Length")),
-            last_modified=answer.get("Last-Modified"),
-            age=_int(answer.get("Age")),
-            x_cache=answer.get("X-Cache"),
-        )
-    finally:
-        response.release_conn()
+        response = client.head(address, host, path, ACCEPT_ENCODING[encoding])
+    except EdgeError as error:
+        return EdgeAnswer(target, encoding, address, error=error.reason[:300])
+    answer = {name.lower(): value for name, value in response.headers.items()}
+    return EdgeAnswer(
+        target,
+        encoding,
+        address,
+        pop=answer.get("x-amz-cf-pop"),
+        status=response.status,
+        etag=answer.get("etag"),
+        version=version_of(answer),
+        length=response.content_length,
+        last_modified=answer.get("last-modified"),
+        age=_int(answer.get("age")),
+        x_cache=answer.get("x-cache"),
+    )
 
 
 def verdict_of(

@@ -42,12 +42,20 @@ def origin_sizes(
     origin_url: str, uris: Sequence[str], session: requests.Session | None = None
 ) -> list[SizeLookup]:
     """A HEAD at ``origin_url`` + URI for each URI; Content-Length of a 200 is the size."""
+    base = check_origin_url(origin_url)
+    http = session or requests.Session()
+    return _parallel(lambda uri: _head_origin(http, base, uri), uris)
+
+
+def check_origin_url(origin_url: str) -> str:
+    """``origin_url`` without its trailing ``/``; ``OperatorError`` unless it is
+    ``http(s)://host[:port][/path]`` with no query, fragment or credentials."""
     parts = urlsplit(origin_url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
         raise OperatorError(f"--origin-url {origin_url!r}: must be http(s)://host[:port][/path]")
-    base = origin_url.rstrip("/")
-    http = session or requests.Session()
-    return _parallel(lambda uri: _head_origin(http, base, uri), uris)
+    if parts.username or parts.password or parts.fragment:
+        raise OperatorError("--origin-url: must hold neither credentials nor a fragment")
+    return origin_url.rstrip("/")
 
 
 def with_origin_fallback(

@@ -19,9 +19,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
+from prewarm_worker.task_cap import paths_per_message as cap_paths
 from shared.keys import InvalidKey, ObjectKey
 from shared.messages import (
+    ENCODINGS,
     MAX_PATHS,
+    MAX_TARGETS,
     BackfillMessage,
     MessageError,
     PrewarmMessage,
@@ -164,9 +168,25 @@ def prewarm_bodies(
     host: str | None,
     paths_per_message: int = DEFAULT_PATHS_PER_MESSAGE,
 ) -> list[str]:
-    """Validated prewarm message bodies, ``paths_per_message`` paths (and ≤ 250 KiB) each."""
+    """Validated prewarm message bodies, ``paths_per_message`` paths (and ≤ 250 KiB) each.
+
+    Each message also stays within the worker's task cap (paths × targets × encodings ≤
+    ``MAX_TASKS_PER_MESSAGE``). Without ``targets`` the worker's default applies, which
+    this machine does not know: the CLI then counts the most a message may name (200),
+    and the default four encodings without ``encodings``.
+    """
     if not 1 <= paths_per_message <= MAX_PATHS:
         raise OperatorError(f"--paths-per-message must be 1 to {MAX_PATHS}")
+    target_count = len(targets) if targets else MAX_TARGETS
+    encoding_count = len(encodings) if encodings else len(ENCODINGS)
+    fitting = cap_paths(target_count, encoding_count)
+    if fitting == 0:
+        flag = "--encodings" if encoding_count > target_count else "--targets"
+        raise OperatorError(
+            f"{flag}: {target_count} targets × {encoding_count} encodings exceed the "
+            f"{MAX_TASKS_PER_MESSAGE} tasks a message may ask for, even for one path"
+        )
+    paths_per_message = min(paths_per_message, fitting)
     uris: list[str] = []
     for where, path in paths:
         uri = as_uri(where, path)

@@ -20,20 +20,21 @@ from typing import Any, Final, Protocol
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from prewarm_worker.allowed_hosts import allowed_hosts, check_host
 from prewarm_worker.byte_cap import log_capped
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
 from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
+from prewarm_worker.metric_targets import metric_target
+from prewarm_worker.task_cap import check_task_cap
 from shared import aws
 from shared.config import ConfigError, PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
-from shared.messages import PrewarmMessage, parse_prewarm, to_json
+from shared.messages import MessageError, PrewarmMessage, parse_prewarm, to_json
 from shared.observability import NAMESPACE
 from shared.queues import region_from_queue_url, send_messages
 
 SQS_MAX_DELAY: Final = 900
-# Failed tasks quoted in the summary line; the counts cover the rest.
-QUOTED_FAILURES: Final = 10
 
 
 class Log(Protocol):
@@ -146,10 +147,7 @@ def _process(
     try:
         message = parse_prewarm(body)
     except ValueError as error:
-        log.error("prewarm message rejected", extra={"messageId": message_id, "error": str(error)})
-        if metrics is not None:
-            metrics.add_metric("RejectedMessages", MetricUnit.Count, 1)
-        raise NotProcessed(f"message rejected: {error}") from None
+        raise _rejected(error, log, metrics, message_id) from None
     if not isinstance(rt, PrewarmRuntime):
         try:
             rt = rt()
@@ -169,10 +167,18 @@ def _process(
         reason = "no targets: the message names none and EDGEFILL_TARGETS is empty"
         log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
         raise NotProcessed(reason)
+    encodings = message.encodings or config.encodings
+    try:
+        # Refused as a whole, before any task object exists or any DNS query is sent.
+        if message.host is not None:
+            check_host(message.host, allowed_hosts(config))
+        check_task_cap(len(message.paths), len(targets), len(encodings))
+    except MessageError as error:
+        raise _rejected(error, log, metrics, message_id) from None
     plan = WarmPlan(
         paths=message.paths,
         targets=targets,
-        encodings=message.encodings or config.encodings,
+        encodings=encodings,
         host=message.host or config.viewer_host,
     )
     report = warm(
@@ -191,7 +197,7 @@ def _process(
     log_capped(report, config.max_warm_bytes, log, message_id)
     outcome = _requeue(message, plan, report, rt, log, message_id, jitter)
     log.info("prewarm summary", extra=_summary(message, plan, outcome, message_id))
-    publish_metrics(report)
+    publish_metrics(report, config)
     if metrics is not None:
         metrics.add_metric("PrewarmMessages", MetricUnit.Count, 1)
         metrics.add_metric("WarmOk", MetricUnit.Count, report.ok)
@@ -222,6 +228,17 @@ def _after_invalidation(message: PrewarmMessage, rt: PrewarmRuntime, log: Log) -
     if decision.action == "warm":
         return None
     return Outcome(WarmReport(), requeued_messages=1, delay_seconds=decision.delay)
+
+
+def _rejected(
+    error: ValueError, log: Log, metrics: MetricSink | None, message_id: str | None
+) -> NotProcessed:
+    """A message that breaks the contract or a bound: logged once, naming the field; SQS
+    delivers it again until it lands in the DLQ, where an operator sees it."""
+    log.error("prewarm message rejected", extra={"messageId": message_id, "error": str(error)})
+    if metrics is not None:
+        metrics.add_metric("RejectedMessages", MetricUnit.Count, 1)
+    return NotProcessed(f"message rejected: {error}")
 
 
 def retry_messages(
@@ -288,7 +305,7 @@ def _requeue(
                 "messageId": message_id,
                 "reason": why_not,
                 "tasks": len(retryable),
-                "failures": [f.error for f in retryable[:QUOTED_FAILURES]],
+                "failures": failures_by_target(retryable),
             },
         )
         return Outcome(report, given_up=len(report.failures))
@@ -320,22 +337,50 @@ def _summary(
             "requeuedMessages": outcome.requeued_messages,
             "delaySeconds": outcome.delay_seconds,
             "givenUp": outcome.given_up,
-            "failures": [f.error for f in report.failures[:QUOTED_FAILURES]],
+            "failures": failures_by_target(report.failures),
         }
     )
     return summary
 
 
-def publish_metrics(report: WarmReport) -> None:
-    """EMF metrics per target (ok, failed, bytes, hits, misses), one blob per target."""
+def failures_by_target(failures: Iterable[TaskResult]) -> dict[str, dict[str, Any]]:
+    """Failed tasks by target: how many, and the first error quoted once, so a target
+    that did not resolve is one line, not one line per path and encoding. Bounded by the
+    targets of a message (200 at most)."""
+    out: dict[str, dict[str, Any]] = {}
+    for failure in failures:
+        entry = out.setdefault(failure.task.target, {"failed": 0, "error": failure.error})
+        entry["failed"] += 1
+    return out
+
+
+def publish_metrics(report: WarmReport, config: PrewarmConfig) -> None:
+    """EMF metrics per target (ok, failed, bytes, hits, misses), one blob per dimension
+    value. Only targets the configuration knows become a dimension; every other target a
+    message names is counted under ``other`` (``metric_target``), so a sender cannot
+    create CloudWatch metrics at will."""
+    totals_by: dict[str, list[Any]] = {}
     for target, totals in report.targets.items():
+        sums = totals_by.setdefault(metric_target(target, config), [0, 0, 0, 0, 0, 0])
+        for index, value in enumerate(
+            (
+                totals.ok,
+                totals.failed,
+                totals.bytes,
+                totals.hits,
+                totals.misses,
+                totals.pop_mismatches,
+            )
+        ):
+            sums[index] += value
+    for dimension, (ok, failed, size, hits, misses, mismatches) in totals_by.items():
         metrics = EphemeralMetrics(namespace=NAMESPACE)
         metrics.add_dimension("service", "prewarm")
-        metrics.add_dimension("target", target)
-        metrics.add_metric("WarmOk", MetricUnit.Count, totals.ok)
-        metrics.add_metric("WarmFailed", MetricUnit.Count, totals.failed)
-        metrics.add_metric("WarmBytes", MetricUnit.Bytes, totals.bytes)
-        metrics.add_metric("EdgeHits", MetricUnit.Count, totals.hits)
-        metrics.add_metric("EdgeMisses", MetricUnit.Count, totals.misses)
-        metrics.add_metric("PopMismatches", MetricUnit.Count, totals.pop_mismatches)
+        metrics.add_dimension("target", dimension)
+        metrics.add_metric("WarmOk", MetricUnit.Count, ok)
+        metrics.add_metric("WarmFailed", MetricUnit.Count, failed)
+        metrics.add_metric("WarmBytes", MetricUnit.Bytes, size)
+        metrics.add_metric("EdgeHits", MetricUnit.Count, hits)
+        metrics.add_metric("EdgeMisses", MetricUnit.Count, misses)
+        metrics.add_metric("PopMismatches", MetricUnit.Count, mismatches)
         metrics.flush_metrics()

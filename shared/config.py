@@ -166,6 +166,11 @@ class PrewarmConfig:
     retry_delay: int = DEFAULT_RETRY_DELAY
     # Messages with ``afterInvalidation`` wait for that invalidation of this distribution.
     distribution_id: str | None = None
+    # Viewer hosts a message may name besides the viewer host and the distribution domain
+    # (EDGEFILL_ALLOWED_HOSTS, lower case), and whether edges may have non-global
+    # addresses (EDGEFILL_ALLOW_PRIVATE_EDGES: the lab and the tests only).
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_edges: bool = False
     # Bytes one message may download before no new warm starts (None: no cap).
     max_warm_bytes: int | None = None
 
@@ -224,8 +229,22 @@ class PrewarmConfig:
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
             distribution_id=_distribution_id(env),
+            allowed_hosts=tuple(
+                _hostname(env, "EDGEFILL_ALLOWED_HOSTS", host)
+                for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
+            ),
+            allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
             max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise ConfigError(name, f"must be 'true' or 'false', got {raw[:40]!r}")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -7,6 +7,14 @@ pool per (edge address, viewer host), so connections are kept alive and reused p
 edge, and reads every body to the end without keeping it (CloudFront does not cache an
 object whose viewer left before the last byte).
 
+Bounds (edge addresses rotate, and a container lives for hours): the pools live in an
+LRU of ``max_pools`` entries and an evicted pool is closed; and the sockets open at
+once never exceed ``maxsize`` (the warmer's concurrency, one request per thread) plus
+``SPARE_CONNECTIONS``: before a new connection opens over that budget, idle connections
+of the least recently used pools are closed first. Lambda gives a function 1,024 file
+descriptors; without these bounds each edge ever seen kept up to ``maxsize`` idle
+sockets, and past about 35 edges every warm failed with ``Too many open files``.
+
 Trust follows ``REQUESTS_CA_BUNDLE`` as requests does (else certifi's bundle): the lab
 points it at its own CA, production leaves it unset.
 """
@@ -15,10 +23,12 @@ from __future__ import annotations
 
 import http.client
 import os
+import queue
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -36,6 +46,12 @@ DEFAULT_READ_TIMEOUT: Final = 30.0
 USER_AGENT: Final = "edgefill-prewarm/1"
 # The response headers a warm report uses; the rest is not worth copying per request.
 KEPT_HEADERS: Final = ("X-Cache", "X-Amz-Cf-Pop", "Age", "Content-Type", "Content-Encoding")
+# Sockets allowed beyond one per warm thread: room for a connection being replaced while
+# its successor opens, without ever approaching Lambda's 1,024 descriptors.
+SPARE_CONNECTIONS: Final = 4
+# Pools kept (idle or not) when no thread is using them: a pool without connections is a
+# few hundred bytes, so this bounds memory, while the socket budget bounds descriptors.
+DEFAULT_MAX_POOLS: Final = 16
 
 
 class EdgeError(Exception):
@@ -69,7 +85,9 @@ class EdgeClient:
     """Keep-alive pools to edge addresses; ``get`` reads a whole response as a viewer would.
 
     Thread-safe. ``maxsize`` connections per edge at most: with ``maxsize`` ≥ the warmer's
-    concurrency no request ever waits for or discards a connection.
+    concurrency no request ever waits for or discards a connection. Whatever the number
+    of edges, viewer hosts or ports seen, at most ``max_pools`` unused pools are kept and
+    at most ``maxsize + SPARE_CONNECTIONS`` sockets are open (``open_connections``).
     """
 
     def __init__(
@@ -80,17 +98,25 @@ class EdgeClient:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         ca_bundle: str | None = None,
+        max_pools: int = DEFAULT_MAX_POOLS,
     ) -> None:
         self.protocol = protocol
         self.port = port if port is not None else (443 if protocol == "https" else 80)
         self.maxsize = maxsize
+        self.max_pools = max(1, max_pools)
+        self.max_open = maxsize + SPARE_CONNECTIONS
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self.ca_bundle = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()
         self._lock = threading.Lock()
-        # Bounded by edges × viewer hosts of a run: a handful of pools.
-        self._pools: dict[tuple[str, str], HTTPConnectionPool] = {}
+        # Least recently used first. Bounded: at most ``max_pools`` entries beyond those a
+        # thread is using right now (``_leases``), and threads are the warmer's concurrency.
+        self._pools: OrderedDict[tuple[str, str], HTTPConnectionPool] = OrderedDict()
+        self._leases: dict[tuple[str, str], int] = {}
         self._context: ssl.SSLContext | None = None
         self.connections = 0  # TCP connections opened (each one a TLS handshake over https)
+        self.open_connections = 0  # sockets open now
+        self.peak_open_connections = 0
+        self.evicted_pools = 0
 
     def _ssl_context(self) -> ssl.SSLContext:
         # One context for every pool: the CA bundle is parsed once, not per connection.
@@ -104,18 +130,53 @@ class EdgeClient:
             self._context = context
         return self._context
 
-    def pool(self, address: str, viewer_host: str) -> HTTPConnectionPool:
-        """The keep-alive pool to ``address`` that presents itself as ``viewer_host``."""
+    @property
+    def pools(self) -> int:
+        """Pools kept now (in use or idle)."""
+        with self._lock:
+            return len(self._pools)
+
+    def _lease(self, address: str, viewer_host: str) -> tuple[tuple[str, str], HTTPConnectionPool]:
+        """The keep-alive pool to ``address`` that presents itself as ``viewer_host``,
+        marked in use until ``_release``: a pool in use is never evicted."""
         key = (address, viewer_host.lower())
+        evicted: list[HTTPConnectionPool] = []
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._new_pool(address, viewer_host)
                 self._pools[key] = pool
-            return pool
+                evicted = self._evict_unused()
+            else:
+                self._pools.move_to_end(key)
+            self._leases[key] = self._leases.get(key, 0) + 1
+        for old in evicted:
+            old.close()  # outside the lock: closing a connection reports back to us
+        return key, pool
+
+    def _release(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            left = self._leases[key] - 1
+            if left:
+                self._leases[key] = left
+            else:
+                del self._leases[key]
+
+    def _evict_unused(self) -> list[HTTPConnectionPool]:
+        """Pools beyond ``max_pools``, least recently used first, that no thread uses."""
+        # Called with the lock held.
+        evicted: list[HTTPConnectionPool] = []
+        excess = len(self._pools) - self.max_pools
+        for key in list(self._pools):
+            if excess <= 0:
+                break
+            if key not in self._leases:
+                evicted.append(self._pools.pop(key))
+                excess -= 1
+        self.evicted_pools += len(evicted)
+        return evicted
 
     def _new_pool(self, address: str, viewer_host: str) -> HTTPConnectionPool:
-        counted = self._count_connection
         common: dict[str, Any] = {
             "port": self.port,
             "maxsize": self.maxsize,
@@ -125,7 +186,7 @@ class EdgeClient:
         }
         if self.protocol == "http":
             plain = HTTPConnectionPool(address, **common)
-            plain.ConnectionCls = _counting(HTTPConnection, counted)
+            plain.ConnectionCls = _counting(HTTPConnection, self)
             return plain
         # A Host with a port (cdn.example.com:8443) names the same certificate as without.
         hostname = viewer_host.rsplit(":", 1)[0]
@@ -137,12 +198,39 @@ class EdgeClient:
             assert_hostname=hostname,  # the certificate must name the viewer host
             **common,
         )
-        secure.ConnectionCls = _counting(HTTPSConnection, counted)  # type: ignore[assignment]
+        secure.ConnectionCls = _counting(HTTPSConnection, self)  # type: ignore[assignment]
         return secure
 
-    def _count_connection(self) -> None:
+    def _reserve(self) -> None:
+        """Count one more socket as open, closing idle connections first (least recently
+        used pool first) while the budget is spent. The check and the count happen under
+        one lock, so threads connecting at once cannot all slip under the budget. In-use
+        sockets are at most one per thread, so only more threads than ``maxsize`` could
+        pass the budget: then the connection still opens (a warm never waits for one)."""
+        while True:
+            with self._lock:
+                if self.open_connections < self.max_open:
+                    self._count_open()
+                    return
+                pools = list(self._pools.values())
+            if sum(_close_idle(pool, self._has_room) for pool in pools) == 0:
+                break  # nothing idle to close: every socket is in use
         with self._lock:
-            self.connections += 1
+            self._count_open()
+
+    def _count_open(self) -> None:
+        # Called with the lock held.
+        self.connections += 1
+        self.open_connections += 1
+        self.peak_open_connections = max(self.peak_open_connections, self.open_connections)
+
+    def _has_room(self) -> bool:
+        with self._lock:
+            return self.open_connections < self.max_open
+
+    def _closed(self) -> None:
+        with self._lock:
+            self.open_connections -= 1
 
     def get(
         self,
@@ -164,7 +252,20 @@ class EdgeClient:
             # keeps the identity variant free of the header, as a bare viewer sends it.
             "Accept-Encoding": accept_encoding if accept_encoding is not None else SKIP_HEADER,
         }
-        pool = self.pool(address, viewer_host)
+        key, pool = self._lease(address, viewer_host)
+        try:
+            return self._get(pool, address, viewer_host, path, headers)
+        finally:
+            self._release(key)
+
+    def _get(
+        self,
+        pool: HTTPConnectionPool,
+        address: str,
+        viewer_host: str,
+        path: str,
+        headers: dict[str, str],
+    ) -> EdgeResponse:
         started = time.perf_counter()
         bytes_read = 0
         try:
@@ -203,9 +304,48 @@ class EdgeClient:
             seconds=time.perf_counter() - started,
         )
 
+    def head(
+        self, address: str, viewer_host: str, path: str, accept_encoding: str | None
+    ) -> EdgeResponse:
+        """HEAD ``path`` at ``address`` as ``viewer_host`` (``edgefill check``), through the
+        same pools and TLS checks as ``get``; every response header is kept."""
+        headers = {
+            "Host": viewer_host,
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": accept_encoding if accept_encoding is not None else SKIP_HEADER,
+        }
+        key, pool = self._lease(address, viewer_host)
+        started = time.perf_counter()
+        try:
+            response = pool.urlopen(
+                "HEAD",
+                path,
+                headers=headers,
+                redirect=False,
+                preload_content=False,
+                decode_content=False,
+                assert_same_host=False,
+            )
+            response.release_conn()
+        except urllib3.exceptions.SSLError as error:
+            raise EdgeError(f"TLS failed with {address} as {viewer_host}: {error}", False) from None
+        except HTTPError as error:
+            raise EdgeError(f"no response from {address}: {_reason(error)}", True) from None
+        finally:
+            self._release(key)
+        return EdgeResponse(
+            status=response.status,
+            headers=dict(response.headers.items()),
+            bytes_read=0,
+            content_length=_content_length(response.headers.get("Content-Length")),
+            seconds=time.perf_counter() - started,
+        )
+
     def close(self) -> None:
+        """Close every pool; connections in use close when their request ends."""
         with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
+            pools = list(self._pools.values())
+            self._pools.clear()
         for pool in pools:
             pool.close()
 
@@ -220,17 +360,59 @@ class _WholeResponse(http.client.HTTPResponse):
         small.close()  # nothing was read through it yet; closing leaves the socket open
 
 
-def _counting(base: type[HTTPConnection], on_connect: Any) -> type[HTTPConnection]:
-    """A connection class that reports each new TCP (and TLS) connection it opens."""
+def _counting(base: type[HTTPConnection], client: EdgeClient) -> type[HTTPConnection]:
+    """A connection class that asks ``client`` for room before it opens a socket and
+    reports each socket it opens and closes, so the client knows how many are open."""
 
     class Counted(base):  # type: ignore[valid-type,misc]
         response_class = _WholeResponse
+        _counted_open = False
 
         def connect(self) -> None:
-            on_connect()
-            super().connect()
+            client._reserve()
+            try:
+                super().connect()
+            except BaseException:
+                client._closed()
+                raise
+            self._counted_open = True
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                if self._counted_open:
+                    self._counted_open = False
+                    client._closed()
 
     return Counted
+
+
+def _close_idle(pool: HTTPConnectionPool, enough: Callable[[], bool]) -> int:
+    """Close the connections waiting idle in ``pool`` until ``enough()``.
+
+    Each idle connection taken out is replaced by ``None`` (urllib3's empty slot), so the
+    pool keeps its size and simply opens a fresh connection the next time it needs one.
+    """
+    slots = pool.pool
+    if slots is None:  # closed already
+        return 0
+    taken = closed = 0
+    while not enough():
+        try:
+            conn = slots.get(block=False)
+        except queue.Empty:
+            break
+        taken += 1
+        if conn is not None:
+            conn.close()
+            closed += 1
+    for _ in range(taken):
+        try:
+            slots.put(None, block=False)
+        except queue.Full:  # a thread returned a connection meanwhile: its slot is taken
+            break
+    return closed
 
 
 def _content_length(raw: str | None) -> int | None:

@@ -10,6 +10,14 @@ One query per distinct (name, subnet) per run, never per request; answers are ca
 for their TTL by the ``EdgeResolver`` a container keeps. UDP with a timeout and retries,
 TCP when the answer comes back truncated. Every failure is a ``ResolveError`` that names
 the target and says whether trying again later could help.
+
+Only real edges: an answer's A records count only when their owner is the question name
+or a name on its CNAME chain (a resolver or a spoofer may add records for other names),
+and every address must be global unicast (``ipaddress.ip_address(a).is_global``), so a
+poisoned or hostile answer cannot point the warmer at a private network, loopback or
+the instance metadata service. Any other address fails that target, named.
+``EDGEFILL_ALLOW_PRIVATE_EDGES=true`` lifts the second rule for the lab and the tests,
+whose edges live on 127.0.0.x; the template never sets it.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -68,6 +77,9 @@ DEFAULT_ATTEMPTS: Final = 3  # exchanges before a target is reported unreachable
 MAX_CACHE_SECONDS: Final = 300
 # Distinct names resolved at once; each costs one round trip to the resolver.
 RESOLVE_CONCURRENCY: Final = 16
+# CNAME links followed from the question name; CloudFront answers with none, a public
+# resolver's chain is a link or two. A longer chain (or a loop) is not followed further.
+MAX_CNAME_LINKS: Final = 8
 
 
 class ResolveError(Exception):
@@ -257,15 +269,56 @@ def _answer_of(question: Question, response: dns.message.Message, transport: str
             True,
         )
     # CloudFront answers A records directly; a public resolver may put a CNAME chain first.
+    # Records for any name off that chain are ignored.
+    owners = _cname_chain(question.name, response)
     addresses: list[str] = []
     ttls: list[int] = []
     for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.A:
+        if rrset.rdtype == dns.rdatatype.A and _name_text(rrset.name) in owners:
             addresses.extend(item.address for item in rrset)
             ttls.append(rrset.ttl)
     if not addresses:
         raise ResolveError(question.target, f"no A record for {question.name}", False)
     return Answer(tuple(addresses), min(ttls), transport)
+
+
+def _name_text(name: dns.name.Name) -> str:
+    return name.to_text(omit_final_dot=True).lower()
+
+
+def _cname_chain(question_name: str, response: dns.message.Message) -> set[str]:
+    """The question name and the names its CNAME records lead to, in order, at most
+    ``MAX_CNAME_LINKS`` links (a loop ends where it would revisit a name)."""
+    cnames = {
+        _name_text(rrset.name): _name_text(rrset[0].target)
+        for rrset in response.answer
+        if rrset.rdtype == dns.rdatatype.CNAME and len(rrset)
+    }
+    current = question_name.rstrip(".").lower()
+    chain = {current}
+    for _ in range(MAX_CNAME_LINKS):
+        following = cnames.get(current)
+        if following is None or following in chain:
+            break
+        chain.add(following)
+        current = following
+    return chain
+
+
+def _answer_problem(answer: Answer) -> str | None:
+    """The first address of ``answer`` that cannot be an edge, explained, else None."""
+    return next(filter(None, map(edge_address_problem, answer.addresses)), None)
+
+
+def edge_address_problem(address: str) -> str | None:
+    """Why ``address`` cannot be a CloudFront edge (not global unicast), else None."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{address[:60]!r} is not an IP address"
+    if not parsed.is_global or parsed.is_multicast:
+        return f"{address} is not a global unicast address (private, loopback, reserved...)"
+    return None
 
 
 def resolve_edges(
@@ -311,8 +364,13 @@ def resolve_edges(
             for target in askers[question.key]:
                 settle(target, ResolveError(target, error.reason, error.retryable))
             return
+        problem = None if config.allow_private_edges else _answer_problem(answer)
         for target in askers[question.key]:
-            settle(target, _edge(target, question, answer, cached))
+            if problem is not None:
+                reason = f"{question.name} answered {problem}; refused as an edge"
+                settle(target, ResolveError(target, reason, retryable=False))
+            else:
+                settle(target, _edge(target, question, answer, cached))
 
     before = resolver.queries
     if distinct:

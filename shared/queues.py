@@ -35,9 +35,10 @@ class InvalidQueueUrl(ValueError):
     """A queue URL that is not an http(s) URL with an account and a queue name."""
 
 
-def region_from_queue_url(url: str) -> str:
-    """The region of an SQS queue URL (``sqs.<region>.amazonaws.com``,
-    ``<region>.queue.amazonaws.com``), else ``AWS_REGION``/``AWS_DEFAULT_REGION``."""
+def region_in_queue_url(url: str) -> str | None:
+    """The region an SQS queue URL names in its host (``sqs.<region>.amazonaws.com``,
+    ``<region>.queue.amazonaws.com``), or None when the host names none (a local
+    endpoint). Raises ``InvalidQueueUrl`` when ``url`` is not a queue URL at all."""
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise InvalidQueueUrl(f"queue URL must be http(s): {str(url)[:120]!r}")
     host = url.split("/", 3)[2].split(":")[0].lower()
@@ -48,6 +49,15 @@ def region_from_queue_url(url: str) -> str:
         match = pattern.fullmatch(host)
         if match:
             return match.group("region")
+    return None
+
+
+def region_from_queue_url(url: str) -> str:
+    """The region of an SQS queue URL (``sqs.<region>.amazonaws.com``,
+    ``<region>.queue.amazonaws.com``), else ``AWS_REGION``/``AWS_DEFAULT_REGION``."""
+    named = region_in_queue_url(url)
+    if named is not None:
+        return named
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         raise InvalidQueueUrl(f"cannot tell the region of {url[:120]!r}; set AWS_REGION")

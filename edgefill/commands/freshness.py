@@ -36,6 +36,7 @@ EDGE_FLAGS: Final = {
     "protocol": "EDGEFILL_PROTOCOL",
     "concurrency": "EDGEFILL_CONCURRENCY",
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
+    "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
 }
 DEFAULT_WAIT_SECONDS: Final = 1800
 
@@ -92,6 +93,12 @@ def register(commands: Any) -> None:
     check.add_argument("--protocol", choices=("https", "http"))
     check.add_argument("--concurrency", help="parallel requests")
     check.add_argument("--region-subnets", help="JSON object region → client subnet")
+    check.add_argument(
+        "--allow-private-edges",
+        action="store_const",
+        const="true",
+        help="accept edges on private or loopback addresses (the lab only)",
+    )
     bucket = check.add_mutually_exclusive_group()
     bucket.add_argument("--bucket", help="the regional bucket, to compare against its copy")
     bucket.add_argument("--stack", help="CloudFormation stack whose bucket to compare against")

@@ -116,7 +116,8 @@ def _print_lab(lab: Any, uris: list[str]) -> None:
         f"edgefill backfill $Q {uris[6]}",
         f"edgefill warm --distribution-domain {info['distribution_domain']} --viewer-host {host} "
         f"--resolver {info['dns']} --edge-port {port} "
-        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --targets sa-east-1 {uris[2]}",
+        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --allow-private-edges "
+        f"--targets sa-east-1 {uris[2]}",
         "edgefill redrive $Q",
     ]
     for line in lines:

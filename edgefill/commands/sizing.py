@@ -8,13 +8,20 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from botocore.config import Config
 from rich.markup import escape
 from rich.table import Table
 
 from edgefill import operations
 from edgefill.console import EXIT_FAILED, err, out
 from edgefill.cost_estimate import Estimate, estimate
-from edgefill.object_sizes import SizeLookup, bucket_sizes, with_origin_fallback
+from edgefill.object_sizes import (
+    MAX_WORKERS,
+    SizeLookup,
+    bucket_sizes,
+    check_origin_url,
+    with_origin_fallback,
+)
 from edgefill.operations import OperatorError
 from edgefill.pricing import load_prices
 from edgefill.spend_caps import cap_problems
@@ -86,7 +93,13 @@ def look_up_sizes(
     args: argparse.Namespace, source: SizeSource, uris: Sequence[str]
 ) -> list[SizeLookup]:
     session = operations.aws_session(source.region or args.region)
-    s3 = operations.make_client(session, "s3", args.endpoint_url)
+    # One pooled connection per HeadObject in flight.
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        max_pool_connections=MAX_WORKERS,
+    )
+    s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config)
     with err.status(f"reading {len(set(uris))} sizes"):
         found = bucket_sizes(s3, source.bucket, uris, source.prefix)
         return with_origin_fallback(found, args.origin_url)
@@ -100,7 +113,9 @@ def launch_estimate(
     encodings: Sequence[str],
     message_bytes: Sequence[int] = (),
 ) -> tuple[Estimate, list[SizeLookup]]:
-    prices = load_prices(args.prices)  # a bad price file is refused before any AWS call
+    prices = load_prices(args.prices)  # bad input is refused before any AWS call
+    if args.origin_url is not None:
+        check_origin_url(args.origin_url)
     sizes = look_up_sizes(args, source, uris)
     result = estimate([s.size for s in sizes], targets, encodings, prices, message_bytes)
     return result, sizes

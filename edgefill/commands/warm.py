@@ -26,6 +26,7 @@ _WARM_FLAGS = {
     "protocol": "EDGEFILL_PROTOCOL",
     "concurrency": "EDGEFILL_CONCURRENCY",
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
+    "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
 }
 
 
@@ -47,6 +48,12 @@ def register(commands: Any) -> None:
     warm.add_argument("--protocol", choices=("https", "http"))
     warm.add_argument("--concurrency", help="parallel requests")
     warm.add_argument("--region-subnets", help="JSON object region → client subnet")
+    warm.add_argument(
+        "--allow-private-edges",
+        action="store_const",
+        const="true",
+        help="accept edges on private or loopback addresses (the lab only)",
+    )
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
     sizing.add_cap_flags(warm, with_stack=True)
     warm.set_defaults(run=run_warm)

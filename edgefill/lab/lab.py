@@ -331,6 +331,7 @@ class Lab:
             "EDGEFILL_RESOLVER": self.dns.resolver,
             "EDGEFILL_REGION_SUBNETS": json.dumps(dict(settings.subnets)),
             "EDGEFILL_EDGE_PORT": str(self.edge_port),
+            "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",  # the lab's POPs live on 127.0.0.x
             "EDGEFILL_RETRY_DELAY": str(LAB_RETRY_DELAY),
             "EDGEFILL_REQUEST_TIMEOUT": "10",
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",

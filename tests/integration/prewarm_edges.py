@@ -193,6 +193,7 @@ class Lab:
             "EDGEFILL_VIEWER_HOST": VIEWER,
             "EDGEFILL_RESOLVER": self.dns.resolver,
             "EDGEFILL_EDGE_PORT": str(self.port),
+            "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",  # edges on 127.0.0.x
             "EDGEFILL_REGION_SUBNETS": json.dumps({"eu-west-1": EU_SUBNET}),
         }
         env.update(extra)

@@ -11,12 +11,13 @@ import boto3
 import pytest
 
 from edgefill.cli import main
+from edgefill.lab.origin import LabOrigin
 
 ACCOUNT = "123456789012"
 
 
 @pytest.fixture
-def deployed(moto: str, s3: Any, sqs: Any) -> str:
+def deployed(moto: str, s3: Any, sqs: Any, origin: LabOrigin) -> str:
     cloudfront = boto3.client("cloudfront", region_name="us-east-1", endpoint_url=moto)
     distribution = cloudfront.create_distribution(
         DistributionConfig={
@@ -60,6 +61,12 @@ def deployed(moto: str, s3: Any, sqs: Any) -> str:
             },
         },
     }
+    # The full origin is the lab's; the distribution's domain answers nothing.
+    template["Parameters"] = {
+        "FullOriginDomain": {"Type": "String", "Default": f"127.0.0.1:{origin.port}"},
+        "FullOriginProtocol": {"Type": "String", "Default": "http"},
+    }
+    template["Outputs"]["DistributionDomain"] = {"Value": "127.0.0.1:9"}
     cloudformation = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=moto)
     cloudformation.create_stack(StackName="edgefill", TemplateBody=json.dumps(template))
     return str(distribution["Id"])
@@ -108,3 +115,28 @@ def test_the_stack_is_required() -> None:
     with pytest.raises(SystemExit) as exited:
         main(["doctor"])
     assert exited.value.code == 2
+
+
+def test_the_canary_runs_after_the_checks_and_reports_its_step(
+    deployed: str, origin: LabOrigin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a path the full origin has and the bucket lacks, and a distribution that
+    # cannot be reached
+    origin.put("/canary.txt", b"hello from the full origin")
+    # When the doctor runs with the canary
+    code = main(["doctor", "--stack", "edgefill", "--canary", "/canary.txt", "--json"])
+    results = json.loads(capsys.readouterr().out)
+    # Then the canary is the tenth result: the origin answered, the distribution did not
+    assert code == 1 and len(results) == 10
+    canary = results[-1]
+    assert canary["check"] == "canary" and not canary["ok"]
+    assert "origin" in canary["detail"] and "(26 B)" in canary["detail"]
+    assert "distribution unreachable" in canary["detail"]
+    assert origin.counts("/canary.txt").full_gets == 1
+
+
+def test_a_canary_the_origin_lacks_is_bad_input(
+    deployed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["doctor", "--stack", "edgefill", "--canary", "/absent.txt"]) == 2
+    assert "the full origin answered 404" in capsys.readouterr().err

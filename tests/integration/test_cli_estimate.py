@@ -111,6 +111,21 @@ def test_estimate_table_lists_targets_and_unknown_paths(
             ],
             "--origin-url",
         ),
+        (
+            [
+                "estimate",
+                "/a.jpg",
+                "--bucket",
+                BUCKET,
+                "--key-prefix",
+                "site",
+                "--targets",
+                "us-east-1",
+                "--origin-url",
+                "https://user:secret@origin.example.com",
+            ],
+            "neither credentials",
+        ),
     ],  # fmt: skip
 )
 def test_bad_estimate_input_exits_2_naming_it(

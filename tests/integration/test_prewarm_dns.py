@@ -29,7 +29,12 @@ def dns_server() -> Iterator[LabDNSServer]:
 
 def config_for(server: LabDNSServer, **env: str) -> PrewarmConfig:
     return PrewarmConfig.from_env(
-        {"EDGEFILL_DISTRIBUTION_DOMAIN": DOMAIN, "EDGEFILL_RESOLVER": server.resolver, **env}
+        {
+            "EDGEFILL_DISTRIBUTION_DOMAIN": DOMAIN,
+            "EDGEFILL_RESOLVER": server.resolver,
+            "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",  # the lab's edges live on 127.0.0.x
+            **env,
+        }
     )
 
 

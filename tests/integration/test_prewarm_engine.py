@@ -209,6 +209,7 @@ def test_given_plain_http_when_warmed_then_the_edge_is_reached_without_tls() -> 
                     "EDGEFILL_PROTOCOL": "http",
                     "EDGEFILL_RESOLVER": dns.resolver,
                     "EDGEFILL_EDGE_PORT": str(port),
+                    "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",
                 }
             )
             report = warm(
