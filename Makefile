@@ -64,7 +64,7 @@ LAMBDA_PIP := $(LAMBDA_PYTHON) -m pip install --quiet --no-compile --disable-pip
 
 # The edge artifact installs no third-party package: boto3 comes with the runtime,
 # and every KB is paid on each cold start at every edge.
-EDGE_SHARED := __init__.py messages.py keys.py queues.py
+EDGE_SHARED := __init__.py messages.py keys.py queues.py redact.py
 
 build-EdgeOriginRequestFunction:
 	mkdir -p $(ARTIFACTS_DIR)/edge_origin_request $(ARTIFACTS_DIR)/shared

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 EDGE = "EdgeOriginRequestFunction"
-EDGE_SHARED = {"__init__.py", "messages.py", "keys.py", "queues.py"}
+EDGE_SHARED = {"__init__.py", "messages.py", "keys.py", "queues.py", "redact.py"}
 EDGE_MAX_ZIPPED = 1_000_000
 WORKERS = {
     "BackfillWorkerFunction": ("backfill_worker", ("boto3", "requests", "aws_lambda_powertools")),

@@ -8,7 +8,8 @@ so the bucket lacks the object, and one backfill message goes to that queue. Eve
 returned, so none reaches the origin, whatever happened while sending.
 
 A failover whose URI the backfill worker would refuse (``ObjectKey.from_uri``: the key
-rules and the one-URI-one-key rule of CONTRACTS §4) queues nothing: it is logged as one
+rules and the one-URI-one-key rule of CONTRACTS §4, under the key prefix the optional
+``x-edgefill-key-prefix`` origin header names) queues nothing: it is logged as one
 ``backfill-skipped`` line naming the reason. The check costs a few microseconds.
 
 Nothing here raises to the handler on bad input: each problem becomes one JSON error line
@@ -24,10 +25,14 @@ from typing import Any, Final, Protocol
 
 from edge_origin_request.log_lines import log_error, log_queued, log_send_failed, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
-from shared.keys import InvalidKey, ObjectKey
+from shared.keys import InvalidKey, ObjectKey, normalize_prefix
 from shared.messages import BackfillMessage, MessageError, to_json
+from shared.redact import redact_query
 
 MARKER_HEADER: Final = "x-edgefill-queue"
+# Optional, next to the marker: the stack's KeyPrefix, so the key check counts the prefix
+# toward S3's 1 024-byte key limit exactly as the worker does.
+KEY_PREFIX_HEADER: Final = "x-edgefill-key-prefix"
 OWN_HEADER_PREFIX: Final = "x-edgefill-"
 # Origin groups fail over only for GET, HEAD and OPTIONS; OPTIONS names no object to copy.
 QUEUED_METHODS: Final = frozenset({"GET", "HEAD"})
@@ -115,9 +120,10 @@ def _report_failover(
         if method not in QUEUED_METHODS:
             return
         queue_url = _marker_value(custom_headers)
+        prefix = _key_prefix(custom_headers)
         message = _backfill_message(event, request, request_id)
         # The worker's own key check: what it would refuse is not worth a message.
-        ObjectKey.from_uri(message.uri)
+        ObjectKey.from_uri(message.uri, prefix)
     except InvalidKey as error:
         log_skipped(error.reason, str(error), requestId=request_id, uri=request.get("uri"))
         return
@@ -132,7 +138,9 @@ def _report_failover(
         reporter.report(queue_url, message)
     except Exception as error:  # the sender's failure; the viewer's request goes on
         problem = getattr(error, "problem", type(error).__name__)
-        reason = getattr(error, "reason", str(error))
+        reason = str(getattr(error, "reason", error))
+        if message.query:  # an error that quotes the message body quotes the raw query too
+            reason = reason.replace(message.query, redact_query(message.query))
         log_send_failed(problem, reason, requestId=request_id, uri=message.uri, queue=queue_url)
 
 
@@ -176,6 +184,25 @@ def _marker_value(custom_headers: dict[str, Any]) -> str:
                 )
             return value
     raise EventShapeError(f"origin custom header {MARKER_HEADER}", "is missing")
+
+
+def _key_prefix(custom_headers: dict[str, Any]) -> str:
+    """The ``x-edgefill-key-prefix`` value, normalized; "" when the origin has none."""
+    for name, entries in custom_headers.items():
+        if isinstance(name, str) and name.lower() == KEY_PREFIX_HEADER:
+            value = _first_header_value(entries)
+            if value is None:
+                raise EventShapeError(
+                    f"origin custom header {KEY_PREFIX_HEADER}",
+                    "must be [{'key': ..., 'value': '<key prefix>'}]",
+                )
+            try:
+                return normalize_prefix(value)
+            except InvalidKey as error:  # the worker, configured alike, would not start
+                raise EventShapeError(
+                    f"origin custom header {KEY_PREFIX_HEADER}", str(error)
+                ) from None
+    return ""
 
 
 def _strip_own_headers(custom_headers: dict[str, Any]) -> None:

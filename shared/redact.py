@@ -10,6 +10,7 @@ microseconds per call: the edge function imports it.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -50,22 +51,47 @@ def redact_query(query: str) -> str:
 
 
 def redact_uri(uri: str) -> str:
-    """A path with its query (if any) redacted: ``/a.jpg?sig=x`` → ``/a.jpg?sig=*``.
-    A fragment is dropped whole."""
+    """A path with its query (if any) redacted: ``/a.jpg?sig=x`` → ``/a.jpg?sig=*``. A
+    fragment is dropped whole; a full URL is rendered by ``redact_url``."""
+    if "//" in uri:
+        return redact_url(uri)
     path, question, query = uri.partition("#")[0].partition("?")
     return path + (question + redact_query(query) if question else "")
 
 
-def redact_url(url: str) -> str:
-    """A URL fit for a log line: no userinfo, query values redacted, no fragment.
+def redact_url(url: str, *, keep_query_names: bool = True) -> str:
+    """A URL fit for a log line: no userinfo, no fragment, and query values redacted
+    (``keep_query_names=False``: the whole query dropped, a ``?`` left to show there was one).
 
     ``https://user:pw@host:8443/a?Signature=x#f`` → ``https://host:8443/a?Signature=*``.
-    Text that does not parse as a URL is treated as a path, so nothing after ``?`` leaks.
+    Text that does not parse as a URL is redacted as free text (``redact_text``).
     """
     try:
         parts = urlsplit(url)
         host = parts.netloc.rpartition("@")[2]
-    except ValueError:  # e.g. an unbalanced "[" in the host
-        return redact_uri(url.rpartition("@")[2])
+    except ValueError:  # e.g. an unbalanced "[" in the host: redacted as free text
+        text = redact_text(url.partition("#")[0])
+        if keep_query_names or "?" not in text:
+            return text
+        return text.partition("?")[0] + "?"
     head = f"{parts.scheme}://{host}" if parts.scheme else (f"//{host}" if host else "")
-    return head + parts.path + (f"?{redact_query(parts.query)}" if parts.query else "")
+    if not parts.query:
+        return head + parts.path
+    return head + parts.path + "?" + (redact_query(parts.query) if keep_query_names else "")
+
+
+# In free text (an exception's message, an error reason): a query runs from "?" to the
+# first character that cannot be in a URL ("'" can, so a quoted URL's closing quote goes
+# with its last value); userinfo sits between "//" and "@".
+_QUERY_IN_TEXT = re.compile(r"\?([^\s\"<>\\^`{|}]+)")
+_USERINFO_IN_TEXT = re.compile(r"(?<=//)[^/\s\"'<>@?#]*@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a log message, an exception's message) with every URL query's values
+    redacted and every URL's userinfo removed; text without "?" or "@" costs one scan."""
+    if "@" in text:
+        text = _USERINFO_IN_TEXT.sub("", text)
+    if "?" in text:
+        text = _QUERY_IN_TEXT.sub(lambda match: "?" + redact_query(match.group(1)), text)
+    return text

@@ -32,7 +32,7 @@ def build(tmp_path: Path) -> Path:
     """A build directory shaped like a good `sam build` output."""
     edge = tmp_path / "EdgeOriginRequestFunction"
     touch(edge / "edge_origin_request" / "app.py")
-    for name in ("__init__.py", "messages.py", "keys.py", "queues.py"):
+    for name in ("__init__.py", "messages.py", "keys.py", "queues.py", "redact.py"):
         touch(edge / "shared" / name)
     for function, package, requires in (
         (
@@ -60,7 +60,7 @@ def test_a_good_build_passes_and_reports_sizes(
 ) -> None:
     assert check.main(str(build)) == 0
     report = capsys.readouterr().out
-    assert "EdgeOriginRequestFunction: 0.00 MB zipped, 5 files" in report
+    assert "EdgeOriginRequestFunction: 0.00 MB zipped, 6 files" in report
     assert "BackfillWorkerFunction:" in report and "PrewarmWorkerFunction:" in report
 
 

@@ -87,3 +87,53 @@ def test_a_canonical_uri_is_queued_as_it_came(
     assert ObjectKey.from_uri(uri).key == "img/" + key_text
     [line] = lines(capsys)
     assert line["event"] == "backfill-queued"
+
+
+def failover_with_prefix(uri: str, prefix: Any) -> tuple[RecordingSender, dict[str, Any]]:
+    event = load_event("edge_failover_get")
+    request = event["Records"][0]["cf"]["request"]
+    request["uri"] = uri
+    headers = request["origin"]["custom"]["customHeaders"]
+    headers["x-edgefill-key-prefix"] = prefix
+    sender = RecordingSender()
+    handle_origin_request(event, request, FailoverReporter(sender, RecentlyQueued()))
+    return sender, request
+
+
+def test_the_key_prefix_header_counts_toward_the_key_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a URI whose key fits S3's 1 024 bytes alone, but not under the stack's prefix
+    uri = "/" + "k" * 1020
+    prefix = [{"key": "x-edgefill-key-prefix", "value": "/media/2026"}]
+    # When it fails over at an origin that names the prefix / Then nothing is queued
+    sender, request = failover_with_prefix(uri, prefix)
+    assert sender.bodies == []
+    [line] = lines(capsys)
+    assert (line["event"], line["reason"]) == ("backfill-skipped", "bad_key")
+    assert "1024" in line["detail"]
+    # And the prefix header is stripped like every x-edgefill-* header
+    assert set(request["origin"]["custom"]["customHeaders"]) == {"x-origin-verify"}
+    # While without the prefix the same URI is queued
+    sender, _ = failover(uri)
+    assert len(sender.bodies) == 1
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        [{"key": "x-edgefill-key-prefix", "value": "_edgefill"}],
+        [{"key": "x-edgefill-key-prefix", "value": "a/../b"}],
+        [{"key": "x-edgefill-key-prefix"}],
+        "media",
+    ],
+)
+def test_an_unusable_key_prefix_header_queues_nothing_and_says_so(
+    prefix: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sender, request = failover_with_prefix("/img/a.jpg", prefix)
+    assert sender.bodies == []
+    [line] = lines(capsys)
+    assert line["level"] == "ERROR"
+    assert line["problem"] == "origin custom header x-edgefill-key-prefix"
+    assert set(request["origin"]["custom"]["customHeaders"]) == {"x-origin-verify"}

@@ -49,7 +49,7 @@ REQUIRED_OUTPUTS = {
     "EdgeFunctionVersionArn",
 }
 # Light modules of shared/ the edge artifact carries (Makefile EDGE_SHARED).
-EDGE_SHARED = {"messages", "keys", "queues"}
+EDGE_SHARED = {"messages", "keys", "queues", "redact"}
 Template = dict[str, Any]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from edgefill.lab.template_spec import TemplateSpec
+from shared.keys import normalize_prefix
 from tests.unit.test_template import (
     TEMPLATE,
     ParameterValues,
@@ -190,3 +191,28 @@ def test_the_lab_polls_the_backfill_queue_one_record_at_a_time() -> None:
     # The lab reads the same number from the template, so the demo and e2e behave alike.
     spec = TemplateSpec.load(TEMPLATE)
     assert spec.event_source_for("BackfillQueue").batch_size == 1
+
+
+# ---------------------------------------------------------------- the edge's key prefix
+
+
+def full_origin_headers(template: Template, parameters: dict[str, str]) -> dict[str, Any]:
+    stack = ParameterValues(template, {"FullOriginDomain": "origin.example.com", **parameters})
+    [name] = resources(template, "AWS::CloudFront::Distribution")
+    config = resolved(stack, props(template, name))["DistributionConfig"]
+    [origin] = [o for o in config["Origins"] if "CustomOriginConfig" in o]
+    return {
+        header["HeaderName"]: stack.value(header["HeaderValue"])
+        for header in origin["OriginCustomHeaders"]
+    }
+
+
+def test_the_full_origin_tells_the_edge_the_key_prefix_when_there_is_one(sam: Template) -> None:
+    # Given the stack with and without a key prefix / Then the full origin names it, and
+    # the edge reads the same prefix the worker's EDGEFILL_KEY_PREFIX holds
+    for parameters, expected in (({"KeyPrefix": "media/2026"}, "media/2026/"), ({}, "")):
+        header = full_origin_headers(sam, parameters)["x-edgefill-key-prefix"]
+        assert normalize_prefix(header) == expected
+        stack = ParameterValues(sam, {"FullOriginDomain": "o.example.com", **parameters})
+        variable = stack.environment("BackfillWorkerFunction")["EDGEFILL_KEY_PREFIX"]
+        assert normalize_prefix(variable) == expected
