@@ -58,9 +58,11 @@ def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
 @contextlib.contextmanager
 def redirected(file: IO[str]) -> Iterator[None]:
     """Send both consoles to ``file`` for the duration (the demo's narration)."""
-    previous = out.file, err.file
+    # ``_file`` is None for a console that follows the current sys.stdout/sys.stderr;
+    # restoring ``.file`` instead would pin it to whatever stream was current here.
+    previous = out._file, err._file
     out.file = err.file = file
     try:
         yield
     finally:
-        out.file, err.file = previous
+        out._file, err._file = previous

@@ -33,9 +33,9 @@ class RecordingOrigin(OriginClient):
         super().__init__(origin_url)
         self.urls: list[str] = []
 
-    def get(self, url: str) -> OriginResponse:
+    def get(self, url: str, *args: Any, **kwargs: Any) -> OriginResponse:
         self.urls.append(url)
-        return super().get(url)
+        return super().get(url, *args, **kwargs)
 
 
 @pytest.fixture
