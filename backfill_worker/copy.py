@@ -96,6 +96,9 @@ class CopyTerms:
     metadata: Mapping[str, str] = field(default_factory=dict)
     conditions: Mapping[str, str] = field(default_factory=dict)
     unchanged_etag: str | None = None
+    # The stored copy's MD5 (hex): a one-part body with these very bytes raises
+    # ``CopyUnchanged`` instead of being written again (origins without validators).
+    unchanged_md5: str | None = None
 
 
 class CopyUnchanged(Exception):
@@ -154,6 +157,7 @@ def _copy_within(
         if terms.metadata:
             attributes = replace(attributes, metadata={**attributes.metadata, **terms.metadata})
         copier = _Copier(origin, store, key, plan, attributes, accepted.expected_md5s, budget)
+        copier.unchanged_md5 = terms.unchanged_md5
         dropped = accepted.dropped
         if length is not None and length <= plan.part_bytes:
             data = read_exactly(response, length)
@@ -209,6 +213,7 @@ class _Copier:
         budget: ReadBudget,
     ) -> None:
         self.budget = budget
+        self.unchanged_md5: str | None = None
         self.origin = origin
         self.store = store
         self.key = key
@@ -219,8 +224,12 @@ class _Copier:
     def single(self, data: bytes, dropped: tuple[DroppedHeader, ...]) -> CopyResult:
         if len(data) > self.plan.max_object_bytes:
             raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
-        if self.expected_md5s:
-            _check_md5(self.expected_md5s, hashlib.md5(data).hexdigest())
+        if self.expected_md5s or self.unchanged_md5:
+            digest = hashlib.md5(data).hexdigest()
+            if self.expected_md5s:
+                _check_md5(self.expected_md5s, digest)
+            if digest == self.unchanged_md5:
+                raise CopyUnchanged("the same bytes as the copy")
         created = self.store.put_if_absent(self.key, data, self.attributes)
         return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
 

@@ -9,7 +9,8 @@ The decision, in order (docs/BACKFILL.md "Freshness"):
 3. Under the key's lease, held by the caller (single-flight: concurrent refreshes of one
    object cost the origin one body; the others find the lease taken), a conditional GET with
    ``If-None-Match: <origin-etag>`` and ``If-Modified-Since: <origin-last-modified>``:
-   - **304**, or a **200 with the stored ETag**: ``unchanged``. No byte is rewritten;
+   - **304**, a **200 with the stored ETag**, or (an origin without validators) a
+     one-part 200 whose bytes are the copy's: ``unchanged``. No byte is rewritten;
      ``checked-at`` is recorded in the due index, which moves the next revalidation;
    - **200, another version**: ``replaced``, through the same verified streaming copy,
      with the overwrite conditional on the S3 ETag read at the start (``IfMatch``);
@@ -47,6 +48,7 @@ GONE: Final = (404, 410)
 # Validators come from object metadata (anyone with write access may have set it): only
 # printable ASCII of a sane length is sent back to the origin as a header.
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,512}")
+_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Refresh:
             metadata={FETCHED_AT: format_time(started)},
             conditions=conditions_of(stored),
             unchanged_etag=_header_value(stored.metadata.get(ORIGIN_ETAG)),
+            unchanged_md5=plain_md5(stored.etag),
         )
         try:
             result = copy_object(
@@ -118,6 +121,13 @@ def conditions_of(copy: StoredCopy) -> dict[str, str]:
     if modified is not None:
         conditions["If-Modified-Since"] = modified
     return conditions
+
+
+def plain_md5(s3_etag: str) -> str | None:
+    """The MD5 an S3 ETag is, for a one-part object stored with SSE-S3 (32 hex digits);
+    None for a multipart or SSE-KMS ETag, which is not the bytes' MD5."""
+    match = _PLAIN_MD5.fullmatch(s3_etag.strip())
+    return match.group(1).lower() if match else None
 
 
 def _header_value(value: str | None) -> str | None:

@@ -147,3 +147,49 @@ def test_keys_under_a_prefix_map_back_to_viewer_uris(world: tuple[DueIndex, str]
     report = sweep(index, sqs, queue, "site/", NOW, lambda: 900.0, Log())
     assert drain(sqs, queue) == ["/a%20b.html"]
     assert report.bad_entries == 1
+
+
+def test_the_handler_runs_one_sweep_from_the_workers_variables(
+    world: tuple[DueIndex, str], sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill_worker import sweep as sweep_app
+    from backfill_worker.sweep_runtime import sweep_runtime
+    from tests.integration.backfill_world import FakeLambdaContext
+
+    index, queue = world
+    index.record("due.txt", datetime.now(UTC) - timedelta(days=2), None, 60)
+    index.record("later.txt", datetime.now(UTC), None, 86_400)
+    env = {
+        "EDGEFILL_BUCKET": BUCKET,
+        "EDGEFILL_ORIGIN_URL": "https://origin.example.com",
+        "EDGEFILL_BACKFILL_QUEUE_URL": queue,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sweep_runtime.cache_clear()
+    try:
+        result = sweep_app.handler({"source": "aws.events"}, FakeLambdaContext(300))
+    finally:
+        sweep_runtime.cache_clear()
+    assert result == {"due": 1, "sent": 1, "sendFailed": 0, "badEntries": 0, "finished": True}
+    assert drain(sqs, queue) == ["/due.txt"]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")
+def test_the_handler_without_a_queue_fails_naming_the_variable(
+    moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill_worker import sweep as sweep_app
+    from backfill_worker.sweep_runtime import sweep_runtime
+    from shared.config import ConfigError
+    from tests.integration.backfill_world import FakeLambdaContext
+
+    monkeypatch.setenv("EDGEFILL_BUCKET", BUCKET)
+    monkeypatch.setenv("EDGEFILL_ORIGIN_URL", "https://origin.example.com")
+    monkeypatch.delenv("EDGEFILL_BACKFILL_QUEUE_URL", raising=False)
+    sweep_runtime.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="EDGEFILL_BACKFILL_QUEUE_URL"):
+            sweep_app.handler({}, FakeLambdaContext(300))
+    finally:
+        sweep_runtime.cache_clear()

@@ -142,3 +142,31 @@ def test_more_paths_than_cloudfront_takes_at_once_are_split() -> None:
     cloudfront = FakeCloudFront()
     pending.flush(cloudfront, "E2EXAMPLE", None, None, Log())
     assert [len(batch) for batch in cloudfront.batches] == [3000, 500]
+
+
+class NoValidatorsResponse(OneResponse):
+    def __init__(self, body: bytes) -> None:
+        super().__init__('"unused"')
+        self.headers = CaseInsensitiveDict({"Content-Length": str(len(body))})
+        self.body = body
+
+    def read(self, amount: int) -> bytes:
+        self.read_any = True
+        return self.body[:amount]
+
+
+def test_an_origin_without_validators_sending_the_same_bytes_is_unchanged() -> None:
+    # Given an origin that sends neither ETag nor Last-Modified, and a copy of "hello"
+    origin = IgnoringOrigin('"x"')
+    origin.response = NoValidatorsResponse(b"hello")
+    index = RecordingIndex()
+    refresh = Refresh(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
+    copy = StoredCopy(
+        etag='"5d41402abc4b2a76b9719d911017c592"',  # MD5 of "hello": a one-part SSE-S3 copy
+        metadata={"fetched-at": "2026-11-29T06:00:00Z"},
+    )
+    # When it is refreshed / Then the same bytes are not written again (NoStore would fail)
+    result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
+    assert result.status == "unchanged"
+    assert origin.conditions is None  # nothing to be conditional on
+    assert index.records[0][2] == NOW
