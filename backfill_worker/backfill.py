@@ -334,9 +334,13 @@ class Backfiller:
             return refresh.revalidate(key.key, url, self.plan(context), stored)
         except OriginError as error:
             if error.permanent:
+                # The copy stays as it is and is revalidated again a lifetime from now:
+                # its due entry was spent on this refresh.
+                refresh.record(key.key, stored, checked_at=refresh.now())
                 raise _Skip(error.kind, error.reason) from error
             raise TransientFailure(error.kind, error.reason) from error
         except CopyRefused as error:
+            refresh.record(key.key, stored, checked_at=refresh.now())
             raise _Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error

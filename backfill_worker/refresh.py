@@ -86,7 +86,7 @@ class Refresh:
                 self.origin, self.store.replacing(stored.etag), key, url, plan, terms
             )
         except CopyUnchanged:
-            self._record(key, stored, checked_at=started)
+            self.record(key, stored, checked_at=started)
             return RefreshResult("unchanged", stored.size)
         except OriginError as error:
             if error.status not in GONE:
@@ -97,10 +97,12 @@ class Refresh:
             return RefreshResult("changed", copy=result)
         fresh = self.copies.head(key)
         if fresh is not None:
-            self._record(key, fresh, checked_at=None)
+            self.record(key, fresh, checked_at=None)
         return RefreshResult("replaced", result.size, result)
 
-    def _record(self, key: str, copy: StoredCopy, checked_at: datetime | None) -> None:
+    def record(self, key: str, copy: StoredCopy, checked_at: datetime | None) -> None:
+        """Write the due entry of ``copy``; ``checked_at`` is when it was last revalidated
+        (it is then due a lifetime after that)."""
         fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self.now()
         seconds = lifetime(copy.cache_control, copy.expires, fetched_at, self.revalidate_after)
         self.index.record(key, fetched_at, checked_at, seconds)

@@ -294,3 +294,19 @@ def _refresh_of(worker: Backfiller) -> Any:
         worker.origin,
         worker.config.revalidate_after,
     )
+
+
+def test_a_refused_refresh_keeps_the_copy_and_its_place_in_the_index(
+    world: dict[str, Any], s3: Any, origin: LabOrigin
+) -> None:
+    copied(world, origin)
+    # Given the sweep spent the copy's entry on this refresh
+    for entry in entries(s3):
+        s3.delete_object(Bucket=BUCKET, Key=entry)
+    origin.fault(PATH, status=403)
+    # When the origin refuses / Then the copy stays and is due again a lifetime from now
+    outcome = refresh(world["worker"])
+    assert (outcome.status, outcome.reason) == ("skipped", "origin")
+    assert stored(s3, KEY) == b"<h1>v1</h1>"
+    (entry,) = entries(s3)
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=entry)["Body"].read())["checkedAt"]
