@@ -298,6 +298,9 @@ def _bucket_versions(args: argparse.Namespace) -> Callable[[str], str | None] | 
         prefix = args.key_prefix or stack.parameters.get("KeyPrefix", "")
         if not bucket:
             raise OperatorError(f"stack {args.stack!r} has no BucketName output")
+        bucket_region = stack.output("BucketRegion")
+        if bucket_region and bucket_region != session.region_name:
+            session = operations.aws_session(bucket_region)  # an existing bucket elsewhere
     s3 = operations.make_client(session, "s3", args.endpoint_url)
 
     def version(uri: str) -> str | None:
