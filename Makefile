@@ -80,6 +80,9 @@ build-BackfillWorkerFunction:
 	rm -rf $(ARTIFACTS_DIR)/bin  # console scripts of dependencies: never run in Lambda
 	find $(ARTIFACTS_DIR) -name __pycache__ -prune -exec rm -rf {} +
 
+# The sweep is packaged with the backfill worker (its handler is backfill_worker/sweep.py).
+build-RevalidationSweepFunction: build-BackfillWorkerFunction
+
 build-PrewarmWorkerFunction:
 	mkdir -p $(ARTIFACTS_DIR)/prewarm_worker $(ARTIFACTS_DIR)/shared
 	cp -R shared/. $(ARTIFACTS_DIR)/shared/

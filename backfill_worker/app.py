@@ -25,8 +25,11 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    """Copy each record's object; failed records come back in ``batchItemFailures``."""
-    backfiller()  # a ConfigError naming the variable fails the invocation: nothing is lost
-    return process_partial_response(
+    """Copy each record's object; failed records come back in ``batchItemFailures``.
+    Paths the batch replaced or deleted are invalidated once, at the end."""
+    worker = backfiller()  # a ConfigError naming the variable fails the invocation
+    response = process_partial_response(
         event=event, record_handler=backfill_record, processor=processor, context=context
     )
+    worker.flush_invalidations()
+    return response

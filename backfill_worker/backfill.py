@@ -15,7 +15,8 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, Protocol
 from urllib.parse import unquote
@@ -24,10 +25,21 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
+from backfill_worker.copy import (
+    CopyFailed,
+    CopyPlan,
+    CopyRefused,
+    CopyResult,
+    CopyTerms,
+    copy_object,
+)
+from backfill_worker.due_index import DueIndex
 from backfill_worker.expand import PlaylistExpander
+from backfill_worker.freshness import FETCHED_AT, format_time, lifetime, parse_time
+from backfill_worker.invalidation import PendingInvalidations
 from backfill_worker.lease import Lease, SingleFlight
 from backfill_worker.missing import MISSING_STATUSES, MissingPaths
+from backfill_worker.refresh import Refresh, RefreshResult, is_edgefills
 from shared import aws
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
@@ -37,6 +49,7 @@ from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
 from shared.redact import query_names
+from shared.revalidation_store import RevalidationStore, StoredCopy
 
 SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
@@ -51,6 +64,7 @@ _SKIP_LOG_LEVEL: Final = {
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
+    "foreign": logging.INFO,
     "query": logging.INFO,
 }
 
@@ -107,6 +121,14 @@ class Backfiller:
     # Time kept back at the end of an invocation to abort an unfinished upload and release
     # the lease (a few S3 calls, plus a part upload already under way).
     deadline_reserve_seconds: float = 30.0
+    # Freshness (backfill_worker/refresh.py): copies' state and the due index, CloudFront
+    # for invalidations, and the paths a batch replaced or deleted.
+    copies: RevalidationStore | None = None
+    cloudfront: Any | None = None
+    pending: PendingInvalidations = field(default_factory=PendingInvalidations)
+
+    def _utc_now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall_clock(), UTC)
 
     def _seconds_left(self, context: InvocationContext) -> float:
         """Copy budget left in the invocation: its remaining time minus the reserve."""
@@ -128,6 +150,8 @@ class Backfiller:
         self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=1)
         try:
             message, key = self._accept(body)
+            if message.mode == "refresh":
+                return self._refresh_key(message, key, context)
             return self._backfill_key(message, key, context)
         except _Skip as skip:
             level = _SKIP_LOG_LEVEL.get(skip.reason, logging.WARNING)
@@ -222,8 +246,9 @@ class Backfiller:
         query = message.query if self.config.query == "forward" else ""
         url = self.origin.url_for(message.uri, query)
         started = self.clock()
+        terms = CopyTerms(metadata={FETCHED_AT: format_time(self._utc_now())})
         try:
-            result = copy_object(self.origin, self.store, key.key, url, self.plan(context))
+            result = copy_object(self.origin, self.store, key.key, url, self.plan(context), terms)
         except OriginError as error:
             if error.status in MISSING_STATUSES:
                 self._remember_missing(missing, key, error.status)
@@ -250,12 +275,131 @@ class Backfiller:
             self.metrics.add_metric(name="ObjectsCopied", unit=MetricUnit.Count, value=1)
             self.metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.size)
             self.metrics.add_metric(name="CopySeconds", unit=MetricUnit.Seconds, value=seconds)
+            self._index_copy(key.key)
         else:
             self.logger.info(
                 "object appeared during the copy; kept the existing one", extra={"key": key.key}
             )
             self._count("Skipped", "appeared")
         return result
+
+    # -- freshness ------------------------------------------------------------------
+
+    def _refresh_key(
+        self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
+    ) -> Outcome:
+        """``mode: "refresh"``: revalidate the copy (backfill_worker/refresh.py)."""
+        if self.copies is None:
+            raise TransientFailure("config", "refresh needs the revalidation store")
+        if context is not None and self._seconds_left(context) <= 0:
+            raise TransientFailure("deadline", "no copy budget left in this invocation")
+        refresh = Refresh(
+            self.store,
+            self.copies,
+            DueIndex(self.copies),
+            self.origin,
+            self.config.revalidate_after,
+            self._utc_now,
+        )
+        result: RefreshResult | None = None
+        try:
+            stored = self.copies.head(key.key)
+            if stored is None:
+                return self._backfill_key(message, key, context)  # missing: a fill
+            if not is_edgefills(stored):
+                raise _Skip("foreign", f"{key.key!r} was not written by edgefill; left alone")
+            flight = SingleFlight(self.store)
+            owner, seconds = _owner_and_seconds(context)
+            lease = flight.acquire(key.key, owner, seconds)
+            if lease is None:
+                raise _Skip("leased", f"another worker is copying or refreshing {key.key!r}")
+            try:
+                stored = self.copies.head(key.key)  # it may have changed meanwhile
+                if stored is not None:
+                    result = self._revalidate(refresh, message, key, stored, context)
+            finally:
+                self._release(flight, lease)
+        except StoreError as error:
+            raise TransientFailure("s3", str(error)) from error
+        if result is None:
+            return self._backfill_key(message, key, context)  # removed meanwhile: a fill
+        return self._refreshed(message, key, result)
+
+    def _revalidate(
+        self,
+        refresh: Refresh,
+        message: BackfillMessage,
+        key: ObjectKey,
+        stored: StoredCopy,
+        context: InvocationContext | None,
+    ) -> RefreshResult:
+        query = message.query if self.config.query == "forward" else ""
+        url = self.origin.url_for(message.uri, query)
+        try:
+            return refresh.revalidate(key.key, url, self.plan(context), stored)
+        except OriginError as error:
+            if error.permanent:
+                # The copy stays as it is and is revalidated again a lifetime from now:
+                # its due entry was spent on this refresh.
+                refresh.record(key.key, stored, checked_at=refresh.now())
+                raise _Skip(error.kind, error.reason) from error
+            raise TransientFailure(error.kind, error.reason) from error
+        except CopyRefused as error:
+            refresh.record(key.key, stored, checked_at=refresh.now())
+            raise _Skip(error.reason, error.detail, error.directive) from error
+        except CopyFailed as error:
+            raise TransientFailure(error.reason, error.detail) from error
+
+    def _refreshed(
+        self, message: BackfillMessage, key: ObjectKey, result: RefreshResult
+    ) -> Outcome:
+        self.logger.info("refresh", extra={"key": key.key, "outcome": result.status})
+        self._count("Refreshed", result.status)
+        if result.status == "replaced":
+            self.pending.replaced(message.uri)
+            self.metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.size)
+        elif result.status == "deleted":
+            self.pending.deleted(message.uri)
+        status = "copied" if result.status == "replaced" else "refreshed"
+        return Outcome(status, result.status, key.key, result.size)
+
+    def _index_copy(self, key: str) -> None:
+        """Write the due-index entry of a copy just made (from what S3 now holds)."""
+        if self.copies is None:
+            return
+        try:
+            copy = self.copies.head(key)
+            if copy is None:
+                return
+            fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self._utc_now()
+            seconds = lifetime(
+                copy.cache_control, copy.expires, fetched_at, self.config.revalidate_after
+            )
+            DueIndex(self.copies).record(key, fetched_at, None, seconds)
+        except StoreError as error:
+            # The copy is in place; only its automatic revalidation is missing. A retry
+            # would find the object and skip it, so this is reported, not retried.
+            self.logger.error(
+                "due index entry not written", extra={"key": key, "detail": str(error)}
+            )
+            self._count("Failed", "due_index")
+
+    def flush_invalidations(self) -> None:
+        """End of an invocation: one CreateInvalidation for every path the batch replaced
+        or deleted, then a prewarm after it for the replaced ones."""
+        report = self.pending.flush(
+            self.cloudfront,
+            self.config.distribution_id,
+            self.sqs,
+            self.config.prewarm_queue_url,
+            self.logger,
+        )
+        if report.invalidation_ids:
+            self.metrics.add_metric(
+                name="InvalidatedPaths", unit=MetricUnit.Count, value=report.paths
+            )
+        if report.failed:
+            self._count("Failed", "invalidation")
 
     def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
         try:
@@ -320,7 +464,8 @@ def backfiller() -> Backfiller:
     if config.prewarm_queue_url is not None:
         sqs = aws.client("sqs", region_from_queue_url(config.prewarm_queue_url))
     # An existing bucket may live in another region (EDGEFILL_BUCKET_REGION).
-    store = ObjectStore(aws.client("s3", config.bucket_region), config.bucket)
+    s3 = aws.client("s3", config.bucket_region)
+    store = ObjectStore(s3, config.bucket)
     logger, metrics = worker_logger(SERVICE), worker_metrics(SERVICE)
     expander = None
     if config.expand_playlists and config.backfill_queue_url is not None:
@@ -334,6 +479,9 @@ def backfiller() -> Backfiller:
         logger=logger,
         metrics=metrics,
         expander=expander,
+        copies=RevalidationStore(s3, config.bucket),
+        # CloudFront's API lives in us-east-1 whatever the worker's region.
+        cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
     )
 
 

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from backfill_worker.integrity import ExpectedMD5, expected_md5s
@@ -88,6 +88,24 @@ class CopyPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyTerms:
+    """What a copy adds for freshness: ``metadata`` joins the copy's own (``fetched-at``);
+    ``conditions`` make the GET conditional (a 304 raises ``CopyUnchanged``); a 200 whose
+    ETag is ``unchanged_etag`` raises ``CopyUnchanged`` before any byte is read."""
+
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    unchanged_etag: str | None = None
+    # The stored copy's MD5 (hex): a one-part body with these very bytes raises
+    # ``CopyUnchanged`` instead of being written again (origins without validators).
+    unchanged_md5: str | None = None
+
+
+class CopyUnchanged(Exception):
+    """The origin answered 304, or 200 with the version the copy already holds."""
+
+
+@dataclass(frozen=True, slots=True)
 class CopyResult:
     """What a copy did. ``created`` is False when the key appeared meanwhile (412)."""
 
@@ -98,7 +116,12 @@ class CopyResult:
 
 
 def copy_object(
-    origin: OriginClient, store: ObjectStore, key: str, url: str, plan: CopyPlan
+    origin: OriginClient,
+    store: ObjectStore,
+    key: str,
+    url: str,
+    plan: CopyPlan,
+    terms: CopyTerms | None = None,
 ) -> CopyResult:
     """Copy ``url`` (an origin URL) to ``key``; raises ``OriginError``, ``StoreError``,
     ``CopyRefused`` or ``CopyFailed``, and leaves nothing behind in S3 when it does.
@@ -106,7 +129,7 @@ def copy_object(
     Every read from the origin ends by ``plan.deadline`` (``DeadlinePassed``, an
     ``OriginError``), however slowly the origin trickles its bytes."""
     with ReadBudget(plan.deadline) as budget:
-        return _copy_within(origin, store, key, url, plan, budget)
+        return _copy_within(origin, store, key, url, plan, budget, terms or CopyTerms())
 
 
 def _copy_within(
@@ -116,14 +139,25 @@ def _copy_within(
     url: str,
     plan: CopyPlan,
     budget: ReadBudget,
+    terms: CopyTerms,
 ) -> CopyResult:
-    response = origin.get(url, budget)
+    if terms.conditions:
+        response = origin.get(url, budget, conditional=terms.conditions)
+    else:
+        response = origin.get(url, budget)
     try:
+        if response.status == 304 and terms.conditions:
+            raise CopyUnchanged("304 Not Modified")
+        etag = response.headers.get("ETag")
+        if terms.unchanged_etag is not None and etag == terms.unchanged_etag:
+            raise CopyUnchanged(etag)  # a 200 of the version the copy already holds
         accepted = accept_response(response.status, response.headers, plan)
         length = accepted.length
-        copier = _Copier(
-            origin, store, key, plan, accepted.attributes, accepted.expected_md5s, budget
-        )
+        attributes = accepted.attributes
+        if terms.metadata:
+            attributes = replace(attributes, metadata={**attributes.metadata, **terms.metadata})
+        copier = _Copier(origin, store, key, plan, attributes, accepted.expected_md5s, budget)
+        copier.unchanged_md5 = terms.unchanged_md5
         dropped = accepted.dropped
         if length is not None and length <= plan.part_bytes:
             data = read_exactly(response, length)
@@ -179,6 +213,7 @@ class _Copier:
         budget: ReadBudget,
     ) -> None:
         self.budget = budget
+        self.unchanged_md5: str | None = None
         self.origin = origin
         self.store = store
         self.key = key
@@ -189,8 +224,12 @@ class _Copier:
     def single(self, data: bytes, dropped: tuple[DroppedHeader, ...]) -> CopyResult:
         if len(data) > self.plan.max_object_bytes:
             raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
-        if self.expected_md5s:
-            _check_md5(self.expected_md5s, hashlib.md5(data).hexdigest())
+        if self.expected_md5s or self.unchanged_md5:
+            digest = hashlib.md5(data).hexdigest()
+            if self.expected_md5s:
+                _check_md5(self.expected_md5s, digest)
+            if digest == self.unchanged_md5:
+                raise CopyUnchanged("the same bytes as the copy")
         created = self.store.put_if_absent(self.key, data, self.attributes)
         return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
 

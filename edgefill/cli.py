@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from edgefill.commands import doctor, estimate, lab, queue_commands, warm
+from edgefill.commands import doctor, estimate, freshness, lab, queue_commands, warm
 from edgefill.console import run_guarded
 
 # The command groups, in the order ``edgefill --help`` lists them. A new group is a module
 # in edgefill/commands/ with ``register(commands)``, plus one entry here.
-COMMAND_GROUPS: Final = (queue_commands, estimate, doctor, warm, lab)
+COMMAND_GROUPS: Final = (queue_commands, freshness, estimate, doctor, warm, lab)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

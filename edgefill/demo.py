@@ -11,6 +11,8 @@
    the origin recovers, the operator redrives, the object arrives.
 6. A premiere: one ``edgefill prewarm --expand`` of an HLS master brings the whole title
    into the bucket and every POP; a viewer's playback is all Hits (scenes/premiere.py).
+7. The origin changes: ``edgefill refresh`` replaces the copy, the invalidation completes,
+   the edges are warmed after it, ``edgefill check`` agrees (scenes/origin_changes.py).
 
 Every expectation is checked; the demo exits 1 if any fails and leaves nothing running.
 """
@@ -39,6 +41,7 @@ from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
 from edgefill.scenes.premiere import premiere
+from edgefill.scenes.origin_changes import origin_changes
 from shared.messages import ENCODINGS
 
 # Step 1's objects: small, medium, a non-ASCII name and a 12 MiB video (multipart).
@@ -134,6 +137,7 @@ class Demo:
             self.manual_launch_prewarm()
             self.fault_dlq_redrive()
             premiere(self)
+            origin_changes(self)
         except Exception as error:  # noqa: BLE001 - any crash is a failed expectation
             self.checks.expect("demo", "runs to the end", False, f"{type(error).__name__}: {error}")
         finally:

@@ -24,6 +24,7 @@ from prewarm_worker.allowed_hosts import allowed_hosts, check_host
 from prewarm_worker.byte_cap import log_capped
 from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings
 from prewarm_worker.expand import expansion_summary, send_follow_ups, warm_message
+from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from prewarm_worker.metric_targets import metric_target
 from prewarm_worker.task_cap import check_task_cap
 from shared import aws
@@ -55,6 +56,7 @@ class PrewarmRuntime:
     resolver: EdgeResolver
     client: EdgeClient
     sqs: Any | None
+    cloudfront: Any | None = None  # GetInvalidation, when EDGEFILL_DISTRIBUTION_ID is set
 
 
 def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
@@ -73,6 +75,8 @@ def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
             read_timeout=config.request_timeout,
         ),
         sqs=sqs,
+        # CloudFront's API lives in us-east-1 whatever the worker's region.
+        cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
     )
 
 
@@ -155,6 +159,10 @@ def _process(
             )
             raise NotProcessed(f"configuration error: {error}") from None
     config = rt.config
+    if message.after_invalidation is not None:
+        waiting = _after_invalidation(message, rt, log)
+        if waiting is not None:
+            return waiting
     targets = message.targets or config.targets
     if not targets:
         reason = "no targets: the message names none and EDGEFILL_TARGETS is empty"
@@ -204,6 +212,28 @@ def _process(
         metrics.add_metric("GivenUpTasks", MetricUnit.Count, outcome.given_up)
         metrics.add_metric("WarmCapped", MetricUnit.Count, len(report.capped))
     return outcome
+
+
+def _after_invalidation(message: PrewarmMessage, rt: PrewarmRuntime, log: Log) -> Outcome | None:
+    """None to warm now; an Outcome when the message was sent again to wait for its
+    invalidation (prewarm_worker/invalidation_wait.py)."""
+    config = rt.config
+    try:
+        decision = wait_for_invalidation(
+            message,
+            rt.cloudfront,
+            config.distribution_id,
+            rt.sqs,
+            config.prewarm_queue_url,
+            config.retry_delay,
+            log,
+        )
+    except WaitFailed as error:
+        log.error("prewarm message not processed", extra={"error": str(error)})
+        raise NotProcessed(str(error)) from None
+    if decision.action == "warm":
+        return None
+    return Outcome(WarmReport(), requeued_messages=1, delay_seconds=decision.delay)
 
 
 def _rejected(

@@ -34,6 +34,12 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
+# Freshness (docs/BACKFILL.md "Freshness"): lifetime of a copy whose origin gave none,
+# from one minute to ten years.
+DEFAULT_REVALIDATE_AFTER: Final = 86_400
+MAX_REVALIDATE_AFTER: Final = 10 * 365 * 86_400
+# CloudFront distribution IDs: upper-case letters and digits (E2EXAMPLE1234).
+_DISTRIBUTION_ID = re.compile(r"[A-Z0-9]{5,32}")
 # How long an origin 404/410 is remembered; markers expire by lifecycle after a day, so a
 # longer memory could not be kept anyway.
 DEFAULT_MISSING_TTL: Final = 300
@@ -72,6 +78,12 @@ class BackfillConfig:
     bucket_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
+    # Freshness: invalidations go to this distribution (None: none are made), the sweep
+    # sends refresh messages to the backfill queue, copies without an origin lifetime are
+    # revalidated after ``revalidate_after`` seconds.
+    distribution_id: str | None = None
+    backfill_queue_url: str | None = None
+    revalidate_after: int = DEFAULT_REVALIDATE_AFTER
     # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
     missing_ttl: int = DEFAULT_MISSING_TTL
     # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
@@ -127,6 +139,15 @@ class BackfillConfig:
             parts_in_flight=_bounded_int(
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
             ),
+            distribution_id=_distribution_id(env),
+            backfill_queue_url=_optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL"),
+            revalidate_after=_bounded_int(
+                env,
+                "EDGEFILL_REVALIDATE_AFTER",
+                DEFAULT_REVALIDATE_AFTER,
+                60,
+                MAX_REVALIDATE_AFTER,
+            ),
             missing_ttl=_bounded_int(
                 env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),
@@ -153,6 +174,8 @@ class PrewarmConfig:
     request_timeout: int = DEFAULT_REQUEST_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_delay: int = DEFAULT_RETRY_DELAY
+    # Messages with ``afterInvalidation`` wait for that invalidation of this distribution.
+    distribution_id: str | None = None
     # Viewer hosts a message may name besides the viewer host and the distribution domain
     # (EDGEFILL_ALLOWED_HOSTS, lower case), and whether edges may have non-global
     # addresses (EDGEFILL_ALLOW_PRIVATE_EDGES: the lab and the tests only).
@@ -215,6 +238,7 @@ class PrewarmConfig:
             ),
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
+            distribution_id=_distribution_id(env),
             allowed_hosts=tuple(
                 _hostname(env, "EDGEFILL_ALLOWED_HOSTS", host)
                 for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
@@ -331,6 +355,18 @@ def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(name, f"must be an SQS queue URL, got {value!r}")
+    return value
+
+
+def _distribution_id(env: Mapping[str, str]) -> str | None:
+    value = env.get("EDGEFILL_DISTRIBUTION_ID", "").strip()
+    if not value:
+        return None
+    if not _DISTRIBUTION_ID.fullmatch(value):
+        raise ConfigError(
+            "EDGEFILL_DISTRIBUTION_ID",
+            f"{value[:40]!r} is not a CloudFront distribution ID (E2EXAMPLE1234)",
+        )
     return value
 
 

@@ -313,6 +313,43 @@ class EdgeClient:
             body=bytes(kept),
         )
 
+    def head(
+        self, address: str, viewer_host: str, path: str, accept_encoding: str | None
+    ) -> EdgeResponse:
+        """HEAD ``path`` at ``address`` as ``viewer_host`` (``edgefill check``), through the
+        same pools and TLS checks as ``get``; every response header is kept."""
+        headers = {
+            "Host": viewer_host,
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": accept_encoding if accept_encoding is not None else SKIP_HEADER,
+        }
+        key, pool = self._lease(address, viewer_host)
+        started = time.perf_counter()
+        try:
+            response = pool.urlopen(
+                "HEAD",
+                path,
+                headers=headers,
+                redirect=False,
+                preload_content=False,
+                decode_content=False,
+                assert_same_host=False,
+            )
+            response.release_conn()
+        except urllib3.exceptions.SSLError as error:
+            raise EdgeError(f"TLS failed with {address} as {viewer_host}: {error}", False) from None
+        except HTTPError as error:
+            raise EdgeError(f"no response from {address}: {_reason(error)}", True) from None
+        finally:
+            self._release(key)
+        return EdgeResponse(
+            status=response.status,
+            headers=dict(response.headers.items()),
+            bytes_read=0,
+            content_length=_content_length(response.headers.get("Content-Length")),
+            seconds=time.perf_counter() - started,
+        )
+
     def close(self) -> None:
         """Close every pool; connections in use close when their request ends."""
         with self._lock:

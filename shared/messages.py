@@ -27,6 +27,10 @@ MAX_TARGETS: Final = 200
 MAX_TEXT_BYTES: Final = 512
 # Re-enqueued prewarm attempts are numbered; a ceiling keeps a bad value from looping forever.
 MAX_ATTEMPT: Final = 100
+# Backfill modes: copy a missing object, or revalidate a copy against the origin.
+MODES: Final = ("fill", "refresh")
+# CloudFront invalidation IDs: upper-case letters and digits (I2J0I21PCUYOIK).
+_INVALIDATION_ID = re.compile(r"[A-Z0-9]{1,64}")
 
 # CloudFront's four normalized Accept-Encoding cache keys, in the order a warmer sends them.
 ENCODINGS: Final = ("br+gzip", "gzip", "br", "identity")
@@ -76,9 +80,12 @@ class BackfillMessage:
     request_id: str | None = None
     edge_region: str | None = None
     at: str | None = None
+    mode: str = "fill"
 
     def __post_init__(self) -> None:
         _check_uri("uri", self.uri)
+        if self.mode not in MODES:
+            raise MessageError("mode", f"must be 'fill' or 'refresh', got {self.mode!r:.40}")
         _check_query(self.query)
         if self.host is not None:
             _check_host("host", self.host)
@@ -104,6 +111,7 @@ class PrewarmMessage:
     attempt: int = 0
     # Video: playlists and manifests among ``paths`` also warm what they reference.
     expand: bool = False
+    after_invalidation: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.paths, tuple) or not self.paths:
@@ -124,6 +132,13 @@ class PrewarmMessage:
             raise MessageError("attempt", f"must be an integer from 0 to {MAX_ATTEMPT}")
         if not isinstance(self.expand, bool):
             raise MessageError("expand", f"must be true or false, got {self.expand!r:.40}")
+        if self.after_invalidation is not None and (
+            not isinstance(self.after_invalidation, str)
+            or not _INVALIDATION_ID.fullmatch(self.after_invalidation)
+        ):
+            raise MessageError(
+                "afterInvalidation", "must be a CloudFront invalidation ID (letters and digits)"
+            )
 
 
 Message = BackfillMessage | PrewarmMessage
@@ -186,6 +201,7 @@ def to_dict(message: Message) -> dict[str, Any]:
             "requestId": message.request_id,
             "edgeRegion": message.edge_region,
             "at": message.at,
+            "mode": None if message.mode == "fill" else message.mode,
         }
     else:
         out = {"v": VERSION, "type": "prewarm", "paths": list(message.paths)}
@@ -194,6 +210,7 @@ def to_dict(message: Message) -> dict[str, Any]:
             "encodings": None if message.encodings is None else list(message.encodings),
             "host": message.host,
             "source": message.source,
+            "afterInvalidation": message.after_invalidation,
         }
         if message.attempt:
             out["attempt"] = message.attempt
@@ -243,6 +260,7 @@ def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
         request_id=_optional_str(raw, "requestId"),
         edge_region=_optional_str(raw, "edgeRegion"),
         at=_optional_str(raw, "at"),
+        mode=_str(raw, "mode", default="fill"),
     )
 
 
@@ -263,6 +281,7 @@ def _prewarm_from(raw: dict[str, Any]) -> PrewarmMessage:
         source=_optional_str(raw, "source"),
         attempt=attempt,
         expand=False if raw.get("expand") is None else raw["expand"],
+        after_invalidation=_optional_str(raw, "afterInvalidation"),
     )
 
 

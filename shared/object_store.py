@@ -109,6 +109,26 @@ class ObjectStore:
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
         self.bucket = bucket
+        # None: visible writes create (IfNoneMatch='*'). An ETag: they replace exactly that
+        # version of the object (IfMatch), see ``replacing``.
+        self.replaces: str | None = None
+
+    def replacing(self, etag: str) -> ObjectStore:
+        """This bucket, but with visible writes (PutObject, CompleteMultipartUpload) that
+        overwrite the object only while it still has ``etag`` (``IfMatch``): a refresh
+        never clobbers a concurrent writer. ``False`` from ``put_if_absent`` and
+        ``complete_if_absent`` then means "changed or removed meanwhile"."""
+        store = ObjectStore(self.s3, self.bucket)
+        store.replaces = etag
+        return store
+
+    def _visible_write(self) -> dict[str, str]:
+        return {"IfMatch": self.replaces} if self.replaces else {"IfNoneMatch": "*"}
+
+    def _lost_race(self, error: ClientError) -> bool:
+        code = _code(error)
+        # Replacing: a removed object (404) lost the race as surely as a changed one.
+        return code in _PRECONDITION or (self.replaces is not None and code in _MISSING)
 
     # -- objects
 
@@ -133,13 +153,13 @@ class ObjectStore:
                 Bucket=self.bucket,
                 Key=key,
                 Body=data,
-                IfNoneMatch="*",
                 ChecksumAlgorithm="CRC32",
                 ChecksumCRC32=crc32_base64(data),
+                **self._visible_write(),
                 **attributes.as_params(),
             )
         except ClientError as error:
-            if _code(error) in _PRECONDITION:
+            if self._lost_race(error):
                 return False
             raise StoreError(f"PutObject {key!r}: {_describe(error)}") from error
         except BotoCoreError as error:
@@ -223,11 +243,11 @@ class ObjectStore:
                 Bucket=self.bucket,
                 Key=key,
                 UploadId=upload_id,
-                IfNoneMatch="*",
                 MultipartUpload={"Parts": [part.as_param() for part in parts]},
+                **self._visible_write(),
             )
         except ClientError as error:
-            if _code(error) in _PRECONDITION:
+            if self._lost_race(error):
                 return False
             raise StoreError(f"CompleteMultipartUpload {key!r}: {_describe(error)}") from error
         except BotoCoreError as error:

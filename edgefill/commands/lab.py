@@ -119,6 +119,14 @@ def _print_lab(lab: Any, uris: list[str]) -> None:
         f"--region-subnets '{json.dumps(lab.settings.subnets)}' --allow-private-edges "
         f"--targets sa-east-1 {uris[2]}",
         "edgefill redrive $Q",
+        f"edgefill refresh $Q {uris[6]}",
+        f"edgefill invalidate --distribution-id {info['distribution_id']} "
+        f"--endpoint-url {info['cloudfront']} --wait '/*'",
+        f"edgefill check --distribution-domain {info['distribution_domain']} --viewer-host {host} "
+        f"--resolver {info['dns']} --edge-port {port} "
+        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --allow-private-edges "
+        f"--targets ap-northeast-1,sa-east-1 --bucket {info['bucket']} "
+        f"--endpoint-url {info['moto']} {uris[6]}",
     ]
     for line in lines:
         out.print(line, markup=False)

@@ -38,6 +38,11 @@ from urllib.parse import urlsplit
 
 from edgefill.lab.aws import LAB_CREDENTIALS, LAB_REGION, LAB_VISIBILITY_TIMEOUT, LabAws
 from edgefill.lab.dns import LabDNSServer
+from edgefill.lab.invalidations import (
+    DEFAULT_DELAY_SECONDS,
+    LabInvalidations,
+    create_lab_distribution,
+)
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import QueuePoller
 from edgefill.lab.pop import Distribution, Pop, PopSite, start_pops
@@ -65,7 +70,13 @@ DEFAULT_SUBNETS: Final = {
 # The lab waits this long for a prewarm retry (EDGEFILL_RETRY_DELAY): seconds, not 30.
 LAB_RETRY_DELAY: Final = 1
 # Environment variables the lab sets for the handlers; all restored by stop().
-_AWS_ENV: Final = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE")
+_AWS_ENV: Final = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_CLOUDFRONT",
+    "AWS_PROFILE",
+)
 # Module name prefixes whose cached factories (lru_cache) hold clients and configuration.
 _CACHED_PACKAGES: Final = ("shared", "backfill_worker", "prewarm_worker", "edge_origin_request")
 
@@ -121,6 +132,8 @@ class LabSettings:
     encodings: tuple[str, ...] = ENCODINGS
     pollers: bool = True  # False: queues fill but nothing consumes them (CLI tests)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Seconds the POPs take to apply a CloudFront invalidation (edgefill/lab/invalidations.py).
+    invalidation_delay: float = DEFAULT_DELAY_SECONDS
 
 
 class Lab:
@@ -145,6 +158,8 @@ class Lab:
         self.pops: dict[str, Pop] = {}
         self.pollers: dict[str, QueuePoller] = {}
         self.env: dict[str, str] = {}
+        self.invalidations: LabInvalidations | None = None
+        self.distribution_id = DISTRIBUTION_ID
         self.running = False
         self._listening: list[tuple[str, int]] = []
 
@@ -182,9 +197,21 @@ class Lab:
         self.aws.start()
         self._stack.callback(self.origin.stop)
         self.origin.start()
+        # The distribution lives in moto; its CloudFront endpoint applies invalidations
+        # to the POPs (edgefill/lab/invalidations.py).
+        self.invalidations = LabInvalidations(
+            self.aws.endpoint_url, lambda: list(self.pops.values()), settings.invalidation_delay
+        )
+        self._stack.callback(self.invalidations.stop)
+        self.invalidations.start()
+        self.distribution_id = create_lab_distribution(
+            self.aws.client("cloudfront"),
+            f"127.0.0.1:{self.origin.port}",
+            [settings.viewer_host],
+        )
         edge_handler = self._handler("edge", "edge_origin_request.app")
         distribution = Distribution(
-            distribution_id=DISTRIBUTION_ID,
+            distribution_id=self.distribution_id,
             domain=settings.distribution_domain,
             viewer_hosts=(settings.distribution_domain, settings.viewer_host),
             bucket=settings.bucket,
@@ -227,6 +254,7 @@ class Lab:
         self.dns.start()
         self._listening = [(site.address, self.edge_port) for site in settings.sites]
         self._listening += [self.dns.address, ("127.0.0.1", self.origin.port)]
+        self._listening.append(self.invalidations.address)
         moto = urlsplit(self.aws.endpoint_url)
         self._listening.append((str(moto.hostname), int(moto.port or 80)))
         self._apply_env(spec)
@@ -277,6 +305,7 @@ class Lab:
 
     def _apply_env(self, spec: TemplateSpec) -> None:
         assert self.aws is not None and self.ca is not None and self.dns is not None
+        assert self.invalidations is not None
         settings = self.settings
         targets = settings.prewarm_targets or tuple(
             dict.fromkeys(site.region for site in settings.sites)
@@ -286,6 +315,8 @@ class Lab:
             "AWS_REGION": LAB_REGION,
             "AWS_DEFAULT_REGION": LAB_REGION,
             "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+            "AWS_ENDPOINT_URL_CLOUDFRONT": self.invalidations.url,
+            "EDGEFILL_DISTRIBUTION_ID": self.distribution_id,
             "REQUESTS_CA_BUNDLE": str(self.ca.bundle_path),
             "NO_PROXY": "127.0.0.0/8,localhost",
             "no_proxy": "127.0.0.0/8,localhost",
@@ -425,6 +456,8 @@ class Lab:
             "ca_bundle": str(self.ca.bundle_path),
             "edge_port": self.edge_port,
             "distribution_domain": self.settings.distribution_domain,
+            "distribution_id": self.distribution_id,
+            "cloudfront": self.invalidations.url if self.invalidations else "",
             "viewer_host": self.settings.viewer_host,
             "pops": [
                 {"code": p.site.code, "region": p.site.region, "address": p.site.address}
@@ -470,5 +503,5 @@ def running_lab(settings: LabSettings | None = None) -> Iterator[Lab]:
 
 def lab_threads() -> list[threading.Thread]:
     """Threads the lab's pieces name (for checks that nothing is left behind)."""
-    prefixes = ("poller-", "pop-", "lab-origin", "lab-dns", "warm")
+    prefixes = ("poller-", "pop-", "lab-origin", "lab-dns", "warm", "lab-cloudfront", "lab-inval")
     return [t for t in threading.enumerate() if t.name.startswith(prefixes)]

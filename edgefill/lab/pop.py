@@ -266,6 +266,14 @@ class Pop:
         with self._cache_lock:
             return (host.lower(), path, encoding) in self._cache
 
+    def invalidate(self, matches: Callable[[str], bool]) -> int:
+        """Drop every cached object whose path ``matches`` (edgefill/lab/invalidations.py)."""
+        with self._cache_lock:
+            gone = [key for key in self._cache if matches(key[1])]
+            for key in gone:
+                del self._cache[key]
+        return len(gone)
+
     def count(self, name: str, amount: int = 1) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + amount)
@@ -426,6 +434,8 @@ class Pop:
             headers.append(
                 ("Last-Modified", formatdate(answer["LastModified"].timestamp(), usegmt=True))
             )
+        # CloudFront passes an object's user metadata through to viewers.
+        headers += [(f"x-amz-meta-{k}", v) for k, v in (answer.get("Metadata") or {}).items()]
         body = answer.get("Body")
         chunks: Iterator[bytes] = iter(()) if body is None else body.iter_chunks(_CHUNK)
         return OriginResponse(

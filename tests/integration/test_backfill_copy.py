@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from backfill_worker.backfill import TransientFailure
+from backfill_worker.freshness import parse_time
 from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (
     BUCKET,
@@ -76,6 +77,8 @@ def test_small_object_is_copied_with_its_headers_and_announced(
     assert head["ContentDisposition"] == 'inline; filename="a.jpg"'
     assert head["ContentLanguage"] == "de"
     assert head["ExpiresString"] == "Wed, 21 Oct 2026 07:28:00 GMT"
+    fetched_at = head["Metadata"].pop("fetched-at")  # when the bytes were copied
+    assert parse_time(fetched_at) is not None and fetched_at.endswith("Z")
     assert head["Metadata"] == {
         "origin-etag": origin.etag("/img/ä b.jpg"),
         "origin-last-modified": "Tue, 14 Nov 2023 22:13:20 GMT",

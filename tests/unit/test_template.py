@@ -158,16 +158,18 @@ def policy_statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]
     for name, role in resources(template, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in as_list(policy["PolicyDocument"]["Statement"]):
-                yield name, statement
+                yield from ((name, branch) for branch in _branches(statement))
     for kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"):
         for name, resource in resources(template, kind).items():
             for statement in as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
-                if isinstance(statement, dict) and "Fn::If" in statement:
-                    for branch in statement["Fn::If"][1:]:
-                        if isinstance(branch, dict) and "Effect" in branch:
-                            yield name, branch
-                else:
-                    yield name, statement
+                yield from ((name, branch) for branch in _branches(statement))
+
+
+def _branches(statement: Any) -> list[dict[str, Any]]:
+    """A statement, or the statements of both branches of an ``Fn::If`` (not NoValue)."""
+    if isinstance(statement, dict) and "Fn::If" in statement:
+        return [b for b in statement["Fn::If"][1:] if isinstance(b, dict) and "Effect" in b]
+    return [statement]
 
 
 # ---------------------------------------------------------------- rules lint cannot see
@@ -672,6 +674,8 @@ class ParameterValues:
             return not self.truth(argument[0])
         if function == "Fn::And":
             return all(self.truth(a) for a in argument)
+        if function == "Fn::Or":
+            return any(self.truth(a) for a in argument)
         if function == "Condition":
             return self.condition(argument)
         raise AssertionError(f"unsupported condition {function}")
@@ -703,7 +707,8 @@ class ParameterValues:
         if kind == "AWS::S3::Bucket":
             return "edgefill-originbucket-1a2b3c"
         if kind == "AWS::CloudFront::Distribution":
-            return "d111111abcdef8.cloudfront.net"
+            # !GetAtt Distribution.DomainName, or !Ref Distribution (its ID)
+            return "d111111abcdef8.cloudfront.net" if "." in name else "E1EDGEFILLTEST"
         raise AssertionError(f"unexpected reference to {name}")
 
     def environment(self, function: str) -> dict[str, str]:
@@ -773,6 +778,9 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_EXCLUDE",
         "EDGEFILL_QUERY",
         *("EDGEFILL_BACKFILL_QUEUE_URL", "EDGEFILL_EXPAND_PLAYLISTS", "EDGEFILL_EXPAND_MAX"),
+        "EDGEFILL_DISTRIBUTION_ID",
+        "EDGEFILL_BACKFILL_QUEUE_URL",
+        "EDGEFILL_REVALIDATE_AFTER",
     }
     prewarm = {
         "EDGEFILL_DISTRIBUTION_DOMAIN",
@@ -785,6 +793,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_EDGE_PORT",
         "EDGEFILL_PREWARM_QUEUE_URL",
         "EDGEFILL_ALLOWED_HOSTS",
+        "EDGEFILL_DISTRIBUTION_ID",
         "EDGEFILL_MAX_WARM_BYTES",
     }
     # When the template's EDGEFILL_* variables are listed

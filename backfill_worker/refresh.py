@@ -1,0 +1,138 @@
+"""Refresh: revalidate a copy against the origin, then keep, replace or delete it.
+
+The decision, in order (docs/BACKFILL.md "Freshness"):
+
+1. **The copy is missing**: the caller fills it, as for ``mode: "fill"``.
+2. **The copy is not edgefill's** (``is_edgefills``: no ``fetched-at`` nor
+   ``origin-etag`` / ``origin-last-modified`` metadata): left alone; edgefill never
+   replaces or deletes an object it did not write.
+3. Under the key's lease, held by the caller (single-flight: concurrent refreshes of one
+   object cost the origin one body; the others find the lease taken), a conditional GET with
+   ``If-None-Match: <origin-etag>`` and ``If-Modified-Since: <origin-last-modified>``:
+   - **304**, a **200 with the stored ETag**, or (an origin without validators) a
+     one-part 200 whose bytes are the copy's: ``unchanged``. No byte is rewritten;
+     ``checked-at`` is recorded in the due index, which moves the next revalidation;
+   - **200, another version**: ``replaced``, through the same verified streaming copy,
+     with the overwrite conditional on the S3 ETag read at the start (``IfMatch``);
+   - **404 or 410**: ``deleted``, with a delete conditional on that same ETag;
+   - anything else raises, as for a fill (transient: retried; permanent: skipped).
+
+A copy that changed under us (a concurrent writer won the ``IfMatch``) is kept as it is
+and reported as ``changed``: the other writer's version is at least as new as ours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from backfill_worker.copy import CopyPlan, CopyResult, CopyTerms, CopyUnchanged, copy_object
+from backfill_worker.due_index import DueIndex
+from backfill_worker.freshness import (
+    FETCHED_AT,
+    ORIGIN_ETAG,
+    ORIGIN_LAST_MODIFIED,
+    format_time,
+    lifetime,
+    parse_time,
+)
+from shared.object_store import ObjectStore
+from shared.origin import OriginClient, OriginError
+from shared.revalidation_store import RevalidationStore, StoredCopy
+
+# Origin statuses that mean "the object is gone": the copy must go too.
+GONE: Final = (404, 410)
+# Validators come from object metadata (anyone with write access may have set it): only
+# printable ASCII of a sane length is sent back to the origin as a header.
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,512}")
+_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """``status``: unchanged, replaced, deleted or changed."""
+
+    status: str
+    size: int = 0
+    copy: CopyResult | None = None
+
+
+@dataclass
+class Refresh:
+    """The adapters a refresh uses (the same as a fill's, plus the due index)."""
+
+    store: ObjectStore
+    copies: RevalidationStore
+    index: DueIndex
+    origin: OriginClient
+    revalidate_after: int
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def revalidate(self, key: str, url: str, plan: CopyPlan, stored: StoredCopy) -> RefreshResult:
+        """Steps 3 of the module docstring for ``stored``, read under the caller's lease.
+        Raises what ``copy_object`` raises (the caller maps it as for a fill)."""
+        started = self.now()
+        terms = CopyTerms(
+            metadata={FETCHED_AT: format_time(started)},
+            conditions=conditions_of(stored),
+            unchanged_etag=_header_value(stored.metadata.get(ORIGIN_ETAG)),
+            unchanged_md5=plain_md5(stored.etag),
+        )
+        try:
+            result = copy_object(
+                self.origin, self.store.replacing(stored.etag), key, url, plan, terms
+            )
+        except CopyUnchanged:
+            self.record(key, stored, checked_at=started)
+            return RefreshResult("unchanged", stored.size)
+        except OriginError as error:
+            if error.status not in GONE:
+                raise
+            deleted = self.copies.delete_if_match(key, stored.etag)
+            return RefreshResult("deleted" if deleted else "changed")
+        if not result.created:
+            return RefreshResult("changed", copy=result)
+        fresh = self.copies.head(key)
+        if fresh is not None:
+            self.record(key, fresh, checked_at=None)
+        return RefreshResult("replaced", result.size, result)
+
+    def record(self, key: str, copy: StoredCopy, checked_at: datetime | None) -> None:
+        """Write the due entry of ``copy``; ``checked_at`` is when it was last revalidated
+        (it is then due a lifetime after that)."""
+        fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self.now()
+        seconds = lifetime(copy.cache_control, copy.expires, fetched_at, self.revalidate_after)
+        self.index.record(key, fetched_at, checked_at, seconds)
+
+
+def is_edgefills(copy: StoredCopy) -> bool:
+    """True when edgefill wrote this object (it carries edgefill's metadata)."""
+    return any(name in copy.metadata for name in (FETCHED_AT, ORIGIN_ETAG, ORIGIN_LAST_MODIFIED))
+
+
+def conditions_of(copy: StoredCopy) -> dict[str, str]:
+    """The conditional GET headers of a copy's stored validators (usable ones only)."""
+    conditions: dict[str, str] = {}
+    etag = _header_value(copy.metadata.get(ORIGIN_ETAG))
+    if etag is not None:
+        conditions["If-None-Match"] = etag
+    modified = _header_value(copy.metadata.get(ORIGIN_LAST_MODIFIED))
+    if modified is not None:
+        conditions["If-Modified-Since"] = modified
+    return conditions
+
+
+def plain_md5(s3_etag: str) -> str | None:
+    """The MD5 an S3 ETag is, for a one-part object stored with SSE-S3 (32 hex digits);
+    None for a multipart or SSE-KMS ETag, which is not the bytes' MD5."""
+    match = _PLAIN_MD5.fullmatch(s3_etag.strip())
+    return match.group(1).lower() if match else None
+
+
+def _header_value(value: str | None) -> str | None:
+    if value is None or not _HEADER_VALUE.fullmatch(value):
+        return None
+    return value

@@ -1,0 +1,156 @@
+"""``edgefill invalidate``: CloudFront invalidations in batches, and waiting for them.
+
+CloudFront takes at most 3 000 paths in progress per distribution, and at most 15 of
+them wildcards (``/img/*``). A batch is therefore at most 3 000 paths with at most 15
+wildcards; batches are created one after another, and one refused with
+``TooManyInvalidationsInProgress`` is tried again once earlier ones have progressed.
+
+Paths are what viewers request, percent-encoded as CloudFront expects (an operator may
+type ``/img/a b.jpg``: it becomes ``/img/a%20b.jpg``). A ``*`` is a wildcard only as the
+last character, as CloudFront reads it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from edgefill.operations import OperatorError, as_uri
+
+MAX_PATHS: Final = 3000
+MAX_WILDCARDS: Final = 15
+# Polling GetInvalidation: CloudFront usually completes within a minute or two.
+POLL_SECONDS: Final = 5.0
+RETRY_BUSY_SECONDS: Final = 20.0
+
+
+def invalidation_paths(paths: Sequence[tuple[str, str]]) -> list[str]:
+    """Percent-encoded invalidation paths; ``where`` names each one's source in errors."""
+    out: list[str] = []
+    for where, path in paths:
+        wildcard = path.endswith("*")
+        stem = path[:-1] if wildcard else path
+        if "*" in stem:
+            raise OperatorError(f"{where}: {path[:80]!r}: '*' is a wildcard only at the end")
+        if stem in ("", "/"):
+            if not path.startswith("/"):
+                raise OperatorError(f"{where}: path {path[:80]!r} must start with '/'")
+            uri = "/"  # the root (default root object), or /* for everything
+        else:
+            # as_uri validates the path as the backfill would (no traversal, no _edgefill/).
+            uri = as_uri(where, stem)
+        out.append(uri + ("*" if wildcard else ""))
+    return list(dict.fromkeys(out))
+
+
+def batches(paths: Sequence[str]) -> list[list[str]]:
+    """Paths grouped into CreateInvalidation calls within CloudFront's limits."""
+    groups: list[list[str]] = []
+    current: list[str] = []
+    wildcards = 0
+    for path in paths:
+        is_wildcard = path.endswith("*")
+        if current and (len(current) == MAX_PATHS or (is_wildcard and wildcards == MAX_WILDCARDS)):
+            groups.append(current)
+            current, wildcards = [], 0
+        current.append(path)
+        wildcards += is_wildcard
+    if current:
+        groups.append(current)
+    return groups
+
+
+@dataclass
+class Batch:
+    paths: list[str]
+    invalidation_id: str | None = None
+    status: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class InvalidationRun:
+    distribution_id: str
+    batches: list[Batch] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(batch.invalidation_id and batch.error is None for batch in self.batches)
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for b in self.batches if (b.status or "").lower() == "completed")
+
+
+def create(
+    cloudfront: Any,
+    distribution_id: str,
+    paths: Sequence[str],
+    sleep: Callable[[float], None] = time.sleep,
+    busy_retries: int = 30,
+    on_batch: Callable[[Batch], None] | None = None,
+) -> InvalidationRun:
+    """Create one invalidation per batch; a batch that fails is recorded, not raised."""
+    run = InvalidationRun(distribution_id, [Batch(list(b)) for b in batches(paths)])
+    for batch in run.batches:
+        for attempt in range(busy_retries + 1):
+            try:
+                response = cloudfront.create_invalidation(
+                    DistributionId=distribution_id,
+                    InvalidationBatch={
+                        "Paths": {"Quantity": len(batch.paths), "Items": batch.paths},
+                        "CallerReference": f"edgefill-cli-{uuid.uuid4()}",
+                    },
+                )
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                message = str(error.response.get("Error", {}).get("Message", error))
+                if code == "TooManyInvalidationsInProgress" and attempt < busy_retries:
+                    sleep(RETRY_BUSY_SECONDS)
+                    continue
+                if code in ("NoSuchDistribution", "AccessDenied", "InvalidArgument") and (
+                    batch is run.batches[0]
+                ):
+                    raise OperatorError(f"CreateInvalidation: {code}: {message}") from None
+                batch.error = f"{code}: {message}"
+                break
+            invalidation = response["Invalidation"]
+            batch.invalidation_id = str(invalidation["Id"])
+            batch.status = str(invalidation.get("Status", ""))
+            break
+        if on_batch is not None:
+            on_batch(batch)
+    return run
+
+
+def wait(
+    cloudfront: Any,
+    run: InvalidationRun,
+    timeout: float,
+    on_progress: Callable[[InvalidationRun], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Poll each created batch until every one is Completed; False on timeout."""
+    deadline = clock() + timeout
+    while True:
+        for batch in run.batches:
+            if batch.invalidation_id is None or (batch.status or "").lower() == "completed":
+                continue
+            found = cloudfront.get_invalidation(
+                DistributionId=run.distribution_id, Id=batch.invalidation_id
+            )
+            batch.status = str(found["Invalidation"].get("Status", ""))
+        if on_progress is not None:
+            on_progress(run)
+        created = [b for b in run.batches if b.invalidation_id is not None]
+        if all((b.status or "").lower() == "completed" for b in created):
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(POLL_SECONDS)

@@ -1,0 +1,195 @@
+"""The due index and the sweep against moto: only due copies are touched, nothing is lost."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from backfill_worker.due_index import DUE_PREFIX, DueIndex, entry_key
+from backfill_worker.revalidation_sweep import sweep
+from shared.messages import parse_backfill
+from shared.revalidation_store import RevalidationStore
+
+BUCKET = "sweep-bucket"
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _add(self, level: str, msg: str, extra: dict[str, Any] | None = None) -> None:
+        self.lines.append((level, msg, extra or {}))
+
+    def info(self, msg: str, extra: dict[str, Any] | None = None) -> None:
+        self._add("info", msg, extra)
+
+    def warning(self, msg: str, extra: dict[str, Any] | None = None) -> None:
+        self._add("warning", msg, extra)
+
+    def error(self, msg: str, extra: dict[str, Any] | None = None) -> None:
+        self._add("error", msg, extra)
+
+
+@pytest.fixture
+def world(s3: Any, sqs: Any) -> tuple[DueIndex, str]:
+    s3.create_bucket(Bucket=BUCKET)
+    queue = sqs.create_queue(QueueName="backfill")["QueueUrl"]
+    return DueIndex(RevalidationStore(s3, BUCKET)), queue
+
+
+def drain(sqs: Any, queue: str) -> list[str]:
+    uris: list[str] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return uris
+        for message in got:
+            parsed = parse_backfill(message["Body"])
+            assert parsed.mode == "refresh"
+            uris.append(parsed.uri)
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_only_due_copies_are_refreshed_and_their_entries_removed(
+    world: tuple[DueIndex, str], s3: Any, sqs: Any
+) -> None:
+    index, queue = world
+    # Given 25 copies due in the past, one due exactly now, and 30 due later
+    for n in range(25):
+        index.record(f"img/{n} é.jpg", NOW - timedelta(days=2), None, 3600 + n)
+    index.record("now.txt", NOW - timedelta(hours=1), None, 3600)
+    for n in range(30):
+        index.record(f"later/{n}.css", NOW, None, 60 + n)
+    # And an object that edgefill did not write (no entry) and a lease
+    s3.put_object(Bucket=BUCKET, Key="foreign.txt", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key="_edgefill/leases/abc", Body=b"{}")
+    log = Log()
+    # When the sweep runs
+    report = sweep(index, sqs, queue, "", NOW, lambda: 900.0, log)
+    # Then exactly the 26 due copies get a refresh message, with their viewer URIs
+    uris = drain(sqs, queue)
+    assert sorted(uris) == sorted([f"/img/{n}%20%C3%A9.jpg" for n in range(25)] + ["/now.txt"])
+    assert (report.due, report.sent, report.finished) == (26, 26, True)
+    # And their entries are gone; the 30 later ones stay; nothing else was touched
+    left = s3.list_objects_v2(Bucket=BUCKET, Prefix=DUE_PREFIX)["KeyCount"]
+    assert left == 30
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="foreign.txt")["KeyCount"] == 1
+    # And a second run finds nothing due
+    again = sweep(index, sqs, queue, "", NOW, lambda: 900.0, log)
+    assert (again.due, again.sent) == (0, 0)
+
+
+def test_the_sweep_stops_at_its_deadline_and_the_next_run_continues(
+    world: tuple[DueIndex, str], sqs: Any
+) -> None:
+    index, queue = world
+    for n in range(250):
+        index.record(f"k/{n:04d}", NOW - timedelta(days=1), None, 60)
+    # Given an invocation with time for one chunk only
+    budget = iter([900.0, 900.0, 0.0])
+    first = sweep(index, sqs, queue, "", NOW, lambda: next(budget, 0.0), Log())
+    assert not first.finished and first.sent == 100
+    # When the next run has time / Then it sends the rest, none twice
+    second = sweep(index, sqs, queue, "", NOW, lambda: 900.0, Log())
+    assert second.finished and second.sent == 150
+    uris = drain(sqs, queue)
+    assert len(uris) == len(set(uris)) == 250
+
+
+def test_bad_entries_are_removed_and_logged_not_sent(
+    world: tuple[DueIndex, str], s3: Any, sqs: Any
+) -> None:
+    index, queue = world
+    past = NOW - timedelta(hours=1)
+    # Given hostile entries: not JSON, a key under _edgefill/, a traversal, a body that
+    # belongs to another entry's name, a name whose time does not parse
+    good = index.record("ok.txt", past, None, 0)
+    s3.put_object(Bucket=BUCKET, Key=entry_key(past, "a"), Body=b"not json")
+    for key in ("_edgefill/leases/x", "a/../../etc/passwd"):
+        s3.put_object(Bucket=BUCKET, Key=entry_key(past, key), Body=json.dumps({"key": key}))
+    s3.put_object(Bucket=BUCKET, Key=entry_key(past, "b"), Body=json.dumps({"key": "c"}))
+    s3.put_object(Bucket=BUCKET, Key=DUE_PREFIX + "garbage/x", Body=b"{}")
+    log = Log()
+    report = sweep(index, sqs, queue, "", NOW, lambda: 900.0, log)
+    assert drain(sqs, queue) == ["/ok.txt"]
+    assert report.bad_entries == 5
+    assert any(level == "error" for level, _, _ in log.lines)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=DUE_PREFIX)["KeyCount"] == 0
+    assert good.startswith(DUE_PREFIX)
+
+
+def test_a_failed_send_keeps_the_entry(world: tuple[DueIndex, str], s3: Any) -> None:
+    index, queue = world
+    index.record("keep.txt", NOW - timedelta(hours=2), None, 60)
+
+    class RefusingSqs:
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:  # noqa: N803
+            return {
+                "Failed": [
+                    {"Id": e["Id"], "SenderFault": True, "Code": "KMS.Denied", "Message": "no"}
+                    for e in Entries
+                ]
+            }
+
+    report = sweep(index, RefusingSqs(), queue, "", NOW, lambda: 900.0, Log())
+    assert (report.sent, report.send_failed) == (0, 1)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=DUE_PREFIX)["KeyCount"] == 1
+
+
+def test_keys_under_a_prefix_map_back_to_viewer_uris(world: tuple[DueIndex, str], sqs: Any) -> None:
+    index, queue = world
+    index.record("site/a b.html", NOW - timedelta(days=1), None, 60)
+    index.record("elsewhere/x.html", NOW - timedelta(days=1), None, 60)  # outside the prefix
+    report = sweep(index, sqs, queue, "site/", NOW, lambda: 900.0, Log())
+    assert drain(sqs, queue) == ["/a%20b.html"]
+    assert report.bad_entries == 1
+
+
+def test_the_handler_runs_one_sweep_from_the_workers_variables(
+    world: tuple[DueIndex, str], sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill_worker import sweep as sweep_app
+    from backfill_worker.sweep_runtime import sweep_runtime
+    from tests.integration.backfill_world import FakeLambdaContext
+
+    index, queue = world
+    index.record("due.txt", datetime.now(UTC) - timedelta(days=2), None, 60)
+    index.record("later.txt", datetime.now(UTC), None, 86_400)
+    env = {
+        "EDGEFILL_BUCKET": BUCKET,
+        "EDGEFILL_ORIGIN_URL": "https://origin.example.com",
+        "EDGEFILL_BACKFILL_QUEUE_URL": queue,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sweep_runtime.cache_clear()
+    try:
+        result = sweep_app.handler({"source": "aws.events"}, FakeLambdaContext(300))
+    finally:
+        sweep_runtime.cache_clear()
+    assert result == {"due": 1, "sent": 1, "sendFailed": 0, "badEntries": 0, "finished": True}
+    assert drain(sqs, queue) == ["/due.txt"]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")
+def test_the_handler_without_a_queue_fails_naming_the_variable(
+    moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backfill_worker import sweep as sweep_app
+    from backfill_worker.sweep_runtime import sweep_runtime
+    from shared.config import ConfigError
+    from tests.integration.backfill_world import FakeLambdaContext
+
+    monkeypatch.setenv("EDGEFILL_BUCKET", BUCKET)
+    monkeypatch.setenv("EDGEFILL_ORIGIN_URL", "https://origin.example.com")
+    monkeypatch.delenv("EDGEFILL_BACKFILL_QUEUE_URL", raising=False)
+    sweep_runtime.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="EDGEFILL_BACKFILL_QUEUE_URL"):
+            sweep_app.handler({}, FakeLambdaContext(300))
+    finally:
+        sweep_runtime.cache_clear()

@@ -1,0 +1,172 @@
+"""Refresh decisions without servers: a 200 with the stored ETag, hostile validators,
+whose copies are edgefill's, and how invalidations are batched and encoded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from requests.structures import CaseInsensitiveDict
+
+from backfill_worker.copy import CopyPlan
+from backfill_worker.invalidation import PendingInvalidations, invalidation_path
+from backfill_worker.refresh import Refresh, conditions_of, is_edgefills
+from shared.revalidation_store import StoredCopy
+
+NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+
+
+class OneResponse:
+    def __init__(self, etag: str) -> None:
+        self.status = 200
+        self.headers = CaseInsensitiveDict({"ETag": etag, "Content-Length": "5"})
+        self.closed = False
+        self.read_any = False
+
+    def read(self, amount: int) -> bytes:
+        self.read_any = True
+        return b"hello"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class IgnoringOrigin:
+    """An origin that ignores conditional headers: always 200 with the same version."""
+
+    def __init__(self, etag: str) -> None:
+        self.response = OneResponse(etag)
+        self.conditions: Any = None
+
+    def get(self, url: str, budget: Any = None, *, conditional: Any = None) -> OneResponse:
+        self.conditions = conditional
+        return self.response
+
+
+class RecordingIndex:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, datetime, datetime | None, int]] = []
+
+    def record(self, key: str, fetched: datetime, checked: datetime | None, seconds: int) -> str:
+        self.records.append((key, fetched, checked, seconds))
+        return "entry"
+
+
+class NoStore:
+    def replacing(self, etag: str) -> NoStore:
+        return self
+
+    def put_if_absent(self, *args: Any) -> bool:
+        raise AssertionError("an unchanged copy must not be rewritten")
+
+
+def test_a_200_with_the_stored_etag_is_unchanged_and_reads_no_body() -> None:
+    origin = IgnoringOrigin('"v1"')
+    index = RecordingIndex()
+    refresh = Refresh(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
+    copy = StoredCopy(
+        etag='"s3etag"',
+        metadata={"origin-etag": '"v1"', "fetched-at": "2026-11-29T06:00:00Z"},
+        cache_control="max-age=120",
+    )
+    result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
+    assert result.status == "unchanged"
+    assert origin.conditions == {"If-None-Match": '"v1"'}
+    assert origin.response.closed and not origin.response.read_any
+    (record,) = index.records
+    assert record == ("k", datetime(2026, 11, 29, 6, 0, tzinfo=UTC), NOW, 120)
+
+
+def test_hostile_validators_are_not_sent_back_as_headers() -> None:
+    copy = StoredCopy(
+        etag='"x"',
+        metadata={"origin-etag": '"a"\r\nX-Evil: 1', "origin-last-modified": "x" * 600},
+    )
+    assert conditions_of(copy) == {}
+    good = StoredCopy(
+        etag='"x"',
+        metadata={"origin-etag": 'W/"a"', "origin-last-modified": "Tue, 14 Nov 2023 22:13:20 GMT"},
+    )
+    assert conditions_of(good) == {
+        "If-None-Match": 'W/"a"',
+        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT",
+    }
+
+
+def test_only_copies_with_edgefill_metadata_are_edgefills() -> None:
+    assert not is_edgefills(StoredCopy(etag='"x"', metadata={}))
+    assert not is_edgefills(StoredCopy(etag='"x"', metadata={"owner": "me"}))
+    assert is_edgefills(StoredCopy(etag='"x"', metadata={"fetched-at": "2026-11-30T06:00:00Z"}))
+    assert is_edgefills(StoredCopy(etag='"x"', metadata={"origin-etag": '"1"'}))  # older copies
+
+
+class FakeCloudFront:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def create_invalidation(self, DistributionId: str, InvalidationBatch: Any) -> Any:  # noqa: N803
+        self.batches.append(InvalidationBatch["Paths"]["Items"])
+        assert InvalidationBatch["Paths"]["Quantity"] == len(InvalidationBatch["Paths"]["Items"])
+        return {"Invalidation": {"Id": f"I{len(self.batches)}"}}
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, **_: Any) -> None:
+        self.lines.append(msg)
+
+    warning = error = info
+
+
+def test_one_invalidation_per_flush_with_wildcards_escaped() -> None:
+    pending = PendingInvalidations()
+    for uri in ("/a%20b.jpg", "/star*.png", "/a%20b.jpg"):
+        pending.replaced(uri)
+    pending.deleted("/gone.css")
+    cloudfront = FakeCloudFront()
+    report = pending.flush(cloudfront, "E2EXAMPLE", None, None, Log())
+    assert cloudfront.batches == [["/a%20b.jpg", "/star%2A.png", "/gone.css"]]
+    assert report.invalidation_ids == ["I1"]
+    assert invalidation_path("/x*") == "/x%2A"
+    # And the collection is empty afterwards: a second flush sends nothing
+    assert pending.flush(cloudfront, "E2EXAMPLE", None, None, Log()).paths == 0
+    assert len(cloudfront.batches) == 1
+
+
+def test_more_paths_than_cloudfront_takes_at_once_are_split() -> None:
+    pending = PendingInvalidations()
+    for n in range(3500):
+        pending.deleted(f"/p/{n}")
+    cloudfront = FakeCloudFront()
+    pending.flush(cloudfront, "E2EXAMPLE", None, None, Log())
+    assert [len(batch) for batch in cloudfront.batches] == [3000, 500]
+
+
+class NoValidatorsResponse(OneResponse):
+    def __init__(self, body: bytes) -> None:
+        super().__init__('"unused"')
+        self.headers = CaseInsensitiveDict({"Content-Length": str(len(body))})
+        self.body = body
+
+    def read(self, amount: int) -> bytes:
+        self.read_any = True
+        return self.body[:amount]
+
+
+def test_an_origin_without_validators_sending_the_same_bytes_is_unchanged() -> None:
+    # Given an origin that sends neither ETag nor Last-Modified, and a copy of "hello"
+    origin = IgnoringOrigin('"x"')
+    origin.response = NoValidatorsResponse(b"hello")
+    index = RecordingIndex()
+    refresh = Refresh(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
+    copy = StoredCopy(
+        etag='"5d41402abc4b2a76b9719d911017c592"',  # MD5 of "hello": a one-part SSE-S3 copy
+        metadata={"fetched-at": "2026-11-29T06:00:00Z"},
+    )
+    # When it is refreshed / Then the same bytes are not written again (NoStore would fail)
+    result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
+    assert result.status == "unchanged"
+    assert origin.conditions is None  # nothing to be conditional on
+    assert index.records[0][2] == NOW

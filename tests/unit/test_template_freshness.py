@@ -1,0 +1,151 @@
+"""template.yaml, freshness: the sweep (schedule, least-privilege role), invalidation
+grants on the one distribution, and the workers' freshness variables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.config import BackfillConfig, PrewarmConfig
+from tests.unit.test_template import (
+    ROOT,
+    ParameterValues,
+    Template,
+    as_list,
+    cfn,
+    policy_statements,
+    props,
+    refers_to,
+    rendered,
+    resources,
+    sam,
+)
+
+SWEEP = "RevalidationSweepFunction"
+
+
+__all__ = ["cfn", "sam"]  # the template and its translation, fixtures of test_template
+
+
+def statements_of(template: Template, role: str) -> list[dict[str, Any]]:
+    return [statement for owner, statement in policy_statements(template) if owner == role]
+
+
+def actions_of(template: Template, role: str) -> set[str]:
+    return {a for s in statements_of(template, role) for a in as_list(s.get("Action", []))}
+
+
+def test_the_sweep_runs_on_the_revalidate_schedule(sam: Template, cfn: Template) -> None:
+    parameter = sam["Parameters"]["RevalidateSchedule"]
+    assert parameter["Default"] == "rate(1 hour)"
+    function = props(sam, SWEEP)
+    assert function["Handler"] == "backfill_worker.sweep.handler"
+    assert function["Runtime"] == "python3.13" and function["Architectures"] == ["x86_64"]
+    assert sam["Resources"][SWEEP]["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "\nbuild-RevalidationSweepFunction: build-BackfillWorkerFunction" in makefile
+    assert function["ReservedConcurrentExecutions"] == 1  # runs never overlap
+    rules = resources(cfn, "AWS::Events::Rule")
+    assert any(
+        refers_to(r["Properties"]["ScheduleExpression"], "RevalidateSchedule")
+        for r in rules.values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "created"), [("rate(1 hour)", True), ("cron(0 3 * * ? *)", True), ("none", False)]
+)
+def test_none_creates_no_sweep(sam: Template, schedule: str, created: bool) -> None:
+    stack = ParameterValues(
+        sam, {"FullOriginDomain": "o.example.com", "RevalidateSchedule": schedule}
+    )
+    assert stack.condition("HasRevalidateSchedule") is created
+    for name in (SWEEP, "RevalidationSweepRole", "RevalidationSweepLogGroup"):
+        assert sam["Resources"][name]["Condition"] == "HasRevalidateSchedule"
+
+
+def test_the_sweep_role_reads_only_the_due_index_and_sends_only_refreshes(cfn: Template) -> None:
+    statements = statements_of(cfn, "RevalidationSweepRole")
+    actions = actions_of(cfn, "RevalidationSweepRole")
+    assert actions == {
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:DeleteObject",
+        "sqs:SendMessage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    for statement in statements:
+        listed = as_list(statement["Action"])
+        if "s3:ListBucket" in listed:
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == "_edgefill/due/*"
+        elif any(a.startswith("s3:") for a in listed):
+            texts = [t for r in as_list(statement["Resource"]) for t in rendered(r)]
+            assert texts and all(t.endswith("/_edgefill/due/*") for t in texts), texts
+        elif "sqs:SendMessage" in listed:
+            assert refers_to(statement["Resource"], "BackfillQueue")
+
+
+def test_invalidation_grants_are_on_the_one_distribution(cfn: Template) -> None:
+    grants = {
+        "BackfillWorkerRole": "cloudfront:CreateInvalidation",
+        "PrewarmWorkerRole": "cloudfront:GetInvalidation",
+    }
+    for role, action in grants.items():
+        found = [
+            s
+            for s in statements_of(cfn, role)
+            if any(a.startswith("cloudfront:") for a in as_list(s["Action"]))
+        ]
+        assert [as_list(s["Action"]) for s in found] == [[action]], role
+        for text in rendered(found[0]["Resource"]):
+            assert text.startswith(
+                "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/"
+            )
+            assert "*" not in text
+    assert not any(a.startswith("cloudfront:") for a in actions_of(cfn, "RevalidationSweepRole"))
+    assert "cloudfront:CreateInvalidation" not in actions_of(cfn, "PrewarmWorkerRole")
+
+
+def test_the_backfill_worker_may_keep_the_index_and_delete_gone_copies(cfn: Template) -> None:
+    statements = statements_of(cfn, "BackfillWorkerRole")
+    index = [s for s in statements if s.get("Sid") == "KeepTheDueIndex"]
+    assert index and as_list(index[0]["Action"]) == ["s3:PutObject"]
+    assert all(t.endswith("/_edgefill/due/*") for t in rendered(index[0]["Resource"]))
+    gone = [s for s in statements if s.get("Sid") == "DeleteCopiesGoneAtTheOrigin"]
+    assert gone and as_list(gone[0]["Action"]) == ["s3:DeleteObject"]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "distribution"),
+    [
+        ({}, "E1EDGEFILLTEST"),
+        (
+            {
+                "CreateDistribution": "false",
+                "ExistingDistributionId": "E2EXISTING1234",
+                "ExistingDistributionDomain": "d222.cloudfront.net",
+            },
+            "E2EXISTING1234",
+        ),
+        (
+            {"CreateDistribution": "false", "ExistingDistributionDomain": "d222.cloudfront.net"},
+            None,
+        ),
+    ],
+)
+def test_worker_environments_carry_the_freshness_variables(
+    sam: Template, parameters: dict[str, str], distribution: str | None
+) -> None:
+    stack = ParameterValues(
+        sam, {"FullOriginDomain": "origin.example.com", "RevalidateAfter": "3600", **parameters}
+    )
+    backfill = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
+    prewarm = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
+    sweep = BackfillConfig.from_env(stack.environment(SWEEP))
+    assert backfill.distribution_id == prewarm.distribution_id == distribution
+    assert backfill.revalidate_after == sweep.revalidate_after == 3600
+    queue = stack.resource("BackfillQueue")
+    assert backfill.backfill_queue_url == sweep.backfill_queue_url == queue
+    assert stack.condition("HasDistributionToInvalidate") is (distribution is not None)
