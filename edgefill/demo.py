@@ -40,8 +40,8 @@ from edgefill.console import redirected
 from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
-from edgefill.scenes.premiere import premiere
 from edgefill.scenes.origin_changes import origin_changes
+from edgefill.scenes.premiere import premiere
 from shared.messages import ENCODINGS
 
 # Step 1's objects: small, medium, a non-ASCII name and a 12 MiB video (multipart).

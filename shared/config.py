@@ -87,8 +87,8 @@ class BackfillConfig:
     # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
     missing_ttl: int = DEFAULT_MISSING_TTL
     # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
-    # references. Off unless EDGEFILL_EXPAND_PLAYLISTS=true (the template turns it on).
-    backfill_queue_url: str | None = None
+    # references (to backfill_queue_url, above). Off unless EDGEFILL_EXPAND_PLAYLISTS=true
+    # (the template turns it on).
     expand_playlists: bool = False
     expand_max: int = DEFAULT_EXPAND_MAX
 
@@ -140,7 +140,6 @@ class BackfillConfig:
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
             ),
             distribution_id=_distribution_id(env),
-            backfill_queue_url=_optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL"),
             revalidate_after=_bounded_int(
                 env,
                 "EDGEFILL_REVALIDATE_AFTER",
