@@ -154,8 +154,11 @@ def run_invalidate(args: argparse.Namespace) -> int:
     paths = invalidations.invalidation_paths(operations.read_paths(args.paths, args.paths_file))
     if args.timeout <= 0:
         raise OperatorError("--timeout must be positive")
-    session = operations.aws_session(args.region or "us-east-1")
     distribution_id = args.distribution_id
+    if distribution_id is not None and not _is_distribution_id(distribution_id):
+        # Bad input is named before any credential or network is needed.
+        raise OperatorError(f"--distribution-id: {distribution_id!r} is not a distribution ID")
+    session = operations.aws_session(args.region or "us-east-1")
     if args.stack:
         cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
         stack = read_stack(cloudformation, args.stack)

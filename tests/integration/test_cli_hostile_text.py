@@ -43,6 +43,12 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["warm", "--distribution-domain", "[/red]", "--targets", "us-east-1", "/a"], "'[/red]'"),
     (["warm", "--distribution-domain", "d1.cloudfront.net", "--resolver", "[/]é", "/a"], "[/]é"),
     (["warm", "--distribution-domain", "d1.cloudfront.net", "--targets", "ü", "/a"], "'ü'"),
+    (["refresh", "--dry-run", "img[/red]Ω.jpg"], "img[/red]Ω.jpg"),
+    (["refresh", "--dry-run", "--host", "[/]", "/a"], "'[/]'"),
+    (["invalidate", "--distribution-id", "[/red]日本", "/a"], "[/red]日本"),
+    (["invalidate", "--distribution-id", "E2EXAMPLE1234", "img[/red].jpg"], "img[/red].jpg"),
+    (["check", "--distribution-domain", "[/red]", "--targets", "us-east-1", "/a"], "'[/red]'"),
+    (["check", "--distribution-domain", "d1.cloudfront.net", "--targets", "ü", "/a"], "'ü'"),
 ]
 # Refused by argparse itself (usage, then one error line naming the argument).
 USAGE_ERRORS: list[list[str]] = [
