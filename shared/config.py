@@ -34,6 +34,17 @@ MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
+# Resumable copies (docs/BACKFILL.md "Copies longer than one invocation"): seconds before
+# the invocation's end at which no part starts and the copy is handed over, and the most
+# continuations one copy may chain. 60 s: measured (docs/BENCHMARKS.md) a handover takes
+# well under a second, so the 60 s are the in-flight parts' slack (one 30 s origin read
+# timeout) above the 30 s cleanup margin; 48 hops × 15 min = 12 h, inside the 1-day
+# lifecycle rule that aborts forgotten uploads.
+DEFAULT_HANDOVER_SECONDS: Final = 60.0
+MIN_HANDOVER_SECONDS: Final = 0.5
+MAX_HANDOVER_SECONDS: Final = 840.0  # Lambda's 900 s timeout, less a minute to copy
+DEFAULT_MAX_HOPS: Final = 48
+MAX_HOPS: Final = 1000
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,6 +75,11 @@ class BackfillConfig:
     bucket_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
+    # Continuations of copies longer than one invocation go to this queue (the worker's
+    # own); without it such a copy is abandoned at the deadline as before.
+    backfill_queue_url: str | None = None
+    handover_seconds: float = DEFAULT_HANDOVER_SECONDS
+    max_hops: int = DEFAULT_MAX_HOPS
 
     @property
     def origin_host(self) -> str:
@@ -112,6 +128,15 @@ class BackfillConfig:
             parts_in_flight=_bounded_int(
                 env, "EDGEFILL_PARTS_IN_FLIGHT", DEFAULT_PARTS_IN_FLIGHT, 1, MAX_PARTS_IN_FLIGHT
             ),
+            backfill_queue_url=_optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL"),
+            handover_seconds=_bounded_seconds(
+                env,
+                "EDGEFILL_HANDOVER_SECONDS",
+                DEFAULT_HANDOVER_SECONDS,
+                MIN_HANDOVER_SECONDS,
+                MAX_HANDOVER_SECONDS,
+            ),
+            max_hops=_bounded_int(env, "EDGEFILL_MAX_HOPS", DEFAULT_MAX_HOPS, 1, MAX_HOPS),
         )
 
 
@@ -220,6 +245,21 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
     value = _positive_int(env, name, default)
     if not low <= value <= high:
         raise ConfigError(name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def _bounded_seconds(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:  # also rejects nan and inf
+        raise ConfigError(name, f"must be from {low:g} to {high:g} seconds, got {raw}")
     return value
 
 

@@ -27,6 +27,9 @@ MAX_TARGETS: Final = 200
 MAX_TEXT_BYTES: Final = 512
 # Re-enqueued prewarm attempts are numbered; a ceiling keeps a bad value from looping forever.
 MAX_ATTEMPT: Final = 100
+# A continuation's hop count; the worker gives up far below this (EDGEFILL_MAX_HOPS).
+MAX_HOP: Final = 1000
+_HANDOVER_TOKEN = re.compile(r"[A-Za-z0-9-]{8,64}")
 
 # CloudFront's four normalized Accept-Encoding cache keys, in the order a warmer sends them.
 ENCODINGS: Final = ("br+gzip", "gzip", "br", "identity")
@@ -76,9 +79,19 @@ class BackfillMessage:
     request_id: str | None = None
     edge_region: str | None = None
     at: str | None = None
+    # A continuation of a copy longer than one invocation: its hop number (1 for the
+    # first continuation) and the token the lease was handed over to.
+    hop: int = 0
+    handover: str | None = None
 
     def __post_init__(self) -> None:
         _check_uri("uri", self.uri)
+        if not _is_int(self.hop) or not 0 <= self.hop <= MAX_HOP:
+            raise MessageError("hop", f"must be an integer from 0 to {MAX_HOP}")
+        if self.handover is not None and (
+            not isinstance(self.handover, str) or not _HANDOVER_TOKEN.fullmatch(self.handover)
+        ):
+            raise MessageError("handover", "must be 8 to 64 letters, digits or '-'")
         _check_query(self.query)
         if self.host is not None:
             _check_host("host", self.host)
@@ -166,6 +179,8 @@ def to_dict(message: Message) -> dict[str, Any]:
             "requestId": message.request_id,
             "edgeRegion": message.edge_region,
             "at": message.at,
+            "hop": message.hop or None,
+            "handover": message.handover,
         }
     else:
         out = {"v": VERSION, "type": "prewarm", "paths": list(message.paths)}
@@ -219,6 +234,8 @@ def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
         request_id=_optional_str(raw, "requestId"),
         edge_region=_optional_str(raw, "edgeRegion"),
         at=_optional_str(raw, "at"),
+        hop=_int_field(raw, "hop"),
+        handover=_optional_str(raw, "handover"),
     )
 
 
@@ -264,6 +281,13 @@ def _str_list(raw: dict[str, Any], name: str) -> tuple[str, ...] | None:
         if not isinstance(item, str):
             raise MessageError(f"{name}[{index}]", f"must be a string, got {type(item).__name__}")
     return tuple(value)
+
+
+def _int_field(raw: dict[str, Any], name: str) -> int:
+    value = raw.get(name, 0)
+    if not _is_int(value):
+        raise MessageError(name, f"must be an integer, got {type(value).__name__}")
+    return int(value)
 
 
 def _is_int(value: object) -> bool:

@@ -1,0 +1,76 @@
+"""When a copy's progress is written to its lease: after parts complete, coalesced.
+
+A process killed mid-copy (out of memory, the Lambda timeout, a crash) loses only what
+the lease does not record, so the checkpoint is rewritten as parts complete: by one
+writer thread, which writes the newest state whenever it is idle and something changed.
+Parts completing while a write is under way are folded into the next write, so there
+are at most as many writes as parts, usually fewer, and a part upload never waits for one.
+A write that finds the lease taken (``IfMatch`` fails) marks the progress ``lost``: the
+copy stops without aborting the upload, which now belongs to another worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backfill_worker.checkpoint import Checkpoint
+from shared.object_store import StoreError
+
+
+@dataclass
+class Progress:
+    """What a copy gets from its record: the checkpoint it inherited (raw, untrusted),
+    a way to save a new one, and a way to report what happened to the old one."""
+
+    inherited: dict[str, Any] | None
+    save: Callable[[Checkpoint], bool]  # False: the lease is no longer ours
+    note: Callable[[str, str], None] = field(default=lambda event, detail: None)
+
+
+class ProgressWriter:
+    """Writes ``snapshot()`` through ``progress.save`` whenever ``changed()`` was called."""
+
+    def __init__(self, progress: Progress, snapshot: Callable[[], Checkpoint | None]) -> None:
+        self._progress = progress
+        self._snapshot = snapshot
+        self._dirty = False
+        self._stopping = False
+        self.lost = False
+        self.failures = 0
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def changed(self) -> None:
+        with self._wake:
+            self._dirty = True
+            self._wake.notify()
+
+    def stop(self) -> None:
+        """Stop after the write under way (a final state is saved by the caller)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._dirty or self._stopping)
+                if self._stopping:
+                    return
+                self._dirty = False
+            checkpoint = self._snapshot()
+            if checkpoint is None:
+                continue
+            try:
+                if not self._progress.save(checkpoint):
+                    self.lost = True
+                    return
+            except StoreError:
+                # A missed intermediate save costs at most the parts since the last one,
+                # and only if this process then dies; the copy itself goes on.
+                self.failures += 1
