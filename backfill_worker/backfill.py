@@ -32,7 +32,7 @@ from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, PrewarmMessage, parse_backfill, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
-from shared.origin import OriginClient, OriginError
+from shared.origin import DeadlinePassed, OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
 
 SERVICE: Final = "backfill"
@@ -99,11 +99,14 @@ class Backfiller:
     # the lease (a few S3 calls, plus a part upload already under way).
     deadline_reserve_seconds: float = 30.0
 
+    def _seconds_left(self, context: InvocationContext) -> float:
+        """Copy budget left in the invocation: its remaining time minus the reserve."""
+        return context.get_remaining_time_in_millis() / 1000 - self.deadline_reserve_seconds
+
     def plan(self, context: InvocationContext | None) -> CopyPlan:
         deadline = None
         if context is not None:
-            remaining = context.get_remaining_time_in_millis() / 1000
-            deadline = time.monotonic() + remaining - self.deadline_reserve_seconds
+            deadline = time.monotonic() + self._seconds_left(context)
         return CopyPlan(
             max_object_bytes=self.config.max_object_bytes,
             part_bytes=self.config.part_bytes,
@@ -150,6 +153,10 @@ class Backfiller:
     def _backfill_key(
         self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
     ) -> Outcome:
+        if context is not None and self._seconds_left(context) <= 0:
+            # A record behind a long copy in its batch: starting it could not finish in
+            # time, so it goes back to the queue untouched.
+            raise TransientFailure("deadline", "no copy budget left in this invocation")
         try:
             if self.store.exists(key.key):
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
@@ -183,6 +190,8 @@ class Backfiller:
         started = self.clock()
         try:
             result = copy_object(self.origin, self.store, key.key, url, self.plan(context))
+        except DeadlinePassed as error:
+            raise TransientFailure("deadline", error.reason) from error
         except OriginError as error:
             if error.permanent:
                 raise _Skip("origin", error.reason) from error

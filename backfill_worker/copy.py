@@ -40,6 +40,7 @@ from typing import Final
 
 from shared.object_store import ObjectAttributes, ObjectStore, StoreError, UploadedPart
 from shared.origin import OriginClient, OriginResponse, read_exactly, validators_of
+from shared.read_deadline import ReadBudget
 
 # S3 allows at most 10,000 parts; bigger objects get bigger parts (and a bigger bound).
 MAX_PARTS: Final = 10_000
@@ -95,8 +96,23 @@ def copy_object(
     origin: OriginClient, store: ObjectStore, key: str, url: str, plan: CopyPlan
 ) -> CopyResult:
     """Copy ``url`` (an origin URL) to ``key``; raises ``OriginError``, ``StoreError``,
-    ``CopyRefused`` or ``CopyFailed``, and leaves nothing behind in S3 when it does."""
-    response = origin.get(url)
+    ``CopyRefused`` or ``CopyFailed``, and leaves nothing behind in S3 when it does.
+
+    Every read from the origin ends by ``plan.deadline`` (``DeadlinePassed``, an
+    ``OriginError``), however slowly the origin trickles its bytes."""
+    with ReadBudget(plan.deadline) as budget:
+        return _copy_within(origin, store, key, url, plan, budget)
+
+
+def _copy_within(
+    origin: OriginClient,
+    store: ObjectStore,
+    key: str,
+    url: str,
+    plan: CopyPlan,
+    budget: ReadBudget,
+) -> CopyResult:
+    response = origin.get(url, budget)
     try:
         refusal = unsafe_reason(response.headers)
         if refusal:
@@ -106,7 +122,7 @@ def copy_object(
             raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
         attributes, dropped = attributes_from(response.headers)
         expected_md5 = expected_md5_of(response.headers)
-        copier = _Copier(origin, store, key, plan, attributes, expected_md5)
+        copier = _Copier(origin, store, key, plan, attributes, expected_md5, budget)
         if length is not None and length <= plan.part_bytes:
             data = read_exactly(response, length)
             return copier.single(data, dropped)
@@ -199,7 +215,9 @@ class _Copier:
         plan: CopyPlan,
         attributes: ObjectAttributes,
         expected_md5: str | None,
+        budget: ReadBudget,
     ) -> None:
+        self.budget = budget
         self.origin = origin
         self.store = store
         self.key = key
@@ -265,7 +283,9 @@ class _Copier:
                 if filled != size:
                     raise CopyFailed("length", f"body ended after {filled} of {size} bytes")
             else:
-                self.origin.get_range_into(response.url, start, validators, buffer[:size])
+                self.origin.get_range_into(
+                    response.url, start, validators, buffer[:size], self.budget
+                )
             return size
 
         with _MultipartUpload(

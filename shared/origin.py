@@ -13,6 +13,7 @@ thread-safe), so parallel ranged GETs reuse their connections without sharing st
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import os
 import re
@@ -24,6 +25,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from shared.read_deadline import ReadBudget, WatchedAdapter, armed
+
 # Connect fast or give up; between two reads of a slow origin allow a generous pause.
 CONNECT_TIMEOUT: Final = 5.0
 READ_TIMEOUT: Final = 30.0
@@ -31,6 +34,15 @@ MAX_REDIRECTS: Final = 5
 # Size of one socket read; a part is assembled from reads of at most this size.
 READ_CHUNK: Final = 1024 * 1024
 _REDIRECTS = {301, 302, 303, 307, 308}
+# What a read from the origin may raise besides OriginError: urllib3 and requests errors,
+# socket errors, and http.client's (an invalid status line or chunk size).
+_READ_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    http.client.HTTPException,
+    OSError,
+    ValueError,
+)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 USER_AGENT: Final = "edgefill-backfill/1"
 
@@ -44,11 +56,21 @@ class OriginError(Exception):
         self.permanent = permanent
 
 
+class DeadlinePassed(OriginError):
+    """The copy's read budget ran out before the origin delivered (transient)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"deadline: {what} outlasted the invocation's copy budget", permanent=False
+        )
+
+
 class OriginResponse:
     """A streaming 200 response whose body is read raw (undecoded)."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, budget: ReadBudget | None = None) -> None:
         self._response = response
+        self._budget = budget
         self.status = response.status_code
         self.headers = response.headers
         self.url = response.url
@@ -66,7 +88,21 @@ class OriginResponse:
 
     def read(self, amount: int) -> bytes:
         """Up to ``amount`` raw bytes (fewer only at the end of the body)."""
-        return _read(self._response, amount, self)
+        chunks: list[bytes] = []
+        wanted = amount
+        try:
+            while wanted > 0:
+                chunk = self._response.raw.read(min(READ_CHUNK, wanted), decode_content=False)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                wanted -= len(chunk)
+                self.received += len(chunk)
+        except _READ_ERRORS as error:
+            self._check_budget()
+            raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
+        self._check_budget()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def readinto(self, buffer: memoryview) -> int:
         """Fill ``buffer`` with raw body bytes; fewer than its size only at the end."""
@@ -80,11 +116,19 @@ class OriginResponse:
                     break
                 buffer[filled : filled + len(chunk)] = chunk
                 filled += len(chunk)
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+        except _READ_ERRORS as error:
+            self._check_budget()
             raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
         finally:
             self.received += filled
+        # A connection shut by the deadline looks like the end of the body: never take
+        # the bytes read so far for a whole object.
+        self._check_budget()
         return filled
+
+    def _check_budget(self) -> None:
+        if self._budget is not None and self._budget.spent:
+            raise DeadlinePassed(f"the body after {self.received} bytes")
 
     def close(self) -> None:
         """Give the connection back (or drop it when the body is unread)."""
@@ -133,17 +177,18 @@ class OriginClient:
             and _netloc(parts.scheme, parts.netloc) == self._netloc
         )
 
-    def get(self, url: str) -> OriginResponse:
+    def get(self, url: str, budget: ReadBudget | None = None) -> OriginResponse:
         """GET ``url`` streaming, following redirects on the origin's host only.
 
         Returns the 200 response; raises ``OriginError`` for anything else (4xx and
-        foreign redirects are permanent, 5xx and network failures transient)."""
+        foreign redirects are permanent, 5xx and network failures transient), and
+        ``DeadlinePassed`` when ``budget`` runs out before the headers or a body read."""
         for _ in range(MAX_REDIRECTS + 1):
             if not self.is_own(url):
                 raise OriginError(
                     f"redirect to a foreign host refused: {url[:200]}", permanent=True
                 )
-            response = self._request(url, {})
+            response = self._request(url, {}, budget)
             if response.status_code in _REDIRECTS:
                 location = response.headers.get("Location")
                 response.close()
@@ -156,19 +201,24 @@ class OriginClient:
             if response.status_code != 200:
                 response.close()
                 raise _status_error(response.status_code)
-            return OriginResponse(response)
+            return OriginResponse(response, budget)
         raise OriginError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
 
     def get_range_into(
-        self, url: str, start: int, expected: Validators, buffer: memoryview
+        self,
+        url: str,
+        start: int,
+        expected: Validators,
+        buffer: memoryview,
+        budget: ReadBudget | None = None,
     ) -> None:
         """Fill ``buffer`` with bytes ``[start, start + len(buffer))`` of ``url`` (an own
         URL from ``get``) by a ranged GET that must answer 206 with exactly that range of
         the same object version."""
         end = start + len(buffer)
-        response = self._ranged(url, start, end, expected)
+        response = self._ranged(url, start, end, expected, budget)
         try:
-            origin_response = OriginResponse(response)
+            origin_response = OriginResponse(response, budget)
             filled = origin_response.readinto(buffer)
             if filled != len(buffer):
                 raise OriginError(
@@ -177,10 +227,12 @@ class OriginClient:
         finally:
             response.close()
 
-    def _ranged(self, url: str, start: int, end: int, expected: Validators) -> requests.Response:
+    def _ranged(
+        self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
+    ) -> requests.Response:
         if not self.is_own(url):
             raise OriginError(f"ranged GET to a foreign host refused: {url[:200]}", permanent=True)
-        response = self._request(url, {"Range": f"bytes={start}-{end - 1}"})
+        response = self._request(url, {"Range": f"bytes={start}-{end - 1}"}, budget)
         try:
             if response.status_code != 206:
                 if response.status_code < 300:
@@ -196,14 +248,31 @@ class OriginClient:
             raise
         return response
 
-    def _request(self, url: str, extra: dict[str, str]) -> requests.Response:
+    def _request(
+        self, url: str, extra: dict[str, str], budget: ReadBudget | None
+    ) -> requests.Response:
         headers = {"Accept-Encoding": "identity", "User-Agent": USER_AGENT, **extra}
+        connect, read = self._timeout
+        if budget is not None:
+            if budget.spent:
+                raise DeadlinePassed("the request")
+            # Each wait for bytes ends by the deadline; the budget's timer ends the
+            # sum of many short waits (a trickle) by shutting the connection down.
+            connect, read = budget.timeout(connect), budget.timeout(read)
         try:
-            return self._session().get(
-                url, headers=headers, stream=True, allow_redirects=False, timeout=self._timeout
-            )
-        except requests.RequestException as error:
+            with armed(budget):
+                response = self._session().get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(connect, read),
+                )
+        except _READ_ERRORS as error:
+            if budget is not None and budget.spent:
+                raise DeadlinePassed("the response headers") from error
             raise OriginError(f"GET failed: {_brief(error)}", permanent=False) from error
+        return response
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -214,6 +283,9 @@ class OriginClient:
             session.trust_env = False
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
             session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            # Its connections register with the copy's read budget (shared/read_deadline).
+            session.mount("http://", WatchedAdapter())
+            session.mount("https://", WatchedAdapter())
             self._local.session = session
         return session
 
@@ -237,23 +309,6 @@ def validators_of(response: OriginResponse, total: int) -> Validators:
         content_encoding=response.headers.get("Content-Encoding"),
         total=total,
     )
-
-
-def _read(response: requests.Response, amount: int, counter: OriginResponse) -> bytes:
-    chunks: list[bytes] = []
-    wanted = amount
-    try:
-        while wanted > 0:
-            chunk = response.raw.read(min(READ_CHUNK, wanted), decode_content=False)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            wanted -= len(chunk)
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
-        raise OriginError(f"body read failed: {_brief(error)}", permanent=False) from error
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    counter.received += len(data)
-    return data
 
 
 def _check_range(response: requests.Response, start: int, end: int, expected: Validators) -> None:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
 
+from edgefill.lab import origin_behaviours
 from edgefill.lab.tls import TLSThreadingHTTPServer
 
 # Largest slice of a body written to the socket at once (and held in memory per response).
@@ -194,6 +195,7 @@ class Fault:
       absolute URL naming another host).
     ``headers``: response headers added to (or replacing) the object's own.
     ``latency``: seconds before the status line; ``bandwidth``: bytes/s cap for the body.
+    ``trickle``, ``server``, ``raw_headers``: see ``edgefill/lab/origin_behaviours.py``.
     """
 
     status: int | None = None
@@ -209,6 +211,10 @@ class Fault:
     latency: float = 0.0
     bandwidth: int | None = None
     times: int | None = None
+    trickle: float | None = None  # seconds between two body bytes
+    trickle_after: int = 0  # body bytes sent at full speed before the trickle
+    server: str | None = None  # the Server header, instead of the lab's own
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -578,6 +584,9 @@ class _OriginHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         return  # tests and the demo read counters, not access logs
 
+    def version_string(self) -> str:
+        return getattr(self, "_server_name", None) or super().version_string()
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._serve(head=False)
 
@@ -590,6 +599,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         seen = _Seen(self, path, split.query)
         self.origin._arrive(path)
         fault = self.origin._take_fault(path)
+        self._server_name = fault.server if fault else None
         latency = self.origin.latency + (fault.latency if fault else 0.0)
         if latency:
             time.sleep(latency)
@@ -630,7 +640,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
             headers["Accept-Ranges"] = "bytes"
         if fault:
             headers.update(fault.headers)
-        if etag is not None and self.headers.get("If-None-Match") in (etag, "*"):
+        if origin_behaviours.not_modified(dict(self.headers), etag, obj.last_modified):
             return self._send(seen, 304, headers, None, 0, 0, head=head, fault=fault)
         start, end, status = 0, body.size, 200
         wanted = self.headers.get("Range") if ranges else None
@@ -680,9 +690,10 @@ class _OriginHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             if name.lower() != "content-length":
                 self.send_header(name, value)
+        origin_behaviours.add_raw_headers(self, fault)
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
-        elif status != 304:
+        elif status != 304 and not origin_behaviours.frames_itself(fault):
             self.send_header("Content-Length", str(max(declared, 0)))
         if status not in (200, 206):
             kind = "other"
@@ -704,7 +715,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         elif chunked and sent == length:
             with contextlib.suppress(OSError):
                 self.wfile.write(b"0\r\n\r\n")
-        elif chunked or sent < declared or (fault and fault.length_delta):
+        elif chunked or sent < declared or origin_behaviours.ends_by_closing(fault):
             # The client waits for bytes that never come: closing ends its read early.
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -713,6 +724,12 @@ class _OriginHandler(BaseHTTPRequestHandler):
     def _write_body(
         self, path: str, body: _Body, start: int, end: int, fault: Fault | None, chunked: bool
     ) -> int:
+        if fault and fault.trickle:
+            pieces = body.chunks(start, end)
+            count = functools.partial(self.origin._add_bytes, path)
+            return origin_behaviours.trickle(
+                self.wfile, pieces, fault.trickle, count, after=fault.trickle_after, chunked=chunked
+            )
         pacer = _Pacer(fault.bandwidth if fault and fault.bandwidth else self.origin.bandwidth)
         step = pacer.chunk_size()
         sent = 0

@@ -65,10 +65,12 @@ class FakeOrigin:
         self.hold_part: int | None = None
         self.release_held = threading.Event()
 
-    def get(self, url: str) -> FakeResponse:
+    def get(self, url: str, budget: Any = None) -> FakeResponse:
         return FakeResponse(self.data, self.ranges)
 
-    def get_range_into(self, url: str, start: int, expected: Any, buffer: memoryview) -> None:
+    def get_range_into(
+        self, url: str, start: int, expected: Any, buffer: memoryview, budget: Any = None
+    ) -> None:
         number = start // PART + 1
         with self.lock:
             self.fetched.append(number)
