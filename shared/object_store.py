@@ -207,6 +207,23 @@ class ObjectStore:
         except BotoCoreError as error:
             raise StoreError(f"AbortMultipartUpload {key!r}: {error}") from error
 
+    def upload_is_open(self, key: str, upload_id: str) -> bool:
+        """True when ``upload_id`` is an open upload of exactly ``key`` (ListMultipartUploads
+        under the key as prefix): an id taken from elsewhere never steers a write."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key}
+        try:
+            while True:
+                response = self.s3.list_multipart_uploads(**params)
+                for upload in response.get("Uploads", []):
+                    if upload.get("Key") == key and upload.get("UploadId") == upload_id:
+                        return True
+                if not response.get("IsTruncated"):
+                    return False
+                params["KeyMarker"] = response.get("NextKeyMarker", "")
+                params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"ListMultipartUploads {key!r}: {_describe(error)}") from error
+
     def list_parts(self, key: str, upload_id: str) -> dict[int, ListedPart] | None:
         """The parts S3 holds in an open upload, by number; None when the upload is gone
         (completed, aborted, or expired by the lifecycle rule)."""

@@ -177,18 +177,21 @@ class OriginClient:
             and _netloc(parts.scheme, parts.netloc) == self._netloc
         )
 
-    def get(self, url: str, budget: ReadBudget | None = None) -> OriginResponse:
+    def get(
+        self, url: str, budget: ReadBudget | None = None, extra: dict[str, str] | None = None
+    ) -> OriginResponse:
         """GET ``url`` streaming, following redirects on the origin's host only.
 
-        Returns the 200 response; raises ``OriginError`` for anything else (4xx and
-        foreign redirects are permanent, 5xx and network failures transient), and
+        Returns the 200 response (or a 206 when ``extra`` asks for a Range); raises
+        ``OriginError`` for anything else (4xx and foreign redirects are permanent, 5xx
+        and network failures transient), and
         ``DeadlinePassed`` when ``budget`` runs out before the headers or a body read."""
         for _ in range(MAX_REDIRECTS + 1):
             if not self.is_own(url):
                 raise OriginError(
                     f"redirect to a foreign host refused: {url[:200]}", permanent=True
                 )
-            response = self._request(url, {}, budget)
+            response = self._request(url, dict(extra or {}), budget)
             if response.status_code in _REDIRECTS:
                 location = response.headers.get("Location")
                 response.close()
@@ -198,11 +201,35 @@ class OriginClient:
                     )
                 url = urljoin(url, location)
                 continue
-            if response.status_code != 200:
+            partial = response.status_code == 206 and "Range" in (extra or {})
+            if response.status_code != 200 and not partial:
                 response.close()
                 raise _status_error(response.status_code)
             return OriginResponse(response, budget)
         raise OriginError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
+
+    def get_resuming(
+        self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
+    ) -> OriginResponse | None:
+        """Bytes ``[start, end)`` of the version ``expected`` describes, to resume a copy:
+        a Range GET with ``If-Range`` (the strong ETag, else Last-Modified). Returns the
+        206 response when the origin still has that version; None when it has another
+        (it answered 200, or the range's validators, length or encoding differ), so the
+        copy starts over."""
+        validator = expected.etag if _strong_etag(expected.etag) else expected.last_modified
+        if validator is None:
+            return None
+        headers = {"Range": f"bytes={start}-{end - 1}", "If-Range": validator}
+        response = self.get(url, budget, headers)
+        if response.status != 206:
+            response.close()
+            return None
+        try:
+            _check_range(response._response, start, end, expected)
+        except OriginError:
+            response.close()
+            return None
+        return response
 
     def get_range_into(
         self,
@@ -328,6 +355,10 @@ def _check_range(response: requests.Response, start: int, end: int, expected: Va
             )
     if response.headers.get("Content-Encoding") != expected.content_encoding:
         raise OriginError("Content-Encoding differs between ranges", permanent=False)
+
+
+def _strong_etag(etag: str | None) -> bool:
+    return etag is not None and not etag.startswith("W/")
 
 
 def _status_error(status: int) -> OriginError:

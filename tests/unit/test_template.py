@@ -772,6 +772,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_INCLUDE",
         "EDGEFILL_EXCLUDE",
         "EDGEFILL_QUERY",
+        "EDGEFILL_BACKFILL_QUEUE_URL",
     }
     prewarm = {
         "EDGEFILL_DISTRIBUTION_DOMAIN",
