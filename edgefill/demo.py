@@ -9,6 +9,8 @@
 4. An operator prewarms a launch's path list by hand (``edgefill prewarm``).
 5. The full origin answers 5xx for one path: the backfill is retried, lands in the DLQ,
    the origin recovers, the operator redrives, the object arrives.
+6. A feature film too big for one backfill invocation arrives over several, each
+   handing over to the next (``edgefill/scenes/long_copy.py``).
 
 Every expectation is checked; the demo exits 1 if any fails and leaves nothing running.
 """
@@ -35,6 +37,7 @@ from rich.table import Table
 from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
+from edgefill.scenes.long_copy import long_copy
 from shared.messages import ENCODINGS
 
 # Step 1's objects: small, medium, a non-ASCII name and a 12 MiB video (multipart).
@@ -134,6 +137,7 @@ class Demo:
             self.prewarmed_hits()
             self.manual_launch_prewarm()
             self.fault_dlq_redrive()
+            long_copy(self)
         except Exception as error:  # noqa: BLE001 - any crash is a failed expectation
             self.checks.expect("demo", "runs to the end", False, f"{type(error).__name__}: {error}")
         finally:

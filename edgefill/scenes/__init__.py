@@ -1,0 +1,1 @@
+"""Demo scenes: one module per scene, each a function taking the ``Demo``."""
