@@ -27,13 +27,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from backfill_worker.continuation import ContinuationNotSent, GivenUp, LeaseSession
 from backfill_worker.copy import CopyFailed, CopyPlan, CopyRefused, CopyResult, copy_object
 from backfill_worker.lease import Lease, SingleFlight
+from backfill_worker.missing import MISSING_STATUSES, MissingPaths
 from shared import aws
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
 from shared.messages import BackfillMessage, MessageError, PrewarmMessage, parse_backfill, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.observability import worker_logger, worker_metrics
-from shared.origin import DeadlinePassed, OriginClient, OriginError
+from shared.origin import OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
 
 SERVICE: Final = "backfill"
@@ -48,6 +49,7 @@ _SKIP_LOG_LEVEL: Final = {
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
+    "missing": logging.INFO,
 }
 
 
@@ -78,10 +80,11 @@ class Outcome:
 
 
 class _Skip(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.directive = directive
 
 
 @dataclass
@@ -95,7 +98,8 @@ class Backfiller:
     logger: Logger
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
-    lease_clock: Callable[[], float] = time.time  # wall clock of lease expiries (tests)
+    # Missing-path markers and lease expiries outlive a worker: wall clock (tests move it).
+    wall_clock: Callable[[], float] = time.time
 
     # Time kept back at the end of an invocation to abort an unfinished upload and release
     # the lease (a few S3 calls, plus a part upload already under way).
@@ -141,7 +145,10 @@ class Backfiller:
             log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
                 level, self.logger.warning
             )
-            log("backfill skipped", extra={"reason": skip.reason, "detail": skip.detail})
+            extra = {"reason": skip.reason, "detail": skip.detail}
+            if skip.directive is not None:
+                extra["directive"] = skip.directive
+            log("backfill skipped", extra=extra)
             self._count("Skipped", skip.reason)
             return Outcome("skipped", skip.reason)
         except TransientFailure as failure:
@@ -176,7 +183,9 @@ class Backfiller:
         try:
             if self.store.exists(key.key):
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
-            flight = SingleFlight(self.store, self.lease_clock)
+            missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
+            self._skip_if_missing(missing, key)
+            flight = SingleFlight(self.store, self.wall_clock)
             owner, seconds = _owner_and_seconds(context)
             lease = flight.acquire(key.key, owner, seconds, heir=message.handover)
             if lease is None:
@@ -186,7 +195,8 @@ class Backfiller:
                 if self.store.exists(key.key):  # copied while we waited for the lease
                     session.abandon_inherited()
                     raise _Skip("exists", f"{key.key!r} is already in the bucket")
-                result = self._copy(message, key, context, session)
+                self._skip_if_missing(missing, key)  # found missing while we waited
+                result = self._copy(message, key, context, missing, session)
                 if result.handover is not None:
                     return self._hand_over(message, key, session, result)
             finally:
@@ -203,11 +213,22 @@ class Backfiller:
             result.size,
         )
 
+    def _skip_if_missing(self, missing: MissingPaths, key: ObjectKey) -> None:
+        known = missing.recall(key.key)
+        if known is not None:
+            left = max(0, round(known.until - self.wall_clock()))
+            raise _Skip(
+                "missing",
+                f"the origin answered {known.status} for {key.key!r}; not asked again "
+                f"for {left} s (EDGEFILL_MISSING_TTL)",
+            )
+
     def _copy(
         self,
         message: BackfillMessage,
         key: ObjectKey,
         context: InvocationContext | None,
+        missing: MissingPaths,
         session: LeaseSession | None = None,
     ) -> CopyResult:
         query = message.query if self.config.query == "forward" else ""
@@ -218,14 +239,14 @@ class Backfiller:
             result = copy_object(
                 self.origin, self.store, key.key, url, self.plan(context), progress
             )
-        except DeadlinePassed as error:
-            raise TransientFailure("deadline", error.reason) from error
         except OriginError as error:
+            if error.status in MISSING_STATUSES:
+                self._remember_missing(missing, key, error.status)
             if error.permanent:
-                raise _Skip("origin", error.reason) from error
-            raise TransientFailure("origin", error.reason) from error
+                raise _Skip(error.kind, error.reason) from error
+            raise TransientFailure(error.kind, error.reason) from error
         except CopyRefused as error:
-            raise _Skip(error.reason, error.detail) from error
+            raise _Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         finally:
@@ -236,11 +257,6 @@ class Backfiller:
         seconds = self.clock() - started
         if result.handover is not None:
             return result
-        if result.dropped_headers:
-            self.logger.warning(
-                "origin headers not kept",
-                extra={"key": key.key, "headers": list(result.dropped_headers)},
-            )
         if result.created:
             self.logger.info(
                 "backfill copied",
@@ -249,6 +265,8 @@ class Backfiller:
                     "bytes": result.size,
                     "seconds": round(seconds, 3),
                     "mode": result.mode,
+                    # Every origin header the copy does not carry, and why.
+                    "droppedHeaders": dict(result.dropped_headers),
                     "invocations": result.invocations,
                     "originBytes": result.origin_bytes,
                     "checksum": result.checksum,
@@ -296,6 +314,15 @@ class Backfiller:
         )
         self.metrics.add_metric(name="HandedOver", unit=MetricUnit.Count, value=1)
         return Outcome("handed_over", "handed_over", key.key, done)
+
+    def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
+        try:
+            missing.remember(key.key, status)
+        except StoreError as error:
+            # The 404 outcome stands; only the next failover may ask the origin again.
+            self.logger.warning(
+                "missing-path marker not written", extra={"key": key.key, "detail": str(error)}
+            )
 
     def _release(self, flight: SingleFlight, lease: Lease) -> None:
         try:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from backfill_worker.integrity import ExpectedMD5
 from backfill_worker.md5_state import MD5State, MD5StateError
 from shared.object_store import UploadedPart
 
@@ -34,6 +35,7 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+=\-]{1,1024}")
 # A part's ETag as S3 returns it: a quoted hex digest (MD5, or another digest with KMS).
 _PART_ETAG = re.compile(r'"[0-9A-Fa-f]{32,64}"')
 _HEX_MD5 = re.compile(r"[0-9a-f]{32}")
+_MD5_SOURCES = ("Content-MD5", "ETag")
 MAX_VALIDATOR_CHARS: Final = 512
 
 
@@ -65,8 +67,8 @@ class Checkpoint:
     last_modified: str | None
     content_encoding: str | None
     parts: tuple[SavedPart, ...] = ()
-    # The MD5 the origin announced, and the state after parts 1..md5_state's bytes.
-    expected_md5: str | None = None
+    # The MD5s the origin announced, and the state after parts 1..md5_state's bytes.
+    expected_md5s: tuple[ExpectedMD5, ...] = ()
     md5_state: MD5State | None = None
     # Throughput one part connection saw so far (bytes/s), so the next invocation judges
     # from its first part which parts can finish before its handover point.
@@ -99,9 +101,9 @@ class Checkpoint:
             "originBytes": self.origin_bytes,
             "invocations": self.invocations,
         }
-        if self.expected_md5 is not None:
+        if self.expected_md5s:
             out["md5"] = {
-                "expected": self.expected_md5,
+                "expected": [[promise.source, promise.hex] for promise in self.expected_md5s],
                 "state": None if self.md5_state is None else self.md5_state.words,
                 "bytes": 0 if self.md5_state is None else self.md5_state.length,
             }
@@ -140,7 +142,7 @@ def checkpoint_from(
         raise CheckpointError("checkpoint: no strong ETag nor Last-Modified to resume against")
     count = math.ceil(length / part_bytes)
     parts = _parts(raw.get("parts"), count, length, part_bytes)
-    expected_md5, md5_state = _md5(raw.get("md5"), parts, part_bytes)
+    expected_md5s, md5_state = _md5(raw.get("md5"), parts, part_bytes)
     rate = raw.get("partRate", 0.0)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1e12:
         raise CheckpointError("checkpoint.partRate: must be a number of bytes per second")
@@ -152,7 +154,7 @@ def checkpoint_from(
         last_modified=last_modified,
         content_encoding=validators["contentEncoding"],
         parts=parts,
-        expected_md5=expected_md5,
+        expected_md5s=expected_md5s,
         md5_state=md5_state,
         part_rate=float(rate),
         origin_bytes=_int(raw, "originBytes", 0, 1 << 62, default=0),
@@ -221,14 +223,12 @@ def _crc32_ok(value: object) -> bool:
 
 def _md5(
     raw: object, parts: tuple[SavedPart, ...], part_bytes: int
-) -> tuple[str | None, MD5State | None]:
+) -> tuple[tuple[ExpectedMD5, ...], MD5State | None]:
     if raw is None:
-        return None, None
+        return (), None
     if not isinstance(raw, dict):
         raise CheckpointError("checkpoint.md5: must be an object")
-    expected = raw.get("expected")
-    if not isinstance(expected, str) or not _HEX_MD5.fullmatch(expected):
-        raise CheckpointError("checkpoint.md5.expected: must be 32 lowercase hex digits")
+    expected = _promises(raw.get("expected"))
     words, hashed = raw.get("state"), raw.get("bytes", 0)
     if words is None:
         if hashed != 0:
@@ -248,3 +248,23 @@ def _md5(
     if any(number not in done for number in range(1, covered // part_bytes + 1)):
         raise CheckpointError("checkpoint.md5.bytes: covers parts the upload does not hold")
     return expected, state
+
+
+def _promises(raw: object) -> tuple[ExpectedMD5, ...]:
+    """The origin's MD5 promises: one or two [source, 32 lowercase hex digits]."""
+    if not isinstance(raw, list) or not 1 <= len(raw) <= len(_MD5_SOURCES):
+        raise CheckpointError("checkpoint.md5.expected: must list the origin's MD5s")
+    promises = []
+    for item in raw:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or item[0] not in _MD5_SOURCES
+            or not isinstance(item[1], str)
+            or not _HEX_MD5.fullmatch(item[1])
+        ):
+            raise CheckpointError(
+                "checkpoint.md5.expected: each must be [Content-MD5|ETag, 32 lowercase hex]"
+            )
+        promises.append(ExpectedMD5(source=item[0], hex=item[1]))
+    return tuple(promises)

@@ -17,34 +17,35 @@ The MD5 runs in its own thread, in part order, while parts upload: hashing (the 
 inherently serial step) never holds up an upload.
 
 Nothing becomes visible unless every byte arrived and checked out: the upload is
-completed (``IfNoneMatch='*'``) only after the length and the MD5 (when the origin gave
-one) matched; any failure aborts the upload.
+completed (``IfNoneMatch='*'``) only after the length and the MD5s the origin vouched for
+(``integrity.py``) matched; any failure aborts the upload. Before any body byte is read,
+``accept_response`` decides from the status and headers alone whether the response may
+be stored at all (``storable.py``) and how big it may be.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import itertools
 import math
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 from backfill_worker import md5_state
 from backfill_worker.checkpoint import Checkpoint, SavedPart
 from backfill_worker.handover import PartClock
+from backfill_worker.integrity import ExpectedMD5, expected_md5s
 from backfill_worker.md5_state import MD5State, MD5StateError, ResumableMD5
 from backfill_worker.progress import Progress, ProgressWriter
 from backfill_worker.resume import ResumePoint, resume_point
+from backfill_worker.storable import DroppedHeader, Refusal, decide
 from shared.object_store import (
     ObjectAttributes,
     ObjectStore,
@@ -52,25 +53,31 @@ from shared.object_store import (
     UploadedPart,
     crc32_base64,
 )
-from shared.origin import OriginClient, OriginResponse, Validators, read_exactly, validators_of
+from shared.origin import (
+    OriginClient,
+    OriginResponse,
+    Validators,
+    declared_length,
+    read_exactly,
+    validators_of,
+)
 from shared.read_deadline import ReadBudget
 
 # S3 allows at most 10,000 parts; bigger objects get bigger parts (and a bigger bound).
 MAX_PARTS: Final = 10_000
-_PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
 # How long the part submitter waits for a permit before checking for a failed part.
 _PERMIT_POLL_SECONDS: Final = 0.1
-# User metadata stays well inside S3's 2 KB budget.
-_MAX_METADATA_VALUE: Final = 512
 
 
 class CopyRefused(Exception):
-    """The object must not be copied (unsafe, oversize): permanent, no retry helps."""
+    """The object must not be copied (see ``storable``, or oversize): permanent, no retry
+    helps. ``directive`` names the header that decided, when one did."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.directive = directive
 
 
 class CopyFailed(Exception):
@@ -107,7 +114,7 @@ class CopyResult:
     created: bool
     size: int
     mode: str  # "single", "streamed" or "ranged"
-    dropped_headers: tuple[str, ...] = ()
+    dropped_headers: tuple[DroppedHeader, ...] = ()
     handover: Checkpoint | None = None
     checksum: str | None = None  # S3's composite CRC32 of a multipart object ("crc-N")
     origin_bytes: int = 0  # part bytes fetched from the origin, over every invocation
@@ -157,30 +164,34 @@ def _copy_within(
         )
         if point is not None:
             try:
-                refusal = unsafe_reason(point.response.headers)
-                if refusal:
+                # Same version (If-Range held): the headers that decided the copy are
+                # the same; checked again all the same, as for a 200.
+                verdict = decide(200, point.response.headers)
+                if isinstance(verdict, Refusal):
                     store.abort(key, point.checkpoint.upload_id)
-                    raise CopyRefused("unsafe", refusal)
-                attributes, dropped = attributes_from(point.response.headers)
+                    raise CopyRefused(verdict.reason, verdict.detail, verdict.directive)
                 copier = _Copier(
-                    origin, store, key, plan, attributes, point.checkpoint.expected_md5, budget
+                    origin,
+                    store,
+                    key,
+                    plan,
+                    verdict.attributes,
+                    point.checkpoint.expected_md5s,
+                    budget,
                 )
                 return copier.ranged(
-                    point.response, point.checkpoint.length, dropped, progress, point
+                    point.response, point.checkpoint.length, verdict.dropped, progress, point
                 )
             finally:
                 point.response.close()
     response = origin.get(url, budget)
     try:
-        refusal = unsafe_reason(response.headers)
-        if refusal:
-            raise CopyRefused("unsafe", refusal)
-        length = response.content_length
-        if length is not None and length > plan.max_object_bytes:
-            raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
-        attributes, dropped = attributes_from(response.headers)
-        expected_md5 = expected_md5_of(response.headers)
-        copier = _Copier(origin, store, key, plan, attributes, expected_md5, budget)
+        accepted = accept_response(response.status, response.headers, plan)
+        length = accepted.length
+        copier = _Copier(
+            origin, store, key, plan, accepted.attributes, accepted.expected_md5s, budget
+        )
+        dropped = accepted.dropped
         if length is not None and length <= plan.part_bytes:
             data = read_exactly(response, length)
             return copier.single(data, dropped)
@@ -197,71 +208,30 @@ def _copy_within(
         response.close()
 
 
-def unsafe_reason(headers: Mapping[str, str]) -> str | None:
-    """Why a response must never be stored in a shared cache, or None."""
-    directives = {
-        part.split("=", 1)[0].strip().lower()
-        for part in (headers.get("Cache-Control") or "").split(",")
-    }
-    for directive in ("private", "no-store"):
-        if directive in directives:
-            return f"Cache-Control: {directive}"
-    if headers.get("Set-Cookie") is not None:
-        return "Set-Cookie on the response"
-    return None
+@dataclass(frozen=True, slots=True)
+class AcceptedResponse:
+    """A response the copy may store, and how: what S3 keeps, what it loses, what the
+    body must measure up to."""
+
+    attributes: ObjectAttributes
+    dropped: tuple[DroppedHeader, ...]
+    expected_md5s: tuple[ExpectedMD5, ...]
+    length: int | None
 
 
-def expected_md5_of(headers: Mapping[str, str]) -> str | None:
-    """The MD5 (hex) the body must have: Content-MD5, else a plain 32-hex strong ETag."""
-    content_md5 = headers.get("Content-MD5")
-    if content_md5:
-        try:
-            raw = base64.b64decode(content_md5.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) == 16:
-            return raw.hex()
-    etag = (headers.get("ETag") or "").strip()
-    match = _PLAIN_MD5.fullmatch(etag)
-    return match.group(1).lower() if match else None
-
-
-def attributes_from(headers: Mapping[str, str]) -> tuple[ObjectAttributes, tuple[str, ...]]:
-    """The representation headers S3 keeps, and the names of those dropped as unusable
-    (not ASCII, or an Expires that is not an HTTP date)."""
-    dropped: list[str] = []
-
-    def usable(name: str, limit: int = 2048) -> str | None:
-        value = headers.get(name)
-        if value is None:
-            return None
-        if not value.isascii() or not value.isprintable() or len(value) > limit:
-            dropped.append(name)
-            return None
-        return value
-
-    expires = None
-    raw_expires = usable("Expires")
-    if raw_expires is not None:
-        try:
-            expires = parsedate_to_datetime(raw_expires)
-        except (TypeError, ValueError):
-            dropped.append("Expires")
-    metadata = {
-        meta: value
-        for meta, header in (("origin-etag", "ETag"), ("origin-last-modified", "Last-Modified"))
-        if (value := usable(header, _MAX_METADATA_VALUE)) is not None
-    }
-    attributes = ObjectAttributes(
-        content_type=usable("Content-Type"),
-        cache_control=usable("Cache-Control"),
-        content_disposition=usable("Content-Disposition"),
-        content_language=usable("Content-Language"),
-        content_encoding=usable("Content-Encoding"),
-        expires=expires,
-        metadata=metadata,
-    )
-    return attributes, tuple(dropped)
+def accept_response(status: int, headers: Mapping[str, str], plan: CopyPlan) -> AcceptedResponse:
+    """Plan the copy of a response from its status and headers alone, before any body
+    byte is read. Raises ``CopyRefused`` and nothing else, whatever the headers hold."""
+    verdict = decide(status, headers)
+    if isinstance(verdict, Refusal):
+        raise CopyRefused(verdict.reason, verdict.detail, verdict.directive)
+    expected = expected_md5s(headers)
+    if isinstance(expected, Refusal):
+        raise CopyRefused(expected.reason, expected.detail, expected.directive)
+    length = declared_length(headers.get("Content-Length"))  # decide() vetted it
+    if length is not None and length > plan.max_object_bytes:
+        raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
+    return AcceptedResponse(verdict.attributes, verdict.dropped, expected, length)
 
 
 class _Copier:
@@ -272,7 +242,7 @@ class _Copier:
         key: str,
         plan: CopyPlan,
         attributes: ObjectAttributes,
-        expected_md5: str | None,
+        expected_md5s: tuple[ExpectedMD5, ...],
         budget: ReadBudget,
     ) -> None:
         self.budget = budget
@@ -281,13 +251,13 @@ class _Copier:
         self.key = key
         self.plan = plan
         self.attributes = attributes
-        self.expected_md5 = expected_md5
+        self.expected_md5s = expected_md5s
 
-    def single(self, data: bytes, dropped: tuple[str, ...]) -> CopyResult:
+    def single(self, data: bytes, dropped: tuple[DroppedHeader, ...]) -> CopyResult:
         if len(data) > self.plan.max_object_bytes:
             raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
-        if self.expected_md5 is not None:
-            self._check_md5(hashlib.md5(data).hexdigest())
+        if self.expected_md5s:
+            _check_md5(self.expected_md5s, hashlib.md5(data).hexdigest())
         created = self.store.put_if_absent(self.key, data, self.attributes)
         return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
 
@@ -296,7 +266,7 @@ class _Copier:
         response: OriginResponse,
         head: list[bytes],
         length: int | None,
-        dropped: tuple[str, ...],
+        dropped: tuple[DroppedHeader, ...],
     ) -> CopyResult:
         """Parts read one after another from the open response, uploaded concurrently;
         ``head`` holds the first bytes already read, if any."""
@@ -318,7 +288,7 @@ class _Copier:
             return filled
 
         with _MultipartUpload(
-            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5
+            self.store, self.key, self.attributes, self.plan, part_bytes, self.expected_md5s
         ) as upload:
             upload.run_in_order(next_part)
             if length is not None and received != length:
@@ -330,7 +300,7 @@ class _Copier:
         self,
         response: OriginResponse,
         length: int,
-        dropped: tuple[str, ...],
+        dropped: tuple[DroppedHeader, ...],
         progress: Progress | None = None,
         point: ResumePoint | None = None,
     ) -> CopyResult:
@@ -370,7 +340,7 @@ class _Copier:
             return size
 
         resumable = progress is not None and _resumable(
-            validators, self.expected_md5, part_bytes, self.plan
+            validators, self.expected_md5s, part_bytes, self.plan
         )
         admission = PartClock(
             self.plan.handover_at if resumable else None,
@@ -383,9 +353,9 @@ class _Copier:
             self.attributes,
             self.plan,
             part_bytes,
-            self.expected_md5,
+            self.expected_md5s,
             resume_from=base,
-            resumable_md5=resumable and self.expected_md5 is not None,
+            resumable_md5=resumable and bool(self.expected_md5s),
         ) as upload:
 
             def snapshot(handing_over: bool = False) -> Checkpoint:
@@ -398,7 +368,7 @@ class _Copier:
                     last_modified=validators.last_modified,
                     content_encoding=validators.content_encoding,
                     parts=parts,
-                    expected_md5=self.expected_md5,
+                    expected_md5s=self.expected_md5s,
                     md5_state=state,
                     part_rate=admission.rate,
                     origin_bytes=(base.origin_bytes if base is not None else 0) + fetched,
@@ -436,13 +406,11 @@ class _Copier:
             invocations=done.invocations,
         )
 
-    def _check_md5(self, actual: str) -> None:
-        _check_md5(self.expected_md5, actual)
 
-
-def _check_md5(expected: str | None, actual: str) -> None:
-    if actual != expected:
-        raise CopyFailed("md5", f"origin says {expected}, received {actual}")
+def _check_md5(expected: tuple[ExpectedMD5, ...], actual: str) -> None:
+    for promise in expected:
+        if actual != promise.hex:
+            raise CopyFailed("md5", f"{promise.source} says {promise.hex}, received {actual}")
 
 
 def _part_size(length: int | None, plan: CopyPlan) -> int:
@@ -455,7 +423,10 @@ def _part_size(length: int | None, plan: CopyPlan) -> int:
 
 
 def _resumable(
-    validators: Validators, expected_md5: str | None, part_bytes: int, plan: CopyPlan
+    validators: Validators,
+    expected_md5s: tuple[ExpectedMD5, ...],
+    part_bytes: int,
+    plan: CopyPlan,
 ) -> bool:
     """A copy can hand over when the next invocation can tell the version (a strong ETag
     or a Last-Modified) and, with an MD5 to check, continue it between parts."""
@@ -464,7 +435,7 @@ def _resumable(
     strong = validators.etag is not None and not validators.etag.startswith("W/")
     if not strong and validators.last_modified is None:
         return False
-    if expected_md5 is None:
+    if not expected_md5s:
         return True
     return md5_state.available() and part_bytes % 64 == 0
 
@@ -585,7 +556,7 @@ class _MultipartUpload:
         attributes: ObjectAttributes,
         plan: CopyPlan,
         part_bytes: int,
-        expected_md5: str | None,
+        expected_md5s: tuple[ExpectedMD5, ...],
         *,
         resume_from: Checkpoint | None = None,
         resumable_md5: bool = False,
@@ -601,7 +572,7 @@ class _MultipartUpload:
         self.checksum: str | None = None
         self.on_progress: Callable[[], None] | None = None
         self._pool = _BufferPool(plan.parts_in_flight, part_bytes)
-        self._expected_md5 = expected_md5
+        self._expected_md5s = expected_md5s
         state = resume_from.md5_state if resume_from is not None else None
         self._hashed_before = 0 if state is None else state.length // part_bytes
         self._digest = (
@@ -611,7 +582,7 @@ class _MultipartUpload:
                 state=state,
                 first=self._hashed_before + 1,
             )
-            if expected_md5 is not None
+            if expected_md5s
             else None
         )
         # A buffer goes back to the pool when every user is done: its upload, its hash.
@@ -667,7 +638,7 @@ class _MultipartUpload:
         the parts the object must have (all of them, from every invocation)."""
         total = self._handed_over if count is None else count
         if self._digest is not None:
-            _check_md5(self._expected_md5, self._digest.hexdigest(total))
+            _check_md5(self._expected_md5s, self._digest.hexdigest(total))
         by_number = {part.number: part for part in self.parts}
         if sorted(by_number) != list(range(1, total + 1)):
             missing = sorted(set(range(1, total + 1)) - set(by_number))[:5]

@@ -75,7 +75,7 @@ def resume_point(
         if upload_id_shape_ok(upload_id):
             store.abort(key, str(upload_id))
         return None
-    if checkpoint.expected_md5 is not None and not md5_state.available():
+    if checkpoint.expected_md5s and not md5_state.available():
         progress.note("checkpoint_rejected", "no resumable MD5 in this process")
         store.abort(key, checkpoint.upload_id)
         return None
@@ -133,6 +133,6 @@ def _parts_still_there(
         )
         if not same and part.number <= covered:
             return None
-        if same and (checkpoint.expected_md5 is None or part.number <= covered):
+        if same and (not checkpoint.expected_md5s or part.number <= covered):
             kept.append(part)
     return tuple(kept)

@@ -231,11 +231,13 @@ class Demo:
                 whole + ranged >= 1 and not overlap,
                 f"{whole} whole + {ranged} ranged GET(s)",
             )
-        leases = s3.list_objects_v2(Bucket=lab.settings.bucket, Prefix="_edgefill/").get(
+        leases = s3.list_objects_v2(Bucket=lab.settings.bucket, Prefix="_edgefill/leases/").get(
             "KeyCount", 0
         )
         uploads = s3.list_multipart_uploads(Bucket=lab.settings.bucket).get("Uploads", [])
-        self.checks.expect(step, "no lease left under _edgefill/", leases == 0, f"{leases} objects")
+        self.checks.expect(
+            step, "no lease left under _edgefill/leases/", leases == 0, f"{leases} objects"
+        )
         self.checks.expect(
             step, "no multipart upload left open", not uploads, f"{len(uploads)} open"
         )

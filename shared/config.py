@@ -45,6 +45,10 @@ MIN_HANDOVER_SECONDS: Final = 0.5
 MAX_HANDOVER_SECONDS: Final = 840.0  # Lambda's 900 s timeout, less a minute to copy
 DEFAULT_MAX_HOPS: Final = 48
 MAX_HOPS: Final = 1000
+# How long an origin 404/410 is remembered; markers expire by lifecycle after a day, so a
+# longer memory could not be kept anyway.
+DEFAULT_MISSING_TTL: Final = 300
+MAX_MISSING_TTL: Final = 86400
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -80,6 +84,8 @@ class BackfillConfig:
     backfill_queue_url: str | None = None
     handover_seconds: float = DEFAULT_HANDOVER_SECONDS
     max_hops: int = DEFAULT_MAX_HOPS
+    # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
+    missing_ttl: int = DEFAULT_MISSING_TTL
 
     @property
     def origin_host(self) -> str:
@@ -137,6 +143,9 @@ class BackfillConfig:
                 MAX_HANDOVER_SECONDS,
             ),
             max_hops=_bounded_int(env, "EDGEFILL_MAX_HOPS", DEFAULT_MAX_HOPS, 1, MAX_HOPS),
+            missing_ttl=_bounded_int(
+                env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
+            ),
         )
 
 

@@ -317,6 +317,22 @@ class ObjectStore:
             raise StoreError(f"DeleteObject lease {key!r}: {error}") from error
         return True
 
+    # -- markers (small JSON objects under the reserved prefix)
+
+    def write_marker(self, key: str, body: bytes) -> None:
+        """Create or overwrite marker object ``key``."""
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"PutObject marker {key!r}: {_describe(error)}") from error
+
+    def read_marker(self, key: str) -> bytes | None:
+        """The body of marker object ``key`` (at most 64 KiB), or None when absent."""
+        lease = self.read_lease(key)
+        return None if lease is None else lease.body
+
 
 def _code(error: ClientError) -> str:
     response = error.response

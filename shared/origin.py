@@ -5,7 +5,8 @@ The backfill stores the origin's bytes exactly as served, so every request asks 
 ``decode_content=False``: a gzip body stays gzip, with its Content-Encoding kept by the
 caller. Requests carry no cookies and no credentials (``trust_env`` is off, so neither
 ``.netrc`` nor proxy variables can add any, and the cookie jar accepts nothing).
-Redirects are followed by hand, only to the origin's own scheme, host and port.
+Redirects are never followed: a redirect's target is not the resource the key names
+(the caller refuses it), and no request goes to a URL the worker did not build itself.
 
 Each thread has its own ``requests.Session`` (sessions are not documented as
 thread-safe), so parallel ranged GETs reuse their connections without sharing state.
@@ -18,9 +19,10 @@ import http.cookiejar
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -30,10 +32,10 @@ from shared.read_deadline import ReadBudget, WatchedAdapter, armed
 # Connect fast or give up; between two reads of a slow origin allow a generous pause.
 CONNECT_TIMEOUT: Final = 5.0
 READ_TIMEOUT: Final = 30.0
-MAX_REDIRECTS: Final = 5
 # Size of one socket read; a part is assembled from reads of at most this size.
 READ_CHUNK: Final = 1024 * 1024
-_REDIRECTS = {301, 302, 303, 307, 308}
+_REDIRECTS = range(300, 400)
+_CONDITIONAL = {"If-None-Match", "If-Modified-Since"}
 # What a read from the origin may raise besides OriginError: urllib3 and requests errors,
 # socket errors, and http.client's (an invalid status line or chunk size).
 _READ_ERRORS = (
@@ -43,17 +45,23 @@ _READ_ERRORS = (
     OSError,
     ValueError,
 )
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# ASCII digits only, and few enough that int() stays cheap and cannot raise.
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)")
+_LENGTH = re.compile(r"[0-9]{1,30}")
 USER_AGENT: Final = "edgefill-backfill/1"
 
 
 class OriginError(Exception):
     """The origin did not deliver; ``permanent`` tells whether a retry could help."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(
+        self, reason: str, *, permanent: bool, status: int | None = None, kind: str = "origin"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.status = status  # the origin's HTTP status, when it answered with an error
+        self.kind = kind  # the outcome's name in logs and metrics: origin, bad_header, ...
 
 
 class DeadlinePassed(OriginError):
@@ -61,7 +69,7 @@ class DeadlinePassed(OriginError):
 
     def __init__(self, what: str) -> None:
         super().__init__(
-            f"deadline: {what} outlasted the invocation's copy budget", permanent=False
+            f"{what} outlasted the invocation's copy budget", permanent=False, kind="deadline"
         )
 
 
@@ -79,12 +87,16 @@ class OriginResponse:
     @property
     def content_length(self) -> int | None:
         """The declared length, or None (chunked or absent)."""
-        return _int_header(self.headers.get("Content-Length"))
+        try:
+            return declared_length(self.headers.get("Content-Length"))
+        except ValueError:
+            return None  # refused before any body is read (backfill_worker/storable.py)
 
     @property
     def accepts_ranges(self) -> bool:
         """True when the origin advertises ``Accept-Ranges: bytes``."""
-        return "bytes" in (self.headers.get("Accept-Ranges") or "").lower().split(",")
+        units = (self.headers.get("Accept-Ranges") or "").lower().split(",")
+        return "bytes" in {unit.strip() for unit in units}
 
     def read(self, amount: int) -> bytes:
         """Up to ``amount`` raw bytes (fewer only at the end of the body)."""
@@ -178,35 +190,31 @@ class OriginClient:
         )
 
     def get(
-        self, url: str, budget: ReadBudget | None = None, extra: dict[str, str] | None = None
+        self,
+        url: str,
+        budget: ReadBudget | None = None,
+        *,
+        conditional: Mapping[str, str] | None = None,
     ) -> OriginResponse:
-        """GET ``url`` streaming, following redirects on the origin's host only.
+        """GET ``url`` (an own URL) streaming. A redirect is never followed.
 
-        Returns the 200 response (or a 206 when ``extra`` asks for a Range); raises
-        ``OriginError`` for anything else (4xx and foreign redirects are permanent, 5xx
-        and network failures transient), and
-        ``DeadlinePassed`` when ``budget`` runs out before the headers or a body read."""
-        for _ in range(MAX_REDIRECTS + 1):
-            if not self.is_own(url):
-                raise OriginError(
-                    f"redirect to a foreign host refused: {url[:200]}", permanent=True
-                )
-            response = self._request(url, dict(extra or {}), budget)
-            if response.status_code in _REDIRECTS:
-                location = response.headers.get("Location")
-                response.close()
-                if not location:
-                    raise OriginError(
-                        f"{response.status_code} without a Location header", permanent=True
-                    )
-                url = urljoin(url, location)
-                continue
-            partial = response.status_code == 206 and "Range" in (extra or {})
-            if response.status_code != 200 and not partial:
-                response.close()
-                raise _status_error(response.status_code)
+        Returns a 200 or a 3xx response (a redirect's target is not the resource its URI
+        names: the caller refuses it, see ``backfill_worker/storable.py``), or a 304 when
+        ``conditional`` (``If-None-Match`` / ``If-Modified-Since`` only) was sent. Raises
+        ``OriginError`` for anything else (4xx permanent, 5xx and network failures
+        transient; ``status`` says which), and ``DeadlinePassed`` when ``budget`` runs
+        out before the headers or a body read."""
+        if not self.is_own(url):
+            raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
+        extra = dict(conditional or {})
+        if not set(extra) <= _CONDITIONAL:
+            raise ValueError(f"only {sorted(_CONDITIONAL)} may be added to an origin GET")
+        response = self._request(url, extra, budget)
+        status = response.status_code
+        if status == 200 or status in _REDIRECTS or (status == 304 and extra):
             return OriginResponse(response, budget)
-        raise OriginError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
+        response.close()
+        raise _status_error(status)
 
     def get_resuming(
         self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
@@ -219,17 +227,22 @@ class OriginClient:
         validator = expected.etag if _strong_etag(expected.etag) else expected.last_modified
         if validator is None:
             return None
+        if not self.is_own(url):
+            raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
         headers = {"Range": f"bytes={start}-{end - 1}", "If-Range": validator}
-        response = self.get(url, budget, headers)
-        if response.status != 206:
-            response.close()
-            return None
-        try:
-            _check_range(response._response, start, end, expected)
-        except OriginError:
-            response.close()
-            return None
-        return response
+        response = self._request(url, headers, budget)
+        status = response.status_code
+        if status == 206:
+            try:
+                _check_range(response, start, end, expected)
+            except OriginError:
+                response.close()
+                return None
+            return OriginResponse(response, budget)
+        response.close()
+        if status == 200 or status in _REDIRECTS:
+            return None  # another version (or no longer this resource): start over
+        raise _status_error(status)
 
     def get_range_into(
         self,
@@ -295,6 +308,12 @@ class OriginClient:
                     allow_redirects=False,
                     timeout=(connect, read),
                 )
+        except (urllib3.exceptions.InvalidHeader, requests.exceptions.InvalidHeader) as error:
+            # Differing repeated Content-Lengths and the like: the next answer would be
+            # just as unreadable.
+            raise OriginError(
+                f"unreadable response: {_brief(error)}", permanent=True, kind="bad_header"
+            ) from error
         except _READ_ERRORS as error:
             if budget is not None and budget.spent:
                 raise DeadlinePassed("the response headers") from error
@@ -362,17 +381,23 @@ def _strong_etag(etag: str | None) -> bool:
 
 
 def _status_error(status: int) -> OriginError:
-    if status >= 500:
-        return OriginError(f"origin answered {status}", permanent=False)
-    if status in (408, 429):  # timeouts and throttling pass
-        return OriginError(f"origin answered {status}", permanent=False)
-    return OriginError(f"origin answered {status}", permanent=True)
+    # 5xx, timeouts and throttling pass; other answers would be the same next time.
+    transient = status >= 500 or status in (408, 429)
+    return OriginError(f"origin answered {status}", permanent=not transient, status=status)
 
 
-def _int_header(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length as a number; None when absent. ``ValueError`` when malformed:
+    anything but ASCII digits (``int`` accepts '١٢٣'), or repeated values that differ."""
+    if value is None:
         return None
-    return int(value.strip())
+    values = {part.strip() for part in value.split(",")}
+    if len(values) != 1:
+        raise ValueError(f"Content-Length has differing values: {value[:80]!r}")
+    (number,) = values
+    if not _LENGTH.fullmatch(number):
+        raise ValueError(f"Content-Length is not a number of bytes: {value[:80]!r}")
+    return int(number)
 
 
 def _netloc(scheme: str, netloc: str) -> str:

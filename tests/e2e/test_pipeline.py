@@ -74,7 +74,8 @@ def test_a_burst_of_50_viewers_is_served_by_failover_and_backfilled_once(lab: La
     # And nothing is left behind: no lease, no multipart upload
     assert lab.aws is not None
     s3 = lab.aws.client("s3")
-    assert s3.list_objects_v2(Bucket=lab.settings.bucket, Prefix="_edgefill/")["KeyCount"] == 0
+    leases = s3.list_objects_v2(Bucket=lab.settings.bucket, Prefix="_edgefill/leases/")
+    assert leases["KeyCount"] == 0
     assert s3.list_multipart_uploads(Bucket=lab.settings.bucket).get("Uploads", []) == []
 
 

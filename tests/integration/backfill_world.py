@@ -63,12 +63,20 @@ def sha256(data: bytes) -> str:
 
 
 def keys(s3: Any) -> list[str]:
-    return [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    """The objects viewers can get (everything outside the reserved ``_edgefill/``)."""
+    listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return [item["Key"] for item in listed if not item["Key"].startswith("_edgefill/")]
+
+
+def reserved_keys(s3: Any) -> list[str]:
+    """The worker's own objects under ``_edgefill/`` (leases, missing-path markers)."""
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="_edgefill/").get("Contents", [])
+    return [item["Key"] for item in listed]
 
 
 def assert_nothing_left_behind(s3: Any) -> None:
     """No multipart upload open and no lease object, whatever the outcome was."""
     uploads = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     assert uploads == [], f"multipart uploads left: {[u['Key'] for u in uploads]}"
-    leases = s3.list_objects_v2(Bucket=BUCKET, Prefix="_edgefill/").get("Contents", [])
+    leases = s3.list_objects_v2(Bucket=BUCKET, Prefix="_edgefill/leases/").get("Contents", [])
     assert leases == [], f"leases left: {[item['Key'] for item in leases]}"

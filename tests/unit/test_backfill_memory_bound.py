@@ -30,8 +30,14 @@ class FakeResponse:
         self.position = 0
         self.received = 0
         self.url = "https://origin.example.com/o.bin"
+        self.status = 200
+        # An S3 origin: its ETag is the MD5 the copy hashes the parts for.
         self.headers = CaseInsensitiveDict(
-            {"Content-Length": str(len(data)), "ETag": f'"{hashlib.md5(data).hexdigest()}"'}
+            {
+                "Content-Length": str(len(data)),
+                "ETag": f'"{hashlib.md5(data).hexdigest()}"',
+                "Server": "AmazonS3",
+            }
         )
         if ranges:
             self.headers["Accept-Ranges"] = "bytes"

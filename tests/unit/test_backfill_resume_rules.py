@@ -14,6 +14,7 @@ import pytest
 from backfill_worker import md5_state
 from backfill_worker.checkpoint import Checkpoint, CheckpointError, SavedPart, checkpoint_from
 from backfill_worker.handover import PartClock
+from backfill_worker.integrity import ExpectedMD5
 from backfill_worker.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
 from backfill_worker.md5_state import MD5State, MD5StateError, ResumableMD5
 from shared.config import BackfillConfig, ConfigError
@@ -25,6 +26,7 @@ PART = 8 * MIB
 LENGTH = 3 * PART + 100  # four parts, the last one 100 bytes
 ETAG = '"' + "a" * 32 + '"'
 CRC = "AAAAAA=="
+MD5 = [["Content-MD5", "a" * 32], ["ETag", "a" * 32]]
 
 
 def plan_part_size(length: int) -> int:
@@ -105,11 +107,14 @@ def test_a_checkpoint_round_trips_through_its_json() -> None:
         ({"parts": [[n, PART, ETAG, CRC] for n in range(1, 7)]}, "at most 4"),
         ({"partRate": float("inf")}, "partRate"),
         ({"partRate": "fast"}, "partRate"),
-        ({"md5": {"expected": "X" * 32}}, "md5.expected"),
-        ({"md5": {"expected": "a" * 32, "state": "b" * 32, "bytes": 3 * PART}}, "covers parts"),
-        ({"md5": {"expected": "a" * 32, "state": "b" * 32, "bytes": 100}}, "64-byte"),
-        ({"md5": {"expected": "a" * 32, "state": "nothex", "bytes": PART}}, "32 lowercase"),
-        ({"md5": {"expected": "a" * 32, "state": None, "bytes": PART}}, "no state"),
+        ({"md5": {"expected": "a" * 32}}, "md5.expected"),
+        ({"md5": {"expected": [["ETag", "X" * 32]]}}, "md5.expected"),
+        ({"md5": {"expected": [["Server", "a" * 32]]}}, "md5.expected"),
+        ({"md5": {"expected": []}}, "md5.expected"),
+        ({"md5": {"expected": MD5, "state": "b" * 32, "bytes": 3 * PART}}, "covers parts"),
+        ({"md5": {"expected": MD5, "state": "b" * 32, "bytes": 100}}, "64-byte"),
+        ({"md5": {"expected": MD5, "state": "nothex", "bytes": PART}}, "32 lowercase"),
+        ({"md5": {"expected": MD5, "state": None, "bytes": PART}}, "no state"),
     ],
 )
 def test_a_garbled_or_forged_checkpoint_is_rejected_naming_the_field(
@@ -126,10 +131,14 @@ def test_a_checkpoint_that_is_not_an_object_is_rejected(raw: object) -> None:
 
 
 def test_an_md5_state_over_the_parts_the_upload_holds_is_accepted() -> None:
-    raw = valid_raw(md5={"expected": "a" * 32, "state": "b" * 32, "bytes": 2 * PART})
+    raw = valid_raw(md5={"expected": MD5, "state": "b" * 32, "bytes": 2 * PART})
     checkpoint = parse(raw)
     assert checkpoint.md5_state == MD5State("b" * 32, 2 * PART)
-    assert checkpoint.expected_md5 == "a" * 32
+    assert checkpoint.expected_md5s == (
+        ExpectedMD5("Content-MD5", "a" * 32),
+        ExpectedMD5("ETag", "a" * 32),
+    )
+    assert parse(json.loads(json.dumps(checkpoint.to_dict()))) == checkpoint
 
 
 # ---------------------------------------------------------------- MD5 across invocations

@@ -1,24 +1,17 @@
-"""Pure rules of the backfill: safety, verification inputs, fidelity, leases, bounds."""
+"""Pure rules of the backfill: hashing, leases, bounds (what may be stored and which
+digests are checked: test_storable.py, test_integrity.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.copy import (
-    CopyPlan,
-    _OrderedMD5,
-    _part_size,
-    attributes_from,
-    expected_md5_of,
-    unsafe_reason,
-)
+from backfill_worker.copy import CopyPlan, _OrderedMD5, _part_size
 from backfill_worker.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
 from shared.config import BackfillConfig, ConfigError
 from shared.object_store import StoredLease, crc32_base64
@@ -29,78 +22,6 @@ MIB = 1024 * 1024
 
 def headers(**values: str) -> CaseInsensitiveDict[str]:
     return CaseInsensitiveDict({name.replace("_", "-"): v for name, v in values.items()})
-
-
-@pytest.mark.parametrize(
-    ("given", "reason"),
-    [
-        ({"Cache-Control": "private"}, "Cache-Control: private"),
-        ({"Cache-Control": 'public, PRIVATE="set-cookie"'}, "Cache-Control: private"),
-        ({"Cache-Control": "max-age=0, no-store"}, "Cache-Control: no-store"),
-        ({"Set-Cookie": "a=b"}, "Set-Cookie on the response"),
-        ({"Cache-Control": "public, max-age=60, no-cache"}, None),
-        ({}, None),
-    ],
-)
-def test_unsafe_reason(given: dict[str, str], reason: str | None) -> None:
-    assert unsafe_reason(CaseInsensitiveDict(given)) == reason
-
-
-@pytest.mark.parametrize(
-    ("given", "md5"),
-    [
-        ({"ETag": '"9e107d9d372bb6826bd81d3542a419d6"'}, "9e107d9d372bb6826bd81d3542a419d6"),
-        ({"ETag": '"9E107D9D372BB6826BD81D3542A419D6"'}, "9e107d9d372bb6826bd81d3542a419d6"),
-        ({"ETag": 'W/"9e107d9d372bb6826bd81d3542a419d6"'}, None),  # weak: not the bytes' MD5
-        ({"ETag": '"9e107d9d372bb6826bd81d3542a419d6-3"'}, None),  # multipart style
-        ({"ETag": '"5f2b-61a3"'}, None),
-        (
-            {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg==", "ETag": '"' + "a" * 32 + '"'},
-            "d41d8cd98f00b204e9800998ecf8427e",
-        ),
-        ({"Content-MD5": "not base64!", "ETag": '"' + "a" * 32 + '"'}, "a" * 32),
-        ({}, None),
-    ],
-)
-def test_expected_md5(given: dict[str, str], md5: str | None) -> None:
-    assert expected_md5_of(CaseInsensitiveDict(given)) == md5
-
-
-def test_attributes_keep_representation_headers_and_validators() -> None:
-    attributes, dropped = attributes_from(
-        headers(
-            Content_Type="text/css; charset=utf-8",
-            Cache_Control="max-age=60",
-            Content_Disposition="attachment",
-            Content_Language="fr",
-            Content_Encoding="br",
-            Expires="Thu, 01 Jan 2026 00:00:00 GMT",
-            ETag='"abc"',
-            Last_Modified="Tue, 14 Nov 2023 22:13:20 GMT",
-            Server="ignored",
-        )
-    )
-    assert dropped == ()
-    assert attributes.as_params() == {
-        "ContentType": "text/css; charset=utf-8",
-        "CacheControl": "max-age=60",
-        "ContentDisposition": "attachment",
-        "ContentLanguage": "fr",
-        "ContentEncoding": "br",
-        "Expires": datetime(2026, 1, 1, tzinfo=UTC),
-        "Metadata": {
-            "origin-etag": '"abc"',
-            "origin-last-modified": "Tue, 14 Nov 2023 22:13:20 GMT",
-        },
-    }
-
-
-def test_unusable_headers_are_dropped_and_named() -> None:
-    attributes, dropped = attributes_from(
-        headers(Expires="0", Content_Disposition='inline; filename="café.txt"')
-    )
-    assert set(dropped) == {"Expires", "Content-Disposition"}
-    assert attributes.as_params() == {}
 
 
 def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:

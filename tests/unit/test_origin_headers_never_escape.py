@@ -1,0 +1,95 @@
+"""Every exception is classified: whatever an origin puts in its status and headers, the
+copy's planning ends in a stored plan or a named refusal, never an escaped exception."""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from requests.structures import CaseInsensitiveDict
+
+from backfill_worker.copy import AcceptedResponse, CopyPlan, CopyRefused, accept_response
+from backfill_worker.integrity import expected_md5s
+from backfill_worker.storable import Refusal, Storable, decide, http_date, redacted_url
+from shared.origin import declared_length
+
+PLAN = CopyPlan(max_object_bytes=10**9, part_bytes=8 * 1024**2, parts_in_flight=2)
+NAMES = [
+    "Content-Length",
+    "Content-Type",
+    "Content-MD5",
+    "Content-Encoding",
+    "Content-Disposition",
+    "Content-Language",
+    "Content-Security-Policy",
+    "Cache-Control",
+    "Pragma",
+    "Vary",
+    "Expires",
+    "Last-Modified",
+    "ETag",
+    "Set-Cookie2",
+    "Server",
+    "Location",
+    "x-amz-request-id",
+    "x-amz-server-side-encryption",
+]
+# What a header value can hold once http.client has decoded it (latin-1), plus any text:
+# digits of every script, signs, dates, quotes, commas.
+VALUES = st.one_of(
+    st.text(),
+    st.text(alphabet=st.characters(codec="latin-1")),
+    st.text(alphabet=string.digits + "٠١٢٣٤٥٦٧٨٩²³¹-+, =\"'"),
+    st.from_regex(r"(max-age|s-maxage|no-cache|private)(=-?[0-9٠-٩]{0,40})?", fullmatch=True),
+    st.from_regex(
+        r"[A-Za-z]{3}, [0-9]{1,2} [A-Za-z]{3} -?[0-9]{1,6} [0-9:]{0,9}( [+-][0-9]{4}| GMT)?",
+        fullmatch=True,
+    ),
+    st.integers(min_value=-(10**40), max_value=10**40).map(str),
+    st.text(alphabet=string.digits, min_size=4000, max_size=6000),  # int() refuses > 4300
+)
+HEADERS = st.dictionaries(
+    st.sampled_from(NAMES) | st.text(min_size=1, max_size=20), VALUES, max_size=8
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(status=st.integers(min_value=100, max_value=599), headers=HEADERS)
+def test_planning_a_copy_raises_nothing_but_a_named_refusal(
+    status: int, headers: dict[str, str]
+) -> None:
+    try:
+        accepted = accept_response(status, CaseInsensitiveDict(headers), PLAN)
+    except CopyRefused as refused:
+        assert refused.reason in {
+            "redirect",
+            "uncacheable",
+            "unstorable_header",
+            "bad_header",
+            "origin",
+            "oversize",
+        }
+        assert refused.detail
+        return
+    assert isinstance(accepted, AcceptedResponse)
+    accepted.attributes.as_params()  # what S3 is handed builds too
+
+
+@settings(max_examples=400, deadline=None)
+@given(headers=HEADERS)
+def test_each_decision_returns_a_verdict(headers: dict[str, str]) -> None:
+    fields = CaseInsensitiveDict(headers)
+    assert isinstance(decide(200, fields), Storable | Refusal)
+    assert isinstance(decide(302, fields), Refusal)
+    assert isinstance(expected_md5s(fields), tuple | Refusal)
+
+
+@given(VALUES)
+def test_value_parsers_never_raise_anything_unnamed(value: str) -> None:
+    http_date(value)
+    redacted_url(value)
+    try:
+        declared_length(value)
+    except ValueError as error:
+        assert "Content-Length" in str(error)
