@@ -705,14 +705,24 @@ class _MultipartUpload:
             except BaseException:
                 self._fail_fast(pool)
                 raise
-        if stopped:
-            # Parts that failed after the handover point are dropped: the next invocation
-            # fetches them again (and sees any change of the origin with If-Range).
-            return False
-        _raise_first_failure(futures)
-        return True
+        if not stopped:
+            _raise_first_failure(futures)
+        # Parts that failed after the handover point were dropped: the next invocation
+        # fetches them again (and sees any change of the origin with If-Range).
+        with self._lock:
+            uploaded = {part.number for part in self.parts}
+        return not stopped and all(number in uploaded for number in numbers)
 
     def _fetch_and_upload(
+        self, number: int, buffer: bytearray, fetch: PartReader, admission: PartClock | None
+    ) -> None:
+        try:
+            self._fetch_and_upload_once(number, buffer, fetch, admission)
+        except BaseException as error:
+            self._record_failure(error)
+            raise
+
+    def _fetch_and_upload_once(
         self, number: int, buffer: bytearray, fetch: PartReader, admission: PartClock | None
     ) -> None:
         if self._failure is not None:
@@ -722,8 +732,15 @@ class _MultipartUpload:
         try:
             with memoryview(buffer) as view:
                 filled = fetch(number, view)
-        except BaseException as error:
-            self._record_failure(error)
+        except Exception:
+            self._pool.give(buffer)
+            if admission is not None and admission.past_handover():
+                # Handing over: this part is dropped (the read budget ended it, or the
+                # origin failed); the parts that did arrive still go up, and the next
+                # invocation fetches this one again, If-Range first.
+                return
+            raise
+        except BaseException:
             self._pool.give(buffer)
             raise
         self._hand_over(number, buffer, filled)

@@ -7,18 +7,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from typing import Any
 
 import pytest
 
 from backfill_worker import md5_state
 from backfill_worker.checkpoint import Checkpoint, CheckpointError, SavedPart, checkpoint_from
+from backfill_worker.copy import CopyPlan, copy_object
 from backfill_worker.handover import PartClock
 from backfill_worker.integrity import ExpectedMD5
 from backfill_worker.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
 from backfill_worker.md5_state import MD5State, MD5StateError, ResumableMD5
+from backfill_worker.progress import Progress
 from shared.config import BackfillConfig, ConfigError
 from shared.messages import BackfillMessage, MessageError, parse_backfill, to_json
+from shared.origin import OriginError
+from tests.unit.test_backfill_memory_bound import FakeOrigin, FakeStore
 from tests.unit.test_backfill_rules import Clock, FakeLeaseStore
 
 MIB = 1024 * 1024
@@ -336,3 +341,56 @@ def test_bad_resume_settings_name_the_variable(variable: str, value: str) -> Non
     with pytest.raises(ConfigError) as error:
         BackfillConfig.from_env({**BASE_ENV, variable: value})
     assert error.value.variable == variable
+
+
+# ---------------------------------------------------------------- the copy at its handover
+
+
+class _LateThirdPart(FakeOrigin):
+    """Part 3's ranged GET outlasts the handover point and then fails (as the read budget
+    ends a read at the cleanup margin)."""
+
+    def get_range_into(
+        self, url: str, start: int, expected: Any, buffer: memoryview, budget: Any = None
+    ) -> None:
+        if start // 1024 + 1 == 3:
+            time.sleep(0.5)
+            raise OriginError("deadline: the copy budget ran out", permanent=False)
+        buffer[:] = self.data[start : start + len(buffer)]
+
+
+@pytest.mark.skipif(not md5_state.available(), reason="no libcrypto MD5 in this process")
+def test_a_part_failing_after_the_handover_point_is_dropped_and_the_rest_handed_over() -> None:
+    # Given 8 parts of 1 KiB from an S3 origin (MD5 checked), a handover point 0.2 s away,
+    # and part 3 that only fails after it
+    data = bytes(i % 251 for i in range(8 * 1024))
+    origin, store = _LateThirdPart(data), FakeStore()
+    store.release_part_one.set()
+    saved: list[Checkpoint] = []
+    progress = Progress(inherited=None, save=lambda checkpoint: saved.append(checkpoint) or True)
+    now = time.monotonic()
+    plan = CopyPlan(
+        max_object_bytes=10**9,
+        part_bytes=1024,
+        parts_in_flight=3,
+        deadline=now + 5,
+        handover_at=now + 0.2,
+    )
+    # When the copy runs
+    url = "https://origin.example.com/o.bin"
+    result = copy_object(origin, store, "o.bin", url, plan, progress)  # type: ignore[arg-type]
+    # Then it hands over instead of failing, part 3 dropped; parts 4 and 5 went up but
+    # kept their buffers waiting to be hashed after part 3 (the memory bound), so no
+    # further part started before the handover point
+    assert result.handover is not None and not result.created
+    assert sorted(store.parts) == [1, 2, 4, 5]
+    assert not store.aborted
+    # And the checkpoint lists only parts 1-2: the MD5 state covers them, and the bytes of
+    # parts 4-5 cannot be hashed after the missing part 3 by another invocation
+    assert [part.number for part in result.handover.parts] == [1, 2]
+    state = result.handover.md5_state
+    assert state is not None and state.length == 2048
+    again = ResumableMD5(state)
+    again.update(data[2048:])
+    assert again.hexdigest() == hashlib.md5(data).hexdigest()
+    assert saved, "progress was saved while the copy ran"
