@@ -488,6 +488,7 @@ class _OrderedMD5:
     def stop(self) -> None:
         with self._ready:
             self._stopped = True
+            self._waiting.clear()  # parts that will never be hashed: their buffers go
             self._ready.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join()
@@ -524,6 +525,7 @@ class _BufferPool:
         self.size = size
         self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
         self._slots = threading.Semaphore(count)
+        self._closed = False
 
     def take(self, timeout: float) -> bytearray | None:
         """A buffer of ``size`` bytes, or None when none came free within ``timeout``."""
@@ -535,10 +537,20 @@ class _BufferPool:
             return bytearray(self.size)
 
     def give(self, buffer: bytearray) -> None:
-        """Return a buffer; one cut short for a last part is dropped (its slot comes back)."""
-        if len(buffer) == self.size:
+        """Return a buffer; one cut short for a last part is dropped (its slot comes back),
+        and so is every buffer once the pool is closed."""
+        if len(buffer) == self.size and not self._closed:
             self._free.put(buffer)
         self._slots.release()
+
+    def close(self) -> None:
+        """Drop the free buffers; those still in use are dropped when given back."""
+        self._closed = True
+        while True:
+            try:
+                self._free.get_nowait()
+            except queue.Empty:
+                return
 
 
 PartReader = Callable[[int, memoryview], int]
@@ -626,6 +638,10 @@ class _MultipartUpload:
     def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         if self._digest is not None:
             self._digest.stop()
+        # A warm container makes copy after copy: the buffers go now, not whenever the
+        # garbage collector breaks this upload's cycles (hasher ↔ upload ↔ progress).
+        self._pool.close()
+        self.on_progress = None
         if error is not None and not self._kept:
             try:
                 self.store.abort(self.key, self.upload_id)
