@@ -153,11 +153,13 @@ def run_chain(uri: str, timeout: float) -> dict[str, Any]:
     queue = worker.config.backfill_queue_url
     body = json.dumps({"v": 1, "type": "backfill", "uri": uri})
     durations: list[float] = []
+    done: list[int] = []  # MiB in S3 after each invocation
     started = time.perf_counter()
     while True:
         began = time.perf_counter()
         outcome = worker.backfill(body, LambdaContext("edgefill-bench", timeout=timeout))
         durations.append(round(time.perf_counter() - began, 2))
+        done.append(outcome.size // MIB)
         if outcome.status != "handed_over":
             break
         received = worker.sqs.receive_message(
@@ -170,6 +172,7 @@ def run_chain(uri: str, timeout: float) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "invocations": len(durations),
         "invocation_seconds": durations,
+        "mib_done": done,
         "handover_ms": [round(1000 * s, 1) for s in spent["handover"]],
         "resume_ms": [round(1000 * s, 1) for s in spent["resume"]],
     }
@@ -286,60 +289,78 @@ def resume_scenario(
         aws_access_key_id="bench",
         aws_secret_access_key="bench",
     )
-    runs: dict[str, dict[str, Any]] = {}
-    for leg in ("one_invocation", "chain"):
+    runs: dict[str, list[dict[str, Any]]] = {"one_invocation": [], "chain": []}
+    timeout = 900.0
+    # The machine is shared: the legs alternate (one, chain, chain, one) and the best of
+    # each counts; the chain's invocation length is fixed by the first one-invocation run.
+    for leg in ("one_invocation", "chain", "chain", "one_invocation"):
         moto.reset()
         s3.create_bucket(Bucket=BUCKET)
         queue = sqs.create_queue(QueueName="edgefill-bench-backfill")["QueueUrl"]
         origin.reset_counts()
-        if leg == "one_invocation":
-            timeout = 900.0
-        else:
+        if leg == "chain" and not runs["chain"]:
             # Each invocation copies about 1/RESUME_INVOCATIONS of what one took, with room
             # for a few part times (Lambda's 900 s hold hundreds).
             part_seconds = 8 * MIB / RESUME_RATE
             copy_seconds = max(
-                runs["one_invocation"]["seconds"] / RESUME_INVOCATIONS,
+                runs["one_invocation"][0]["seconds"] / RESUME_INVOCATIONS,
                 RESUME_MIN_WINDOW_PARTS * part_seconds,
             )
             timeout = copy_seconds + RESUME_HANDOVER
+        leg_timeout = timeout if leg == "chain" else 900.0
         leg_env = {
             **env,
             "EDGEFILL_BACKFILL_QUEUE_URL": queue,
             "EDGEFILL_HANDOVER_SECONDS": str(RESUME_HANDOVER),
         }
         run = subprocess_run(
-            leg_env, "--worker", "chain", "--uri", path, "--timeout", f"{timeout:.2f}"
+            leg_env, "--worker", "chain", "--uri", path, "--timeout", f"{leg_timeout:.2f}"
         )
         assert run["status"] == "copied", run
         run["origin_ratio"] = round(origin.counts(path).bytes_sent / size, 4)
         run["sha256_ok"] = s3_sha256(s3, path[1:]) == origin.sha256(path)
         run["MB_per_s"] = round(size / run["seconds"] / 1e6, 1)
-        run["timeout"] = round(timeout, 2)
+        run["timeout"] = round(leg_timeout, 2)
         run["seconds"] = round(run["seconds"], 2)
         run["peak_rss_mb"] = round(run["peak_rss_mb"], 1)
-        runs[leg] = run
+        runs[leg].append(run)
+        if leg == "chain":
+            print(
+                f"  invocations {run['invocation_seconds']} s, MiB done {run['mib_done']}, "
+                f"handovers {run['handover_ms']} ms, resumes {run['resume_ms']} ms",
+                flush=True,
+            )
         print(
             f"{size_mib} MiB at {RESUME_RATE / 1e6:.0f} MB/s per connection, {leg}: "
-            f"{run['seconds']}s over {run['invocations']} invocation(s) of {timeout:.1f}s, "
+            f"{run['seconds']}s over {run['invocations']} invocation(s) of {leg_timeout:.1f}s, "
             f"origin {run['origin_ratio']} × size, peak RSS {run['peak_rss_mb']} MB",
             flush=True,
         )
     origin.clear_fault(path)
-    chain, single = runs["chain"], runs["one_invocation"]
+    chain = min(runs["chain"], key=lambda run: run["seconds"])
+    single = min(runs["one_invocation"], key=lambda run: run["seconds"])
+    every = runs["chain"] + runs["one_invocation"]
     ratio = round(single["seconds"] / chain["seconds"], 3)
-    results = {"size_mib": size_mib, "one_invocation": single, "chain": chain, "ratio": ratio}
+    results = {
+        "size_mib": size_mib,
+        "one_invocation": single,
+        "chain": chain,
+        "ratio": ratio,
+        "all_seconds": {leg: [run["seconds"] for run in legs] for leg, legs in runs.items()},
+    }
     failures = []
-    if chain["invocations"] < 4:
-        failures.append(f"the chain took {chain['invocations']} invocations (< 4)")
+    fewest = min(run["invocations"] for run in runs["chain"])
+    if fewest < 4:
+        failures.append(f"a chain took {fewest} invocations (< 4)")
     if ratio < 0.85:
         failures.append(f"chain throughput {ratio} × one invocation (< 0.85)")
-    if chain["origin_ratio"] > 1.10:
-        failures.append(f"origin bytes {chain['origin_ratio']} × size (> 1.10)")
-    if max(chain["peak_rss_mb"], single["peak_rss_mb"]) > 200:
-        failures.append("peak RSS > 200 MB in the chain")
-    if not (chain["sha256_ok"] and single["sha256_ok"]):
-        failures.append("resumed copy: sha256 differs")
+    worst = max(run["origin_ratio"] for run in runs["chain"])
+    if worst > 1.10:
+        failures.append(f"origin bytes {worst} × size (> 1.10)")
+    if max(run["peak_rss_mb"] for run in every) > 200:
+        failures.append("peak RSS > 200 MB")
+    if not all(run["sha256_ok"] for run in every):
+        failures.append("a copy's sha256 differs")
     return results, failures
 
 
