@@ -41,15 +41,15 @@ SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
 DEFAULT_LEASE_SECONDS: Final = 900.0
 # Bad input is an error someone must look at; a key already there or being copied is the
-# normal case of a hot miss; anything else (unsafe, oversize, origin 4xx) is a warning.
+# normal case of a hot miss; anything else (uncacheable, oversize, origin 4xx) is a warning.
 _SKIP_LOG_LEVEL: Final = {
     "bad_message": logging.ERROR,
     "bad_key": logging.ERROR,
+    "missing": logging.INFO,  # a path the origin does not have, remembered
     "exists": logging.INFO,
     "leased": logging.INFO,
     "appeared": logging.INFO,
     "filtered": logging.INFO,
-    "missing": logging.INFO,
 }
 
 

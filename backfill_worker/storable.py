@@ -79,7 +79,7 @@ _AWS_METADATA_PREFIX: Final = "x-amz-meta-"
 # S3 refuses larger user metadata (2 KB in all) and larger header values are suspicious.
 MAX_VALUE: Final = 2048
 MAX_METADATA_VALUE: Final = 512
-_DELTA_SECONDS = re.compile(r"[0-9]{1,30}")
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 # One element of a comma-separated list, a quoted string kept whole.
 _LIST_ELEMENT = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*"?)+')
 # An entity tag (RFC 9110 §8.8.3): optional W/, then a quoted string of visible bytes.
@@ -209,7 +209,8 @@ def _cache_control_refusal(fields: Mapping[str, str]) -> str | None:
 def _seconds(argument: str | None) -> int:
     if argument is None or not _DELTA_SECONDS.fullmatch(argument):
         return 0
-    return int(argument)
+    # RFC 9111 §1.2.2: a delta too large to represent means 2^31 seconds.
+    return int(argument) if len(argument) <= 10 else 2**31
 
 
 def _vary_refusal(fields: Mapping[str, str]) -> str | None:

@@ -35,7 +35,8 @@ READ_TIMEOUT: Final = 30.0
 # Size of one socket read; a part is assembled from reads of at most this size.
 READ_CHUNK: Final = 1024 * 1024
 _REDIRECTS = range(300, 400)
-_CONDITIONAL = {"If-None-Match", "If-Modified-Since"}
+_CONDITIONAL = frozenset({"If-None-Match", "If-Modified-Since"})
+_RANGED = frozenset({"Range", "If-Range"})
 # What a read from the origin may raise besides OriginError: urllib3 and requests errors,
 # socket errors, and http.client's (an invalid status line or chunk size).
 _READ_ERRORS = (
@@ -193,25 +194,32 @@ class OriginClient:
         self,
         url: str,
         budget: ReadBudget | None = None,
+        extra: Mapping[str, str] | None = None,
         *,
         conditional: Mapping[str, str] | None = None,
     ) -> OriginResponse:
         """GET ``url`` (an own URL) streaming. A redirect is never followed.
 
         Returns a 200 or a 3xx response (a redirect's target is not the resource its URI
-        names: the caller refuses it, see ``backfill_worker/storable.py``), or a 304 when
-        ``conditional`` (``If-None-Match`` / ``If-Modified-Since`` only) was sent. Raises
-        ``OriginError`` for anything else (4xx permanent, 5xx and network failures
-        transient; ``status`` says which), and ``DeadlinePassed`` when ``budget`` runs
-        out before the headers or a body read."""
+        names: the caller refuses it, see ``backfill_worker/storable.py``); a 206 when
+        ``extra`` asks for a ``Range`` (with ``If-Range`` to resume a copy); a 304 when
+        ``conditional`` (``If-None-Match`` / ``If-Modified-Since``) was sent. No other
+        header may be added. Raises ``OriginError`` for anything else (4xx permanent, 5xx
+        and network failures transient; ``status`` says which), and ``DeadlinePassed``
+        when ``budget`` runs out before the headers or a body read."""
         if not self.is_own(url):
             raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
-        extra = dict(conditional or {})
-        if not set(extra) <= _CONDITIONAL:
-            raise ValueError(f"only {sorted(_CONDITIONAL)} may be added to an origin GET")
-        response = self._request(url, extra, budget)
+        headers = {**(extra or {}), **(conditional or {})}
+        if not set(headers) <= _CONDITIONAL | _RANGED:
+            raise ValueError(f"only {sorted(_CONDITIONAL | _RANGED)} may be added to an origin GET")
+        response = self._request(url, headers, budget)
         status = response.status_code
-        if status == 200 or status in _REDIRECTS or (status == 304 and extra):
+        if (
+            status == 200
+            or status in _REDIRECTS
+            or (status == 206 and "Range" in headers)
+            or (status == 304 and not _CONDITIONAL.isdisjoint(headers))
+        ):
             return OriginResponse(response, budget)
         response.close()
         raise _status_error(status)

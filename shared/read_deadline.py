@@ -41,7 +41,9 @@ class ReadBudget:
         self.deadline = deadline
         self._clock = clock
         self._lock = threading.Lock()
-        self._watched: list[Any] = []  # connections, at most one per thread of the copy
+        # Connections by identity: a pooled connection serving many ranged GETs of one copy
+        # is held once, so the set stays as small as the connection pool.
+        self._watched: dict[int, Any] = {}
         self._spent = False
         self._timer: threading.Timer | None = None
         if deadline is not None:
@@ -78,7 +80,7 @@ class ReadBudget:
         """Shut ``connection`` down when the budget is spent (at once if it already is)."""
         with self._lock:
             if not self._spent:
-                self._watched.append(connection)
+                self._watched[id(connection)] = connection
                 return
         _shut(connection)
 
@@ -86,8 +88,8 @@ class ReadBudget:
         """End every read now: mark the budget spent, then shut its connections down."""
         with self._lock:
             self._spent = True  # set first: a reader woken by the shutdown must see it
-            watched, self._watched = self._watched, []
-        for connection in watched:
+            watched, self._watched = self._watched, {}
+        for connection in watched.values():
             _shut(connection)
 
     def close(self) -> None:
@@ -95,7 +97,7 @@ class ReadBudget:
         if self._timer is not None:
             self._timer.cancel()
         with self._lock:
-            self._watched = []
+            self._watched = {}
 
 
 _armed = threading.local()

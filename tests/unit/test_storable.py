@@ -93,6 +93,7 @@ def test_do_not_store_signals_are_refused_naming_the_directive(
     "headers",
     [
         {"Cache-Control": "max-age=0, s-maxage=60"},  # shared caches may keep it a minute
+        {"Cache-Control": "max-age=" + "9" * 5000},  # too large to represent: 2^31 s
         {"Cache-Control": "public, max-age=31536000, immutable, no-transform"},
         {"Cache-Control": "max-age=60", "Pragma": "no-cache"},  # Cache-Control wins
         {"Vary": "Accept-Encoding"},
