@@ -24,9 +24,10 @@ import dataclasses
 import uuid
 from typing import Any, Final
 
-from backfill_worker.checkpoint import Checkpoint, upload_id_shape_ok
+from backfill_worker.checkpoint import Checkpoint
 from backfill_worker.lease import Lease, SingleFlight
 from backfill_worker.progress import Progress
+from backfill_worker.resume import abort_if_ours
 from shared.messages import BackfillMessage, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.queues import send_messages
@@ -78,9 +79,7 @@ class LeaseSession:
     def abandon_inherited(self) -> None:
         """The object is there already: an inherited upload is an orphan, abort it."""
         inherited = self.lease.checkpoint or {}
-        upload_id = inherited.get("uploadId")
-        if upload_id_shape_ok(upload_id):
-            self.store.abort(self.object_key, str(upload_id))
+        abort_if_ours(self.store, self.object_key, inherited.get("uploadId"))
 
     def hand_over(
         self,

@@ -4,8 +4,8 @@ A copy inherits a checkpoint with its lease (a continuation, or a redelivery aft
 crash). Before one origin byte is fetched it is checked, in this order:
 
 1. the checkpoint parses and agrees with this worker's plan (``checkpoint_from``);
-   otherwise it is dropped, and its upload aborted when the id has an upload id's shape
-   (S3 binds an upload id to its key: a forged one names nothing under this key);
+   otherwise it is dropped, and its upload aborted when that id is an open upload of
+   this very key (ListMultipartUploads): a forged id never touches another key's upload;
 2. when it carries an MD5, this process can continue an MD5 state (``md5_state``);
 3. the upload is still open, for this key (ListMultipartUploads under the key, then
    ListParts): the lifecycle rule may have aborted it; each
@@ -71,9 +71,7 @@ def resume_point(
         )
     except CheckpointError as error:
         progress.note("checkpoint_rejected", str(error))
-        upload_id = raw.get("uploadId")
-        if upload_id_shape_ok(upload_id):
-            store.abort(key, str(upload_id))
+        abort_if_ours(store, key, raw.get("uploadId"))
         return None
     if checkpoint.expected_md5s and not md5_state.available():
         progress.note("checkpoint_rejected", "no resumable MD5 in this process")
@@ -113,6 +111,14 @@ def resume_point(
         store.abort(key, checkpoint.upload_id)
         return None
     return ResumePoint(checkpoint=checkpoint, missing=missing, response=response)
+
+
+def abort_if_ours(store: ObjectStore, key: str, upload_id: object) -> None:
+    """Abort ``upload_id`` only when it is an open upload of ``key`` itself: an id from a
+    checkpoint nobody vouches for never reaches another key's upload (whatever the S3
+    implementation makes of an id that belongs to another key)."""
+    if upload_id_shape_ok(upload_id) and store.upload_is_open(key, str(upload_id)):
+        store.abort(key, str(upload_id))
 
 
 def _parts_still_there(

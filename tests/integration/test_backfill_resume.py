@@ -336,6 +336,36 @@ def test_a_garbled_checkpoint_is_ignored_and_the_copy_starts_over(
     assert keys(bucket) == ["g.bin"] and stored(bucket, "g.bin") == b"g" * (6 * MIB)
 
 
+def test_a_garbled_checkpoint_naming_another_keys_upload_does_not_abort_it(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str
+) -> None:
+    # Given another key's open upload, named by a checkpoint too garbled to resume
+    other = bucket.create_multipart_upload(Bucket=BUCKET, Key="other.bin")["UploadId"]
+    origin.put("/g2.bin", b"g" * (6 * MIB))
+    plant_lease(bucket, "g2.bin", {"v": 1, "uploadId": other, "parts": "garbled"})
+    worker = worker_for(bucket, origin, sqs, queue, EDGEFILL_HANDOVER_SECONDS="60")
+    # When the key is backfilled (the garbled checkpoint's upload would be aborted if
+    # it were this key's)
+    assert worker.backfill(message("/g2.bin"), FakeLambdaContext(300)).status == "copied"
+    # Then the other key's upload is still open
+    uploads = bucket.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in uploads] == [("other.bin", other)]
+    bucket.abort_multipart_upload(Bucket=BUCKET, Key="other.bin", UploadId=other)
+
+
+def test_a_garbled_checkpoint_of_this_keys_upload_aborts_it(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str
+) -> None:
+    # Given this key's own upload, named by a checkpoint too garbled to resume
+    mine = bucket.create_multipart_upload(Bucket=BUCKET, Key="g3.bin")["UploadId"]
+    origin.put("/g3.bin", b"g" * (6 * MIB))
+    plant_lease(bucket, "g3.bin", {"v": 1, "uploadId": mine, "parts": "garbled"})
+    worker = worker_for(bucket, origin, sqs, queue, EDGEFILL_HANDOVER_SECONDS="60")
+    # When the key is backfilled, then it is copied afresh and the orphan upload aborted
+    # (the fixture checks that no upload is left)
+    assert worker.backfill(message("/g3.bin"), FakeLambdaContext(300)).status == "copied"
+
+
 # ---------------------------------------------------------------- a process killed mid-part
 
 
