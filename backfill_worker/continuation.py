@@ -74,7 +74,16 @@ class LeaseSession:
             inherited=self.lease.checkpoint,
             save=lambda checkpoint: self.flight.save(self.lease, checkpoint.to_dict()),
             note=lambda event, detail: self.notes.append((event, detail)),
+            keep=self._keep,
         )
+
+    def _keep(self, checkpoint: Checkpoint) -> bool:
+        """The copy failed on the way: leave the lease open to the redelivery (expired at
+        once), with ``checkpoint`` in it, instead of releasing it."""
+        if not self.flight.expire(self.lease, checkpoint.to_dict()):
+            return False
+        self.keep_lease = True
+        return True
 
     def abandon_inherited(self) -> None:
         """The object is there already: an inherited upload is an orphan, abort it."""

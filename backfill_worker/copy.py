@@ -55,6 +55,7 @@ from shared.object_store import (
 )
 from shared.origin import (
     OriginClient,
+    OriginError,
     OriginResponse,
     Validators,
     declared_length,
@@ -63,6 +64,8 @@ from shared.origin import (
 )
 from shared.read_deadline import ReadBudget
 
+# Failures of a part that say nothing about the bytes already in S3.
+_TRANSPORT_FAILURES: Final = frozenset({"length", "aborted"})
 # S3 allows at most 10,000 parts; bigger objects get bigger parts (and a bigger bound).
 MAX_PARTS: Final = 10_000
 # How long the part submitter waits for a permit before checking for a failed part.
@@ -376,15 +379,9 @@ class _Copier:
                 )
 
             writer = ProgressWriter(progress, snapshot) if resumable and progress else None
-            upload.on_progress = writer.changed if writer is not None else None
-            try:
-                finished = upload.run_concurrently(numbers, fetch, admission, size_of)
-            finally:
-                if writer is not None:
-                    writer.stop()
-            if writer is not None and writer.lost:
-                upload.keep()  # another worker holds the lease, and with it this upload
-                raise CopyFailed("lease_lost", "another worker took the lease over")
+            finished = _run_saving_progress(
+                upload, numbers, fetch, admission, size_of, writer, progress, snapshot
+            )
             if not finished:
                 upload.keep()
                 return CopyResult(
@@ -420,6 +417,58 @@ def _part_size(length: int | None, plan: CopyPlan) -> int:
     # state only between blocks).
     grown = -(-math.ceil(length / MAX_PARTS) // 64) * 64
     return max(plan.part_bytes, grown)
+
+
+def _run_saving_progress(
+    upload: _MultipartUpload,
+    numbers: Sequence[int],
+    fetch: PartReader,
+    admission: PartClock,
+    size_of: Callable[[int], int],
+    writer: ProgressWriter | None,
+    progress: Progress | None,
+    snapshot: Callable[[], Checkpoint],
+) -> bool:
+    """``run_concurrently`` with the checkpoint written as parts complete (``writer``),
+    kept for the redelivery when the copy fails on the way; False at the handover."""
+    upload.on_progress = writer.changed if writer is not None else None
+    try:
+        finished = upload.run_concurrently(numbers, fetch, admission, size_of)
+    except (OriginError, StoreError, CopyFailed) as error:
+        if writer is not None:
+            writer.stop()
+            if progress is not None and not writer.lost:
+                _keep_for_redelivery(error, upload, progress, snapshot)
+        raise
+    finally:
+        if writer is not None:
+            writer.stop()
+    if writer is not None and writer.lost:
+        upload.keep()  # another worker holds the lease, and with it this upload
+        raise CopyFailed("lease_lost", "another worker took the lease over")
+    return finished
+
+
+def _keep_for_redelivery(
+    error: Exception,
+    upload: _MultipartUpload,
+    progress: Progress,
+    snapshot: Callable[[], Checkpoint],
+) -> None:
+    """A resumable copy failed on the way (origin 5xx, reset, timeout, S3 throttling): the
+    parts already in S3 are kept with the checkpoint, for the redelivery to resume. Only
+    failures of transport are such: a permanent origin answer is not, and neither is a
+    check that failed on the bytes (those abort, so the retry starts over)."""
+    if isinstance(error, OriginError) and error.permanent:
+        return
+    if isinstance(error, CopyFailed) and error.reason not in _TRANSPORT_FAILURES:
+        return
+    try:
+        kept = progress.keep(snapshot())
+    except StoreError:
+        kept = False
+    if kept:
+        upload.keep()
 
 
 def _resumable(

@@ -28,11 +28,15 @@ MIN_INTERVAL: Final = 1.0  # seconds between two checkpoint writes
 @dataclass
 class Progress:
     """What a copy gets from its record: the checkpoint it inherited (raw, untrusted),
-    a way to save a new one, and a way to report what happened to the old one."""
+    a way to save a new one, to keep one when the copy fails on the way, and to report
+    what happened to the old one."""
 
     inherited: dict[str, Any] | None
     save: Callable[[Checkpoint], bool]  # False: the lease is no longer ours
     note: Callable[[str, str], None] = field(default=lambda event, detail: None)
+    # The copy failed on the way: keep this checkpoint for the record's redelivery (the
+    # lease is left to expire at once, checkpoint inside). False: it could not be kept.
+    keep: Callable[[Checkpoint], bool] = field(default=lambda checkpoint: False)
 
 
 class ProgressWriter:

@@ -18,6 +18,9 @@ crash). Before one origin byte is fetched it is checked, in this order:
 
 With an MD5 to check, only the parts its saved state covers (1..k) count as done: the
 bytes of later parts are not at hand to hash, so they are fetched again.
+
+A transient failure of that first request (5xx, timeout) keeps the checkpoint for the
+record's redelivery; a permanent one (404, 416...) aborts the upload.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from backfill_worker.checkpoint import (
 )
 from backfill_worker.progress import Progress
 from shared.object_store import ListedPart, ObjectStore
-from shared.origin import OriginClient, OriginResponse, Validators
+from shared.origin import OriginClient, OriginError, OriginResponse, Validators
 from shared.read_deadline import ReadBudget
 
 
@@ -103,9 +106,16 @@ def resume_point(
         content_encoding=checkpoint.content_encoding,
         total=checkpoint.length,
     )
-    response = origin.get_resuming(
-        url, start, start + checkpoint.part_size(first), validators, budget
-    )
+    try:
+        response = origin.get_resuming(
+            url, start, start + checkpoint.part_size(first), validators, budget
+        )
+    except OriginError as error:
+        if error.permanent:  # the path is gone or refused: nothing to resume, ever
+            store.abort(key, checkpoint.upload_id)
+        else:  # a 5xx or a timeout: the redelivery resumes from the same checkpoint
+            progress.keep(checkpoint)
+        raise
     if response is None:
         progress.note("origin_changed", "the origin has another version: starting over")
         store.abort(key, checkpoint.upload_id)

@@ -278,6 +278,66 @@ def test_a_continuation_sqs_refuses_fails_the_record_and_the_redelivery_resumes(
         assert f"bytes={start}-{start + 5 * MIB - 1}" not in asked
 
 
+def test_an_origin_failing_on_the_way_keeps_the_checkpoint_for_the_redelivery(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str
+) -> None:
+    # Given a copy handed over after its first invocation
+    data = paced_object(origin, "/flaky.bin")
+    worker = worker_for(bucket, origin, sqs, queue)
+    assert worker.backfill(message("/flaky.bin"), FakeLambdaContext(INVOCATION)).status == (
+        "handed_over"
+    )
+    body = next_continuation(sqs, queue)
+    saved = {number for number, *_ in lease_body(bucket, "flaky.bin")["checkpoint"]["parts"]}
+    # When the origin answers 503 to the continuation's first request
+    origin.fault("/flaky.bin", status=503, times=1)
+    with pytest.raises(TransientFailure, match="origin"):
+        worker.backfill(body, FakeLambdaContext(INVOCATION))
+    # Then the record fails (SQS redelivers it) and the lease keeps the checkpoint
+    assert {n for n, *_ in lease_body(bucket, "flaky.bin")["checkpoint"]["parts"]} == saved
+    # And the redelivery resumes without fetching the saved parts again
+    origin.reset_counts()
+    origin.fault("/flaky.bin", bandwidth=RATE)
+    outcomes, _ = run_chain(worker, sqs, queue, body)
+    assert outcomes[-1].status == "copied"
+    assert sha256(stored(bucket, "flaky.bin")) == sha256(data)
+    assert origin.counts("/flaky.bin").bytes_sent == SIZE - len(saved) * 5 * MIB
+
+
+def test_a_part_failing_mid_copy_keeps_the_parts_already_in_s3(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str
+) -> None:
+    # Given a copy whose origin resets a ranged GET once some parts are saved
+    data = paced_object(origin, "/reset.bin")
+    worker = worker_for(bucket, origin, sqs, queue, EDGEFILL_HANDOVER_SECONDS="60")
+
+    def break_a_part() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if lease_body(bucket, "reset.bin").get("checkpoint", {}).get("parts"):
+                    origin.fault("/reset.bin", status=503)
+                    return
+            except bucket.exceptions.NoSuchKey:
+                pass
+            time.sleep(0.02)
+
+    breaker = threading.Thread(target=break_a_part)
+    breaker.start()
+    # When the copy meets the failure
+    with pytest.raises(TransientFailure, match="origin"):
+        worker.backfill(message("/reset.bin"), FakeLambdaContext(300))
+    breaker.join()
+    # Then the parts already in S3 are kept, with the checkpoint, for the redelivery
+    saved = {number for number, *_ in lease_body(bucket, "reset.bin")["checkpoint"]["parts"]}
+    assert saved
+    origin.clear_fault("/reset.bin")
+    origin.reset_counts()
+    assert worker.backfill(message("/reset.bin"), FakeLambdaContext(300)).status == "copied"
+    assert sha256(stored(bucket, "reset.bin")) == sha256(data)
+    assert origin.counts("/reset.bin").bytes_sent == SIZE - len(saved) * 5 * MIB
+
+
 # ---------------------------------------------------------------- hostile checkpoints
 
 
