@@ -21,6 +21,13 @@ completed (``IfNoneMatch='*'``) only after the length and the MD5s the origin vo
 (``integrity.py``) matched; any failure aborts the upload. Before any body byte is read,
 ``accept_response`` decides from the status and headers alone whether the response may
 be stored at all (``storable.py``) and how big it may be.
+
+A ranged copy given its record's lease (``progress``) is resumable: it records its
+checkpoint in the lease as parts complete (``progress.py``), starts only the parts that
+end before the handover point (``handover.py``), and there stops, returning the
+checkpoint for a continuation (``continuation.py``); a copy that inherited a checkpoint
+continues it (``resume.py``), MD5 state included (``md5_state.py``). A failure on the way
+keeps the parts for the redelivery instead of aborting; checks on the bytes still abort.
 """
 
 from __future__ import annotations
@@ -361,7 +368,7 @@ class _Copier:
             resumable_md5=resumable and bool(self.expected_md5s),
         ) as upload:
 
-            def snapshot(handing_over: bool = False) -> Checkpoint:
+            def snapshot() -> Checkpoint:
                 parts, state = upload.saved_parts(size_of)
                 return Checkpoint(
                     upload_id=upload.upload_id,
@@ -389,7 +396,7 @@ class _Copier:
                     size=length,
                     mode="ranged",
                     dropped_headers=dropped,
-                    handover=snapshot(handing_over=True),
+                    handover=snapshot(),
                 )
             created = upload.complete(count)
             done = snapshot()
