@@ -237,7 +237,7 @@ class Backfiller:
         progress = session.progress() if session is not None else None
         try:
             result = copy_object(
-                self.origin, self.store, key.key, url, self.plan(context), progress
+                self.origin, self.store, key.key, url, self.plan(context), progress=progress
             )
         except OriginError as error:
             if error.status in MISSING_STATUSES:

@@ -137,6 +137,7 @@ def copy_object(
     key: str,
     url: str,
     plan: CopyPlan,
+    *,
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy ``url`` (an origin URL) to ``key``; raises ``OriginError``, ``StoreError``,

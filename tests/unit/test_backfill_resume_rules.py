@@ -378,7 +378,7 @@ def test_a_part_failing_after_the_handover_point_is_dropped_and_the_rest_handed_
     )
     # When the copy runs
     url = "https://origin.example.com/o.bin"
-    result = copy_object(origin, store, "o.bin", url, plan, progress)  # type: ignore[arg-type]
+    result = copy_object(origin, store, "o.bin", url, plan, progress=progress)  # type: ignore[arg-type]
     # Then it hands over instead of failing, part 3 dropped; parts 4 and 5 went up but
     # kept their buffers waiting to be hashed after part 3 (the memory bound), so no
     # further part started before the handover point
