@@ -25,6 +25,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from backfill_worker.continuation import ContinuationNotSent, GivenUp, LeaseSession
 from backfill_worker.copy import (
     CopyFailed,
     CopyPlan,
@@ -89,7 +90,7 @@ class TransientFailure(Exception):
 class Outcome:
     """What happened to one record; ``reason`` is the metric dimension."""
 
-    status: str  # "copied", "skipped"
+    status: str  # "copied", "skipped", "handed_over"
     reason: str
     key: str | None = None
     size: int = 0
@@ -114,7 +115,8 @@ class Backfiller:
     logger: Logger
     metrics: Metrics
     clock: Callable[[], float] = time.monotonic
-    wall_clock: Callable[[], float] = time.time  # missing-path markers outlive a worker
+    # Missing-path markers and lease expiries outlive a worker: wall clock (tests move it).
+    wall_clock: Callable[[], float] = time.time
     # Video: a copied playlist or manifest queues fills for its tree (backfill_worker/expand).
     expander: PlaylistExpander | None = None
 
@@ -132,17 +134,31 @@ class Backfiller:
 
     def _seconds_left(self, context: InvocationContext) -> float:
         """Copy budget left in the invocation: its remaining time minus the reserve."""
-        return context.get_remaining_time_in_millis() / 1000 - self.deadline_reserve_seconds
+        return context.get_remaining_time_in_millis() / 1000 - self._reserve()
+
+    def _reserve(self) -> float:
+        # A worker that hands over keeps half its handover time for the parts in flight
+        # and the cleanup margin inside it (the 30 s unless the handover is shorter).
+        if self._hands_over():
+            return min(self.deadline_reserve_seconds, self.config.handover_seconds / 2)
+        return self.deadline_reserve_seconds
+
+    def _hands_over(self) -> bool:
+        return self.config.backfill_queue_url is not None and self.sqs is not None
 
     def plan(self, context: InvocationContext | None) -> CopyPlan:
-        deadline = None
+        deadline = handover_at = None
         if context is not None:
-            deadline = time.monotonic() + self._seconds_left(context)
+            now, remaining = time.monotonic(), context.get_remaining_time_in_millis() / 1000
+            deadline = now + remaining - self._reserve()
+            if self._hands_over():
+                handover_at = now + remaining - self.config.handover_seconds
         return CopyPlan(
             max_object_bytes=self.config.max_object_bytes,
             part_bytes=self.config.part_bytes,
             parts_in_flight=self.config.parts_in_flight,
             deadline=deadline,
+            handover_at=handover_at,
         )
 
     def backfill(self, body: str, context: InvocationContext | None = None) -> Outcome:
@@ -201,18 +217,23 @@ class Backfiller:
                 raise _Skip("exists", f"{key.key!r} is already in the bucket")
             missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
             self._skip_if_missing(missing, key)
-            flight = SingleFlight(self.store)
+            flight = SingleFlight(self.store, self.wall_clock)
             owner, seconds = _owner_and_seconds(context)
-            lease = flight.acquire(key.key, owner, seconds)
+            lease = flight.acquire(key.key, owner, seconds, heir=message.handover)
             if lease is None:
                 raise _Skip("leased", f"another worker is copying {key.key!r}")
+            session = LeaseSession(flight, lease, self.store, key.key)
             try:
                 if self.store.exists(key.key):  # copied while we waited for the lease
+                    session.abandon_inherited()
                     raise _Skip("exists", f"{key.key!r} is already in the bucket")
                 self._skip_if_missing(missing, key)  # found missing while we waited
-                result = self._copy(message, key, context, missing)
+                result = self._copy(message, key, context, missing, session)
+                if result.handover is not None:
+                    return self._hand_over(message, key, session, result)
             finally:
-                self._release(flight, lease)
+                if not session.keep_lease:
+                    self._release(flight, lease)
         except StoreError as error:
             raise TransientFailure("s3", str(error)) from error
         if result.created:
@@ -242,13 +263,17 @@ class Backfiller:
         key: ObjectKey,
         context: InvocationContext | None,
         missing: MissingPaths,
+        session: LeaseSession | None = None,
     ) -> CopyResult:
         query = message.query if self.config.query == "forward" else ""
         url = self.origin.url_for(message.uri, query)
         started = self.clock()
         terms = CopyTerms(metadata={FETCHED_AT: format_time(self._utc_now())})
+        progress = session.progress() if session is not None else None
         try:
-            result = copy_object(self.origin, self.store, key.key, url, self.plan(context), terms)
+            result = copy_object(
+                self.origin, self.store, key.key, url, self.plan(context), terms, progress=progress
+            )
         except OriginError as error:
             if error.status in MISSING_STATUSES:
                 self._remember_missing(missing, key, error.status)
@@ -259,7 +284,14 @@ class Backfiller:
             raise _Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
+        finally:
+            for event, detail in session.notes if session is not None else ():
+                self.logger.warning(
+                    "checkpoint not resumed", extra={"event": event, "detail": detail[:300]}
+                )
         seconds = self.clock() - started
+        if result.handover is not None:
+            return result
         if result.created:
             self.logger.info(
                 "backfill copied",
@@ -270,6 +302,9 @@ class Backfiller:
                     "mode": result.mode,
                     # Every origin header the copy does not carry, and why.
                     "droppedHeaders": dict(result.dropped_headers),
+                    "invocations": result.invocations,
+                    "originBytes": result.origin_bytes,
+                    "checksum": result.checksum,
                 },
             )
             self.metrics.add_metric(name="ObjectsCopied", unit=MetricUnit.Count, value=1)
@@ -401,6 +436,39 @@ class Backfiller:
         if report.failed:
             self._count("Failed", "invalidation")
 
+    def _hand_over(
+        self, message: BackfillMessage, key: ObjectKey, session: LeaseSession, result: CopyResult
+    ) -> Outcome:
+        """The copy reached its handover point: continue it in another invocation."""
+        checkpoint = result.handover
+        assert checkpoint is not None and self.config.backfill_queue_url is not None
+        try:
+            sent = session.hand_over(
+                checkpoint,
+                message,
+                max_hops=self.config.max_hops,
+                queue_url=self.config.backfill_queue_url,
+                sqs=self.sqs,
+            )
+        except GivenUp as error:
+            raise _Skip(error.reason, error.detail) from error
+        except ContinuationNotSent as error:
+            raise TransientFailure("continuation", str(error)) from error
+        done = sum(part.size for part in checkpoint.parts)
+        self.logger.info(
+            "backfill handed over",
+            extra={
+                "key": key.key,
+                "hop": sent.hop,
+                "partsDone": len(checkpoint.parts),
+                "parts": checkpoint.count,
+                "bytesDone": done,
+                "bytes": checkpoint.length,
+            },
+        )
+        self.metrics.add_metric(name="HandedOver", unit=MetricUnit.Count, value=1)
+        return Outcome("handed_over", "handed_over", key.key, done)
+
     def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
         try:
             missing.remember(key.key, status)
@@ -461,8 +529,10 @@ def backfiller() -> Backfiller:
     """The container's Backfiller: configuration read and clients built once, on first use."""
     config = BackfillConfig.from_env(os.environ)
     sqs = None
-    if config.prewarm_queue_url is not None:
-        sqs = aws.client("sqs", region_from_queue_url(config.prewarm_queue_url))
+    # One client for the prewarm queue and the continuations (one stack, one region).
+    queue_url = config.prewarm_queue_url or config.backfill_queue_url
+    if queue_url is not None:
+        sqs = aws.client("sqs", region_from_queue_url(queue_url))
     # An existing bucket may live in another region (EDGEFILL_BUCKET_REGION).
     s3 = aws.client("s3", config.bucket_region)
     store = ObjectStore(s3, config.bucket)

@@ -14,6 +14,10 @@ Targets (issue 4), checked at the end; the exit status is 1 when one is missed:
   3. origin capped at 8 MB/s per connection: ranged copy ≥ 3 × single-stream copy. A
      64 MiB object keeps the single-stream leg near 8 s (at 512 MiB it would take 64 s);
   4. 16 concurrent records for one missing key → 1 origin body GET, 1 object, same sha256.
+  5. (issue 12) a copy from a paced origin forced across at least 4 invocations (each
+     handing over to a continuation) reaches ≥ 0.85 × the throughput of the same copy in
+     one invocation, fetches ≤ 1.10 × the object from the origin, peak RSS ≤ 200 MB.
+     ``--only resume`` runs this one alone (``--resume-mib`` sets the size, 1024 default).
 """
 
 from __future__ import annotations
@@ -121,9 +125,64 @@ def run_s3transfer(path: str, key: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
 
 
+def run_chain(uri: str, timeout: float) -> dict[str, Any]:
+    """One record, then each continuation it hands over to, in one process (a warm
+    container), every invocation with a Lambda context of ``timeout`` seconds."""
+    import backfill_worker.continuation as continuation
+    import backfill_worker.copy as copy_module
+    from backfill_worker.backfill import backfiller
+    from edgefill.lab.pollers import LambdaContext
+
+    spent: dict[str, list[float]] = {"handover": [], "resume": []}
+
+    def timed(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name].append(time.perf_counter() - began)
+
+        return wrapper
+
+    continuation.LeaseSession.hand_over = timed(  # type: ignore[method-assign]
+        "handover", continuation.LeaseSession.hand_over
+    )
+    copy_module.resume_point = timed("resume", copy_module.resume_point)
+    worker = backfiller()
+    queue = worker.config.backfill_queue_url
+    body = json.dumps({"v": 1, "type": "backfill", "uri": uri})
+    durations: list[float] = []
+    done: list[int] = []  # MiB in S3 after each invocation
+    started = time.perf_counter()
+    while True:
+        began = time.perf_counter()
+        outcome = worker.backfill(body, LambdaContext("edgefill-bench", timeout=timeout))
+        durations.append(round(time.perf_counter() - began, 2))
+        done.append(outcome.size // MIB)
+        if outcome.status != "handed_over":
+            break
+        received = worker.sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=5
+        )["Messages"][0]
+        worker.sqs.delete_message(QueueUrl=queue, ReceiptHandle=received["ReceiptHandle"])
+        body = received["Body"]
+    return {
+        "status": outcome.status,
+        "seconds": time.perf_counter() - started,
+        "invocations": len(durations),
+        "invocation_seconds": durations,
+        "mib_done": done,
+        "handover_ms": [round(1000 * s, 1) for s in spent["handover"]],
+        "resume_ms": [round(1000 * s, 1) for s in spent["resume"]],
+    }
+
+
 def worker_main(args: argparse.Namespace) -> None:
     if args.worker == "copy":
         result = run_copy(args.uri)
+    elif args.worker == "chain":
+        result = run_chain(args.uri, args.timeout)
     elif args.worker == "concurrent":
         result = run_concurrent(args.uri, args.records)
     else:
@@ -200,7 +259,112 @@ def generated_sha256(size: int, seed: int) -> str:
     return digest.hexdigest()
 
 
-def main() -> int:  # noqa: C901, PLR0915 - one linear script, kept readable top to bottom
+RESUME_RATE = 4_000_000  # bytes/s per origin connection: 2.1 s per 8 MiB part
+RESUME_HANDOVER = 2.0  # EDGEFILL_HANDOVER_SECONDS of the bench's short invocations
+RESUME_INVOCATIONS = 5  # the chain is sized to take about this many invocations
+RESUME_MIN_WINDOW_PARTS = 4  # each invocation has room for at least 4 part times
+
+
+def resume_scenario(
+    moto: MotoProcess, origin: LabOrigin, env: dict[str, str], size_mib: int
+) -> tuple[dict[str, Any], list[str]]:
+    """5: the same paced copy in one invocation, then forced across several."""
+    size = size_mib * MIB
+    path = f"/paced-{size_mib}.bin"
+    origin.put_generated(path, size, seed=12)
+    origin.etag(path)
+    # An S3-compatible origin: its ETag is the MD5, carried across the invocations.
+    origin.fault(path, bandwidth=RESUME_RATE, server="AmazonS3")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=moto.url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"one_invocation": [], "chain": []}
+    timeout = 900.0
+    # The machine is shared: the legs alternate (one, chain, chain, one) and the best of
+    # each counts; the chain's invocation length is fixed by the first one-invocation run.
+    for leg in ("one_invocation", "chain", "chain", "one_invocation"):
+        moto.reset()
+        s3.create_bucket(Bucket=BUCKET)
+        queue = sqs.create_queue(QueueName="edgefill-bench-backfill")["QueueUrl"]
+        origin.reset_counts()
+        if leg == "chain" and not runs["chain"]:
+            # Each invocation copies about 1/RESUME_INVOCATIONS of what one took, with room
+            # for a few part times (Lambda's 900 s hold hundreds).
+            part_seconds = 8 * MIB / RESUME_RATE
+            copy_seconds = max(
+                runs["one_invocation"][0]["seconds"] / RESUME_INVOCATIONS,
+                RESUME_MIN_WINDOW_PARTS * part_seconds,
+            )
+            timeout = copy_seconds + RESUME_HANDOVER
+        leg_timeout = timeout if leg == "chain" else 900.0
+        leg_env = {
+            **env,
+            "EDGEFILL_BACKFILL_QUEUE_URL": queue,
+            "EDGEFILL_HANDOVER_SECONDS": str(RESUME_HANDOVER),
+        }
+        run = subprocess_run(
+            leg_env, "--worker", "chain", "--uri", path, "--timeout", f"{leg_timeout:.2f}"
+        )
+        assert run["status"] == "copied", run
+        run["origin_ratio"] = round(origin.counts(path).bytes_sent / size, 4)
+        run["sha256_ok"] = s3_sha256(s3, path[1:]) == origin.sha256(path)
+        run["MB_per_s"] = round(size / run["seconds"] / 1e6, 1)
+        run["timeout"] = round(leg_timeout, 2)
+        run["seconds"] = round(run["seconds"], 2)
+        run["peak_rss_mb"] = round(run["peak_rss_mb"], 1)
+        runs[leg].append(run)
+        if leg == "chain":
+            print(
+                f"  invocations {run['invocation_seconds']} s, MiB done {run['mib_done']}, "
+                f"handovers {run['handover_ms']} ms, resumes {run['resume_ms']} ms",
+                flush=True,
+            )
+        print(
+            f"{size_mib} MiB at {RESUME_RATE / 1e6:.0f} MB/s per connection, {leg}: "
+            f"{run['seconds']}s over {run['invocations']} invocation(s) of {leg_timeout:.1f}s, "
+            f"origin {run['origin_ratio']} × size, peak RSS {run['peak_rss_mb']} MB",
+            flush=True,
+        )
+    origin.clear_fault(path)
+    chain = min(runs["chain"], key=lambda run: run["seconds"])
+    single = min(runs["one_invocation"], key=lambda run: run["seconds"])
+    every = runs["chain"] + runs["one_invocation"]
+    ratio = round(single["seconds"] / chain["seconds"], 3)
+    results = {
+        "size_mib": size_mib,
+        "one_invocation": single,
+        "chain": chain,
+        "ratio": ratio,
+        "all_seconds": {leg: [run["seconds"] for run in legs] for leg, legs in runs.items()},
+    }
+    failures = []
+    fewest = min(run["invocations"] for run in runs["chain"])
+    if fewest < 4:
+        failures.append(f"a chain took {fewest} invocations (< 4)")
+    if ratio < 0.85:
+        failures.append(f"chain throughput {ratio} × one invocation (< 0.85)")
+    worst = max(run["origin_ratio"] for run in runs["chain"])
+    if worst > 1.10:
+        failures.append(f"origin bytes {worst} × size (> 1.10)")
+    if max(run["peak_rss_mb"] for run in every) > 200:
+        failures.append("peak RSS > 200 MB")
+    if not all(run["sha256_ok"] for run in every):
+        failures.append("a copy's sha256 differs")
+    return results, failures
+
+
+def main(only: str | None = None, resume_mib: int = 1024) -> int:  # noqa: C901, PLR0915
     results: dict[str, Any] = {}
     failures: list[str] = []
     with MotoProcess() as moto, LabOrigin() as origin, tempfile.TemporaryDirectory() as tmp:
@@ -210,8 +374,14 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear script, kept readable top
             "AWS_ENDPOINT_URL": moto.url,
             "EDGEFILL_BUCKET": BUCKET,
             "EDGEFILL_ORIGIN_URL": origin.url,
-            "EDGEFILL_MAX_OBJECT_BYTES": str(1024 * MIB),
+            "EDGEFILL_MAX_OBJECT_BYTES": str(max(1024, resume_mib) * MIB),
         }
+        if only == "resume":
+            results["resume"], failures = resume_scenario(moto, origin, env, resume_mib)
+            print(json.dumps(results, indent=2))
+            for failure in failures:
+                print(f"MISSED: {failure}")
+            return 1 if failures else 0
         s3 = boto3.client(
             "s3",
             endpoint_url=moto.url,
@@ -341,6 +511,10 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear script, kept readable top
         if counts.body_gets != 1 or objects != ["hot.bin"] or not same:
             failures.append("16 concurrent records did not make exactly one copy")
 
+        # -- 5: a paced copy across several invocations vs the same copy in one
+        results["resume"], missed = resume_scenario(moto, origin, env, resume_mib)
+        failures += missed
+
     print(json.dumps(results, indent=2))
     print(
         f"ratios: throughput {results['throughput_ratio_512']} × s3transfer (target ≥ 0.9); "
@@ -355,7 +529,10 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear script, kept readable top
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", choices=["copy", "concurrent", "s3transfer"])
+    parser.add_argument("--worker", choices=["copy", "concurrent", "s3transfer", "chain"])
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--only", choices=["resume"])
+    parser.add_argument("--resume-mib", type=int, default=1024)
     parser.add_argument("--uri")
     parser.add_argument("--records", type=int, default=16)
     parser.add_argument("--file")
@@ -364,4 +541,4 @@ if __name__ == "__main__":
     if arguments.worker:
         worker_main(arguments)
     else:
-        sys.exit(main())
+        sys.exit(main(arguments.only, arguments.resume_mib))

@@ -13,6 +13,8 @@
    into the bucket and every POP; a viewer's playback is all Hits (scenes/premiere.py).
 7. The origin changes: ``edgefill refresh`` replaces the copy, the invalidation completes,
    the edges are warmed after it, ``edgefill check`` agrees (scenes/origin_changes.py).
+8. A feature film too big for one backfill invocation arrives over several, each
+   handing over to the next (``edgefill/scenes/long_copy.py``).
 
 Every expectation is checked; the demo exits 1 if any fails and leaves nothing running.
 """
@@ -40,6 +42,7 @@ from edgefill.console import redirected
 from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
+from edgefill.scenes.long_copy import long_copy
 from edgefill.scenes.origin_changes import origin_changes
 from edgefill.scenes.premiere import premiere
 from shared.messages import ENCODINGS
@@ -138,6 +141,7 @@ class Demo:
             self.fault_dlq_redrive()
             premiere(self)
             origin_changes(self)
+            long_copy(self)
         except Exception as error:  # noqa: BLE001 - any crash is a failed expectation
             self.checks.expect("demo", "runs to the end", False, f"{type(error).__name__}: {error}")
         finally:

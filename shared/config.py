@@ -40,6 +40,17 @@ DEFAULT_REVALIDATE_AFTER: Final = 86_400
 MAX_REVALIDATE_AFTER: Final = 10 * 365 * 86_400
 # CloudFront distribution IDs: upper-case letters and digits (E2EXAMPLE1234).
 _DISTRIBUTION_ID = re.compile(r"[A-Z0-9]{5,32}")
+# Resumable copies (docs/BACKFILL.md "Copies longer than one invocation"): seconds before
+# the invocation's end at which no part starts and the copy is handed over, and the most
+# continuations one copy may chain. 60 s: measured (docs/BENCHMARKS.md) a handover takes
+# well under a second, so the 60 s are the in-flight parts' slack (one 30 s origin read
+# timeout) above the 30 s cleanup margin; 48 hops × 15 min = 12 h, inside the 1-day
+# lifecycle rule that aborts forgotten uploads.
+DEFAULT_HANDOVER_SECONDS: Final = 60.0
+MIN_HANDOVER_SECONDS: Final = 0.5
+MAX_HANDOVER_SECONDS: Final = 840.0  # Lambda's 900 s timeout, less a minute to copy
+DEFAULT_MAX_HOPS: Final = 48
+MAX_HOPS: Final = 1000
 # How long an origin 404/410 is remembered; markers expire by lifecycle after a day, so a
 # longer memory could not be kept anyway.
 DEFAULT_MISSING_TTL: Final = 300
@@ -82,8 +93,13 @@ class BackfillConfig:
     # sends refresh messages to the backfill queue, copies without an origin lifetime are
     # revalidated after ``revalidate_after`` seconds.
     distribution_id: str | None = None
+    # The worker's own queue: the sweep's refreshes, continuations of copies longer than
+    # one invocation (without it such a copy is abandoned at the deadline as before) and
+    # playlist expansion send here.
     backfill_queue_url: str | None = None
     revalidate_after: int = DEFAULT_REVALIDATE_AFTER
+    handover_seconds: float = DEFAULT_HANDOVER_SECONDS
+    max_hops: int = DEFAULT_MAX_HOPS
     # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
     missing_ttl: int = DEFAULT_MISSING_TTL
     # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
@@ -147,6 +163,14 @@ class BackfillConfig:
                 60,
                 MAX_REVALIDATE_AFTER,
             ),
+            handover_seconds=_bounded_seconds(
+                env,
+                "EDGEFILL_HANDOVER_SECONDS",
+                DEFAULT_HANDOVER_SECONDS,
+                MIN_HANDOVER_SECONDS,
+                MAX_HANDOVER_SECONDS,
+            ),
+            max_hops=_bounded_int(env, "EDGEFILL_MAX_HOPS", DEFAULT_MAX_HOPS, 1, MAX_HOPS),
             missing_ttl=_bounded_int(
                 env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),
@@ -313,6 +337,21 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high
     value = _positive_int(env, name, default)
     if not low <= value <= high:
         raise ConfigError(name, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def _bounded_seconds(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:  # also rejects nan and inf
+        raise ConfigError(name, f"must be from {low:g} to {high:g} seconds, got {raw}")
     return value
 
 

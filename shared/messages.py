@@ -31,6 +31,9 @@ MAX_ATTEMPT: Final = 100
 MODES: Final = ("fill", "refresh")
 # CloudFront invalidation IDs: upper-case letters and digits (I2J0I21PCUYOIK).
 _INVALIDATION_ID = re.compile(r"[A-Z0-9]{1,64}")
+# A continuation's hop count; the worker gives up far below this (EDGEFILL_MAX_HOPS).
+MAX_HOP: Final = 1000
+_HANDOVER_TOKEN = re.compile(r"[A-Za-z0-9-]{8,64}")
 
 # CloudFront's four normalized Accept-Encoding cache keys, in the order a warmer sends them.
 ENCODINGS: Final = ("br+gzip", "gzip", "br", "identity")
@@ -81,11 +84,21 @@ class BackfillMessage:
     edge_region: str | None = None
     at: str | None = None
     mode: str = "fill"
+    # A continuation of a copy longer than one invocation: its hop number (1 for the
+    # first continuation) and the token the lease was handed over to.
+    hop: int = 0
+    handover: str | None = None
 
     def __post_init__(self) -> None:
         _check_uri("uri", self.uri)
         if self.mode not in MODES:
             raise MessageError("mode", f"must be 'fill' or 'refresh', got {self.mode!r:.40}")
+        if not _is_int(self.hop) or not 0 <= self.hop <= MAX_HOP:
+            raise MessageError("hop", f"must be an integer from 0 to {MAX_HOP}")
+        if self.handover is not None and (
+            not isinstance(self.handover, str) or not _HANDOVER_TOKEN.fullmatch(self.handover)
+        ):
+            raise MessageError("handover", "must be 8 to 64 letters, digits or '-'")
         _check_query(self.query)
         if self.host is not None:
             _check_host("host", self.host)
@@ -202,6 +215,8 @@ def to_dict(message: Message) -> dict[str, Any]:
             "edgeRegion": message.edge_region,
             "at": message.at,
             "mode": None if message.mode == "fill" else message.mode,
+            "hop": message.hop or None,
+            "handover": message.handover,
         }
     else:
         out = {"v": VERSION, "type": "prewarm", "paths": list(message.paths)}
@@ -261,6 +276,8 @@ def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
         edge_region=_optional_str(raw, "edgeRegion"),
         at=_optional_str(raw, "at"),
         mode=_str(raw, "mode", default="fill"),
+        hop=_int_field(raw, "hop"),
+        handover=_optional_str(raw, "handover"),
     )
 
 
@@ -322,6 +339,13 @@ def _shown(value: object) -> str:
     if isinstance(value, int):
         return repr(value) if -(10**40) < value < 10**40 else "a very large integer"
     return f"a JSON {type(value).__name__}"
+
+
+def _int_field(raw: dict[str, Any], name: str) -> int:
+    value = raw.get(name, 0)
+    if not _is_int(value):
+        raise MessageError(name, f"must be an integer, got {_shown(value)}")
+    return int(value)
 
 
 def _is_int(value: object) -> bool:

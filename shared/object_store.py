@@ -27,6 +27,7 @@ _PRECONDITION = {"412", "PreconditionFailed"}
 # S3 answers 409 when two conditional writes race on one key. For a lease that means
 # another worker is taking it; for an object it is a StoreError (retried).
 _LEASE_TAKEN = _PRECONDITION | {"409", "ConditionalRequestConflict"}
+MAX_LEASE_BYTES = 2 * 1024 * 1024
 
 
 class StoreError(RuntimeError):
@@ -74,6 +75,16 @@ class UploadedPart:
 
     def as_param(self) -> dict[str, Any]:
         return {"PartNumber": self.number, "ETag": self.etag, "ChecksumCRC32": self.crc32}
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPart:
+    """A part as ListParts reports it."""
+
+    number: int
+    size: int
+    etag: str
+    crc32: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +276,51 @@ class ObjectStore:
         except BotoCoreError as error:
             raise StoreError(f"AbortMultipartUpload {key!r}: {error}") from error
 
+    def upload_is_open(self, key: str, upload_id: str) -> bool:
+        """True when ``upload_id`` is an open upload of exactly ``key`` (ListMultipartUploads
+        under the key as prefix): an id taken from elsewhere never steers a write."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key}
+        try:
+            while True:
+                response = self.s3.list_multipart_uploads(**params)
+                for upload in response.get("Uploads", []):
+                    if upload.get("Key") == key and upload.get("UploadId") == upload_id:
+                        return True
+                if not response.get("IsTruncated"):
+                    return False
+                params["KeyMarker"] = response.get("NextKeyMarker", "")
+                params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"ListMultipartUploads {key!r}: {_describe(error)}") from error
+
+    def list_parts(self, key: str, upload_id: str) -> dict[int, ListedPart] | None:
+        """The parts S3 holds in an open upload, by number; None when the upload is gone
+        (completed, aborted, or expired by the lifecycle rule)."""
+        parts: dict[int, ListedPart] = {}
+        marker = 0
+        try:
+            while True:
+                response = self.s3.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+                for item in response.get("Parts", []):
+                    number = int(item["PartNumber"])
+                    parts[number] = ListedPart(
+                        number=number,
+                        size=int(item["Size"]),
+                        etag=str(item["ETag"]),
+                        crc32=item.get("ChecksumCRC32"),
+                    )
+                if not response.get("IsTruncated"):
+                    return parts
+                marker = int(response["NextPartNumberMarker"])
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise StoreError(f"ListParts {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"ListParts {key!r}: {error}") from error
+
     # -- leases
 
     def create_lease(self, key: str, body: bytes) -> str | None:
@@ -289,7 +345,8 @@ class ObjectStore:
         """The current lease object, or None when there is none."""
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=key)
-            body = response["Body"].read(64 * 1024)  # a lease is a few hundred bytes
+            # A lease is a few hundred bytes; with a checkpoint of 10,000 parts, ~700 KB.
+            body = response["Body"].read(MAX_LEASE_BYTES)
         except ClientError as error:
             if _code(error) in _MISSING:
                 return None

@@ -224,6 +224,34 @@ class OriginClient:
         response.close()
         raise _status_error(status)
 
+    def get_resuming(
+        self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
+    ) -> OriginResponse | None:
+        """Bytes ``[start, end)`` of the version ``expected`` describes, to resume a copy:
+        a Range GET with ``If-Range`` (the strong ETag, else Last-Modified). Returns the
+        206 response when the origin still has that version; None when it has another
+        (it answered 200, or the range's validators, length or encoding differ), so the
+        copy starts over."""
+        validator = expected.etag if _strong_etag(expected.etag) else expected.last_modified
+        if validator is None:
+            return None
+        if not self.is_own(url):
+            raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
+        headers = {"Range": f"bytes={start}-{end - 1}", "If-Range": validator}
+        response = self._request(url, headers, budget)
+        status = response.status_code
+        if status == 206:
+            try:
+                _check_range(response, start, end, expected)
+            except OriginError:
+                response.close()
+                return None
+            return OriginResponse(response, budget)
+        response.close()
+        if status == 200 or status in _REDIRECTS:
+            return None  # another version (or no longer this resource): start over
+        raise _status_error(status)
+
     def get_range_into(
         self,
         url: str,
@@ -354,6 +382,10 @@ def _check_range(response: requests.Response, start: int, end: int, expected: Va
             )
     if response.headers.get("Content-Encoding") != expected.content_encoding:
         raise OriginError("Content-Encoding differs between ranges", permanent=False)
+
+
+def _strong_etag(etag: str | None) -> bool:
+    return etag is not None and not etag.startswith("W/")
 
 
 def _status_error(status: int) -> OriginError:

@@ -69,6 +69,11 @@ DEFAULT_SUBNETS: Final = {
 }
 # The lab waits this long for a prewarm retry (EDGEFILL_RETRY_DELAY): seconds, not 30.
 LAB_RETRY_DELAY: Final = 1
+# The backfill function's 900 s deadline runs 100 times faster in the lab (9 s), and its
+# handover comes 3 s before the end instead of 60 s: a copy longer than one invocation
+# (the demo's feature film) arrives over several within the demo.
+LAB_BACKFILL_DEADLINE_SCALE: Final = 0.01
+LAB_HANDOVER_SECONDS: Final = 3
 # Environment variables the lab sets for the handlers; all restored by stop().
 _AWS_ENV: Final = (
     "AWS_ENDPOINT_URL",
@@ -131,6 +136,7 @@ class LabSettings:
     prewarm_targets: tuple[str, ...] | None = None  # None: every lab region
     encodings: tuple[str, ...] = ENCODINGS
     pollers: bool = True  # False: queues fill but nothing consumes them (CLI tests)
+    backfill_deadline_scale: float = LAB_BACKFILL_DEADLINE_SCALE  # 1.0: the template's
     extra_env: Mapping[str, str] = field(default_factory=dict)
     # Seconds the POPs take to apply a CloudFront invalidation (edgefill/lab/invalidations.py).
     invalidation_delay: float = DEFAULT_DELAY_SECONDS
@@ -334,9 +340,11 @@ class Lab:
             "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",  # the lab's POPs live on 127.0.0.x
             "EDGEFILL_RETRY_DELAY": str(LAB_RETRY_DELAY),
             "EDGEFILL_REQUEST_TIMEOUT": "10",
-            # Video: copied playlists queue fills for their tree, as the template's default.
+            # Video: copied playlists queue fills for their tree, as the template's default;
+            # copies longer than one (scaled) invocation hand over to continuations there.
             "EDGEFILL_BACKFILL_QUEUE_URL": self.aws.queue("BackfillQueue").url,
             "EDGEFILL_EXPAND_PLAYLISTS": "true",
+            "EDGEFILL_HANDOVER_SECONDS": str(LAB_HANDOVER_SECONDS),
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
             "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
             **settings.extra_env,
@@ -360,6 +368,7 @@ class Lab:
 
     def _start_pollers(self, spec: TemplateSpec) -> None:
         assert self.aws is not None
+        settings_scale = self.settings.backfill_deadline_scale
         for role, queue_id, module in (
             ("backfill", "BackfillQueue", "backfill_worker.app"),
             ("prewarm", "PrewarmQueue", "prewarm_worker.app"),
@@ -379,6 +388,7 @@ class Lab:
                 concurrency=source.maximum_concurrency or 2,
                 function_timeout=source.function_timeout,
                 report_batch_item_failures=source.report_batch_item_failures,
+                deadline_scale=settings_scale if role == "backfill" else 1.0,
             )
             poller.start()
             self.pollers[role] = poller

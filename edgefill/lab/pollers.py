@@ -11,6 +11,9 @@ visible again, and the queue's RedrivePolicy moves them to the DLQ after
 
 What differs: the handler runs in a thread of this process, not a container, and is not
 killed at its timeout (an overrun is counted); concurrency is a fixed number of pollers.
+Time can be scaled: with ``deadline_scale`` the context's deadline is the function
+timeout times that factor (a 900 s function gets 9 s at 0.01), so that what a worker does
+near its deadline (the backfill's handover to a continuation) happens within a demo.
 """
 
 from __future__ import annotations
@@ -117,9 +120,12 @@ class QueuePoller:
         concurrency: int = 2,
         function_timeout: float = 30.0,
         report_batch_item_failures: bool = True,
+        deadline_scale: float = 1.0,
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise ValueError(f"batch_size must be 1 to 10000, got {batch_size}")
+        if not 0 < deadline_scale <= 1:
+            raise ValueError(f"deadline_scale must be in (0, 1], got {deadline_scale}")
         self._sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -128,7 +134,8 @@ class QueuePoller:
         self._batch_size = batch_size
         self._window = batching_window
         self._concurrency = concurrency
-        self._timeout = function_timeout
+        # The deadline handlers see (and overruns are counted against).
+        self._timeout = function_timeout * deadline_scale
         self._partial = report_batch_item_failures
         arn_parts = queue_arn.split(":")
         self._region, self._account = arn_parts[3], arn_parts[4]
@@ -156,6 +163,11 @@ class QueuePoller:
         self._threads = []
         if alive:
             raise RuntimeError(f"pollers still running after {timeout}s: {alive}")
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The deadline each invocation gets (the function timeout, scaled)."""
+        return self._timeout
 
     @property
     def busy(self) -> bool:

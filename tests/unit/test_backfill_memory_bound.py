@@ -13,7 +13,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from backfill_worker.copy import CopyPlan, copy_object
-from shared.object_store import ObjectAttributes, UploadedPart
+from shared.object_store import ObjectAttributes, UploadedPart, crc32_base64
 from shared.origin import OriginError
 
 PART = 1000
@@ -103,7 +103,7 @@ class FakeStore:
         if number == 1:
             assert self.release_part_one.wait(10)
         self.parts[number] = bytes(data)
-        return UploadedPart(number=number, etag=f'"{number}"', crc32="x")
+        return UploadedPart(number=number, etag=f'"{number}"', crc32=crc32_base64(data))
 
     def complete_if_absent(self, key: str, upload_id: str, parts: list[UploadedPart]) -> bool:
         self.completed = b"".join(self.parts[p.number] for p in parts)

@@ -1,0 +1,154 @@
+"""Where an interrupted copy resumes, or why it starts over.
+
+A copy inherits a checkpoint with its lease (a continuation, or a redelivery after a
+crash). Before one origin byte is fetched it is checked, in this order:
+
+1. the checkpoint parses and agrees with this worker's plan (``checkpoint_from``);
+   otherwise it is dropped, and its upload aborted when that id is an open upload of
+   this very key (ListMultipartUploads): a forged id never touches another key's upload;
+2. when it carries an MD5, this process can continue an MD5 state (``md5_state``);
+3. the upload is still open, for this key (ListMultipartUploads under the key, then
+   ListParts): the lifecycle rule may have aborted it; each
+   saved part must be there with the same size and ETag (and CRC32 when S3 lists one),
+   a part that is not is fetched again;
+4. the origin still has the same version: the first missing part is asked for with
+   ``Range`` + ``If-Range`` on the saved strong ETag (else Last-Modified). A 200, or a
+   206 whose validators, length or encoding differ, means the object changed: the old
+   upload is aborted and the copy starts over on the new version, never mixing the two.
+
+With an MD5 to check, only the parts its saved state covers (1..k) count as done: the
+bytes of later parts are not at hand to hash, so they are fetched again.
+
+A transient failure of that first request (5xx, timeout) keeps the checkpoint for the
+record's redelivery; a permanent one (404, 416...) aborts the upload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backfill_worker import md5_state
+from backfill_worker.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    SavedPart,
+    checkpoint_from,
+    upload_id_shape_ok,
+)
+from backfill_worker.progress import Progress
+from shared.object_store import ListedPart, ObjectStore
+from shared.origin import OriginClient, OriginError, OriginResponse, Validators
+from shared.read_deadline import ReadBudget
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """A checkpoint worth continuing: the parts to keep, those to fetch, and the open
+    206 response carrying the first of those."""
+
+    checkpoint: Checkpoint
+    missing: tuple[int, ...]
+    response: OriginResponse
+
+
+def resume_point(
+    origin: OriginClient,
+    store: ObjectStore,
+    key: str,
+    url: str,
+    progress: Progress,
+    *,
+    max_object_bytes: int,
+    part_size_for: Callable[[int], int],
+    budget: ReadBudget | None,
+) -> ResumePoint | None:
+    """The point to resume from, or None to start over (the old upload then aborted)."""
+    raw = progress.inherited
+    if raw is None:
+        return None
+    try:
+        checkpoint = checkpoint_from(
+            raw, max_object_bytes=max_object_bytes, part_size_for=part_size_for
+        )
+    except CheckpointError as error:
+        progress.note("checkpoint_rejected", str(error))
+        abort_if_ours(store, key, raw.get("uploadId"))
+        return None
+    if checkpoint.expected_md5s and not md5_state.available():
+        progress.note("checkpoint_rejected", "no resumable MD5 in this process")
+        store.abort(key, checkpoint.upload_id)
+        return None
+    listed = None
+    if store.upload_is_open(key, checkpoint.upload_id):
+        listed = store.list_parts(key, checkpoint.upload_id)
+    if listed is None:
+        progress.note("upload_vanished", f"upload {checkpoint.upload_id[:40]} is gone")
+        return None
+    kept = _parts_still_there(checkpoint, listed)
+    if kept is None:
+        progress.note("checkpoint_rejected", "parts hashed into the MD5 are gone from S3")
+        store.abort(key, checkpoint.upload_id)
+        return None
+    checkpoint = dataclasses.replace(checkpoint, parts=kept)
+    missing = tuple(n for n in range(1, checkpoint.count + 1) if n not in checkpoint.done)
+    if not missing:
+        # Every part is there, yet the copy was not completed: fetch the last part
+        # again, which also proves the origin still has this version.
+        missing = (checkpoint.count,)
+        checkpoint = dataclasses.replace(checkpoint, parts=kept[:-1])
+    first = missing[0]
+    start = (first - 1) * checkpoint.part_bytes
+    validators = Validators(
+        etag=checkpoint.etag,
+        last_modified=checkpoint.last_modified,
+        content_encoding=checkpoint.content_encoding,
+        total=checkpoint.length,
+    )
+    try:
+        response = origin.get_resuming(
+            url, start, start + checkpoint.part_size(first), validators, budget
+        )
+    except OriginError as error:
+        if error.permanent:  # the path is gone or refused: nothing to resume, ever
+            store.abort(key, checkpoint.upload_id)
+        else:  # a 5xx or a timeout: the redelivery resumes from the same checkpoint
+            progress.keep(checkpoint)
+        raise
+    if response is None:
+        progress.note("origin_changed", "the origin has another version: starting over")
+        store.abort(key, checkpoint.upload_id)
+        return None
+    return ResumePoint(checkpoint=checkpoint, missing=missing, response=response)
+
+
+def abort_if_ours(store: ObjectStore, key: str, upload_id: object) -> None:
+    """Abort ``upload_id`` only when it is an open upload of ``key`` itself: an id from a
+    checkpoint nobody vouches for never reaches another key's upload (whatever the S3
+    implementation makes of an id that belongs to another key)."""
+    if upload_id_shape_ok(upload_id) and store.upload_is_open(key, str(upload_id)):
+        store.abort(key, str(upload_id))
+
+
+def _parts_still_there(
+    checkpoint: Checkpoint, listed: dict[int, ListedPart]
+) -> tuple[SavedPart, ...] | None:
+    """The saved parts S3 still holds as saved; None when a part the MD5 state covers is
+    not among them (the state would then hash bytes twice or skip some)."""
+    hashed = 0 if checkpoint.md5_state is None else checkpoint.md5_state.length
+    covered = hashed // checkpoint.part_bytes
+    kept: list[SavedPart] = []
+    for part in checkpoint.parts:
+        there = listed.get(part.number)
+        same = (
+            there is not None
+            and there.size == part.size
+            and there.etag == part.etag
+            and (there.crc32 is None or there.crc32 == part.crc32)
+        )
+        if not same and part.number <= covered:
+            return None
+        if same and (not checkpoint.expected_md5s or part.number <= covered):
+            kept.append(part)
+    return tuple(kept)
