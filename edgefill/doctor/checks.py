@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
+from edge_origin_request.failover import MARKER_HEADER as MARKER
 from edgefill.doctor.facts import WORKER_QUEUES, Facts
+from shared.keys import RESERVED_PREFIX
 
 REQUIRED_OUTPUTS: Final = (
     "BackfillQueueUrl",
@@ -24,8 +26,6 @@ REQUIRED_OUTPUTS: Final = (
     "EdgeFunctionVersionArn",
 )
 GOOD_STATES: Final = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
-MARKER: Final = "x-edgefill-queue"
-RESERVED_PREFIX: Final = "_edgefill/"
 CLOUDFRONT: Final = "cloudfront.amazonaws.com"
 
 

@@ -104,8 +104,10 @@ def long_copy(demo: Demo) -> None:
         ratio <= 1.10,
         f"{ratio:.3f} ×",
     )
-    leases = s3.list_objects_v2(Bucket=bucket, Prefix="_edgefill/").get("KeyCount", 0)
-    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    # The film's own lease and uploads: other scenes' copies (and the due index and
+    # missing-path markers that stay under _edgefill/ by design) are not this scene's.
+    leases = s3.list_objects_v2(Bucket=bucket, Prefix=lease_key(key)).get("KeyCount", 0)
+    uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
     demo.checks.expect(
         step,
         "no lease or multipart upload left",
