@@ -229,6 +229,8 @@ class _Collector:
         self.steps_left = max(MIN_STEPS, STEPS_PER_OBJECT * max_objects)
         self.prefix = prefix
         self.references: dict[tuple[str, str], Reference] = {}
+        # (raw, base) already resolved: an EXT-X-MAP repeats on every segment it covers.
+        self.seen: set[tuple[str, str]] = set()
         self.ignored: list[Ignored] = []
         self.reasons: Counter[str] = Counter()
         self.truncated = False
@@ -242,7 +244,11 @@ class _Collector:
         if self.steps_left < 0 or len(self.references) >= self.max_objects:
             self.truncated = True
             raise _Full
-        outcome = self.resolve(raw, base or self.base)
+        where = base or self.base
+        if (raw, where) in self.seen:
+            return
+        self.seen.add((raw, where))
+        outcome = self.resolve(raw, where)
         if isinstance(outcome, str):
             self.ignore(raw, outcome)
         else:
