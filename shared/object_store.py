@@ -145,15 +145,7 @@ class ObjectStore:
 
     def exists(self, key: str) -> bool:
         """True when ``key`` is in the bucket (HeadObject)."""
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return False
-            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"HeadObject {key!r}: {error}") from error
-        return True
+        return head_object(self.s3, self.bucket, key) is not None
 
     def put_if_absent(
         self, key: str, data: bytes | bytearray, attributes: ObjectAttributes
@@ -179,15 +171,8 @@ class ObjectStore:
 
     def content_type(self, key: str) -> str | None:
         """The Content-Type S3 keeps for ``key`` (HeadObject); None when absent or missing."""
-        try:
-            response = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"HeadObject {key!r}: {error}") from error
-        value = response.get("ContentType")
+        response = head_object(self.s3, self.bucket, key)
+        value = response.get("ContentType") if response is not None else None
         return str(value) if value else None
 
     def read_object(self, key: str, max_bytes: int) -> StoredObject | None:
@@ -401,6 +386,20 @@ class ObjectStore:
         """The body of marker object ``key`` (at most 64 KiB), or None when absent."""
         lease = self.read_lease(key)
         return None if lease is None else lease.body
+
+
+def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject's answer for ``key``; None when it is missing, StoreError on any other
+    failure."""
+    try:
+        response: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if _code(error) in _MISSING:
+            return None
+        raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
+    except BotoCoreError as error:
+        raise StoreError(f"HeadObject {key!r}: {error}") from error
+    return response
 
 
 def _code(error: ClientError) -> str:

@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.object_store import _MISSING, _PRECONDITION, StoreError, _code, _describe
+from shared.object_store import (
+    _MISSING,
+    _PRECONDITION,
+    StoreError,
+    _code,
+    _describe,
+    head_object,
+)
 
 # DeleteObjects takes at most 1 000 keys a call.
 MAX_DELETE_KEYS: Final = 1000
@@ -50,14 +57,9 @@ class RevalidationStore:
 
     def head(self, key: str) -> StoredCopy | None:
         """The copy's ETag, metadata and freshness headers; None when it is missing."""
-        try:
-            response = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"HeadObject {key!r}: {error}") from error
+        response = head_object(self.s3, self.bucket, key)
+        if response is None:
+            return None
         expires = response.get("ExpiresString")
         if expires is None and response.get("Expires") is not None:
             expires = response["Expires"].strftime("%a, %d %b %Y %H:%M:%S GMT")
