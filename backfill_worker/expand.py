@@ -196,51 +196,18 @@ class PlaylistExpander:
         queue_url = self.config.backfill_queue_url
         if not bodies or queue_url is None:
             return
-        # Calls of at most 10 entries and MAX_SEND_BYTES: send_messages cuts each chunk
-        # into SendMessageBatch calls of 10.
-        for chunk in _chunks(bodies):
-            counting = _CountingSqs(self.sqs)
-            try:
-                report = send_messages(counting, queue_url, chunk)
-            except Exception as error:  # noqa: BLE001 - any SQS failure is reported the same way
-                expansion.failed += len(chunk)
-                expansion.reason = f"{type(error).__name__}: {str(error)[:300]}"
-                expansion.send_calls += counting.calls
-                continue
-            expansion.send_calls += counting.calls
-            expansion.queued += report.sent
-            expansion.failed += len(report.failed)
-            if report.failed:
-                expansion.reason = f"SQS refused {len(report.failed)}: {report.failed[:3]}"
-
-
-class _CountingSqs:
-    """Counts SendMessageBatch calls, for the log line that says what expansion cost."""
-
-    def __init__(self, sqs: Any) -> None:
-        self.sqs = sqs
-        self.calls = 0
-
-    def send_message_batch(self, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self.sqs.send_message_batch(**kwargs)
-
-
-def _chunks(bodies: list[str]) -> list[list[str]]:
-    """Groups of at most 10 bodies and MAX_SEND_BYTES: one SendMessageBatch call each."""
-    chunks: list[list[str]] = []
-    current: list[str] = []
-    size = 0
-    for body in bodies:
-        length = len(body.encode("utf-8"))
-        if current and (len(current) == 10 or size + length > MAX_SEND_BYTES):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(body)
-        size += length
-    if current:
-        chunks.append(current)
-    return chunks
+        # Calls of at most 10 entries and MAX_SEND_BYTES; a call that fails as a whole
+        # counts its entries as failed and the next calls are still made.
+        report = send_messages(
+            self.sqs, queue_url, bodies, max_batch_bytes=MAX_SEND_BYTES, keep_going=True
+        )
+        expansion.send_calls += report.calls
+        expansion.queued += report.sent
+        expansion.failed += len(report.failed)
+        if report.call_errors:
+            expansion.reason = report.call_errors[-1]
+        elif report.failed:
+            expansion.reason = f"SQS refused {len(report.failed)}: {report.failed[:3]}"
 
 
 def _decoded(body: bytes, content_encoding: str | None) -> bytes | str:

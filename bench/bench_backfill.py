@@ -245,6 +245,17 @@ def subprocess_run(env: dict[str, str], *args: str) -> dict[str, Any]:
     return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 
+def moto_client(service: str, url: str) -> Any:
+    """A boto3 client of the bench's moto server, with the bench's fake credentials."""
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+
+
 def s3_sha256(s3: Any, key: str) -> str:
     digest = hashlib.sha256()
     for chunk in s3.get_object(Bucket=BUCKET, Key=key)["Body"].iter_chunks(MIB):
@@ -275,20 +286,8 @@ def resume_scenario(
     origin.etag(path)
     # An S3-compatible origin: its ETag is the MD5, carried across the invocations.
     origin.fault(path, bandwidth=RESUME_RATE, server="AmazonS3")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    s3 = moto_client("s3", moto.url)
+    sqs = moto_client("sqs", moto.url)
     runs: dict[str, list[dict[str, Any]]] = {"one_invocation": [], "chain": []}
     timeout = 900.0
     # The machine is shared: the legs alternate (one, chain, chain, one) and the best of
@@ -382,13 +381,7 @@ def main(only: str | None = None, resume_mib: int = 1024) -> int:  # noqa: C901,
             for failure in failures:
                 print(f"MISSED: {failure}")
             return 1 if failures else 0
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=moto.url,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
+        s3 = moto_client("s3", moto.url)
 
         def fresh_bucket() -> None:
             moto.reset()

@@ -42,6 +42,7 @@ from edgefill.console import redirected
 from edgefill.lab import catalog
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
+from edgefill.scenes.bucket import object_exists, object_sha256
 from edgefill.scenes.long_copy import long_copy
 from edgefill.scenes.origin_changes import origin_changes
 from edgefill.scenes.premiere import premiere
@@ -217,14 +218,16 @@ class Demo:
         stored = self.wait_until(
             "objects in the bucket",
             len(DEMO_PATHS),
-            lambda: sum(_exists(s3, lab.settings.bucket, path.lstrip("/")) for path in DEMO_PATHS),
+            lambda: sum(
+                object_exists(s3, lab.settings.bucket, path.lstrip("/")) for path in DEMO_PATHS
+            ),
             timeout=40,
         )
         self.checks.expect(step, "every missing object reached the bucket", stored)
         lab.wait_idle(timeout=40)
         for path in DEMO_PATHS:
             key = path.lstrip("/")
-            digest = _s3_sha256(s3, lab.settings.bucket, key)
+            digest = object_sha256(s3, lab.settings.bucket, key)
             self.checks.expect(
                 step, f"{path} is byte-identical in S3", digest == lab.origin.sha256(path)
             )
@@ -331,7 +334,7 @@ class Demo:
         # the POPs, so the edge function queued their backfills, like any viewer miss.
         assert lab.aws is not None
         s3 = lab.aws.client("s3")
-        backfilled = sum(_exists(s3, lab.settings.bucket, path.lstrip("/")) for path in paths)
+        backfilled = sum(object_exists(s3, lab.settings.bucket, path.lstrip("/")) for path in paths)
         self.say(f"warming missing pages failed over, so {backfilled} of them were backfilled too")
         self.checks.expect(
             step,
@@ -392,11 +395,11 @@ class Demo:
         arrived = self.wait_until(
             "object in the bucket",
             1,
-            lambda: int(_exists(s3, lab.settings.bucket, FAULT_PATH.lstrip("/"))),
+            lambda: int(object_exists(s3, lab.settings.bucket, FAULT_PATH.lstrip("/"))),
             timeout=30,
         )
         self.checks.expect(step, "after the redrive the object is in the bucket", arrived)
-        digest = _s3_sha256(s3, lab.settings.bucket, FAULT_PATH.lstrip("/")) if arrived else ""
+        digest = object_sha256(s3, lab.settings.bucket, FAULT_PATH.lstrip("/")) if arrived else ""
         self.checks.expect(step, "and byte-identical", digest == lab.origin.sha256(FAULT_PATH))
         lab.wait_idle(timeout=30)
         self.checks.expect(step, "the DLQ is empty", queue_depth(sqs, dlq.url) == 0)
@@ -417,22 +420,6 @@ class Demo:
             )
         else:
             self.console.print("[green bold]every expectation met[/green bold]")
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True
-
-
-def _s3_sha256(s3: Any, bucket: str, key: str) -> str:
-    digest = hashlib.sha256()
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    for chunk in body.iter_chunks(1024 * 1024):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run_demo(operator: Callable[[list[str]], int]) -> int:

@@ -145,15 +145,7 @@ class ObjectStore:
 
     def exists(self, key: str) -> bool:
         """True when ``key`` is in the bucket (HeadObject)."""
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return False
-            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"HeadObject {key!r}: {error}") from error
-        return True
+        return head_object(self.s3, self.bucket, key) is not None
 
     def put_if_absent(
         self, key: str, data: bytes | bytearray, attributes: ObjectAttributes
@@ -179,15 +171,8 @@ class ObjectStore:
 
     def content_type(self, key: str) -> str | None:
         """The Content-Type S3 keeps for ``key`` (HeadObject); None when absent or missing."""
-        try:
-            response = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"HeadObject {key!r}: {error}") from error
-        value = response.get("ContentType")
+        response = head_object(self.s3, self.bucket, key)
+        value = response.get("ContentType") if response is not None else None
         return str(value) if value else None
 
     def read_object(self, key: str, max_bytes: int) -> StoredObject | None:
@@ -343,17 +328,8 @@ class ObjectStore:
 
     def read_lease(self, key: str) -> StoredLease | None:
         """The current lease object, or None when there is none."""
-        try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
-            # A lease is a few hundred bytes; with a checkpoint of 10,000 parts, ~700 KB.
-            body = response["Body"].read(MAX_LEASE_BYTES)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise StoreError(f"GetObject lease {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"GetObject lease {key!r}: {error}") from error
-        return StoredLease(body=body, etag=str(response["ETag"]))
+        # A lease is a few hundred bytes; with a checkpoint of 10,000 parts, ~700 KB.
+        return read_small(self.s3, self.bucket, key, MAX_LEASE_BYTES, "GetObject lease")
 
     def replace_lease(self, key: str, body: bytes, etag: str) -> str | None:
         """Overwrite the lease only if it still has ``etag``; its new ETag, or None when
@@ -376,31 +352,71 @@ class ObjectStore:
 
     def delete_lease(self, key: str, etag: str) -> bool:
         """Delete the lease only if it still has ``etag``; False when it had changed."""
-        try:
-            self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
-        except ClientError as error:
-            if _code(error) in _LEASE_TAKEN | _MISSING:
-                return False
-            raise StoreError(f"DeleteObject lease {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"DeleteObject lease {key!r}: {error}") from error
-        return True
+        return delete_if_match(self.s3, self.bucket, key, etag, "DeleteObject lease")
 
     # -- markers (small JSON objects under the reserved prefix)
 
     def write_marker(self, key: str, body: bytes) -> None:
         """Create or overwrite marker object ``key``."""
-        try:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(f"PutObject marker {key!r}: {_describe(error)}") from error
+        put_json(self.s3, self.bucket, key, body, "PutObject marker")
 
     def read_marker(self, key: str) -> bytes | None:
         """The body of marker object ``key`` (at most 64 KiB), or None when absent."""
         lease = self.read_lease(key)
         return None if lease is None else lease.body
+
+
+def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """HeadObject's answer for ``key``; None when it is missing, StoreError on any other
+    failure."""
+    try:
+        response: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if _code(error) in _MISSING:
+            return None
+        raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
+    except BotoCoreError as error:
+        raise StoreError(f"HeadObject {key!r}: {error}") from error
+    return response
+
+
+def read_small(
+    s3: Any, bucket: str, key: str, limit: int, label: str = "GetObject"
+) -> StoredLease | None:
+    """The first ``limit`` bytes and the ETag of one of edgefill's own small objects
+    (GetObject); None when it is missing. ``label`` starts the error's text."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+        body = response["Body"].read(limit)
+    except ClientError as error:
+        if _code(error) in _MISSING:
+            return None
+        raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+    except BotoCoreError as error:
+        raise StoreError(f"{label} {key!r}: {error}") from error
+    return StoredLease(body=body, etag=str(response["ETag"]))
+
+
+def put_json(s3: Any, bucket: str, key: str, body: bytes, label: str = "PutObject") -> None:
+    """Create or overwrite one of edgefill's own small JSON objects (PutObject)."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except (ClientError, BotoCoreError) as error:
+        raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+
+
+def delete_if_match(s3: Any, bucket: str, key: str, etag: str, label: str = "DeleteObject") -> bool:
+    """Delete ``key`` only if it still has ``etag`` (``IfMatch``); False when it changed,
+    is being changed (409) or is gone."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+    except ClientError as error:
+        if _code(error) in _LEASE_TAKEN | _MISSING:
+            return False
+        raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+    except BotoCoreError as error:
+        raise StoreError(f"{label} {key!r}: {error}") from error
+    return True
 
 
 def _code(error: ClientError) -> str:

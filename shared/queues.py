@@ -66,10 +66,15 @@ def region_from_queue_url(url: str) -> str:
 
 @dataclass
 class SendReport:
-    """What ``send_messages`` did: bodies sent and (index, code, reason) of those that failed."""
+    """What ``send_messages`` did: bodies sent, (index, code, reason) of those that failed,
+    and what it cost: SendMessageBatch calls made (resends and failed calls included) and
+    the calls that failed as a whole (``"<error class>: <message>"``, ``keep_going`` only).
+    The cost is not part of the outcome: two reports compare equal on ``sent``/``failed``."""
 
     sent: int = 0
     failed: list[tuple[int, str, str]] = field(default_factory=list)
+    calls: int = field(default=0, compare=False)
+    call_errors: list[str] = field(default_factory=list, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -83,15 +88,22 @@ def send_messages(
     delay_seconds: int = 0,
     retries: int = BATCH_RETRIES,
     sleep: Any = time.sleep,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
+    keep_going: bool = False,
 ) -> SendReport:
-    """Send ``bodies`` with SendMessageBatch (at most 10 entries and 1 MiB a call), resending
-    entries that failed for SQS's own reasons; sender faults, bodies too large to send and
-    what still fails after ``retries`` are reported by index. A call that fails as a whole
-    (botocore has already retried it) raises: the caller's message is then retried."""
+    """Send ``bodies`` with SendMessageBatch (at most 10 entries and ``max_batch_bytes`` a
+    call; a single body up to SQS's 1 MiB still goes alone), resending entries that failed
+    for SQS's own reasons; sender faults, bodies too large to send and what still fails
+    after ``retries`` are reported by index. A call that fails as a whole (botocore has
+    already retried it) raises: the caller's message is then retried. With ``keep_going``
+    its entries are reported failed instead (code: the error's class) and the next calls
+    are still made, for callers whose own message must not be retried."""
     if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
         raise ValueError(f"delay_seconds must be 0 to {MAX_DELAY_SECONDS}, got {delay_seconds}")
+    if not 0 < max_batch_bytes <= MAX_BATCH_BYTES:
+        raise ValueError(f"max_batch_bytes must be 1 to {MAX_BATCH_BYTES}, got {max_batch_bytes}")
     report = SendReport()
-    for batch in _batches(bodies, report):
+    for batch in _batches(bodies, report, max_batch_bytes):
         pending = {str(i): bodies[i] for i in batch}
         for attempt in range(retries + 1):
             entries: list[dict[str, Any]] = [
@@ -100,7 +112,16 @@ def send_messages(
             if delay_seconds:
                 for entry in entries:
                     entry["DelaySeconds"] = delay_seconds
-            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            report.calls += 1
+            try:
+                response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            except Exception as error:
+                if not keep_going:
+                    raise
+                reason = f"{type(error).__name__}: {str(error)[:300]}"
+                report.call_errors.append(reason)
+                report.failed.extend((int(key), type(error).__name__, reason) for key in pending)
+                break
             report.sent += len(response.get("Successful", []))
             retry: dict[str, str] = {}
             for failure in response.get("Failed", []):
@@ -118,9 +139,10 @@ def send_messages(
     return report
 
 
-def _batches(bodies: Sequence[str], report: SendReport) -> list[list[int]]:
+def _batches(bodies: Sequence[str], report: SendReport, max_bytes: int) -> list[list[int]]:
     """Indexes of ``bodies`` grouped into calls of at most MAX_BATCH entries and
-    MAX_BATCH_BYTES; a body larger than that alone is reported, never sent."""
+    ``max_bytes`` (a larger body goes alone); a body larger than MAX_BATCH_BYTES is
+    reported, never sent."""
     batches: list[list[int]] = []
     current: list[int] = []
     size = 0
@@ -131,7 +153,7 @@ def _batches(bodies: Sequence[str], report: SendReport) -> list[list[int]]:
                 (index, "MessageTooLong", f"{length} bytes; SQS takes at most {MAX_BATCH_BYTES}")
             )
             continue
-        if current and (len(current) == MAX_BATCH or size + length > MAX_BATCH_BYTES):
+        if current and (len(current) == MAX_BATCH or size + length > max_bytes):
             batches.append(current)
             current, size = [], 0
         current.append(index)

@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.object_store import _MISSING, _PRECONDITION, StoreError, _code, _describe
+from shared.object_store import (
+    StoreError,
+    _describe,
+    delete_if_match,
+    head_object,
+    put_json,
+    read_small,
+)
 
 # DeleteObjects takes at most 1 000 keys a call.
 MAX_DELETE_KEYS: Final = 1000
@@ -50,14 +57,9 @@ class RevalidationStore:
 
     def head(self, key: str) -> StoredCopy | None:
         """The copy's ETag, metadata and freshness headers; None when it is missing."""
-        try:
-            response = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"HeadObject {key!r}: {error}") from error
+        response = head_object(self.s3, self.bucket, key)
+        if response is None:
+            return None
         expires = response.get("ExpiresString")
         if expires is None and response.get("Expires") is not None:
             expires = response["Expires"].strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -71,36 +73,16 @@ class RevalidationStore:
 
     def delete_if_match(self, key: str, etag: str) -> bool:
         """Delete ``key`` only if it still has ``etag``; False when it changed or is gone."""
-        try:
-            self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
-        except ClientError as error:
-            if _code(error) in _PRECONDITION | _MISSING | {"409", "ConditionalRequestConflict"}:
-                return False
-            raise StoreError(f"DeleteObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"DeleteObject {key!r}: {error}") from error
-        return True
+        return delete_if_match(self.s3, self.bucket, key, etag)
 
     def put_small(self, key: str, body: bytes) -> None:
         """Write one of edgefill's own small JSON objects (an index entry)."""
-        try:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreError(f"PutObject {key!r}: {_describe(error)}") from error
+        put_json(self.s3, self.bucket, key, body)
 
     def get_small(self, key: str, limit: int = 64 * 1024) -> bytes | None:
         """The first ``limit`` bytes of one of edgefill's own objects; None when missing."""
-        try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
-            return bytes(response["Body"].read(limit))
-        except ClientError as error:
-            if _code(error) in _MISSING:
-                return None
-            raise StoreError(f"GetObject {key!r}: {_describe(error)}") from error
-        except BotoCoreError as error:
-            raise StoreError(f"GetObject {key!r}: {error}") from error
+        stored = read_small(self.s3, self.bucket, key, limit)
+        return None if stored is None else bytes(stored.body)
 
     def delete_keys(self, keys: Sequence[str]) -> list[str]:
         """Delete ``keys`` (DeleteObjects, 1 000 a call); returns the keys that failed."""

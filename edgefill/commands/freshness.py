@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -21,23 +20,12 @@ from rich.table import Table
 
 from edgefill import operations
 from edgefill.commands import aws_flags
+from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
 from edgefill.operations import OperatorError
 from edgefill.stack import read_stack
-from shared.messages import ENCODINGS, BackfillMessage, MessageError, to_json
+from shared.messages import BackfillMessage, MessageError, to_json
 
-# ``edgefill check`` finds edges as ``edgefill warm`` does: these flags stand for the
-# prewarm worker's variables (the same list as edgefill/commands/warm.py).
-EDGE_FLAGS: Final = {
-    "distribution_domain": "EDGEFILL_DISTRIBUTION_DOMAIN",
-    "viewer_host": "EDGEFILL_VIEWER_HOST",
-    "resolver": "EDGEFILL_RESOLVER",
-    "edge_port": "EDGEFILL_EDGE_PORT",
-    "protocol": "EDGEFILL_PROTOCOL",
-    "concurrency": "EDGEFILL_CONCURRENCY",
-    "region_subnets": "EDGEFILL_REGION_SUBNETS",
-    "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
-}
 DEFAULT_WAIT_SECONDS: Final = 1800
 
 
@@ -84,21 +72,7 @@ def register(commands: Any) -> None:
     )
     check.add_argument("paths", nargs="*", metavar="PATH")
     check.add_argument("--paths-file")
-    check.add_argument("--targets", action="append", help="regions or POP codes, comma-separated")
-    check.add_argument("--encodings", action="append", help="comma-separated encodings")
-    check.add_argument("--distribution-domain", help="dxxxx.cloudfront.net")
-    check.add_argument("--viewer-host", help="Host and SNI sent to edges")
-    check.add_argument("--resolver", help="DNS resolver host[:port] (default 8.8.8.8)")
-    check.add_argument("--edge-port", help="port edges answer on (lab)")
-    check.add_argument("--protocol", choices=("https", "http"))
-    check.add_argument("--concurrency", help="parallel requests")
-    check.add_argument("--region-subnets", help="JSON object region → client subnet")
-    check.add_argument(
-        "--allow-private-edges",
-        action="store_const",
-        const="true",
-        help="accept edges on private or loopback addresses (the lab only)",
-    )
+    add_edge_flags(check)  # edges are found as for warm
     bucket = check.add_mutually_exclusive_group()
     bucket.add_argument("--bucket", help="the regional bucket, to compare against its copy")
     bucket.add_argument("--stack", help="CloudFormation stack whose bucket to compare against")
@@ -238,35 +212,12 @@ def _is_distribution_id(value: object) -> bool:
 def run_check(args: argparse.Namespace) -> int:
     from edgefill import edge_check
     from prewarm_worker.worker import build_runtime
-    from shared.config import ConfigError, PrewarmConfig
     from shared.edns import resolve_edges
-    from shared.messages import MessageError, PrewarmMessage
 
-    env = dict(os.environ)
-    for flag, variable in EDGE_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            env[variable] = str(value)
-    env.pop("EDGEFILL_PREWARM_QUEUE_URL", None)
-    env.pop("EDGEFILL_DISTRIBUTION_ID", None)
-    try:
-        config = PrewarmConfig.from_env(env)
-    except ConfigError as error:
-        named = next((f for f, v in EDGE_FLAGS.items() if v == error.variable), None)
-        option = f"--{named.replace('_', '-')}" if named else error.variable
-        raise OperatorError(f"{option}: {error.reason}") from None
+    config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL", "EDGEFILL_DISTRIBUTION_ID"))
     read = operations.read_paths(args.paths, args.paths_file)
     paths = [operations.as_uri(where, path) for where, path in read]
-    targets = operations.split_list(args.targets) or list(config.targets)
-    if not targets:
-        raise OperatorError("no targets: pass --targets or set EDGEFILL_TARGETS")
-    encodings = operations.split_list(args.encodings) or list(config.encodings or ENCODINGS)
-    try:  # the same rules as a prewarm message
-        PrewarmMessage(
-            paths=tuple(paths[:1000]), targets=tuple(targets), encodings=tuple(encodings)
-        )
-    except MessageError as error:
-        raise OperatorError(f"--{error.field.split('[')[0]}: {error.reason}") from None
+    targets, encodings = targets_and_encodings(args, paths, config)
     bucket_version = _bucket_versions(args)
     runtime = build_runtime(config)
     resolution = resolve_edges(targets, config, runtime.resolver)

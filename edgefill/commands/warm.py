@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from rich.markup import escape
@@ -15,20 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edgefill.commands import sizing
+from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
-from edgefill.operations import OperatorError, read_paths, split_list
-
-# ``edgefill warm`` flags → the prewarm worker's variables they stand for.
-_WARM_FLAGS = {
-    "distribution_domain": "EDGEFILL_DISTRIBUTION_DOMAIN",
-    "viewer_host": "EDGEFILL_VIEWER_HOST",
-    "resolver": "EDGEFILL_RESOLVER",
-    "edge_port": "EDGEFILL_EDGE_PORT",
-    "protocol": "EDGEFILL_PROTOCOL",
-    "concurrency": "EDGEFILL_CONCURRENCY",
-    "region_subnets": "EDGEFILL_REGION_SUBNETS",
-    "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
-}
+from edgefill.operations import read_paths
 
 
 def register(commands: Any) -> None:
@@ -40,21 +28,7 @@ def register(commands: Any) -> None:
     )
     warm.add_argument("paths", nargs="*", metavar="PATH")
     warm.add_argument("--paths-file")
-    warm.add_argument("--targets", action="append", help="regions or POP codes, comma-separated")
-    warm.add_argument("--encodings", action="append", help="comma-separated encodings")
-    warm.add_argument("--distribution-domain", help="dxxxx.cloudfront.net")
-    warm.add_argument("--viewer-host", help="Host and SNI sent to edges")
-    warm.add_argument("--resolver", help="DNS resolver host[:port] (default 8.8.8.8)")
-    warm.add_argument("--edge-port", help="port edges answer on (lab)")
-    warm.add_argument("--protocol", choices=("https", "http"))
-    warm.add_argument("--concurrency", help="parallel requests")
-    warm.add_argument("--region-subnets", help="JSON object region → client subnet")
-    warm.add_argument(
-        "--allow-private-edges",
-        action="store_const",
-        const="true",
-        help="accept edges on private or loopback addresses (the lab only)",
-    )
+    add_edge_flags(warm)
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
     sizing.add_cap_flags(warm, with_stack=True)
     warm.add_argument(
@@ -71,32 +45,10 @@ def run_warm(args: argparse.Namespace) -> int:
     from prewarm_worker.engine import plan_from, warm
     from prewarm_worker.expand import expansion_summary, warm_tree
     from prewarm_worker.worker import build_runtime
-    from shared.config import ConfigError, PrewarmConfig
-    from shared.messages import ENCODINGS, MessageError, PrewarmMessage
 
-    env = dict(os.environ)
-    for flag, variable in _WARM_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            env[variable] = str(value)
-    env.pop("EDGEFILL_PREWARM_QUEUE_URL", None)  # nothing is re-enqueued from a terminal
-    try:
-        config = PrewarmConfig.from_env(env)
-    except ConfigError as error:
-        named = next((f for f, v in _WARM_FLAGS.items() if v == error.variable), None)
-        option = f"--{named.replace('_', '-')}" if named else error.variable
-        raise OperatorError(f"{option}: {error.reason}") from None
+    config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL",))  # no re-enqueue here
     paths = [as_uri(where, path) for where, path in read_paths(args.paths, args.paths_file)]
-    targets: list[str] = split_list(args.targets) or list(config.targets)
-    if not targets:
-        raise OperatorError("no targets: pass --targets or set EDGEFILL_TARGETS")
-    encodings = split_list(args.encodings) or list(config.encodings or ENCODINGS)
-    try:  # the same rules as a prewarm message
-        PrewarmMessage(
-            paths=tuple(paths[:1000]), targets=tuple(targets), encodings=tuple(encodings)
-        )
-    except MessageError as error:
-        raise OperatorError(f"--{error.field.split('[')[0]}: {error.reason}") from None
+    targets, encodings = targets_and_encodings(args, paths, config)
     refused = sizing.refuse_over_caps(args, paths, targets, encodings)
     if refused is not None:
         return refused

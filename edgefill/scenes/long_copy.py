@@ -9,13 +9,13 @@ continuation; the next resumes with ``If-Range``, fetching only the missing part
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from backfill_worker.lease import lease_key
 from edgefill.lab.lab import LAB_HANDOVER_SECONDS, queue_depth
+from edgefill.scenes.bucket import object_sha256
 
 if TYPE_CHECKING:
     from edgefill.demo import Demo
@@ -95,7 +95,7 @@ def long_copy(demo: Demo) -> None:
         f"{invocations} invocations",
     )
     if arrived:
-        digest = _sha256(s3, bucket, key)
+        digest = object_sha256(s3, bucket, key)
         demo.checks.expect(step, "the film is byte-identical in S3", digest == origin.sha256(CLIP))
     ratio = origin.counts(CLIP).bytes_sent / CLIP_BYTES
     demo.checks.expect(
@@ -115,13 +115,6 @@ def long_copy(demo: Demo) -> None:
         f"{leases} lease(s), {len(uploads)} upload(s)",
     )
     origin.clear_fault(CLIP)
-
-
-def _sha256(s3: Any, bucket: str, key: str) -> str:
-    digest = hashlib.sha256()
-    for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1024 * 1024):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _parts_done(s3: Any, bucket: str, key: str, parts: int) -> int:

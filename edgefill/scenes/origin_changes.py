@@ -21,6 +21,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from edgefill.lab.origin import LabOrigin
+from edgefill.scenes.bucket import object_sha256
 from shared.messages import ENCODINGS
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def origin_changes(demo: Demo) -> None:
     replaced = demo.wait_until(
         "new bytes in the bucket",
         1,
-        lambda: int(_s3_sha256(s3, bucket, CHANGED) == wanted),
+        lambda: int(object_sha256(s3, bucket, CHANGED.lstrip("/")) == wanted),
         timeout=TIMEOUT_SECONDS,
     )
     demo.checks.expect(STEP, "the bucket holds the new bytes", replaced)
@@ -161,7 +162,7 @@ def _copied_and_warm(demo: Demo, s3: Any) -> None:
         "pages copied and warmed",
         2,
         lambda: sum(
-            _s3_sha256(s3, lab.settings.bucket, p) == lab.origin.sha256(p)
+            object_sha256(s3, lab.settings.bucket, p.lstrip("/")) == lab.origin.sha256(p)
             for p in (CHANGED, CONTROL)
         ),
         timeout=TIMEOUT_SECONDS,
@@ -173,11 +174,3 @@ def _copied_and_warm(demo: Demo, s3: Any) -> None:
 def _s3_version(s3: Any, bucket: str, path: str) -> tuple[str, str]:
     head = s3.head_object(Bucket=bucket, Key=path.lstrip("/"))
     return str(head["ETag"]), str(head["LastModified"])
-
-
-def _s3_sha256(s3: Any, bucket: str, path: str) -> str:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=path.lstrip("/"))["Body"].read()
-    except s3.exceptions.ClientError:
-        return ""
-    return hashlib.sha256(body).hexdigest()

@@ -16,11 +16,11 @@ backfill worker too. Then:
 
 from __future__ import annotations
 
-import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edgefill.lab import vod
 from edgefill.lab.origin import LabOrigin
+from edgefill.scenes.bucket import object_exists, object_sha256
 from shared.messages import ENCODINGS
 
 if TYPE_CHECKING:
@@ -76,11 +76,11 @@ def premiere(demo: Demo) -> None:
     stored = demo.wait_until(
         "title objects in the bucket",
         len(paths),
-        lambda: sum(_exists(s3, bucket, path.lstrip("/")) for path in paths),
+        lambda: sum(object_exists(s3, bucket, path.lstrip("/")) for path in paths),
         timeout=TIMEOUT_SECONDS,
     )
     lab.wait_idle(timeout=TIMEOUT_SECONDS)
-    wrong = [p for p in paths if _sha256(s3, bucket, p.lstrip("/")) != lab.origin.sha256(p)]
+    wrong = [p for p in paths if object_sha256(s3, bucket, p.lstrip("/")) != lab.origin.sha256(p)]
     demo.checks.expect(
         STEP,
         "every playlist, init segment and segment is in the bucket, byte for byte",
@@ -90,7 +90,7 @@ def premiere(demo: Demo) -> None:
     demo.checks.expect(
         STEP,
         "the AES key was not copied",
-        not _exists(s3, bucket, tree.key.lstrip("/")),
+        not object_exists(s3, bucket, tree.key.lstrip("/")),
     )
     _playback(demo, tree)
 
@@ -113,19 +113,3 @@ def _playback(demo: Demo, tree: vod.VodTree) -> None:
         not misses,
         "; ".join(misses[:3]),
     )
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True
-
-
-def _sha256(s3: Any, bucket: str, key: str) -> str:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.ClientError:
-        return ""
-    return hashlib.sha256(body).hexdigest()

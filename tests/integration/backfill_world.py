@@ -1,13 +1,15 @@
 """What the backfill integration tests share: a fake Lambda context, a worker wired to
-moto and a lab origin, and the "nothing left behind" check."""
+moto and a lab origin, concurrent deliveries, and the "nothing left behind" check (the
+``bucket`` fixture that runs it is in ``conftest.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 
-from backfill_worker.backfill import Backfiller
+from backfill_worker.backfill import Backfiller, Outcome
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import LambdaContext
 from shared.config import BackfillConfig
@@ -80,3 +82,21 @@ def assert_nothing_left_behind(s3: Any) -> None:
     assert uploads == [], f"multipart uploads left: {[u['Key'] for u in uploads]}"
     leases = s3.list_objects_v2(Bucket=BUCKET, Prefix="_edgefill/leases/").get("Contents", [])
     assert leases == [], f"leases left: {[item['Key'] for item in leases]}"
+
+
+def backfill_at_once(workers: list[Backfiller], body: str) -> list[Outcome]:
+    """Each worker backfills ``body`` in a thread of its own, all released together by a
+    barrier (one message delivered to many invocations at once); their outcomes."""
+    outcomes: list[Outcome] = []
+    barrier = threading.Barrier(len(workers))
+
+    def run(worker: Backfiller) -> None:
+        barrier.wait()
+        outcomes.append(worker.backfill(body, FakeLambdaContext()))
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

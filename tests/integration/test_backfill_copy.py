@@ -8,7 +8,6 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,20 +19,13 @@ from tests.integration.backfill_world import (
     BUCKET,
     MIB,
     FakeLambdaContext,
-    assert_nothing_left_behind,
+    backfill_at_once,
     keys,
     make_backfiller,
     message,
     sha256,
     stored,
 )
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[Any]:
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    assert_nothing_left_behind(s3)
 
 
 @pytest.fixture
@@ -436,18 +428,7 @@ def test_sixteen_concurrent_records_make_one_copy(bucket: Any, origin: LabOrigin
     origin.put_generated("/hot.bin", 2 * MIB, seed=9)
     origin.fault("/hot.bin", latency=0.3)
     workers = [make_backfiller(bucket, origin) for _ in range(16)]
-    outcomes: list[Any] = []
-    barrier = threading.Barrier(16)
-
-    def run(worker: Any) -> None:
-        barrier.wait()
-        outcomes.append(worker.backfill(message("/hot.bin"), FakeLambdaContext()))
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = backfill_at_once(workers, message("/hot.bin"))
     # Then exactly one origin body GET, one object, identical bytes
     assert origin.counts("/hot.bin").body_gets == 1
     assert sorted(o.status for o in outcomes) == ["copied"] + ["skipped"] * 15

@@ -31,13 +31,6 @@ from tests.integration.backfill_world import (
 TRICKLE = 2.0
 
 
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[Any]:
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    assert_nothing_left_behind(s3)
-
-
 @pytest.mark.parametrize(
     ("size", "fault"),
     [

@@ -12,7 +12,6 @@ from backfill_worker.expand import PlaylistExpander
 from edgefill.lab import vod
 from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (
-    BUCKET,
     assert_nothing_left_behind,
     keys,
     make_backfiller,
@@ -41,8 +40,7 @@ class CountingSqs:
 
 
 @pytest.fixture
-def queue(s3: Any, sqs: Any) -> str:
-    s3.create_bucket(Bucket=BUCKET)
+def queue(bucket: Any, sqs: Any) -> str:
     return str(sqs.create_queue(QueueName="edgefill-backfill")["QueueUrl"])
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,19 +16,11 @@ from tests.integration.backfill_world import (
     BUCKET,
     MIB,
     FakeLambdaContext,
-    assert_nothing_left_behind,
     keys,
     make_backfiller,
     message,
     stored,
 )
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[Any]:
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    assert_nothing_left_behind(s3)
 
 
 def copied_record(caplog: pytest.LogCaptureFixture) -> Any:

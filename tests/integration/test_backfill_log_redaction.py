@@ -4,15 +4,12 @@ signed URL keeps the query's parameter names and none of its values."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (
-    BUCKET,
-    assert_nothing_left_behind,
     make_backfiller,
     message,
 )
@@ -22,13 +19,6 @@ SIGNED_QUERY = (
     "&Policy=eyJTdGF0ZW1lbnQiOlt9"
 )
 SECRETS = ("1767225600", "SIGsecretVALUE", "K2JCJMDEHXQW5F", "eyJTdGF0ZW1lbnQ", "hunter2")
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[Any]:
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    assert_nothing_left_behind(s3)
 
 
 def logged_text(caplog: pytest.LogCaptureFixture) -> str:

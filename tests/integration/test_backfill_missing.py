@@ -4,8 +4,6 @@ it at most one GET per EDGEFILL_MISSING_TTL seconds, however many failovers queu
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,20 +14,13 @@ from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (
     BUCKET,
     FakeLambdaContext,
-    assert_nothing_left_behind,
+    backfill_at_once,
     keys,
     make_backfiller,
     message,
     reserved_keys,
     stored,
 )
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[Any]:
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    assert_nothing_left_behind(s3)
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -40,18 +31,7 @@ def test_many_failovers_of_a_missing_path_cost_the_origin_one_get(
     # failover at once, then 10 more later
     origin.fault("/scan/wp-login.php", status=status, latency=0.3)
     workers = [make_backfiller(bucket, origin) for _ in range(16)]
-    outcomes: list[Any] = []
-    barrier = threading.Barrier(16)
-
-    def run(worker: Any) -> None:
-        barrier.wait()
-        outcomes.append(worker.backfill(message("/scan/wp-login.php"), FakeLambdaContext()))
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = backfill_at_once(workers, message("/scan/wp-login.php"))
     later = [workers[0].backfill(message("/scan/wp-login.php")) for _ in range(10)]
     # Then the origin was asked once; every other record is a permanent skip
     assert len(origin.counts("/scan/wp-login.php").requests) == 1

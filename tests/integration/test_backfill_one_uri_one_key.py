@@ -7,7 +7,6 @@ the key it is written under."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,8 +16,6 @@ import requests
 from edgefill.lab.origin import LabOrigin
 from shared.origin import OriginClient, OriginResponse
 from tests.integration.backfill_world import (
-    BUCKET,
-    assert_nothing_left_behind,
     keys,
     make_backfiller,
     message,
@@ -36,13 +33,6 @@ class RecordingOrigin(OriginClient):
     def get(self, url: str, *args: Any, **kwargs: Any) -> OriginResponse:
         self.urls.append(url)
         return super().get(url, *args, **kwargs)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[Any]:
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    assert_nothing_left_behind(s3)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ group, and the exit status is 1."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from edgefill.cli import main
 from edgefill.lab.origin import LabOrigin
+from tests.integration.test_cli import STACK_TEMPLATE
 
 ACCOUNT = "123456789012"
 
@@ -41,32 +43,22 @@ def deployed(moto: str, s3: Any, sqs: Any, origin: LabOrigin) -> str:
         }
     )["Distribution"]
     s3.create_bucket(Bucket="edgefill-doctor")
-    template = {
-        "Resources": {
-            "BackfillDLQ": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "bf-dlq"}},
-            "PrewarmDLQ": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "pw-dlq"}},
-            "BackfillQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "bf"}},
-            "PrewarmQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "pw"}},
-        },
-        "Outputs": {
-            "BackfillQueueUrl": {"Value": {"Ref": "BackfillQueue"}},
-            "PrewarmQueueUrl": {"Value": {"Ref": "PrewarmQueue"}},
-            "BackfillDLQUrl": {"Value": {"Ref": "BackfillDLQ"}},
-            "PrewarmDLQUrl": {"Value": {"Ref": "PrewarmDLQ"}},
+    # The full origin is the lab's; the distribution's domain answers nothing.
+    template: dict[str, Any] = copy.deepcopy(STACK_TEMPLATE)
+    template["Outputs"].update(
+        {
             "BucketName": {"Value": "edgefill-doctor"},
-            "DistributionDomain": {"Value": distribution["DomainName"]},
+            "DistributionDomain": {"Value": "127.0.0.1:9"},
             "DistributionId": {"Value": distribution["Id"]},
             "EdgeFunctionVersionArn": {
                 "Value": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:edgefill-edge:1"
             },
-        },
-    }
-    # The full origin is the lab's; the distribution's domain answers nothing.
+        }
+    )
     template["Parameters"] = {
         "FullOriginDomain": {"Type": "String", "Default": f"127.0.0.1:{origin.port}"},
         "FullOriginProtocol": {"Type": "String", "Default": "http"},
     }
-    template["Outputs"]["DistributionDomain"] = {"Value": "127.0.0.1:9"}
     cloudformation = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=moto)
     cloudformation.create_stack(StackName="edgefill", TemplateBody=json.dumps(template))
     return str(distribution["Id"])

@@ -14,6 +14,7 @@ import pytest
 from edgefill.lab.lab import Lab, LabSettings
 from edgefill.lab.origin import generated_bytes
 from edgefill.lab.pollers import QueuePoller
+from edgefill.scenes.bucket import object_exists
 from tests.integration.backfill_world import sha256
 
 MIB = 1024 * 1024
@@ -57,10 +58,10 @@ def test_a_clip_bigger_than_one_lab_invocation_arrives_over_several(lab: Lab) ->
         QueueUrl=queue, MessageBody=json.dumps({"v": 1, "type": "backfill", "uri": uri})
     )
     deadline = time.monotonic() + 60
-    while not _exists(s3, lab.settings.bucket, CLIP[1:]) and time.monotonic() < deadline:
+    while not object_exists(s3, lab.settings.bucket, CLIP[1:]) and time.monotonic() < deadline:
         time.sleep(0.2)
     # Then it arrives whole, over several invocations each resumed with If-Range
-    assert _exists(s3, lab.settings.bucket, CLIP[1:])
+    assert object_exists(s3, lab.settings.bucket, CLIP[1:])
     body = s3.get_object(Bucket=lab.settings.bucket, Key=CLIP[1:])["Body"].read()
     assert sha256(body) == sha256(b"".join(generated_bytes(SIZE, 9)))
     resumed = [r for r in lab.origin.counts(CLIP).requests if r.header("If-Range")]
@@ -93,11 +94,3 @@ def _depth(sqs: Any, queue: str) -> int:
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
     return sum(int(attributes[name]) for name in names)
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except s3.exceptions.ClientError:
-        return False
-    return True

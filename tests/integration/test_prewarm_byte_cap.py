@@ -15,7 +15,7 @@ from shared.config import ConfigError, PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
 from tests.integration.prewarm_edges import VIEWER, Lab, body_for, lab, lab_servers
-from tests.integration.test_prewarm_worker import (
+from tests.integration.prewarm_handler import (
     FakeContext,
     drain,
     event_with,

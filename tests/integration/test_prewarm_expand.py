@@ -12,18 +12,23 @@ from typing import Any
 import pytest
 
 from edgefill.lab import vod
-from edgefill.lab.pollers import LambdaContext
-from prewarm_worker import app, expand, worker
+from prewarm_worker import app, expand
 from prewarm_worker.engine import WarmPlan
 from prewarm_worker.expand import EXPAND_SOURCE, warm_expanding
-from shared import aws
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
 from shared.messages import ENCODINGS, PrewarmMessage
 from tests.integration.prewarm_edges import VIEWER, Lab, lab, lab_servers
-from tests.sample_events import load_event
+from tests.integration.prewarm_handler import (
+    FakeContext,
+    drain,
+    event_with,
+    handler_runtime,
+    logs,
+    queue_url,
+)
 
-__all__ = ["lab", "lab_servers"]  # fixtures
+__all__ = ["lab", "lab_servers", "logs", "queue_url"]  # fixtures
 
 HLS = "application/vnd.apple.mpegurl"
 EDGES = ("127.0.0.2", "127.0.0.3")  # us-east-1, ap-northeast-1
@@ -184,45 +189,15 @@ def test_a_cycle_of_playlists_is_warmed_once(lab: Lab) -> None:
 
 
 @pytest.fixture
-def queue_url(sqs: Any) -> str:
-    return str(sqs.create_queue(QueueName="edgefill-prewarm")["QueueUrl"])
-
-
-@pytest.fixture
-def logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    buffer = io.StringIO()
-    monkeypatch.setattr(app.logger.registered_handler, "stream", buffer)
-    return buffer
-
-
-@pytest.fixture
 def worker_env(lab: Lab, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    for name, value in lab.env(
-        EDGEFILL_PREWARM_QUEUE_URL=queue_url, EDGEFILL_TARGETS="us-east-1"
-    ).items():
-        monkeypatch.setenv(name, value)
-    worker.runtime.cache_clear()
-    aws.client.cache_clear()
-    yield lab
-    worker.runtime.cache_clear()
-    aws.client.cache_clear()
+    with handler_runtime(
+        lab, monkeypatch, EDGEFILL_PREWARM_QUEUE_URL=queue_url, EDGEFILL_TARGETS="us-east-1"
+    ) as ready:
+        yield ready
 
 
 def handle(body: dict[str, Any]) -> Any:
-    event = load_event("prewarm_sqs_batch")
-    event["Records"] = [{**event["Records"][0], "messageId": "m-0", "body": json.dumps(body)}]
-    return app.handler(event, LambdaContext("edgefill-prewarm", timeout=60))
-
-
-def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
-    bodies: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        if not got.get("Messages"):
-            return bodies
-        for item in got["Messages"]:
-            bodies.append(json.loads(item["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=item["ReceiptHandle"])
+    return app.handler(event_with(body), FakeContext())
 
 
 def test_the_handler_expands_and_reports_per_manifest(

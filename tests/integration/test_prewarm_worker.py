@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from itertools import product
 from typing import Any
@@ -13,73 +12,23 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from edgefill.lab.pollers import LambdaContext
 from prewarm_worker import app, worker
-from shared import aws
 from shared.config import PrewarmConfig
 from shared.edns import EdgeResolver
 from shared.messages import parse_prewarm
 from tests.integration.prewarm_edges import Lab, lab, lab_servers
+from tests.integration.prewarm_handler import (
+    FakeContext,
+    drain,
+    event_with,
+    log_lines,
+    logs,
+    queue_url,
+    worker_env,
+)
 from tests.sample_events import load_event
 
-__all__ = ["lab", "lab_servers"]  # fixtures
-
-
-def FakeContext(remaining_ms: int = 60_000) -> LambdaContext:  # noqa: N802
-    """The lab's Lambda context for the prewarm function, ``remaining_ms`` from now."""
-    return LambdaContext("edgefill-prewarm", timeout=remaining_ms / 1000)
-
-
-@pytest.fixture
-def queue_url(sqs: Any) -> str:
-    return str(sqs.create_queue(QueueName="edgefill-prewarm")["QueueUrl"])
-
-
-@pytest.fixture
-def logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """The handler's JSON log lines (its logger holds the stream it was built with)."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(app.logger.registered_handler, "stream", buffer)
-    return buffer
-
-
-@pytest.fixture
-def worker_env(lab: Lab, queue_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    for name, value in lab.env(
-        EDGEFILL_PREWARM_QUEUE_URL=queue_url,
-        EDGEFILL_TARGETS="us-east-1",
-        EDGEFILL_RETRY_DELAY="1",
-        EDGEFILL_MAX_ATTEMPTS="3",
-    ).items():
-        monkeypatch.setenv(name, value)
-    worker.runtime.cache_clear()
-    aws.client.cache_clear()
-    yield lab
-    worker.runtime.cache_clear()
-    aws.client.cache_clear()
-
-
-def event_with(*bodies: dict[str, Any]) -> dict[str, Any]:
-    event = load_event("prewarm_sqs_batch")
-    template = event["Records"][0]
-    event["Records"] = [
-        {**template, "messageId": f"m-{index}", "body": json.dumps(body)}
-        for index, body in enumerate(bodies)
-    ]
-    return event
-
-
-def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
-    bodies: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        if not got.get("Messages"):
-            return bodies
-        bodies.extend(json.loads(m["Body"]) for m in got["Messages"])
-
-
-def log_lines(*outs: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for out in outs for line in out.splitlines() if line.startswith("{")]
+__all__ = ["lab", "lab_servers", "logs", "queue_url", "worker_env"]  # fixtures
 
 
 def test_given_the_sample_batch_when_handled_then_the_bad_record_alone_fails(

@@ -9,8 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from edgefill import invalidations
+from edgefill.cli import build_parser
 from edgefill.commands import freshness
-from edgefill.commands.warm import _WARM_FLAGS
+from edgefill.commands.edge_flags import EDGE_FLAGS
 from edgefill.edge_check import EdgeAnswer, verdict_of, version_of
 from edgefill.operations import OperatorError
 
@@ -123,5 +124,15 @@ def test_refresh_bodies_are_refresh_messages() -> None:
     }
 
 
-def test_check_finds_edges_with_the_same_flags_as_warm() -> None:
-    assert freshness.EDGE_FLAGS == _WARM_FLAGS
+@pytest.mark.parametrize("command", ["warm", "check"])
+def test_check_finds_edges_with_the_same_flags_as_warm(command: str) -> None:
+    # Given every edge-finding flag on the command line
+    argv = [command, "/a"]
+    for flag in EDGE_FLAGS:
+        option = f"--{flag.replace('_', '-')}"
+        argv += [option] if flag == "allow_private_edges" else [option, "https"]
+    # When parsed, then each lands where the command reads it from
+    args = build_parser().parse_args(argv)
+    assert {flag: getattr(args, flag) for flag in EDGE_FLAGS} == {
+        flag: "true" if flag == "allow_private_edges" else "https" for flag in EDGE_FLAGS
+    }

@@ -257,3 +257,46 @@ def test_a_call_that_fails_as_a_whole_raises() -> None:
     # Then the caller sees it (its own message is retried), rather than a silent loss
     with pytest.raises(ConnectionError):
         send_messages(Broken(), URL, ["a"])
+
+
+def test_a_call_that_fails_as_a_whole_is_reported_with_keep_going() -> None:
+    # Given a client whose second call fails outright
+    class BrokenSecond(ScriptedSqs):
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:  # noqa: N803
+            if len(self.calls) == 1:
+                self.calls.append(Entries)
+                raise ConnectionError("endpoint unreachable")
+            return super().send_message_batch(QueueUrl, Entries)
+
+    sqs = BrokenSecond([])
+    # When 25 bodies are sent with keep_going
+    report = send_messages(sqs, URL, [f"b{i}" for i in range(25)], keep_going=True)
+    # Then the failed call's ten entries are reported by index, and the third call still went
+    assert report.sent == 15 and report.calls == 3 and len(sqs.calls) == 3
+    assert [index for index, _, _ in report.failed] == list(range(10, 20))
+    assert {code for _, code, _ in report.failed} == {"ConnectionError"}
+    assert report.call_errors == ["ConnectionError: endpoint unreachable"]
+
+
+def test_the_report_counts_every_call_resends_included() -> None:
+    sqs = ScriptedSqs([{}, {"13": ("InternalError", False)}])
+    report = send_messages(sqs, URL, [f"b{i}" for i in range(15)], sleep=lambda _: None)
+    assert report.calls == len(sqs.calls) == 3
+    assert report == SendReport(sent=15, failed=[])  # the cost is not part of the outcome
+
+
+def test_a_smaller_byte_bound_cuts_calls_sooner_but_a_large_body_still_goes_alone() -> None:
+    # Given a 1 KiB bound, six 300-byte bodies and one of 2 KiB (under SQS's 1 MiB)
+    bodies = ["a" * 300] * 3 + ["b" * 2048] + ["c" * 300] * 3
+    sqs = ScriptedSqs([])
+    # When sent
+    report = send_messages(sqs, URL, bodies, max_batch_bytes=1024)
+    # Then calls stay under the bound, except the large body alone, and all are sent
+    assert [len(call) for call in sqs.calls] == [3, 1, 3]
+    assert report.sent == 7 and report.ok and report.calls == 3
+
+
+@pytest.mark.parametrize("bound", [0, MAX_BATCH_BYTES + 1])
+def test_a_byte_bound_sqs_cannot_honour_is_refused(bound: int) -> None:
+    with pytest.raises(ValueError, match="max_batch_bytes"):
+        send_messages(ScriptedSqs([]), URL, ["a"], max_batch_bytes=bound)

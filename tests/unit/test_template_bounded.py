@@ -15,19 +15,16 @@ from tests.unit.test_template import (
     ParameterValues,
     Template,
     as_list,
-    load_sam,
     policy_statements,
     props,
+    sam,
     translate,
 )
 
+__all__ = ["sam"]  # fixtures of test_template
+
 # What the tests of this tree ran with; the functions' requirements may not ask for less.
 TESTED_BOTO = "1.44.8"
-
-
-@pytest.fixture(scope="module")
-def sam() -> Template:
-    return load_sam()
 
 
 def rule_holds(sam: Template, rule: str, parameters: dict[str, str]) -> bool:

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from edge_origin_request import log_lines
-from tests.unit.test_template import ROOT, Template, load_sam
+from tests.unit.test_template import ROOT, Template, sam
+
+__all__ = ["sam"]  # fixtures of test_template
 
 SOURCES = ("shared", "edge_origin_request", "backfill_worker", "prewarm_worker")
 # The metrics AWS publishes that the dashboard may name (SQS and Lambda documentation).
@@ -125,11 +127,6 @@ def unemitted(body: dict[str, Any], emitted: set[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- tests
-@pytest.fixture(scope="module")
-def sam() -> Template:
-    return load_sam()
-
-
 @pytest.fixture(scope="module")
 def body(sam: Template) -> dict[str, Any]:
     return dashboard_body(sam)

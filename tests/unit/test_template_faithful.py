@@ -22,10 +22,12 @@ from tests.unit.test_template import (
     TEMPLATE,
     ParameterValues,
     Template,
-    load_sam,
     props,
     resources,
+    sam,
 )
+
+__all__ = ["sam"]  # fixtures of test_template
 
 # The GetObject query parameters S3 acts on with s3:GetObject alone (the API reference's
 # "Overriding response header values" plus partNumber), and versionId.
@@ -39,11 +41,6 @@ S3_GET_PARAMETERS = {
     "partNumber",
     "versionId",
 }
-
-
-@pytest.fixture(scope="module")
-def sam() -> Template:
-    return load_sam()
 
 
 def resolved(stack: ParameterValues, value: Any) -> Any:

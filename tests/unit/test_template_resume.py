@@ -5,29 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.unit.test_template import (
     Template,
     as_list,
-    load_sam,
+    cfn,
     policy_statements,
     props,
     refers_to,
-    translate,
+    sam,
 )
 
-
-@pytest.fixture(scope="module")
-def sam() -> Template:
-    return load_sam()
-
-
-@pytest.fixture(scope="module")
-def cfn(sam: Template) -> Template:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return translate(sam)
+__all__ = ["cfn", "sam"]  # fixtures of test_template
 
 
 def actions(statement: dict[str, Any]) -> list[str]:

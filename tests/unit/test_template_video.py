@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 from shared.config import BackfillConfig
 from tests.unit.test_template import (
     ParameterValues,
     Template,
-    load_sam,
     policy_statements,
     refers_to,
+    sam,
 )
 
+__all__ = ["sam"]  # fixtures of test_template
+
 ORIGIN = {"FullOriginDomain": "origin.example.com"}
-
-
-@pytest.fixture(scope="module")
-def sam() -> Template:
-    return load_sam()
 
 
 def test_expansion_is_on_by_default_and_sends_to_the_backfill_queue(sam: Template) -> None:

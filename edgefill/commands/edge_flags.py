@@ -1,0 +1,90 @@
+"""The flags that say how to find and ask edges, shared by ``edgefill warm`` and
+``edgefill check``, and the prewarm settings, targets and encodings they come to.
+
+Each flag stands for one of the prewarm worker's variables; the worker's settings are
+read as it reads them (``PrewarmConfig``), with the flags laid over the environment. The
+config and message models are imported only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final
+
+from edgefill.operations import OperatorError, split_list
+
+if TYPE_CHECKING:
+    from shared.config import PrewarmConfig
+
+# flag (argparse dest) → the prewarm worker's variable it stands for.
+EDGE_FLAGS: Final = {
+    "distribution_domain": "EDGEFILL_DISTRIBUTION_DOMAIN",
+    "viewer_host": "EDGEFILL_VIEWER_HOST",
+    "resolver": "EDGEFILL_RESOLVER",
+    "edge_port": "EDGEFILL_EDGE_PORT",
+    "protocol": "EDGEFILL_PROTOCOL",
+    "concurrency": "EDGEFILL_CONCURRENCY",
+    "region_subnets": "EDGEFILL_REGION_SUBNETS",
+    "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
+}
+
+
+def add_edge_flags(parser: Any) -> None:
+    """``--targets``, ``--encodings`` and the flags of EDGE_FLAGS, on ``parser``."""
+    parser.add_argument("--targets", action="append", help="regions or POP codes, comma-separated")
+    parser.add_argument("--encodings", action="append", help="comma-separated encodings")
+    parser.add_argument("--distribution-domain", help="dxxxx.cloudfront.net")
+    parser.add_argument("--viewer-host", help="Host and SNI sent to edges")
+    parser.add_argument("--resolver", help="DNS resolver host[:port] (default 8.8.8.8)")
+    parser.add_argument("--edge-port", help="port edges answer on (lab)")
+    parser.add_argument("--protocol", choices=("https", "http"))
+    parser.add_argument("--concurrency", help="parallel requests")
+    parser.add_argument("--region-subnets", help="JSON object region → client subnet")
+    parser.add_argument(
+        "--allow-private-edges",
+        action="store_const",
+        const="true",
+        help="accept edges on private or loopback addresses (the lab only)",
+    )
+
+
+def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmConfig:
+    """The worker's settings from the environment with the flags laid over it and the
+    ``unset`` variables removed; a bad value is an OperatorError naming its flag (or its
+    variable, when it came from the environment)."""
+    from shared.config import ConfigError, PrewarmConfig
+
+    env = dict(os.environ)
+    for flag, variable in EDGE_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            env[variable] = str(value)
+    for variable in unset:
+        env.pop(variable, None)
+    try:
+        return PrewarmConfig.from_env(env)
+    except ConfigError as error:
+        named = next((f for f, v in EDGE_FLAGS.items() if v == error.variable), None)
+        option = f"--{named.replace('_', '-')}" if named else error.variable
+        raise OperatorError(f"{option}: {error.reason}") from None
+
+
+def targets_and_encodings(
+    args: argparse.Namespace, paths: list[str], config: PrewarmConfig
+) -> tuple[list[str], list[str]]:
+    """The targets and encodings of the flags, else of the settings, checked with the
+    rules of a prewarm message (against the first 1,000 paths)."""
+    from shared.messages import ENCODINGS, MessageError, PrewarmMessage
+
+    targets: list[str] = split_list(args.targets) or list(config.targets)
+    if not targets:
+        raise OperatorError("no targets: pass --targets or set EDGEFILL_TARGETS")
+    encodings: list[str] = split_list(args.encodings) or list(config.encodings or ENCODINGS)
+    try:  # the same rules as a prewarm message
+        PrewarmMessage(
+            paths=tuple(paths[:1000]), targets=tuple(targets), encodings=tuple(encodings)
+        )
+    except MessageError as error:
+        raise OperatorError(f"--{error.field.split('[')[0]}: {error.reason}") from None
+    return targets, encodings
