@@ -16,12 +16,13 @@ from typing import Any
 import boto3
 import pytest
 
-from backfill_worker.backfill import Backfiller
+from backfill_worker.backfill import Backfiller, TransientFailure
 from backfill_worker.lease import lease_key
 from edgefill.lab.origin import LabOrigin
 from shared.revalidation_store import RevalidationStore
 from tests.integration.backfill_world import (
     BUCKET,
+    MIB,
     FakeLambdaContext,
     assert_nothing_left_behind,
     message,
@@ -30,6 +31,7 @@ from tests.integration.backfill_world import (
 )
 from tests.integration.test_backfill_resume import (
     INVOCATION,
+    RATE,
     SIZE,
     lease_body,
     next_continuation,
@@ -272,3 +274,29 @@ def test_a_planted_checkpoint_replacing_another_version_is_not_resumed(
     outcomes, _ = refresh(world, sqs)
     assert (outcomes[-1].status, outcomes[-1].reason) == ("copied", "replaced")
     assert sha256(stored(s3, KEY)) == sha256(new)
+
+
+def test_an_origin_failing_on_a_continuation_keeps_the_replace_for_the_redelivery(
+    world: dict[str, Any], s3: Any, sqs: Any, origin: LabOrigin
+) -> None:
+    # Given a replace handed over after its first invocation
+    old = s3.head_object(Bucket=BUCKET, Key=KEY)
+    new = paced_object(origin, URI, seed=2)
+    body = first_invocation(world, sqs)
+    saved = {number for number, *_ in lease_body(s3, KEY)["checkpoint"]["parts"]}
+    # When the origin answers 503 to the continuation's first request
+    origin.fault(URI, status=503, times=1)
+    with pytest.raises(TransientFailure, match="origin"):
+        world["worker"].backfill(body, FakeLambdaContext(INVOCATION))
+    # Then the lease keeps the checkpoint, still replacing the copy read at the start
+    kept = lease_body(s3, KEY)["checkpoint"]
+    assert {n for n, *_ in kept["parts"]} == saved and kept["replaces"] == old["ETag"]
+    # And the redelivery resumes without fetching the saved parts again, and replaces
+    origin.reset_counts()
+    origin.fault(URI, bandwidth=RATE)
+    completed = completions(s3)
+    outcomes, _ = refresh(world, sqs, body)
+    assert (outcomes[-1].status, outcomes[-1].reason) == ("copied", "replaced")
+    assert sha256(stored(s3, KEY)) == sha256(new)
+    assert origin.counts(URI).bytes_sent == SIZE - len(saved) * 5 * MIB
+    assert [c.get("IfMatch") for c in completed] == [old["ETag"]]
