@@ -40,7 +40,8 @@ from backfill_worker.freshness import FETCHED_AT, format_time, lifetime, parse_t
 from backfill_worker.invalidation import PendingInvalidations
 from backfill_worker.lease import Lease, SingleFlight
 from backfill_worker.missing import MISSING_STATUSES, MissingPaths
-from backfill_worker.refresh import Refresh, RefreshResult, is_edgefills
+from backfill_worker.record_outcome import Outcome, Skip, TransientFailure
+from backfill_worker.refresh_record import RefreshRecord
 from shared import aws
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
@@ -50,7 +51,7 @@ from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient, OriginError
 from shared.queues import region_from_queue_url, send_messages
 from shared.redact import query_names
-from shared.revalidation_store import RevalidationStore, StoredCopy
+from shared.revalidation_store import RevalidationStore
 
 SERVICE: Final = "backfill"
 # Without a Lambda context (CLI, tests) a lease lasts this long plus the margin.
@@ -76,32 +77,6 @@ class InvocationContext(Protocol):
     aws_request_id: str
 
     def get_remaining_time_in_millis(self) -> int: ...
-
-
-class TransientFailure(Exception):
-    """The record should be retried (SQS redelivers it, then moves it to the DLQ)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one record; ``reason`` is the metric dimension."""
-
-    status: str  # "copied", "skipped", "handed_over"
-    reason: str
-    key: str | None = None
-    size: int = 0
-
-
-class _Skip(Exception):
-    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.directive = directive
 
 
 @dataclass
@@ -169,7 +144,7 @@ class Backfiller:
             if message.mode == "refresh":
                 return self._refresh_key(message, key, context)
             return self._backfill_key(message, key, context)
-        except _Skip as skip:
+        except Skip as skip:
             level = _SKIP_LOG_LEVEL.get(skip.reason, logging.WARNING)
             log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
                 level, self.logger.warning
@@ -192,17 +167,17 @@ class Backfiller:
         try:
             message = parse_backfill(body)
         except MessageError as error:
-            raise _Skip("bad_message", f"message rejected: {error}") from None
+            raise Skip("bad_message", f"message rejected: {error}") from None
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
         except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
-            raise _Skip(error.reason, f"uri rejected: {error}") from None
+            raise Skip(error.reason, f"uri rejected: {error}") from None
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
-            raise _Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
+            raise Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")
         if self.config.query == "forward" and message.query:
             # The bucket holds one object per path: one viewer's query must not pick it.
-            raise _Skip("query", f"query with parameters {query_names(message.query)} not copied")
+            raise Skip("query", f"query with parameters {query_names(message.query)} not copied")
         return message, key
 
     def _backfill_key(
@@ -214,19 +189,19 @@ class Backfiller:
             raise TransientFailure("deadline", "no copy budget left in this invocation")
         try:
             if self.store.exists(key.key):
-                raise _Skip("exists", f"{key.key!r} is already in the bucket")
+                raise Skip("exists", f"{key.key!r} is already in the bucket")
             missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
             self._skip_if_missing(missing, key)
             flight = SingleFlight(self.store, self.wall_clock)
             owner, seconds = _owner_and_seconds(context)
             lease = flight.acquire(key.key, owner, seconds, heir=message.handover)
             if lease is None:
-                raise _Skip("leased", f"another worker is copying {key.key!r}")
+                raise Skip("leased", f"another worker is copying {key.key!r}")
             session = LeaseSession(flight, lease, self.store, key.key)
             try:
                 if self.store.exists(key.key):  # copied while we waited for the lease
                     session.abandon_inherited()
-                    raise _Skip("exists", f"{key.key!r} is already in the bucket")
+                    raise Skip("exists", f"{key.key!r} is already in the bucket")
                 self._skip_if_missing(missing, key)  # found missing while we waited
                 result = self._copy(message, key, context, missing, session)
                 if result.handover is not None:
@@ -251,7 +226,7 @@ class Backfiller:
         known = missing.recall(key.key)
         if known is not None:
             left = max(0, round(known.until - self.wall_clock()))
-            raise _Skip(
+            raise Skip(
                 "missing",
                 f"the origin answered {known.status} for {key.key!r}; not asked again "
                 f"for {left} s (EDGEFILL_MISSING_TTL)",
@@ -278,17 +253,15 @@ class Backfiller:
             if error.status in MISSING_STATUSES:
                 self._remember_missing(missing, key, error.status)
             if error.permanent:
-                raise _Skip(error.kind, error.reason) from error
+                raise Skip(error.kind, error.reason) from error
             raise TransientFailure(error.kind, error.reason) from error
         except CopyRefused as error:
-            raise _Skip(error.reason, error.detail, error.directive) from error
+            raise Skip(error.reason, error.detail, error.directive) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         finally:
-            for event, detail in session.notes if session is not None else ():
-                self.logger.warning(
-                    "checkpoint not resumed", extra={"event": event, "detail": detail[:300]}
-                )
+            if session is not None:
+                self._log_notes(session)
         seconds = self.clock() - started
         if result.handover is not None:
             return result
@@ -323,80 +296,11 @@ class Backfiller:
     def _refresh_key(
         self, message: BackfillMessage, key: ObjectKey, context: InvocationContext | None
     ) -> Outcome:
-        """``mode: "refresh"``: revalidate the copy (backfill_worker/refresh.py)."""
-        if self.copies is None:
-            raise TransientFailure("config", "refresh needs the revalidation store")
+        """``mode: "refresh"``: revalidate the copy, resumably (refresh_record.py)."""
         if context is not None and self._seconds_left(context) <= 0:
             raise TransientFailure("deadline", "no copy budget left in this invocation")
-        refresh = Refresh(
-            self.store,
-            self.copies,
-            DueIndex(self.copies),
-            self.origin,
-            self.config.revalidate_after,
-            self._utc_now,
-        )
-        result: RefreshResult | None = None
-        try:
-            stored = self.copies.head(key.key)
-            if stored is None:
-                return self._backfill_key(message, key, context)  # missing: a fill
-            if not is_edgefills(stored):
-                raise _Skip("foreign", f"{key.key!r} was not written by edgefill; left alone")
-            flight = SingleFlight(self.store)
-            owner, seconds = _owner_and_seconds(context)
-            lease = flight.acquire(key.key, owner, seconds)
-            if lease is None:
-                raise _Skip("leased", f"another worker is copying or refreshing {key.key!r}")
-            try:
-                stored = self.copies.head(key.key)  # it may have changed meanwhile
-                if stored is not None:
-                    result = self._revalidate(refresh, message, key, stored, context)
-            finally:
-                self._release(flight, lease)
-        except StoreError as error:
-            raise TransientFailure("s3", str(error)) from error
-        if result is None:
-            return self._backfill_key(message, key, context)  # removed meanwhile: a fill
-        return self._refreshed(message, key, result)
-
-    def _revalidate(
-        self,
-        refresh: Refresh,
-        message: BackfillMessage,
-        key: ObjectKey,
-        stored: StoredCopy,
-        context: InvocationContext | None,
-    ) -> RefreshResult:
-        query = message.query if self.config.query == "forward" else ""
-        url = self.origin.url_for(message.uri, query)
-        try:
-            return refresh.revalidate(key.key, url, self.plan(context), stored)
-        except OriginError as error:
-            if error.permanent:
-                # The copy stays as it is and is revalidated again a lifetime from now:
-                # its due entry was spent on this refresh.
-                refresh.record(key.key, stored, checked_at=refresh.now())
-                raise _Skip(error.kind, error.reason) from error
-            raise TransientFailure(error.kind, error.reason) from error
-        except CopyRefused as error:
-            refresh.record(key.key, stored, checked_at=refresh.now())
-            raise _Skip(error.reason, error.detail, error.directive) from error
-        except CopyFailed as error:
-            raise TransientFailure(error.reason, error.detail) from error
-
-    def _refreshed(
-        self, message: BackfillMessage, key: ObjectKey, result: RefreshResult
-    ) -> Outcome:
-        self.logger.info("refresh", extra={"key": key.key, "outcome": result.status})
-        self._count("Refreshed", result.status)
-        if result.status == "replaced":
-            self.pending.replaced(message.uri)
-            self.metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.size)
-        elif result.status == "deleted":
-            self.pending.deleted(message.uri)
-        status = "copied" if result.status == "replaced" else "refreshed"
-        return Outcome(status, result.status, key.key, result.size)
+        owner, seconds = _owner_and_seconds(context)
+        return RefreshRecord(self, message, key, context, owner, seconds).run()
 
     def _index_copy(self, key: str) -> None:
         """Write the due-index entry of a copy just made (from what S3 now holds)."""
@@ -451,7 +355,7 @@ class Backfiller:
                 sqs=self.sqs,
             )
         except GivenUp as error:
-            raise _Skip(error.reason, error.detail) from error
+            raise Skip(error.reason, error.detail) from error
         except ContinuationNotSent as error:
             raise TransientFailure("continuation", str(error)) from error
         done = sum(part.size for part in checkpoint.parts)
@@ -468,6 +372,13 @@ class Backfiller:
         )
         self.metrics.add_metric(name="HandedOver", unit=MetricUnit.Count, value=1)
         return Outcome("handed_over", "handed_over", key.key, done)
+
+    def _log_notes(self, session: LeaseSession) -> None:
+        """What became of an inherited checkpoint that was not resumed."""
+        for event, detail in session.notes:
+            self.logger.warning(
+                "checkpoint not resumed", extra={"event": event, "detail": detail[:300]}
+            )
 
     def _remember_missing(self, missing: MissingPaths, key: ObjectKey, status: int) -> None:
         try:

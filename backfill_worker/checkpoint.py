@@ -4,7 +4,8 @@ A checkpoint lives inside the key's lease object (``lease.py``), so it is writte
 with ``IfMatch`` on the lease's ETag, by the worker holding the lease. It says which
 multipart upload holds the copy so far, which parts are in it (number, size, S3 ETag,
 CRC32), which origin version they came from (ETag, Last-Modified, Content-Encoding,
-length), and, when the origin gave an MD5, the MD5 state after the parts hashed so far.
+length), when the origin gave an MD5, the MD5 state after the parts hashed so far, and
+for a refresh's replacing copy, which version of the stored copy it replaces.
 
 The lease object is in the bucket, where anyone with write access could edit it, so a
 checkpoint is input like any other: ``checkpoint_from`` accepts one only when every
@@ -75,6 +76,10 @@ class Checkpoint:
     part_rate: float = 0.0
     origin_bytes: int = 0  # bytes fetched from the origin over the whole chain
     invocations: int = 1  # invocations that worked on this copy, this one included
+    # A refresh's replacing copy: the S3 ETag of the copy it overwrites (read when the
+    # refresh started; the completion is conditional on it, ``IfMatch``). None: a fill,
+    # completed only if the key is still absent.
+    replaces: str | None = None
 
     @property
     def count(self) -> int:
@@ -101,6 +106,8 @@ class Checkpoint:
             "originBytes": self.origin_bytes,
             "invocations": self.invocations,
         }
+        if self.replaces is not None:
+            out["replaces"] = self.replaces
         if self.expected_md5s:
             out["md5"] = {
                 "expected": [[promise.source, promise.hex] for promise in self.expected_md5s],
@@ -159,6 +166,7 @@ def checkpoint_from(
         part_rate=float(rate),
         origin_bytes=_int(raw, "originBytes", 0, 1 << 62, default=0),
         invocations=_int(raw, "invocations", 1, 1_000_000, default=1),
+        replaces=_validator(raw, "replaces"),
     )
 
 

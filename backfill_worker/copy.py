@@ -440,6 +440,7 @@ class _Copier:
                     part_rate=admission.rate,
                     origin_bytes=(base.origin_bytes if base is not None else 0) + fetched,
                     invocations=(base.invocations + 1 if base is not None else 1),
+                    replaces=self.store.replaces,
                 )
 
             writer = ProgressWriter(progress, snapshot) if resumable and progress else None

@@ -17,6 +17,15 @@ The decision, in order (docs/BACKFILL.md "Freshness"):
    - **404 or 410**: ``deleted``, with a delete conditional on that same ETag;
    - anything else raises, as for a fill (transient: retried; permanent: skipped).
 
+4. A replacing copy longer than one invocation resumes like a fill's (docs/BACKFILL.md,
+   "Copies longer than one invocation"): given the lease's progress it saves its
+   checkpoint, which also names the S3 ETag it replaces (``replaces``), and stops at the
+   handover point (``handed_over``, with the checkpoint). The continuation, under the
+   same lease, reads the copy again: one that no longer has that ETag was changed by
+   another writer meanwhile, so the upload is aborted (``changed``); otherwise the copy
+   resumes from the checkpoint (no new conditional GET) and completes with ``IfMatch``
+   on that same ETag. An origin that changed again starts over on its newest version.
+
 A copy that changed under us (a concurrent writer won the ``IfMatch``) is kept as it is
 and reported as ``changed``: the other writer's version is at least as new as ours.
 """
@@ -39,6 +48,8 @@ from backfill_worker.freshness import (
     lifetime,
     parse_time,
 )
+from backfill_worker.progress import Progress
+from backfill_worker.resume import abort_if_ours
 from shared.object_store import ObjectStore
 from shared.origin import OriginClient, OriginError
 from shared.revalidation_store import RevalidationStore, StoredCopy
@@ -53,7 +64,8 @@ _PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
 
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
-    """``status``: unchanged, replaced, deleted or changed."""
+    """``status``: unchanged, replaced, deleted, changed, or handed_over (``copy`` then
+    carries the checkpoint a continuation resumes from)."""
 
     status: str
     size: int = 0
@@ -71,9 +83,23 @@ class Refresh:
     revalidate_after: int
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def revalidate(self, key: str, url: str, plan: CopyPlan, stored: StoredCopy) -> RefreshResult:
-        """Steps 3 of the module docstring for ``stored``, read under the caller's lease.
-        Raises what ``copy_object`` raises (the caller maps it as for a fill)."""
+    def revalidate(
+        self,
+        key: str,
+        url: str,
+        plan: CopyPlan,
+        stored: StoredCopy,
+        progress: Progress | None = None,
+    ) -> RefreshResult:
+        """Steps 3 and 4 of the module docstring for ``stored``, read under the caller's
+        lease; ``progress`` (the lease's) makes the replacing copy resumable. Raises what
+        ``copy_object`` raises (the caller maps it as for a fill)."""
+        replaced = replaced_etag(progress)
+        if replaced is not None and replaced != stored.etag:
+            # Another writer changed the copy since this replace began: theirs stays.
+            assert progress is not None and progress.inherited is not None
+            abort_if_ours(self.store, key, progress.inherited.get("uploadId"))
+            return RefreshResult("changed")
         started = self.now()
         terms = CopyTerms(
             metadata={FETCHED_AT: format_time(started)},
@@ -83,7 +109,13 @@ class Refresh:
         )
         try:
             result = copy_object(
-                self.origin, self.store.replacing(stored.etag), key, url, plan, terms
+                self.origin,
+                self.store.replacing(stored.etag),
+                key,
+                url,
+                plan,
+                terms,
+                progress=progress,
             )
         except CopyUnchanged:
             self.record(key, stored, checked_at=started)
@@ -93,6 +125,8 @@ class Refresh:
                 raise
             deleted = self.copies.delete_if_match(key, stored.etag)
             return RefreshResult("deleted" if deleted else "changed")
+        if result.handover is not None:
+            return RefreshResult("handed_over", copy=result)
         if not result.created:
             return RefreshResult("changed", copy=result)
         fresh = self.copies.head(key)
@@ -106,6 +140,15 @@ class Refresh:
         fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self.now()
         seconds = lifetime(copy.cache_control, copy.expires, fetched_at, self.revalidate_after)
         self.index.record(key, fetched_at, checked_at, seconds)
+
+
+def replaced_etag(progress: Progress | None) -> str | None:
+    """The S3 ETag an inherited checkpoint's upload was made to replace (``replaces``);
+    None without one (no checkpoint, a fill's, or one too garbled to say: ``resume.py``
+    then drops it)."""
+    inherited = progress.inherited if progress is not None else None
+    value = inherited.get("replaces") if isinstance(inherited, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def is_edgefills(copy: StoredCopy) -> bool:

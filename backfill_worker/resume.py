@@ -6,12 +6,15 @@ crash). Before one origin byte is fetched it is checked, in this order:
 1. the checkpoint parses and agrees with this worker's plan (``checkpoint_from``);
    otherwise it is dropped, and its upload aborted when that id is an open upload of
    this very key (ListMultipartUploads): a forged id never touches another key's upload;
-2. when it carries an MD5, this process can continue an MD5 state (``md5_state``);
-3. the upload is still open, for this key (ListMultipartUploads under the key, then
+2. it was made for the same kind of write: a fill's upload (no ``replaces``) only as a
+   fill, a refresh's only as the overwrite of the same stored version (``replaces`` is
+   the store's ``IfMatch`` ETag); otherwise it is dropped and its upload aborted;
+3. when it carries an MD5, this process can continue an MD5 state (``md5_state``);
+4. the upload is still open, for this key (ListMultipartUploads under the key, then
    ListParts): the lifecycle rule may have aborted it; each
    saved part must be there with the same size and ETag (and CRC32 when S3 lists one),
    a part that is not is fetched again;
-4. the origin still has the same version: the first missing part is asked for with
+5. the origin still has the same version: the first missing part is asked for with
    ``Range`` + ``If-Range`` on the saved strong ETag (else Last-Modified). A 200, or a
    206 whose validators, length or encoding differ, means the object changed: the old
    upload is aborted and the copy starts over on the new version, never mixing the two.
@@ -75,6 +78,15 @@ def resume_point(
     except CheckpointError as error:
         progress.note("checkpoint_rejected", str(error))
         abort_if_ours(store, key, raw.get("uploadId"))
+        return None
+    if checkpoint.replaces != store.replaces:
+        # An upload goes visible only under the condition it was started for: a fill's
+        # as a create, a refresh's as the overwrite of the very copy it replaces.
+        progress.note(
+            "checkpoint_rejected",
+            f"the upload replaces {checkpoint.replaces!r:.80}, this copy {store.replaces!r:.80}",
+        )
+        abort_if_ours(store, key, checkpoint.upload_id)
         return None
     if checkpoint.expected_md5s and not md5_state.available():
         progress.note("checkpoint_rejected", "no resumable MD5 in this process")

@@ -95,6 +95,7 @@ class FakeStore:
         self.parts: dict[int, bytes] = {}
         self.aborted = False
         self.completed: bytes | None = None
+        self.replaces: str | None = None  # a fill: completions create (ObjectStore)
 
     def start_multipart(self, key: str, attributes: ObjectAttributes) -> str:
         return "upload-1"
