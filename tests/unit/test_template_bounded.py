@@ -153,8 +153,18 @@ def test_the_workers_may_use_the_bucket_key_and_no_other(sam: Template) -> None:
     assert sam["Conditions"]["HasBucketKmsKey"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ExistingBucketKmsKeyArn"}, ""]}]
     }
-    roles = {role["Ref"] for role in policy["Properties"]["Roles"]}
-    assert roles == {"BackfillWorkerRole", "PrewarmWorkerRole"}
+    roles = policy["Properties"]["Roles"]
+    assert roles[:2] == [{"Ref": "BackfillWorkerRole"}, {"Ref": "PrewarmWorkerRole"}]
+    # (and the sweep's, which reads due-index entries written under the bucket's key)
+    assert roles[2:] == [
+        {
+            "Fn::If": [
+                "HasRevalidateSchedule",
+                {"Ref": "RevalidationSweepRole"},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    ]
     (statement,) = as_list(policy["Properties"]["PolicyDocument"]["Statement"])
     # Then exactly Decrypt and GenerateDataKey, on that key only
     assert statement["Effect"] == "Allow"
