@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edgefill import cli
-from edgefill.commands import doctor, estimate, lab, queue_commands, warm
+from edgefill.commands import doctor, estimate, freshness, lab, queue_commands, warm
 
 # (argv before --help, the module that registers it, phrases its help must contain)
 HELP_TEXTS = [
@@ -36,7 +36,24 @@ HELP_TEXTS = [
     (["lab"], lab, ["The local lab", "up"]),
     (["lab", "up"], lab, ["until Ctrl-C", "--edge-port", "--no-pollers", "--large-mib"]),
     (["demo"], lab, ["narrated and checked"]),
+    (["refresh"], freshness, ["mode refresh", "keeps, replaces or deletes", "--dry-run"]),
+    (
+        ["invalidate"],
+        freshness,
+        ["CreateInvalidation", "--wait", "--distribution-id", "--stack", "--timeout"],
+    ),
+    (
+        ["check"],
+        freshness,
+        ["compare versions", "x-amz-meta-origin-etag", "--json", "--bucket", "--targets"],
+    ),
 ]
+
+
+def test_every_registered_command_has_its_help_tested() -> None:
+    (commands,) = [a for a in cli.build_parser()._actions if a.dest == "command"]
+    tested = {argv[0] for argv, _, _ in HELP_TEXTS}
+    assert set(commands.choices) == tested
 
 
 @pytest.mark.parametrize(("argv", "module", "phrases"), HELP_TEXTS, ids=lambda v: str(v))
@@ -61,6 +78,7 @@ def test_top_level_help_lists_every_registered_command(capsys: pytest.CaptureFix
         cli.main(["--help"])
     text = capsys.readouterr().out
     commands = ("prewarm", "backfill", "status", "redrive", "estimate", "doctor", "warm", "lab")
+    commands += ("refresh", "invalidate", "check")
     for command in (*commands, "demo"):
         assert command in text
 
