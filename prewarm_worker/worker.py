@@ -2,9 +2,11 @@
 
 The handler calls ``prewarm_record`` for each SQS record. A record raises (and so becomes
 a batch item failure, retried by SQS and finally moved to the DLQ) only when it could not
-be processed at all: a body that breaks the contract, a configuration error, a resolver
-that answered nothing for any target, or a re-enqueue SQS refused. Everything else — a
-bad target, a dead edge, a short body — is a recorded failure inside a processed message.
+be processed at all: a body that breaks the contract or a bound (host, task cap), a
+configuration error, no targets at all, an invalidation whose status cannot be read yet
+(throttling, 5xx), a resolver that answered nothing for any target, or SQS refusing a
+re-enqueue or a follow-up message. Everything else — a bad target, a dead edge, a short
+body — is a recorded failure inside a processed message.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ PART_BYTES: Final = 8 * 1024 * 1024
 
 def long_copy(demo: Stage) -> None:
     """Backfill the film through the lab and check it arrived whole, over several hops."""
-    step = "6 long copy"
-    demo.step("6. A feature film bigger than one invocation can copy arrives over several")
+    step = "8 long copy"
+    demo.step("8. A feature film bigger than one invocation can copy arrives over several")
     lab = demo.lab
     assert lab.aws is not None
     origin = lab.origin
