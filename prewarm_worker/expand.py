@@ -4,10 +4,11 @@ Each path is warmed like any path. For each one that is an HLS playlist or a DAS
 manifest (by its extension, else by the Content-Type an edge answered with), the body is
 read from the first target (in the message's order) that served it completely — one more
 GET, at that target's edge, of a variant just warmed (identity when the message warms it,
-else gzip; identity again when it warms neither) — and parsed with the rules the backfill uses (``shared/manifests.py``: no
-keys, no other hosts, no live manifests, the key rules). What it references is warmed at
-the same targets and encodings, round after round (master → media playlists → segments),
-so a launch warm names one master instead of every segment.
+else gzip; identity again when it warms neither) — and parsed with the rules the backfill
+uses (``shared/manifests.py``: no keys, no other hosts, no live manifests, the key
+rules). What it references is warmed at the same targets and encodings, round after
+round (master → media playlists → segments), so a launch warm names one master instead
+of every segment.
 
 Bounds:
 - Inside the message's task cap (``MAX_TASKS_PER_MESSAGE``, paths × targets × encodings,
