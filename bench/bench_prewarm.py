@@ -159,7 +159,7 @@ def serve(conn: Connection) -> None:
 
 
 def run_engine(env: dict[str, str], concurrency: int | None) -> tuple[float, Any]:
-    from prewarm_worker.engine import WarmPlan, WarmSettings, warm
+    from prewarm_worker.engine import WarmContext, WarmPlan, WarmSettings, warm
     from shared.config import PrewarmConfig
     from shared.edge_http import EdgeClient
     from shared.edns import EdgeResolver
@@ -173,7 +173,7 @@ def run_engine(env: dict[str, str], concurrency: int | None) -> tuple[float, Any
     client = EdgeClient(port=config.port, maxsize=settings.concurrency)
     resolver = EdgeResolver(config.resolver_host, config.resolver_port)
     plan = WarmPlan(PATHS, tuple(TARGETS), ENCODINGS, VIEWER)
-    report = warm(plan, config, resolver, client, settings)
+    report = warm(plan, WarmContext(config, resolver, client, settings))
     wall = time.perf_counter() - started
     client.close()
     return wall, report

@@ -1,8 +1,9 @@
 """One deployed edgefill stack as CloudFormation describes it: status, outputs, parameters.
 
-Commands that need more than the queue URLs (``status`` for the dashboard, ``doctor``,
-``estimate``) read the stack here; a missing stack or a refused call becomes an
-``OperatorError`` naming the stack."""
+Commands that need more than the queue URLs read the stack here: ``status`` (the
+dashboard), ``doctor``, ``prewarm`` (its allowed hosts), the size lookups of ``estimate``
+and the caps (the bucket), ``invalidate`` (the distribution) and ``check`` (the bucket). A
+missing stack or a refused call becomes an ``OperatorError`` naming the stack."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The warm engine: resolve each target's edge once, then GET path × target × encoding.
 
 Used by the prewarm worker and by the CLI (``edgefill warm``) alike, so nothing here knows
-about Lambda, SQS or Powertools: it takes a plan, a configuration, a resolver and an edge
-client, and returns a ``WarmReport``.
+about Lambda, SQS or Powertools: it takes a plan and a ``WarmContext`` (configuration,
+resolver, edge client, settings, deadline), and returns a ``WarmReport``.
 
 Scheduling: ``concurrency`` worker threads share one board of tasks grouped by edge. A
 worker keeps taking tasks for the edge it is on, so its keep-alive connection to that
@@ -82,6 +82,27 @@ class WarmSettings:
     @classmethod
     def from_config(cls, config: PrewarmConfig) -> WarmSettings:
         return cls(concurrency=config.concurrency, request_attempts=config.request_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class WarmContext:
+    """What every warm of one run shares, so the rounds of an expansion and the passes of
+    a tree pass one value on: where targets resolve (``config``, ``resolver``), the edge
+    ``client``, how hard to push (``settings``), when to stop starting tasks
+    (``deadline``, a ``time.monotonic()`` value; None for no limit) and the retry clock
+    (``sleep``, ``jitter``; tests replace them).
+
+    The worker builds one per message (the deadline is its invocation's); ``edgefill
+    warm`` builds one per run, with no deadline. What changes from call to call (the plan,
+    the progress callback, the bytes left under a cap) stays a parameter."""
+
+    config: PrewarmConfig
+    resolver: EdgeResolver
+    client: EdgeClient
+    settings: WarmSettings = WarmSettings()
+    deadline: float | None = None
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,25 +234,20 @@ Progress = Callable[[TaskResult], None]
 
 def warm(
     plan: WarmPlan,
-    config: PrewarmConfig,
-    resolver: EdgeResolver,
-    client: EdgeClient,
-    settings: WarmSettings | None = None,
+    context: WarmContext,
     progress: Progress | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    jitter: Callable[[], float] = random.random,
-    deadline: float | None = None,
     max_bytes: int | None = None,
 ) -> WarmReport:
     """Warm every task of ``plan``; never raises for a bad task, target or edge.
 
-    ``progress`` is called once per finished task, one call at a time. ``deadline``
-    (a ``time.monotonic()`` value) stops workers from starting new tasks; the tasks left
-    are reported as failed, retryable, "not started", so a caller can send them again.
-    ``max_bytes`` stops new tasks once that many bytes were downloaded; the tasks left
-    are reported in ``capped`` (not failed, not to be sent again).
+    ``progress`` is called once per finished task, one call at a time. The context's
+    ``deadline`` stops workers from starting new tasks; the tasks left are reported as
+    failed, retryable, "not started", so a caller can send them again. ``max_bytes``
+    stops new tasks once that many bytes were downloaded; the tasks left are reported in
+    ``capped`` (not failed, not to be sent again).
     """
-    settings = settings or WarmSettings()
+    settings = context.settings
+    client = context.client
     started = time.perf_counter()
     connections_before = client.connections
     report = WarmReport(tasks=plan.size)
@@ -260,7 +276,9 @@ def warm(
 
     runnable = sum(len(tasks) for tasks in waiting.values())
     workers = min(settings.concurrency, runnable)
-    board = _TaskBoard(deadline, pending=len(targets), concurrency=workers, expected=runnable)
+    board = _TaskBoard(
+        context.deadline, pending=len(targets), concurrency=workers, expected=runnable
+    )
 
     def on_target(target: str, outcome: Edge | ResolveError) -> None:
         tasks = waiting.pop(target, [])
@@ -282,7 +300,7 @@ def warm(
             board.publish(outcome.address, tasks)
         board.settled()
 
-    runner = _TaskRunner(plan.host, client, settings, sleep, jitter)
+    runner = _TaskRunner(plan.host, client, settings, context.sleep, context.jitter)
     # Workers start before the answers: each target's edge is warmed as soon as it is
     # known, so a target whose resolver times out does not hold up the others.
     go = threading.Event()
@@ -293,7 +311,7 @@ def warm(
         # setting up TLS while the rest are still being created, and start late.
         go.set()
         try:
-            resolution = resolve_edges(targets, config, resolver, on_target)
+            resolution = resolve_edges(targets, context.config, context.resolver, on_target)
         finally:
             board.close()
     report.resolution = resolution

@@ -4,10 +4,11 @@ Each path is warmed like any path. For each one that is an HLS playlist or a DAS
 manifest (by its extension, else by the Content-Type an edge answered with), the body is
 read from the first target (in the message's order) that served it completely — one more
 GET, at that target's edge, of a variant just warmed (identity when the message warms it,
-else gzip) — and parsed with the rules the backfill uses (``shared/manifests.py``: no
-keys, no other hosts, no live manifests, the key rules). What it references is warmed at
-the same targets and encodings, round after round (master → media playlists → segments),
-so a launch warm names one master instead of every segment.
+else gzip; identity again when it warms neither) — and parsed with the rules the backfill
+uses (``shared/manifests.py``: no keys, no other hosts, no live manifests, the key
+rules). What it references is warmed at the same targets and encodings, round after
+round (master → media playlists → segments), so a launch warm names one master instead
+of every segment.
 
 Bounds:
 - Inside the message's task cap (``MAX_TASKS_PER_MESSAGE``, paths × targets × encodings,
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -36,15 +36,13 @@ from prewarm_worker.engine import (
     Progress,
     TargetTotals,
     TaskResult,
+    WarmContext,
     WarmPlan,
     WarmReport,
-    WarmSettings,
     warm,
 )
 from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE, paths_per_message
-from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient, EdgeError
-from shared.edns import EdgeResolver
 from shared.manifests import MAX_MANIFEST_BYTES, Manifest, manifest_format, parse_manifest
 from shared.messages import ACCEPT_ENCODING, MAX_PATHS, PrewarmMessage, to_json
 from shared.queues import send_messages
@@ -54,8 +52,6 @@ EXPAND_SOURCE: Final = "expand"
 # A round is not started with less time than this left before the deadline: its
 # references go to follow-up messages instead of becoming "not started" failures.
 MIN_ROUND_SECONDS: Final = 5.0
-
-WarmFunction = Callable[..., WarmReport]
 
 
 @dataclass
@@ -115,19 +111,14 @@ class ExpandOutcome:
 
 def warm_expanding(
     plan: WarmPlan,
-    config: PrewarmConfig,
-    resolver: EdgeResolver,
-    client: EdgeClient,
-    settings: WarmSettings | None = None,
-    deadline: float | None = None,
+    context: WarmContext,
     progress: Progress | None = None,
     task_budget: int | None = None,
-    warm_function: WarmFunction = warm,
     follow_playlists: bool = True,
     max_bytes: int | None = None,
 ) -> ExpandOutcome:
     """Warm ``plan``, then what its manifests reference, round after round, within
-    ``task_budget`` tasks and ``deadline``; the rest becomes follow-up messages.
+    ``task_budget`` tasks and the context's deadline; the rest becomes follow-up messages.
     ``follow_playlists`` False (a follow-up message) warms no playlist a manifest names.
     ``max_bytes`` bounds the downloads of every round together: once reached, no round
     starts and no follow-up is sent (the references left are counted in ``capped_paths``),
@@ -149,14 +140,10 @@ def warm_expanding(
         if left is not None and left <= 0:
             outcome.capped_paths += len(current)
             break
-        report = warm_function(
+        report = warm(
             WarmPlan(tuple(current), targets, encodings, plan.host),
-            config,
-            resolver,
-            client,
-            settings,
+            context,
             progress=_both(tracker.record, progress),
-            deadline=deadline,
             max_bytes=left,
         )
         _merge(outcome.report, report)
@@ -170,13 +157,16 @@ def warm_expanding(
                         path, manifest_format(path), reason="no target served it completely"
                     )
                 continue
-            expansion = _expand_one(path, found, plan.host, encodings, client, follow_playlists)
+            expansion = _expand_one(
+                path, found, plan.host, encodings, context.client, follow_playlists
+            )
             outcome.manifests[path] = expansion.record
             new = [uri for uri in expansion.references if uri not in seen]
             seen.update(new)
             children += new
             found_here.append((expansion.record, new))
         fit = max(0, budget // per_path)
+        deadline = context.deadline
         if deadline is not None and deadline - time.monotonic() < MIN_ROUND_SECONDS:
             fit = 0  # no time for another round: the references go on in follow-ups
         current, overflow = children[:fit], children[fit:]
@@ -196,36 +186,16 @@ def warm_expanding(
 def warm_message(
     message: PrewarmMessage,
     plan: WarmPlan,
-    config: PrewarmConfig,
-    resolver: EdgeResolver,
-    client: EdgeClient,
-    settings: WarmSettings | None = None,
-    deadline: float | None = None,
-    progress: Progress | None = None,
+    context: WarmContext,
     max_bytes: int | None = None,
 ) -> tuple[WarmReport, ExpandOutcome | None]:
     """The warm of one message: expanding when it asks for it, else the plain engine.
     ``max_bytes`` (EDGEFILL_MAX_WARM_BYTES) bounds every round together."""
     if not message.expand:
-        report = warm(
-            plan,
-            config,
-            resolver,
-            client,
-            settings,
-            progress=progress,
-            deadline=deadline,
-            max_bytes=max_bytes,
-        )
-        return report, None
+        return warm(plan, context, max_bytes=max_bytes), None
     outcome = warm_expanding(
         plan,
-        config,
-        resolver,
-        client,
-        settings,
-        deadline=deadline,
-        progress=progress,
+        context,
         follow_playlists=message.source != EXPAND_SOURCE,
         max_bytes=max_bytes,
     )
@@ -233,27 +203,19 @@ def warm_message(
 
 
 def warm_tree(
-    plan: WarmPlan,
-    config: PrewarmConfig,
-    resolver: EdgeResolver,
-    client: EdgeClient,
-    settings: WarmSettings | None = None,
-    progress: Progress | None = None,
+    plan: WarmPlan, context: WarmContext, progress: Progress | None = None
 ) -> ExpandOutcome:
     """``edgefill warm --expand``: the whole tree here and now. What a worker would send
     on in follow-up messages is warmed in further passes, with the same rules (a pass of
     follow-ups follows no playlist, so the passes end)."""
-    outcome = warm_expanding(plan, config, resolver, client, settings, progress=progress)
+    outcome = warm_expanding(plan, context, progress=progress)
     pending = list(outcome.followups)
     outcome.followups = []
     while pending:
         follow_up = pending.pop(0)
         more = warm_expanding(
             WarmPlan(follow_up.paths, plan.targets, plan.encodings, plan.host),
-            config,
-            resolver,
-            client,
-            settings,
+            context,
             progress=progress,
             follow_playlists=False,
         )

@@ -2,9 +2,11 @@
 
 The handler calls ``prewarm_record`` for each SQS record. A record raises (and so becomes
 a batch item failure, retried by SQS and finally moved to the DLQ) only when it could not
-be processed at all: a body that breaks the contract, a configuration error, a resolver
-that answered nothing for any target, or a re-enqueue SQS refused. Everything else — a
-bad target, a dead edge, a short body — is a recorded failure inside a processed message.
+be processed at all: a body that breaks the contract or a bound (host, task cap), a
+configuration error, no targets at all, an invalidation whose status cannot be read yet
+(throttling, 5xx), a resolver that answered nothing for any target, or SQS refusing a
+re-enqueue or a follow-up message. Everything else — a bad target, a dead edge, a short
+body — is a recorded failure inside a processed message.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from prewarm_worker.allowed_hosts import allowed_hosts, check_host
 from prewarm_worker.byte_cap import log_capped
-from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings
+from prewarm_worker.engine import TaskResult, WarmContext, WarmPlan, WarmReport, WarmSettings
 from prewarm_worker.expand import expansion_summary, send_follow_ups, warm_message
 from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from prewarm_worker.metric_targets import metric_target
@@ -182,16 +184,14 @@ def _process(
         encodings=encodings,
         host=message.host or config.viewer_host,
     )
-    report, expansion = warm_message(
-        message,
-        plan,
+    context = WarmContext(
         config,
         rt.resolver,
         rt.client,
         WarmSettings.from_config(config),
         deadline=deadline_for(remaining_ms, config),
-        max_bytes=config.max_warm_bytes,
     )
+    report, expansion = warm_message(message, plan, context, max_bytes=config.max_warm_bytes)
     if report.resolution is not None and report.resolution.unreachable:
         reasons = "; ".join(str(e) for e in report.resolution.errors.values())
         log.error("no target resolved", extra={"messageId": message_id, "errors": reasons})

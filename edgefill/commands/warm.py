@@ -42,7 +42,7 @@ def register(commands: Any) -> None:
 # ---- warm -----------------------------------------------------------------------------
 def run_warm(args: argparse.Namespace) -> int:
     from edgefill.operations import as_uri
-    from prewarm_worker.engine import plan_from, warm
+    from prewarm_worker.engine import WarmContext, plan_from, warm
     from prewarm_worker.expand import expansion_summary, warm_tree
     from prewarm_worker.worker import build_runtime
 
@@ -53,6 +53,7 @@ def run_warm(args: argparse.Namespace) -> int:
     if refused is not None:
         return refused
     runtime = build_runtime(config)
+    context = WarmContext(config, runtime.resolver, runtime.client)
     plan = plan_from(paths, targets, encodings, config.viewer_host)
     with Progress(
         TextColumn("[bold]warming"),
@@ -74,10 +75,10 @@ def run_warm(args: argparse.Namespace) -> int:
         expansion = None
         if args.expand:  # video: the tree below each playlist too, in passes (bounded)
             progress.update(task, total=None)
-            expansion = warm_tree(plan, config, runtime.resolver, runtime.client, progress=advance)
+            expansion = warm_tree(plan, context, progress=advance)
             report = expansion.report
         else:
-            report = warm(plan, config, runtime.resolver, runtime.client, progress=advance)
+            report = warm(plan, context, progress=advance)
     if args.json:
         summary = report.summary() | expansion_summary(expansion)
         summary["failures"] = [

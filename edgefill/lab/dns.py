@@ -137,19 +137,6 @@ class LabDNSServer:
             else:
                 self._faults[key] = fault
 
-    def set_subnet_answer(self, cidr: str, address: str) -> None:
-        """Map (or re-map) a client subnet to an edge address."""
-        network = ipaddress.ip_network(cidr, strict=False)
-        with self._lock:
-            kept = [(net, addr) for net, addr in self._subnets if net != network]
-            kept.append((network, _address(address)))
-            self._subnets = sorted(kept, key=lambda item: item[0].prefixlen, reverse=True)
-
-    def set_pop_answer(self, pop: str, address: str) -> None:
-        """Map (or re-map) a POP code to an edge address."""
-        with self._lock:
-            self._pops[pop.lower()] = _address(address)
-
     def pop_name(self, pop: str) -> str:
         """The name this server answers for ``pop``: ``<label>.<POP>.<suffix>``."""
         return f"{self._label}.{pop}.{self._suffix}"

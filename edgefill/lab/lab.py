@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -499,16 +499,6 @@ def _clear_container_caches() -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear) and getattr(value, "__module__", None) == name:
                 clear()
-
-
-@contextlib.contextmanager
-def running_lab(settings: LabSettings | None = None) -> Iterator[Lab]:
-    lab = Lab(settings)
-    lab.start()
-    try:
-        yield lab
-    finally:
-        lab.stop()
 
 
 def lab_threads() -> list[threading.Thread]:

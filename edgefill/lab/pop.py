@@ -14,11 +14,14 @@ on host, URI, query string and the normalized Accept-Encoding:
   the request it returns is the one sent (custom headers included, as CloudFront adds them);
 - concurrent misses for one cache key at one POP are collapsed into one origin fetch;
 - an object is stored only when its whole body reached the viewer (CloudFront drops an
-  object whose viewer went away mid-body), and only for 200 responses that allow caching.
+  object whose viewer went away mid-body), and only for 200 responses that allow caching;
+- an invalidation drops the cached objects whose paths it names (``invalidate``, called
+  by ``edgefill/lab/invalidations.py`` when the invalidation completes).
 
 Not emulated: compression at the edge (the origin's bytes are served as they are, under
 the cache key of the viewer's normalized encoding), Range requests from viewers (the full
-body is served), TTLs and invalidations (a lab POP keeps objects until it stops).
+body is served), TTLs (a lab POP keeps an object until it stops or an invalidation drops
+it).
 """
 
 from __future__ import annotations

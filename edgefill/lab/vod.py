@@ -70,10 +70,6 @@ class VodTree:
         """Every object the HLS master brings (the key excluded): what expansion copies."""
         return [self.master, *self.of_kind("playlist", "init", "segment")]
 
-    def dash_tree(self) -> list[str]:
-        """Every object the MPD brings: the same inits and segments."""
-        return [self.mpd, *self.of_kind("init", "segment")]
-
     def playback(self, rendition: str) -> list[str]:
         """A player's requests, in order: master, media playlist, init, every segment."""
         base = f"{PREFIX}/{rendition}"

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from backfill_worker.lease import lease_key
 from edgefill.lab.lab import LAB_HANDOVER_SECONDS, queue_depth
 from edgefill.scenes.bucket import object_sha256
-
-if TYPE_CHECKING:
-    from edgefill.demo import Demo
+from edgefill.scenes.stage import Stage
 
 CLIP: Final = "/video/feature film.mp4"
 CLIP_BYTES: Final = 136 * 1024 * 1024  # 17 parts of 8 MiB
@@ -26,10 +24,10 @@ CLIP_RATE: Final = 2_100_000  # bytes/s per origin connection: a slow long-haul 
 PART_BYTES: Final = 8 * 1024 * 1024
 
 
-def long_copy(demo: Demo) -> None:
+def long_copy(demo: Stage) -> None:
     """Backfill the film through the lab and check it arrived whole, over several hops."""
-    step = "6 long copy"
-    demo.step("6. A feature film bigger than one invocation can copy arrives over several")
+    step = "8 long copy"
+    demo.step("8. A feature film bigger than one invocation can copy arrives over several")
     lab = demo.lab
     assert lab.aws is not None
     origin = lab.origin

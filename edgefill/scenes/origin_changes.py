@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgefill.lab.origin import LabOrigin
 from edgefill.scenes.bucket import object_sha256
+from edgefill.scenes.stage import Stage
 from shared.messages import ENCODINGS
-
-if TYPE_CHECKING:
-    from edgefill.demo import Demo
 
 STEP = "7 freshness"
 CHANGED = "/news/today.html"
@@ -33,7 +31,7 @@ CONTROL = "/news/about.html"
 TIMEOUT_SECONDS = 30
 
 
-def origin_changes(demo: Demo) -> None:
+def origin_changes(demo: Stage) -> None:
     """The origin changes one page; refresh, invalidate, warm after, check, serve."""
     demo.step("7. The origin changes: the copy, the edges and a check follow it")
     lab = demo.lab
@@ -148,7 +146,7 @@ def origin_changes(demo: Demo) -> None:
     )
 
 
-def _copied_and_warm(demo: Demo, s3: Any) -> None:
+def _copied_and_warm(demo: Stage, s3: Any) -> None:
     """Given: both pages on the origin, copied by a failover's backfill, warm everywhere."""
     lab = demo.lab
     for path, text in ((CHANGED, "the first edition"), (CONTROL, "who we are")):

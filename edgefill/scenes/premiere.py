@@ -16,21 +16,17 @@ backfill worker too. Then:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from edgefill.lab import vod
 from edgefill.lab.origin import LabOrigin
 from edgefill.scenes.bucket import object_exists, object_sha256
+from edgefill.scenes.stage import Stage
 from shared.messages import ENCODINGS
-
-if TYPE_CHECKING:
-    from edgefill.demo import Demo
 
 STEP = "6 premiere"
 TIMEOUT_SECONDS = 60
 
 
-def premiere(demo: Demo) -> None:
+def premiere(demo: Stage) -> None:
     """Prewarm the title's master with --expand; check the bucket, the POPs and a playback."""
     demo.step("6. A premiere: one prewarm --expand of the master brings the whole title")
     lab = demo.lab
@@ -95,7 +91,7 @@ def premiere(demo: Demo) -> None:
     _playback(demo, tree)
 
 
-def _playback(demo: Demo, tree: vod.VodTree) -> None:
+def _playback(demo: Stage, tree: vod.VodTree) -> None:
     lab = demo.lab
     misses = []
     requests = 0

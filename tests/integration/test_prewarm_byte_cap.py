@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from prewarm_worker import app
-from prewarm_worker.engine import WarmPlan, WarmSettings, warm
+from prewarm_worker.engine import WarmContext, WarmPlan, WarmSettings, warm
 from shared.config import ConfigError, PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
@@ -35,10 +35,12 @@ def run(lab: Lab, max_bytes: int | None) -> Any:
     config = lab.config()
     return warm(
         WarmPlan(PATHS, ("us-east-1",), ("gzip",), VIEWER),
-        config,
-        EdgeResolver(config.resolver_host, config.resolver_port),
-        EdgeClient(port=config.port),
-        WarmSettings(concurrency=1),  # one task at a time: the cap is met exactly
+        WarmContext(
+            config,
+            EdgeResolver(config.resolver_host, config.resolver_port),
+            EdgeClient(port=config.port),
+            WarmSettings(concurrency=1),  # one task at a time: the cap is met exactly
+        ),
         max_bytes=max_bytes,
     )
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 
 from edgefill.lab.dns import LabDNSServer
-from prewarm_worker.engine import TaskResult, WarmPlan, WarmReport, WarmSettings, warm
+from prewarm_worker.engine import (
+    TaskResult,
+    WarmContext,
+    WarmPlan,
+    WarmReport,
+    WarmSettings,
+    warm,
+)
 from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import REGION_SUBNETS, EdgeResolver
@@ -36,12 +43,14 @@ def run(
     results: list[TaskResult] = []
     report = warm(
         WarmPlan(paths, targets, encodings, VIEWER),
-        config,
-        resolver or EdgeResolver(config.resolver_host, config.resolver_port, timeout=1.0),
-        EdgeClient(port=config.port, maxsize=8),
-        settings or WarmSettings(concurrency=8, backoff_base=0.01),
+        WarmContext(
+            config,
+            resolver or EdgeResolver(config.resolver_host, config.resolver_port, timeout=1.0),
+            EdgeClient(port=config.port, maxsize=8),
+            settings or WarmSettings(concurrency=8, backoff_base=0.01),
+            sleep=lambda _: None,
+        ),
         progress=results.append,
-        sleep=lambda _: None,
     )
     return results, report
 
@@ -108,9 +117,11 @@ def test_given_a_host_with_a_port_when_warmed_then_sni_drops_the_port_and_host_k
     config = lab.config()
     report = warm(
         WarmPlan(("/p.css",), ("us-east-1",), ("gzip",), f"{VIEWER}:8443"),
-        config,
-        EdgeResolver(config.resolver_host, config.resolver_port),
-        EdgeClient(port=config.port),
+        WarmContext(
+            config,
+            EdgeResolver(config.resolver_host, config.resolver_port),
+            EdgeClient(port=config.port),
+        ),
     )
     assert report.ok == 1
     assert lab.edges["127.0.0.2"].sni == [VIEWER]
@@ -214,9 +225,11 @@ def test_given_plain_http_when_warmed_then_the_edge_is_reached_without_tls() -> 
             )
             report = warm(
                 WarmPlan(("/a",), ("CDG50-C1",), ("br",), config.viewer_host),
-                config,
-                EdgeResolver(config.resolver_host, config.resolver_port),
-                EdgeClient(protocol="http", port=config.port),
+                WarmContext(
+                    config,
+                    EdgeResolver(config.resolver_host, config.resolver_port),
+                    EdgeClient(protocol="http", port=config.port),
+                ),
             )
     finally:
         edge.stop()
@@ -237,9 +250,11 @@ def test_given_a_target_whose_resolver_times_out_when_warmed_then_the_others_do_
 
     report = warm(
         WarmPlan(("/a", "/b"), ("ap-northeast-1", "us-east-1"), ("gzip",), VIEWER),
-        config,
-        EdgeResolver(config.resolver_host, config.resolver_port, timeout=0.5, attempts=2),
-        EdgeClient(port=config.port),
+        WarmContext(
+            config,
+            EdgeResolver(config.resolver_host, config.resolver_port, timeout=0.5, attempts=2),
+            EdgeClient(port=config.port),
+        ),
         progress=note,
     )
     assert finished["us-east-1"] < 0.5 < 1.0 <= finished["ap-northeast-1"]
@@ -255,10 +270,12 @@ def test_given_no_time_left_when_warmed_then_every_task_is_reported_not_started(
     config = lab.config()
     report = warm(
         WarmPlan(("/a", "/b"), ("us-east-1",), ("gzip", "br"), VIEWER),
-        config,
-        EdgeResolver(config.resolver_host, config.resolver_port),
-        EdgeClient(port=config.port),
-        deadline=time.monotonic(),
+        WarmContext(
+            config,
+            EdgeResolver(config.resolver_host, config.resolver_port),
+            EdgeClient(port=config.port),
+            deadline=time.monotonic(),
+        ),
     )
     assert report.failed == 4 and report.ok == 0
     assert all(f.retryable and "not started" in (f.error or "") for f in report.failures)

@@ -13,7 +13,7 @@ import pytest
 
 from edgefill.lab import vod
 from prewarm_worker import app, expand
-from prewarm_worker.engine import WarmPlan
+from prewarm_worker.engine import WarmContext, WarmPlan
 from prewarm_worker.expand import EXPAND_SOURCE, warm_expanding
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
@@ -66,9 +66,7 @@ def run(lab: Lab, message: PrewarmMessage, **kwargs: Any) -> expand.ExpandOutcom
     try:
         return warm_expanding(
             plan,
-            config,
-            EdgeResolver(config.resolver_host, config.resolver_port),
-            client,
+            WarmContext(config, EdgeResolver(config.resolver_host, config.resolver_port), client),
             follow_playlists=message.source != EXPAND_SOURCE,
             **kwargs,
         )

@@ -15,7 +15,7 @@ import os
 import resource
 import sys
 
-from prewarm_worker.engine import WarmPlan, WarmSettings, warm
+from prewarm_worker.engine import WarmContext, WarmPlan, WarmSettings, warm
 from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import Answer, EdgeResolver, Question
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
 
     for address in addresses:
         resolver.address = address
-        report = warm(plan, config, resolver, client, settings, progress=sample)
+        report = warm(plan, WarmContext(config, resolver, client, settings), progress=sample)
         ok += report.ok
         failed += report.failed
         errors.extend(str(f.error) for f in report.failures[: 3 - len(errors)])
