@@ -10,16 +10,24 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from backfill_worker.backfill import SERVICE, backfill_record, backfiller
+from backfill_worker.flight.invocation import InvocationContext
+from backfill_worker.flight.outcome import Outcome
+from backfill_worker.runtime import BACKFILL_SERVICE, backfiller
 from shared.observability import worker_logger, worker_metrics
 
-logger = worker_logger(SERVICE)
-metrics = worker_metrics(SERVICE)
+logger = worker_logger(BACKFILL_SERVICE)
+metrics = worker_metrics(BACKFILL_SERVICE)
 # A batch whose every record failed (a trickling origin ran the invocation to its copy
 # deadline) is still answered record by record, not raised as an invocation error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def backfill_record(record: SQSRecord, lambda_context: InvocationContext | None = None) -> Outcome:
+    """Powertools record handler: process one SQS record (raises to have it retried)."""
+    return backfiller().backfill(record.body, lambda_context)
 
 
 @logger.inject_lambda_context

@@ -1,4 +1,5 @@
-"""Lambda entry point of the scheduled sweep (EventBridge): refresh messages for due copies."""
+"""Lambda entry point of the scheduled sweep (EventBridge): refresh messages for due copies
+(the logic: ``freshness/sweep.py``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from backfill_worker.revalidation_sweep import sweep
-from backfill_worker.sweep_runtime import SERVICE, sweep_runtime
+from backfill_worker.freshness.sweep import sweep
+from backfill_worker.runtime import SWEEP_SERVICE, sweep_runtime
 from shared.observability import worker_logger, worker_metrics
 
-logger = worker_logger(SERVICE)
-metrics = worker_metrics(SERVICE)
+logger = worker_logger(SWEEP_SERVICE)
+metrics = worker_metrics(SWEEP_SERVICE)
 
 
 @logger.inject_lambda_context
@@ -23,9 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = sweep_runtime()
     report = sweep(
         rt.index,
-        rt.sqs,
-        rt.queue_url,
-        rt.key_prefix,
+        rt.queue,
         datetime.now(UTC),
         lambda: context.get_remaining_time_in_millis() / 1000,
         logger,

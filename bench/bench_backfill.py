@@ -68,7 +68,7 @@ def _peak_rss_mb() -> float:
 
 def run_copy(uri: str) -> dict[str, Any]:
     """One record through the real worker factory (configuration from the environment)."""
-    from backfill_worker.backfill import backfiller
+    from backfill_worker.runtime import backfiller
 
     worker = backfiller()
     started, cpu = time.perf_counter(), time.process_time()
@@ -84,7 +84,8 @@ def run_copy(uri: str) -> dict[str, Any]:
 
 def run_concurrent(uri: str, records: int) -> dict[str, Any]:
     """``records`` workers (each its own adapters, as separate containers) at once."""
-    from backfill_worker.backfill import Backfiller, backfiller
+    from backfill_worker.record import Backfiller
+    from backfill_worker.runtime import backfiller
 
     template = backfiller()
     from shared.object_store import ObjectStore
@@ -128,9 +129,9 @@ def run_s3transfer(path: str, key: str) -> dict[str, Any]:
 def run_chain(uri: str, timeout: float) -> dict[str, Any]:
     """One record, then each continuation it hands over to, in one process (a warm
     container), every invocation with a Lambda context of ``timeout`` seconds."""
-    import backfill_worker.continuation as continuation
-    import backfill_worker.copy as copy_module
-    from backfill_worker.backfill import backfiller
+    import backfill_worker.flight.continuation as continuation
+    import backfill_worker.transfer.copy as copy_module
+    from backfill_worker.runtime import backfiller
     from edgefill.lab.pollers import LambdaContext
 
     spent: dict[str, list[float]] = {"handover": [], "resume": []}

@@ -5,7 +5,7 @@ objects, and the figure measured is a count of requests, which a fake counts exa
 It keeps keys in S3's order and pages listings by 1 000 with StartAfter, as S3 does.
 
 For each bucket size (default 10 000, 100 000 and 1 000 000 copies), 100 copies are due:
-- **sweep**: the real ``sweep`` over the due index (``backfill_worker/due_index.py``);
+- **sweep**: the real ``sweep`` over the due index (``backfill_worker/freshness/due_index.py``);
 - **naive** (baseline, measured in the same run): list every key of the bucket and HEAD
   each copy to read its ``fetched-at`` and lifetime, then send the due ones.
 
@@ -30,16 +30,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backfill_worker.due_index import DueIndex  # noqa: E402
-from backfill_worker.freshness import FETCHED_AT, format_time, is_due, lifetime  # noqa: E402
-from backfill_worker.revalidation_sweep import sweep  # noqa: E402
-from shared.revalidation_store import ListedKey, StoredCopy  # noqa: E402
+from backfill_worker.freshness.due_index import DueIndex  # noqa: E402
+from backfill_worker.freshness.lifetime import FETCHED_AT, is_due, lifetime  # noqa: E402
+from backfill_worker.freshness.sweep import RefreshQueue, sweep  # noqa: E402
+from shared.messages import format_time  # noqa: E402
+from shared.object_store import ListedKey, StoredCopy  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
 
 class CountingBucket:
-    """The calls of ``RevalidationStore`` on an in-memory bucket, each one counted."""
+    """The revalidation calls of ``ObjectStore`` on an in-memory bucket, each one counted."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
@@ -183,7 +184,7 @@ def main() -> int:
         bucket = build(size, args.due)
         sqs = CountingSqs(bucket.requests)
         started = time.perf_counter()
-        report = sweep(DueIndex(bucket), sqs, "q", "", NOW, lambda: 900.0, QuietLog())  # type: ignore[arg-type]
+        report = sweep(DueIndex(bucket), RefreshQueue(sqs, "q", ""), NOW, lambda: 900.0, QuietLog())  # type: ignore[arg-type]
         sweep_seconds = time.perf_counter() - started
         sweep_requests = sum(bucket.requests.values())
         detail = dict(bucket.requests)

@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from edge_origin_request.log_lines import log_error, log_queued, log_send_failed, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
 from shared.keys import InvalidKey, ObjectKey, normalize_prefix
-from shared.messages import BackfillMessage, MessageError, to_json
+from shared.messages import BackfillMessage, MessageError, format_time, to_json
 from shared.redact import redact_query
 
 MARKER_HEADER: Final = "x-edgefill-queue"
@@ -242,7 +243,7 @@ def _backfill_message(
         distribution=distribution if isinstance(distribution, str) else None,
         request_id=request_id,
         edge_region=os.environ.get("AWS_REGION") or None,
-        at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        at=format_time(datetime.now(UTC)),
     )
 
 

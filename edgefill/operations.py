@@ -29,6 +29,7 @@ from shared.messages import (
     BackfillMessage,
     MessageError,
     PrewarmMessage,
+    format_time,
     to_json,
 )
 
@@ -238,7 +239,7 @@ def prewarm_bodies(
 def backfill_bodies(paths: Sequence[tuple[str, str]], host: str | None) -> list[str]:
     """One validated backfill message body per path (its query, if any, kept apart)."""
     bodies = []
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = format_time(datetime.now(UTC))
     for where, path in paths:
         uri, _, query = as_uri(where, path, copied=True).partition("?")
         try:

@@ -7,20 +7,15 @@ re-enqueues them nor gives them up; this one warning line names how many and whi
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Final
 
 from prewarm_worker.engine import WarmReport
+from shared.observability import Log
 
 QUOTED_TASKS: Final = 20  # tasks named in the log line; the count covers them all
 
 
-class Warner(Protocol):
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-
-
-def log_capped(
-    report: WarmReport, max_bytes: int | None, log: Warner, message_id: str | None
-) -> None:
+def log_capped(report: WarmReport, max_bytes: int | None, log: Log, message_id: str | None) -> None:
     """One warning when the cap left tasks out; nothing otherwise."""
     if not report.capped:
         return

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from shared.backoff import backoff_with_jitter
 from shared.config import DEFAULT_CONCURRENCY, DEFAULT_REQUEST_ATTEMPTS, PrewarmConfig
 from shared.edge_http import EdgeClient, EdgeError, EdgeResponse
 from shared.edns import Edge, EdgeResolver, Resolution, ResolveError, resolve_edges
@@ -507,10 +508,10 @@ class _TaskRunner:
         return result
 
     def _backoff(self, attempt: int) -> float:
-        # "Equal jitter": at least half the exponential step, so retries never bunch up
-        # at zero, and a random other half, so workers hitting one flaky edge spread out.
-        step = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** (attempt - 1))
-        return step / 2 + self.jitter() * step / 2
+        # Equal jitter: workers hitting one flaky edge spread out (shared/backoff.py).
+        return backoff_with_jitter(
+            self.settings.backoff_base, attempt - 1, self.settings.backoff_cap, self.jitter()
+        )
 
     def _once(self, task: WarmTask, edge: str, attempt: int) -> TaskResult:
         where = f"{task.path} at {task.target} ({edge}, {task.encoding})"

@@ -28,7 +28,6 @@ The report counts, per manifest, what it referenced and what became of it.
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,9 +42,15 @@ from prewarm_worker.engine import (
 )
 from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE, paths_per_message
 from shared.edge_http import EdgeClient, EdgeError
-from shared.manifests import MAX_MANIFEST_BYTES, Manifest, manifest_format, parse_manifest
+from shared.manifests import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    inflate_manifest,
+    manifest_format,
+    parse_manifest,
+)
 from shared.messages import ACCEPT_ENCODING, MAX_PATHS, PrewarmMessage, to_json
-from shared.queues import send_messages
+from shared.queues import send_and_log
 
 # The ``source`` of follow-up messages; in them, playlists a manifest names are not followed.
 EXPAND_SOURCE: Final = "expand"
@@ -253,12 +258,16 @@ def send_follow_ups(
             },
         )
         return None
-    report = send_messages(sqs, queue_url, [to_json(m) for m in outcome.followups])
-    if report.ok:
-        return None
-    reason = f"follow-up prewarm messages failed: {report.failed[:3]}"
-    log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
-    return reason
+    return send_and_log(
+        sqs,
+        queue_url,
+        [to_json(m) for m in outcome.followups],
+        log,
+        "prewarm message not processed",
+        extra={"messageId": message_id},
+        field="error",
+        prefix="follow-up prewarm messages failed: ",
+    )
 
 
 def follow_up_messages(
@@ -346,18 +355,9 @@ def _read_body(
         return f"reading the manifest at {edge} got status {response.status}, incomplete"
     if response.bytes_read > MAX_MANIFEST_BYTES:
         return f"manifest is {response.bytes_read} bytes; the most parsed is {MAX_MANIFEST_BYTES}"
-    content_encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-    data = response.body
-    if content_encoding in ("gzip", "x-gzip"):
-        try:
-            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            data = inflater.decompress(data, MAX_MANIFEST_BYTES + 1)
-        except zlib.error as error:
-            return f"gzip manifest does not inflate: {error}"
-        if len(data) > MAX_MANIFEST_BYTES:
-            return f"manifest inflates past {MAX_MANIFEST_BYTES} bytes"
-    elif content_encoding != "identity":
-        return f"manifest served with Content-Encoding {content_encoding[:40]!r}"
+    data = inflate_manifest(response.body, response.headers.get("Content-Encoding"), "served")
+    if isinstance(data, str):
+        return data
     return data, response.headers.get("Content-Type")
 
 

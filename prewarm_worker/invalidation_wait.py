@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.messages import PrewarmMessage, to_json
-from shared.queues import MAX_DELAY_SECONDS, send_messages
+from shared.observability import Log
+from shared.queues import MAX_DELAY_SECONDS, send_failure
 
 WAIT_LIMIT_SECONDS: Final = 20 * 60
 _PERMANENT: Final = {
@@ -33,12 +34,6 @@ _PERMANENT: Final = {
     "AccessDeniedException",
     "InvalidArgument",
 }
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class WaitFailed(Exception):
@@ -117,9 +112,9 @@ def wait_for_invalidation(
         log.warning("warming without a completed invalidation", extra={"reason": reason})
         return WaitDecision("warm", reason, status)
     delay = int(max(1, min(recheck_seconds, WAIT_LIMIT_SECONDS - age, MAX_DELAY_SECONDS)))
-    report = send_messages(sqs, queue_url, [to_json(message)], delay_seconds=delay)
-    if not report.ok:
-        raise WaitFailed(f"could not send the waiting message again: {report.failed[:1]}")
+    failure = send_failure(sqs, queue_url, [to_json(message)], delay_seconds=delay)
+    if failure is not None:
+        raise WaitFailed(f"could not send the waiting message again: {failure}")
     log.info(
         "prewarm waits for its invalidation",
         extra={"invalidation": message.after_invalidation, "status": status, "delay": delay},

@@ -30,20 +30,15 @@ from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from prewarm_worker.metric_targets import metric_target
 from prewarm_worker.task_cap import check_task_cap
 from shared import aws
+from shared.backoff import backoff_with_jitter
 from shared.config import ConfigError, PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
 from shared.messages import MessageError, PrewarmMessage, parse_prewarm, to_json
-from shared.observability import NAMESPACE
-from shared.queues import region_from_queue_url, send_messages
+from shared.observability import NAMESPACE, Log
+from shared.queues import region_from_queue_url, send_and_log
 
 SQS_MAX_DELAY: Final = 900
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class NotProcessed(Exception):
@@ -318,13 +313,21 @@ def _requeue(
     retries = retry_messages(retryable, message, plan.host, attempt)
     # Exponential in the attempt, with jitter so a burst of failures does not come back
     # as one burst; SQS delays at most 15 minutes.
-    step = min(SQS_MAX_DELAY, config.retry_delay * 2**message.attempt)
-    delay = min(SQS_MAX_DELAY, int(step / 2 + jitter() * step / 2))
-    sent = send_messages(rt.sqs, queue_url, [to_json(m) for m in retries], delay)
-    if not sent.ok:
-        reason = f"re-enqueueing failed tasks failed: {sent.failed[:3]}"
-        log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
-        raise NotProcessed(reason)
+    wait = backoff_with_jitter(config.retry_delay, message.attempt, SQS_MAX_DELAY, jitter())
+    delay = min(SQS_MAX_DELAY, int(wait))
+    failure = send_and_log(
+        rt.sqs,
+        queue_url,
+        [to_json(m) for m in retries],
+        log,
+        "prewarm message not processed",
+        extra={"messageId": message_id},
+        field="error",
+        prefix="re-enqueueing failed tasks failed: ",
+        delay_seconds=delay,
+    )
+    if failure is not None:
+        raise NotProcessed(failure)
     return Outcome(report, len(retryable), len(retries), delay, given_up=permanent)
 
 

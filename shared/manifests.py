@@ -39,7 +39,8 @@ DTDs forbidden: billion-laughs entities and external entities are refused before
 expansion, and the standard library's parser never sees hostile input.
 
 Bounds (hostile input must not hang a worker or exhaust its memory):
-- ``MAX_MANIFEST_BYTES``: a larger body is refused unparsed.
+- ``MAX_MANIFEST_BYTES``: a larger body is refused unparsed, and a gzip body is
+  inflated to that bound, never further (``inflate_manifest``).
 - ``max_objects`` distinct objects per manifest (default ``DEFAULT_MAX_OBJECTS``); past
   it the parse stops and ``truncated`` is set.
 - Every candidate URI costs one step of a budget of ``STEPS_PER_OBJECT × max_objects``
@@ -53,6 +54,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -166,6 +168,25 @@ def manifest_format(uri: str, content_type: str | None = None) -> Format | None:
     if path.endswith(".mpd"):
         return "dash"
     return None
+
+
+def inflate_manifest(body: bytes, content_encoding: str | None, how: str) -> bytes | str:
+    """The manifest's text bytes, a gzip body inflated to ``MAX_MANIFEST_BYTES`` at most;
+    a reason string when the encoding cannot be read. ``how`` says where the body came
+    from in that reason ("stored": read back from the bucket, "served": from an edge)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        return f"manifest {how} with Content-Encoding {encoding[:40]!r}"
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        text = inflater.decompress(body, MAX_MANIFEST_BYTES + 1)
+    except zlib.error as error:
+        return f"gzip-{how} manifest does not inflate: {error}"
+    if len(text) > MAX_MANIFEST_BYTES:
+        return f"manifest inflates past {MAX_MANIFEST_BYTES} bytes"
+    return text
 
 
 def parse_manifest(

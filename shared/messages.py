@@ -6,6 +6,10 @@ every CloudFront edge, so it stays free of pydantic, requests and Powertools.
 ``parse`` turns one SQS message body into a typed, immutable value or raises
 ``MessageError`` naming the offending field; ``to_json`` is its inverse, so
 ``parse(to_json(m)) == m`` for every valid message.
+
+``format_time`` / ``parse_time`` are the one RFC 3339 UTC time of the project (a
+message's ``at``, the copies' ``fetched-at``, the due index): they live here because the
+edge, which may import only this module's kind, stamps ``at`` too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 VERSION: Final = 1
@@ -57,6 +62,9 @@ HOST_NAME_PATTERN: Final = (
 )
 CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
 _REGION = re.compile(REGION_PATTERN)
+# RFC 3339 UTC with seconds, fixed width: "2026-11-30T06:00:00Z" (a public contract).
+_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 _POP = re.compile(r"[A-Z]{3}\d{1,3}-[A-Z]\d{1,3}")
 _HOST_NAME = re.compile(HOST_NAME_PATTERN)
 _HOST = re.compile(HOST_NAME_PATTERN + r"(?::\d{1,5})?")  # a Host header may carry a port
@@ -241,6 +249,26 @@ def to_json(message: Message) -> str:
     if len(body) > MAX_BODY_BYTES:
         raise MessageError("body", f"is {len(body)} bytes; SQS takes at most {MAX_BODY_BYTES}")
     return body
+
+
+def format_time(moment: datetime) -> str:
+    """``moment`` as RFC 3339 UTC with seconds: ``2026-11-30T06:00:00Z`` (a naive
+    ``moment`` is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time (any offset) as an aware UTC datetime, or None when ``value`` is
+    not one (metadata and messages are outside input: never raises)."""
+    if not isinstance(value, str) or len(value) > 40 or not _RFC3339.fullmatch(value.strip()):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _load(body: str | bytes) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The regional bucket as the backfill sees it: conditional writes, multipart, leases.
+"""The regional bucket as the backfill and its sweep see it: conditional writes,
+multipart, leases, and the copies' state for revalidation.
 
 Every write that makes an object visible is conditional (``IfNoneMatch='*'``), so a copy
 never replaces an object that appeared meanwhile; ``False`` from ``put_if_absent`` and
@@ -9,6 +10,10 @@ rejects a part damaged on the way.
 Lease objects implement single-flight copies with the same primitives: create with
 ``IfNoneMatch='*'``, take over with ``IfMatch`` on the ETag read, delete with ``IfMatch``
 so a worker never removes a lease another worker has taken over.
+
+Revalidation reads a copy with HeadObject (its ETag guards what follows), deletes it only
+if it still has that ETag (``IfMatch``: a copy replaced meanwhile is never removed), and
+keeps the due index as small JSON objects under ``_edgefill/due/`` listed in key order.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -28,6 +33,10 @@ _PRECONDITION = {"412", "PreconditionFailed"}
 # another worker is taking it; for an object it is a StoreError (retried).
 _LEASE_TAKEN = _PRECONDITION | {"409", "ConditionalRequestConflict"}
 MAX_LEASE_BYTES = 2 * 1024 * 1024
+# DeleteObjects takes at most 1 000 keys a call.
+MAX_DELETE_KEYS: Final = 1000
+# ListObjectsV2 returns at most 1 000 keys a page.
+MAX_LIST_KEYS: Final = 1000
 
 
 class StoreError(RuntimeError):
@@ -109,6 +118,26 @@ class StoredObject:
         return len(self.body) == self.size
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCopy:
+    """What HeadObject says about a copy: the ETag that guards a conditional overwrite or
+    delete, its user metadata and the freshness headers S3 kept."""
+
+    etag: str
+    metadata: Mapping[str, str]
+    cache_control: str | None = None
+    expires: str | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListedKey:
+    """One key of a listing page."""
+
+    key: str
+    size: int
+
+
 def crc32_base64(data: bytes | bytearray | memoryview) -> str:
     """The CRC32 additional checksum S3 expects: big-endian, base64."""
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
@@ -145,7 +174,7 @@ class ObjectStore:
 
     def exists(self, key: str) -> bool:
         """True when ``key`` is in the bucket (HeadObject)."""
-        return head_object(self.s3, self.bucket, key) is not None
+        return self._head(key) is not None
 
     def put_if_absent(
         self, key: str, data: bytes | bytearray, attributes: ObjectAttributes
@@ -171,7 +200,7 @@ class ObjectStore:
 
     def content_type(self, key: str) -> str | None:
         """The Content-Type S3 keeps for ``key`` (HeadObject); None when absent or missing."""
-        response = head_object(self.s3, self.bucket, key)
+        response = self._head(key)
         value = response.get("ContentType") if response is not None else None
         return str(value) if value else None
 
@@ -329,7 +358,7 @@ class ObjectStore:
     def read_lease(self, key: str) -> StoredLease | None:
         """The current lease object, or None when there is none."""
         # A lease is a few hundred bytes; with a checkpoint of 10,000 parts, ~700 KB.
-        return read_small(self.s3, self.bucket, key, MAX_LEASE_BYTES, "GetObject lease")
+        return self._read_small(key, MAX_LEASE_BYTES, "GetObject lease")
 
     def replace_lease(self, key: str, body: bytes, etag: str) -> str | None:
         """Overwrite the lease only if it still has ``etag``; its new ETag, or None when
@@ -352,71 +381,133 @@ class ObjectStore:
 
     def delete_lease(self, key: str, etag: str) -> bool:
         """Delete the lease only if it still has ``etag``; False when it had changed."""
-        return delete_if_match(self.s3, self.bucket, key, etag, "DeleteObject lease")
+        return self._delete_if_match(key, etag, "DeleteObject lease")
 
     # -- markers (small JSON objects under the reserved prefix)
 
     def write_marker(self, key: str, body: bytes) -> None:
         """Create or overwrite marker object ``key``."""
-        put_json(self.s3, self.bucket, key, body, "PutObject marker")
+        self._put_json(key, body, "PutObject marker")
 
     def read_marker(self, key: str) -> bytes | None:
         """The body of marker object ``key`` (at most 64 KiB), or None when absent."""
         lease = self.read_lease(key)
         return None if lease is None else lease.body
 
+    # -- revalidation: copies' state and the due index
 
-def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    """HeadObject's answer for ``key``; None when it is missing, StoreError on any other
-    failure."""
-    try:
-        response: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if _code(error) in _MISSING:
+    def head(self, key: str) -> StoredCopy | None:
+        """The copy's ETag, metadata and freshness headers; None when it is missing."""
+        response = self._head(key)
+        if response is None:
             return None
-        raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
-    except BotoCoreError as error:
-        raise StoreError(f"HeadObject {key!r}: {error}") from error
-    return response
+        expires = response.get("ExpiresString")
+        if expires is None and response.get("Expires") is not None:
+            expires = response["Expires"].strftime("%a, %d %b %Y %H:%M:%S GMT")
+        return StoredCopy(
+            etag=str(response["ETag"]),
+            metadata={str(k).lower(): str(v) for k, v in (response.get("Metadata") or {}).items()},
+            cache_control=response.get("CacheControl"),
+            expires=expires if isinstance(expires, str) else None,
+            size=int(response.get("ContentLength") or 0),
+        )
 
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        """Delete ``key`` only if it still has ``etag``; False when it changed or is gone."""
+        return self._delete_if_match(key, etag, "DeleteObject")
 
-def read_small(
-    s3: Any, bucket: str, key: str, limit: int, label: str = "GetObject"
-) -> StoredLease | None:
-    """The first ``limit`` bytes and the ETag of one of edgefill's own small objects
-    (GetObject); None when it is missing. ``label`` starts the error's text."""
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-        body = response["Body"].read(limit)
-    except ClientError as error:
-        if _code(error) in _MISSING:
-            return None
-        raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
-    except BotoCoreError as error:
-        raise StoreError(f"{label} {key!r}: {error}") from error
-    return StoredLease(body=body, etag=str(response["ETag"]))
+    def put_small(self, key: str, body: bytes) -> None:
+        """Write one of edgefill's own small JSON objects (an index entry)."""
+        self._put_json(key, body, "PutObject")
 
+    def get_small(self, key: str, limit: int = 64 * 1024) -> bytes | None:
+        """The first ``limit`` bytes of one of edgefill's own objects; None when missing."""
+        stored = self._read_small(key, limit, "GetObject")
+        return None if stored is None else bytes(stored.body)
 
-def put_json(s3: Any, bucket: str, key: str, body: bytes, label: str = "PutObject") -> None:
-    """Create or overwrite one of edgefill's own small JSON objects (PutObject)."""
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    except (ClientError, BotoCoreError) as error:
-        raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+    def delete_keys(self, keys: Sequence[str]) -> list[str]:
+        """Delete ``keys`` (DeleteObjects, 1 000 a call); returns the keys that failed."""
+        failed: list[str] = []
+        for start in range(0, len(keys), MAX_DELETE_KEYS):
+            chunk = keys[start : start + MAX_DELETE_KEYS]
+            try:
+                response = self.s3.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise StoreError(f"DeleteObjects: {_describe(error)}") from error
+            failed.extend(str(item.get("Key")) for item in response.get("Errors", []))
+        return failed
 
+    def list_page(
+        self, prefix: str, start_after: str | None = None, max_keys: int = MAX_LIST_KEYS
+    ) -> tuple[list[ListedKey], bool]:
+        """One ListObjectsV2 page of keys under ``prefix`` after ``start_after``, in key
+        order, and whether more follow."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if start_after:
+            params["StartAfter"] = start_after
+        try:
+            response = self.s3.list_objects_v2(**params)
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"ListObjectsV2 {prefix!r}: {_describe(error)}") from error
+        listed = [
+            ListedKey(str(item["Key"]), int(item.get("Size") or 0))
+            for item in response.get("Contents", [])
+        ]
+        return listed, bool(response.get("IsTruncated"))
 
-def delete_if_match(s3: Any, bucket: str, key: str, etag: str, label: str = "DeleteObject") -> bool:
-    """Delete ``key`` only if it still has ``etag`` (``IfMatch``); False when it changed,
-    is being changed (409) or is gone."""
-    try:
-        s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
-    except ClientError as error:
-        if _code(error) in _LEASE_TAKEN | _MISSING:
-            return False
-        raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
-    except BotoCoreError as error:
-        raise StoreError(f"{label} {key!r}: {error}") from error
-    return True
+    # -- the calls behind the methods above
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        """HeadObject's answer for ``key``; None when it is missing, StoreError on any
+        other failure."""
+        try:
+            response: dict[str, Any] = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise StoreError(f"HeadObject {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"HeadObject {key!r}: {error}") from error
+        return response
+
+    def _read_small(self, key: str, limit: int, label: str) -> StoredLease | None:
+        """The first ``limit`` bytes and the ETag of one of edgefill's own small objects
+        (GetObject); None when it is missing. ``label`` starts the error's text."""
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            body = response["Body"].read(limit)
+        except ClientError as error:
+            if _code(error) in _MISSING:
+                return None
+            raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{label} {key!r}: {error}") from error
+        return StoredLease(body=body, etag=str(response["ETag"]))
+
+    def _put_json(self, key: str, body: bytes, label: str) -> None:
+        """Create or overwrite one of edgefill's own small JSON objects (PutObject)."""
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+
+    def _delete_if_match(self, key: str, etag: str, label: str) -> bool:
+        """Delete ``key`` only if it still has ``etag`` (``IfMatch``); False when it
+        changed, is being changed (409) or is gone."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
+        except ClientError as error:
+            if _code(error) in _LEASE_TAKEN | _MISSING:
+                return False
+            raise StoreError(f"{label} {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"{label} {key!r}: {error}") from error
+        return True
 
 
 def _code(error: ClientError) -> str:

@@ -9,7 +9,7 @@ path, an origin's redirect, an exception's message) never lands in CloudWatch.
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Any, Final, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -24,6 +24,15 @@ _RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (
 # How deep the filter looks into an extra field's lists and dicts (log fields are flat or
 # one level deep; the bound keeps a cyclic value from looping).
 _MAX_DEPTH: Final = 4
+
+
+class Log(Protocol):
+    """What logic modules use of a logger: Powertools' ``Logger``, a ``logging.Logger``
+    or a test's recorder all fit."""
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class RedactingFilter(logging.Filter):

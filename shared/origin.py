@@ -232,7 +232,7 @@ class OriginClient:
         206 response when the origin still has that version; None when it has another
         (it answered 200, or the range's validators, length or encoding differ), so the
         copy starts over."""
-        validator = expected.etag if _strong_etag(expected.etag) else expected.last_modified
+        validator = expected.etag if is_strong_etag(expected.etag) else expected.last_modified
         if validator is None:
             return None
         if not self.is_own(url):
@@ -384,7 +384,8 @@ def _check_range(response: requests.Response, start: int, end: int, expected: Va
         raise OriginError("Content-Encoding differs between ranges", permanent=False)
 
 
-def _strong_etag(etag: str | None) -> bool:
+def is_strong_etag(etag: str | None) -> bool:
+    """True for a strong entity tag (not ``W/``): a version a ranged resume can name."""
     return etag is not None and not etag.startswith("W/")
 
 

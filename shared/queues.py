@@ -1,7 +1,9 @@
 """SQS helpers shared by the edge, the workers and the CLI.
 
 Standard library only at import time: the edge function imports ``region_from_queue_url``;
-the sending helpers take a boto3 SQS client as an argument.
+the sending helpers take a boto3 SQS client as an argument. ``send_messages`` reports by
+entry; ``send_failure`` and ``send_and_log`` serve callers that report a failed send
+rather than retry their own message.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from shared.messages import REGION_PATTERN
+
+if TYPE_CHECKING:  # Powertools stays out of the edge: only the type is needed here
+    from shared.observability import Log
 
 # SendMessageBatch takes at most 10 entries, and at most 1 MiB of bodies in all (the same
 # as one message): ten large prewarm messages must be split over several calls.
@@ -137,6 +142,42 @@ def send_messages(
             sleep(min(0.05 * 2**attempt, 1.0))
     report.failed.sort()
     return report
+
+
+def send_failure(
+    sqs: Any, queue_url: str, bodies: Sequence[str], delay_seconds: int = 0
+) -> str | None:
+    """Send ``bodies`` (``send_messages``); None when every one went, else what did not,
+    in one line: the entries SQS refused, or the call that failed as a whole
+    (``"<error class>: <message>"``). Never raises."""
+    try:
+        report = send_messages(sqs, queue_url, bodies, delay_seconds)
+    except Exception as error:  # noqa: BLE001 - any SQS failure is reported the same way
+        return f"{type(error).__name__}: {error}"
+    return None if report.ok else str(report.failed)
+
+
+def send_and_log(
+    sqs: Any,
+    queue_url: str,
+    bodies: Sequence[str],
+    log: Log,
+    event: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    field: str = "detail",
+    prefix: str = "",
+    delay_seconds: int = 0,
+) -> str | None:
+    """``send_failure``, and when something was not sent, one error line ``event`` with
+    ``extra`` and what failed (after ``prefix``, at most 500 characters) under ``field``;
+    returns that text, None when every body went."""
+    failure = send_failure(sqs, queue_url, bodies, delay_seconds)
+    if failure is None:
+        return None
+    failure = f"{prefix}{failure}"
+    log.error(event, extra={**(extra or {}), field: failure[:500]})
+    return failure
 
 
 def _batches(bodies: Sequence[str], report: SendReport, max_bytes: int) -> list[list[int]]:

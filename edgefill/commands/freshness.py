@@ -24,7 +24,7 @@ from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets
 from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
 from edgefill.operations import OperatorError
 from edgefill.stack import read_stack
-from shared.messages import BackfillMessage, MessageError, to_json
+from shared.messages import BackfillMessage, MessageError, format_time, to_json
 
 DEFAULT_WAIT_SECONDS: Final = 1800
 
@@ -86,7 +86,7 @@ def register(commands: Any) -> None:
 # ---- refresh ------------------------------------------------------------------------
 def refresh_bodies(paths: list[tuple[str, str]], host: str | None) -> list[str]:
     """One validated refresh message body per path."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = format_time(datetime.now(UTC))
     bodies = []
     for where, path in paths:
         uri, _, query = operations.as_uri(where, path).partition("?")

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any, Final
 
-from backfill_worker.lease import lease_key
+from backfill_worker.flight.lease import lease_key
 from edgefill.lab.lab import LAB_HANDOVER_SECONDS, queue_depth
 from edgefill.scenes.bucket import object_sha256
 from edgefill.scenes.stage import Stage

@@ -9,7 +9,8 @@ import json
 import threading
 from typing import Any
 
-from backfill_worker.backfill import Backfiller, Outcome
+from backfill_worker.flight.outcome import Outcome
+from backfill_worker.record import Backfiller
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import LambdaContext
 from shared.config import BackfillConfig

@@ -13,7 +13,7 @@ import sys
 
 import boto3
 
-from backfill_worker.backfill import Backfiller
+from backfill_worker.record import Backfiller
 from shared.config import BackfillConfig
 from shared.object_store import ObjectStore
 from shared.observability import worker_logger, worker_metrics

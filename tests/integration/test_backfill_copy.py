@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from backfill_worker.backfill import TransientFailure
-from backfill_worker.freshness import parse_time
+from backfill_worker.flight.outcome import TransientFailure
 from edgefill.lab.origin import LabOrigin
+from shared.messages import parse_time
 from tests.integration.backfill_world import (
     BUCKET,
     MIB,
@@ -438,7 +438,7 @@ def test_sixteen_concurrent_records_make_one_copy(bucket: Any, origin: LabOrigin
 
 
 def test_live_lease_means_someone_else_copies(bucket: Any, origin: LabOrigin) -> None:
-    from backfill_worker.lease import lease_key
+    from backfill_worker.flight.lease import lease_key
 
     origin.put("/l.txt", b"l")
     lease = lease_key("l.txt")
@@ -454,7 +454,7 @@ def test_live_lease_means_someone_else_copies(bucket: Any, origin: LabOrigin) ->
 def test_expired_or_unreadable_lease_is_taken_over(
     bucket: Any, origin: LabOrigin, body: bytes
 ) -> None:
-    from backfill_worker.lease import lease_key
+    from backfill_worker.flight.lease import lease_key
 
     origin.put("/e.txt", b"e")
     bucket.put_object(Bucket=BUCKET, Key=lease_key("e.txt"), Body=body)
@@ -464,7 +464,7 @@ def test_expired_or_unreadable_lease_is_taken_over(
 
 
 def test_lease_holds_owner_and_deadline(bucket: Any, origin: LabOrigin) -> None:
-    from backfill_worker.lease import lease_key
+    from backfill_worker.flight.lease import lease_key
 
     # Given a copy in progress (slow origin)
     origin.put("/d.txt", b"d")

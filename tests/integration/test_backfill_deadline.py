@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from backfill_worker import app
-from backfill_worker.backfill import TransientFailure, backfiller
+from backfill_worker.flight.outcome import TransientFailure
+from backfill_worker.runtime import backfiller
 from edgefill.lab.origin import LabOrigin
 from shared.aws import client
 from tests.integration.backfill_world import (

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backfill_worker.backfill import Backfiller
-from backfill_worker.expand import PlaylistExpander
+from backfill_worker.fill.expand import PlaylistExpander
+from backfill_worker.record import Backfiller
 from edgefill.lab import vod
 from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backfill_worker.backfill import TransientFailure
+from backfill_worker.flight.outcome import TransientFailure
 from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (
     BUCKET,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from backfill_worker import app
-from backfill_worker.backfill import backfiller
+from backfill_worker.runtime import backfiller
 from edgefill.lab.origin import LabOrigin
 from shared.aws import client
 from shared.config import ConfigError

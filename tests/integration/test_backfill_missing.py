@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backfill_worker.backfill import TransientFailure
-from backfill_worker.missing import marker_key
+from backfill_worker.fill.missing import marker_key
+from backfill_worker.flight.outcome import TransientFailure
 from edgefill.lab.origin import LabOrigin
 from tests.integration.backfill_world import (
     BUCKET,

@@ -16,10 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
-from backfill_worker.backfill import Backfiller, TransientFailure
-from backfill_worker.lease import lease_key
+from backfill_worker.flight.lease import lease_key
+from backfill_worker.flight.outcome import TransientFailure
+from backfill_worker.record import Backfiller
 from edgefill.lab.origin import LabOrigin
-from shared.revalidation_store import RevalidationStore
+from shared.object_store import ObjectStore
 from tests.integration.backfill_world import (
     BUCKET,
     MIB,
@@ -62,7 +63,7 @@ def world(moto: str, s3: Any, sqs: Any, origin: LabOrigin) -> Iterator[dict[str,
         EDGEFILL_PREWARM_QUEUE_URL=prewarm,
         EDGEFILL_DISTRIBUTION_ID=distribution,
     )
-    worker.copies = RevalidationStore(s3, BUCKET)
+    worker.copies = ObjectStore(s3, BUCKET)
     worker.cloudfront = cloudfront
     world = {
         "worker": worker,

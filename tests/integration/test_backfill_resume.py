@@ -21,8 +21,9 @@ from typing import Any
 import boto3
 import pytest
 
-from backfill_worker.backfill import Backfiller, Outcome, TransientFailure
-from backfill_worker.lease import lease_key
+from backfill_worker.flight.lease import lease_key
+from backfill_worker.flight.outcome import Outcome, TransientFailure
+from backfill_worker.record import Backfiller
 from edgefill.lab.origin import LabOrigin, generated_bytes
 from shared.object_store import crc32_base64
 from tests.integration.backfill_world import (

@@ -10,10 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from backfill_worker.backfill import Backfiller, TransientFailure
-from backfill_worker.due_index import DUE_PREFIX
+from backfill_worker.flight.outcome import TransientFailure
+from backfill_worker.freshness.due_index import DUE_PREFIX
+from backfill_worker.record import Backfiller
 from edgefill.lab.origin import LabOrigin
-from shared.revalidation_store import RevalidationStore, StoredCopy
+from shared.object_store import ObjectStore, StoredCopy
 from tests.integration.backfill_world import BUCKET, make_backfiller, message, stored
 
 PATH = "/news/index.html"
@@ -65,7 +66,7 @@ def world(moto: str, s3: Any, sqs: Any, origin: LabOrigin) -> dict[str, Any]:
         EDGEFILL_PREWARM_QUEUE_URL=prewarm,
         EDGEFILL_DISTRIBUTION_ID=distribution,
     )
-    worker.copies = RevalidationStore(s3, BUCKET)
+    worker.copies = ObjectStore(s3, BUCKET)
     worker.cloudfront = cloudfront
     return {
         "worker": worker,
@@ -283,11 +284,11 @@ def test_without_a_distribution_nothing_is_invalidated_and_the_log_says_why(
 
 
 def _refresh_of(worker: Backfiller) -> Any:
-    from backfill_worker.due_index import DueIndex
-    from backfill_worker.refresh import Refresh
+    from backfill_worker.freshness.due_index import DueIndex
+    from backfill_worker.freshness.revalidation import Revalidation
 
     assert worker.copies is not None
-    return Refresh(
+    return Revalidation(
         worker.store,
         worker.copies,
         DueIndex(worker.copies),

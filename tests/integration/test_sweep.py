@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from backfill_worker.due_index import DUE_PREFIX, DueIndex, entry_key
-from backfill_worker.revalidation_sweep import sweep
+from backfill_worker.freshness.due_index import DUE_PREFIX, DueIndex, entry_key
+from backfill_worker.freshness.sweep import RefreshQueue, sweep
 from shared.messages import parse_backfill
-from shared.revalidation_store import RevalidationStore
+from shared.object_store import ObjectStore
 
 BUCKET = "sweep-bucket"
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
@@ -38,7 +38,7 @@ class Log:
 def world(s3: Any, sqs: Any) -> tuple[DueIndex, str]:
     s3.create_bucket(Bucket=BUCKET)
     queue = sqs.create_queue(QueueName="backfill")["QueueUrl"]
-    return DueIndex(RevalidationStore(s3, BUCKET)), queue
+    return DueIndex(ObjectStore(s3, BUCKET)), queue
 
 
 def drain(sqs: Any, queue: str) -> list[str]:
@@ -69,7 +69,7 @@ def test_only_due_copies_are_refreshed_and_their_entries_removed(
     s3.put_object(Bucket=BUCKET, Key="_edgefill/leases/abc", Body=b"{}")
     log = Log()
     # When the sweep runs
-    report = sweep(index, sqs, queue, "", NOW, lambda: 900.0, log)
+    report = sweep(index, RefreshQueue(sqs, queue, ""), NOW, lambda: 900.0, log)
     # Then exactly the 26 due copies get a refresh message, with their viewer URIs
     uris = drain(sqs, queue)
     assert sorted(uris) == sorted([f"/img/{n}%20%C3%A9.jpg" for n in range(25)] + ["/now.txt"])
@@ -79,7 +79,7 @@ def test_only_due_copies_are_refreshed_and_their_entries_removed(
     assert left == 30
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="foreign.txt")["KeyCount"] == 1
     # And a second run finds nothing due
-    again = sweep(index, sqs, queue, "", NOW, lambda: 900.0, log)
+    again = sweep(index, RefreshQueue(sqs, queue, ""), NOW, lambda: 900.0, log)
     assert (again.due, again.sent) == (0, 0)
 
 
@@ -91,10 +91,10 @@ def test_the_sweep_stops_at_its_deadline_and_the_next_run_continues(
         index.record(f"k/{n:04d}", NOW - timedelta(days=1), None, 60)
     # Given an invocation with time for one chunk only
     budget = iter([900.0, 900.0, 0.0])
-    first = sweep(index, sqs, queue, "", NOW, lambda: next(budget, 0.0), Log())
+    first = sweep(index, RefreshQueue(sqs, queue, ""), NOW, lambda: next(budget, 0.0), Log())
     assert not first.finished and first.sent == 100
     # When the next run has time / Then it sends the rest, none twice
-    second = sweep(index, sqs, queue, "", NOW, lambda: 900.0, Log())
+    second = sweep(index, RefreshQueue(sqs, queue, ""), NOW, lambda: 900.0, Log())
     assert second.finished and second.sent == 150
     uris = drain(sqs, queue)
     assert len(uris) == len(set(uris)) == 250
@@ -114,7 +114,7 @@ def test_bad_entries_are_removed_and_logged_not_sent(
     s3.put_object(Bucket=BUCKET, Key=entry_key(past, "b"), Body=json.dumps({"key": "c"}))
     s3.put_object(Bucket=BUCKET, Key=DUE_PREFIX + "garbage/x", Body=b"{}")
     log = Log()
-    report = sweep(index, sqs, queue, "", NOW, lambda: 900.0, log)
+    report = sweep(index, RefreshQueue(sqs, queue, ""), NOW, lambda: 900.0, log)
     assert drain(sqs, queue) == ["/ok.txt"]
     assert report.bad_entries == 5
     assert any(level == "error" for level, _, _ in log.lines)
@@ -135,7 +135,7 @@ def test_a_failed_send_keeps_the_entry(world: tuple[DueIndex, str], s3: Any) -> 
                 ]
             }
 
-    report = sweep(index, RefusingSqs(), queue, "", NOW, lambda: 900.0, Log())
+    report = sweep(index, RefreshQueue(RefusingSqs(), queue, ""), NOW, lambda: 900.0, Log())
     assert (report.sent, report.send_failed) == (0, 1)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=DUE_PREFIX)["KeyCount"] == 1
 
@@ -144,7 +144,7 @@ def test_keys_under_a_prefix_map_back_to_viewer_uris(world: tuple[DueIndex, str]
     index, queue = world
     index.record("site/a b.html", NOW - timedelta(days=1), None, 60)
     index.record("elsewhere/x.html", NOW - timedelta(days=1), None, 60)  # outside the prefix
-    report = sweep(index, sqs, queue, "site/", NOW, lambda: 900.0, Log())
+    report = sweep(index, RefreshQueue(sqs, queue, "site/"), NOW, lambda: 900.0, Log())
     assert drain(sqs, queue) == ["/a%20b.html"]
     assert report.bad_entries == 1
 
@@ -153,7 +153,7 @@ def test_the_handler_runs_one_sweep_from_the_workers_variables(
     world: tuple[DueIndex, str], sqs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from backfill_worker import sweep as sweep_app
-    from backfill_worker.sweep_runtime import sweep_runtime
+    from backfill_worker.runtime import sweep_runtime
     from tests.integration.backfill_world import FakeLambdaContext
 
     index, queue = world
@@ -180,7 +180,7 @@ def test_the_handler_without_a_queue_fails_naming_the_variable(
     moto: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from backfill_worker import sweep as sweep_app
-    from backfill_worker.sweep_runtime import sweep_runtime
+    from backfill_worker.runtime import sweep_runtime
     from shared.config import ConfigError
     from tests.integration.backfill_world import FakeLambdaContext
 

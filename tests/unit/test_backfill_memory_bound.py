@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.copy import CopyPlan, copy_object
+from backfill_worker.transfer.copy import copy_object
+from backfill_worker.transfer.plan import CopyPlan
 from shared.object_store import ObjectAttributes, UploadedPart, crc32_base64
 from shared.origin import OriginError
 

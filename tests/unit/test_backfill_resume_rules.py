@@ -12,14 +12,20 @@ from typing import Any
 
 import pytest
 
-from backfill_worker import md5_state
-from backfill_worker.checkpoint import Checkpoint, CheckpointError, SavedPart, checkpoint_from
-from backfill_worker.copy import CopyPlan, copy_object
-from backfill_worker.handover import PartClock
-from backfill_worker.integrity import ExpectedMD5
-from backfill_worker.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
-from backfill_worker.md5_state import MD5State, MD5StateError, ResumableMD5
-from backfill_worker.progress import Progress
+from backfill_worker.flight.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
+from backfill_worker.transfer import md5_state
+from backfill_worker.transfer.admission import PartAdmission
+from backfill_worker.transfer.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    SavedPart,
+    checkpoint_from,
+)
+from backfill_worker.transfer.copy import copy_object
+from backfill_worker.transfer.integrity import ExpectedMD5
+from backfill_worker.transfer.md5_state import MD5State, MD5StateError, ResumableMD5
+from backfill_worker.transfer.plan import CopyPlan
+from backfill_worker.transfer.progress import Progress
 from shared.config import BackfillConfig, ConfigError
 from shared.messages import BackfillMessage, MessageError, parse_backfill, to_json
 from shared.origin import OriginError
@@ -184,7 +190,7 @@ def test_a_malformed_md5_state_is_refused(words: str, length: int) -> None:
 
 def test_parts_start_only_when_they_can_end_before_the_handover_point() -> None:
     clock = Clock()
-    admission = PartClock(handover_at=clock.now + 10, cleanup_at=clock.now + 20, clock=clock)
+    admission = PartAdmission(handover_at=clock.now + 10, clock=clock)
     # Nothing measured yet: a part starts
     assert admission.may_start(PART)
     # A part of 8 MiB took 4 s: one started now would end in 4 s, before the handover
@@ -196,14 +202,13 @@ def test_parts_start_only_when_they_can_end_before_the_handover_point() -> None:
     assert admission.may_start(PART // 4)  # a short last part still fits
     clock.now += 3
     assert not admission.may_start(1) and admission.past_handover()
-    assert admission.seconds_to_cleanup() == 10
 
 
 def test_a_continuation_judges_its_first_parts_by_its_predecessors_rate() -> None:
     clock = Clock()
-    admission = PartClock(handover_at=clock.now + 5, cleanup_at=None, rate=PART / 8, clock=clock)
+    admission = PartAdmission(handover_at=clock.now + 5, rate=PART / 8, clock=clock)
     assert not admission.may_start(PART)  # 8 s at the inherited rate
-    assert PartClock(None, None).may_start(PART)  # no handover point: always
+    assert PartAdmission(None).may_start(PART)  # no handover point: always
 
 
 # ---------------------------------------------------------------- the lease

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.copy import CopyPlan, _OrderedMD5, _part_size
-from backfill_worker.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
+from backfill_worker.flight.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
+from backfill_worker.transfer.multipart import OrderedMD5
+from backfill_worker.transfer.plan import CopyPlan, part_bytes_for
 from shared.config import BackfillConfig, ConfigError
 from shared.object_store import StoredLease, crc32_base64
 from shared.origin import OriginClient
@@ -26,7 +27,7 @@ def headers(**values: str) -> CaseInsensitiveDict[str]:
 
 def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:
     hashed: list[int] = []
-    digest = _OrderedMD5(hashed.append)
+    digest = OrderedMD5(hashed.append)
     for number, text in [(3, b"gamma"), (2, b"beta"), (4, b"delta"), (1, b"alpha")]:
         digest.add(number, bytearray(text))
     assert digest.hexdigest(parts=4) == hashlib.md5(b"alphabetagammadelta").hexdigest()
@@ -35,9 +36,9 @@ def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:
 
 def test_part_size_grows_only_past_ten_thousand_parts() -> None:
     plan = CopyPlan(max_object_bytes=10**12, part_bytes=8 * MIB, parts_in_flight=8)
-    assert _part_size(512 * MIB, plan) == 8 * MIB
-    assert _part_size(None, plan) == 8 * MIB
-    assert _part_size(100_000 * MIB, plan) == 10 * MIB
+    assert part_bytes_for(512 * MIB, plan) == 8 * MIB
+    assert part_bytes_for(None, plan) == 8 * MIB
+    assert part_bytes_for(100_000 * MIB, plan) == 10 * MIB
 
 
 def test_crc32_is_s3s_base64_big_endian() -> None:

@@ -6,15 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backfill_worker.freshness import (
+from backfill_worker.freshness.lifetime import (
     MAX_LIFETIME_SECONDS,
     cache_lifetime,
     due_at,
-    format_time,
     is_due,
     lifetime,
-    parse_time,
 )
+from shared.messages import format_time, parse_time
 
 FETCHED = datetime(2026, 11, 30, 6, 0, 0, tzinfo=UTC)
 

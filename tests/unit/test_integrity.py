@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.integrity import ExpectedMD5, expected_md5s
-from backfill_worker.storable import Refusal
+from backfill_worker.transfer.integrity import ExpectedMD5, expected_md5s
+from backfill_worker.transfer.storable import Refusal
 
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
 S3 = {"Server": "AmazonS3"}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from backfill_worker.backfill import Backfiller
+from backfill_worker.record import Backfiller
 from shared.config import BackfillConfig
 from shared.messages import MessageError, parse, parse_backfill, parse_prewarm
 from shared.observability import worker_logger, worker_metrics

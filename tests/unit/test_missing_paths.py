@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backfill_worker.missing import MISSING_PREFIX, MissingPaths, marker_key
+from backfill_worker.fill.missing import MISSING_PREFIX, MissingPaths, marker_key
 
 
 class MarkerStore:

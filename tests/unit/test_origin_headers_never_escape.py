@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.copy import AcceptedResponse, CopyPlan, CopyRefused, accept_response
-from backfill_worker.integrity import expected_md5s
-from backfill_worker.storable import Refusal, Storable, decide, http_date
+from backfill_worker.transfer.copy import AcceptedResponse, accept_response
+from backfill_worker.transfer.errors import CopyRefused
+from backfill_worker.transfer.integrity import expected_md5s
+from backfill_worker.transfer.plan import CopyPlan
+from backfill_worker.transfer.storable import Refusal, Storable, decide, http_date
 from shared.origin import declared_length
 from shared.redact import redact_url
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.copy import CopyPlan
-from backfill_worker.invalidation import PendingInvalidations, invalidation_path
-from backfill_worker.refresh import Refresh, conditions_of, is_edgefills
-from shared.revalidation_store import StoredCopy
+from backfill_worker.freshness.invalidation import PendingInvalidations, invalidation_path
+from backfill_worker.freshness.revalidation import Revalidation, conditions_of, is_edgefills
+from backfill_worker.transfer.plan import CopyPlan
+from shared.object_store import StoredCopy
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 
@@ -63,7 +63,7 @@ class NoStore:
 def test_a_200_with_the_stored_etag_is_unchanged_and_reads_no_body() -> None:
     origin = IgnoringOrigin('"v1"')
     index = RecordingIndex()
-    refresh = Refresh(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
+    refresh = Revalidation(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
     copy = StoredCopy(
         etag='"s3etag"',
         metadata={"origin-etag": '"v1"', "fetched-at": "2026-11-29T06:00:00Z"},
@@ -160,7 +160,7 @@ def test_an_origin_without_validators_sending_the_same_bytes_is_unchanged() -> N
     origin = IgnoringOrigin('"x"')
     origin.response = NoValidatorsResponse(b"hello")
     index = RecordingIndex()
-    refresh = Refresh(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
+    refresh = Revalidation(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
     copy = StoredCopy(
         etag='"5d41402abc4b2a76b9719d911017c592"',  # MD5 of "hello": a one-part SSE-S3 copy
         metadata={"fetched-at": "2026-11-29T06:00:00Z"},

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from backfill_worker.checkpoint import CheckpointError
-from backfill_worker.progress import Progress
-from backfill_worker.refresh import replaced_etag
+from backfill_worker.freshness.revalidation import replaced_etag
+from backfill_worker.transfer.checkpoint import CheckpointError
+from backfill_worker.transfer.progress import Progress
 from shared.messages import parse_backfill, to_json
 from tests.unit.test_backfill_resume_rules import parse, valid_raw
 

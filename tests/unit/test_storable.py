@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.storable import (
+from backfill_worker.transfer.storable import (
     DroppedHeader,
     Refusal,
     Storable,

@@ -28,7 +28,7 @@ AWS_METRICS = {
 QUEUES = ("BackfillQueue", "BackfillDLQ", "PrewarmQueue", "PrewarmDLQ")
 WORKERS = ("BackfillWorkerFunction", "PrewarmWorkerFunction")
 # Calls that emit a metric, and where the metric's name sits in them.
-EMITTERS = {"add_metric", "single_metric", "_count", "_write"}
+EMITTERS = {"add_metric", "single_metric", "count_by_reason", "_write"}
 _SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\}(?P<terms>[^']*)'")
 
 
@@ -87,8 +87,8 @@ def named_metrics(body: dict[str, Any]) -> set[tuple[str, str]]:
 # ---------------------------------------------------------------- finding the emitters
 def emitted_metrics(sources: list[Path]) -> set[str]:
     """Metric names that appear as literals in emitting calls: ``add_metric("X", …)``,
-    ``add_metric(name="X")``, ``single_metric(name="X")``, ``_count("X", …)`` (the
-    backfill worker's counter) and ``_write(…, metric="X")`` (the edge's EMF line)."""
+    ``add_metric(name="X")``, ``single_metric(name="X")``, ``count_by_reason("X", …)``
+    (the backfill worker's counter) and ``_write(…, metric="X")`` (the edge's EMF line)."""
     found: set[str] = set()
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -168,7 +168,7 @@ def test_the_emitter_finder_reads_each_kind_of_emission(tmp_path: Path) -> None:
     source = tmp_path / "emitters.py"
     source.write_text(
         "m.add_metric('A', 'Count', 1)\nm.add_metric(name='B', unit='Count', value=1)\n"
-        "self._count('C', reason)\n_write('INFO', 'event', {}, metric='D')\n"
+        "self.count_by_reason('C', reason)\n_write('INFO', 'event', {}, metric='D')\n"
         "print('E')\nlog('F')\n",
         encoding="utf-8",
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backfill_worker.missing import MISSING_PREFIX, marker_key
+from backfill_worker.fill.missing import MISSING_PREFIX, marker_key
 from tests.unit.test_template import (
     Template,
     as_list,

@@ -1,14 +1,16 @@
-"""When a copy stops starting parts: the handover point, judged by throughput so far.
+"""Part admission: whether a resumable copy may still start a part before its handover
+point, judged by the throughput seen so far.
 
-A copy that will not finish in this invocation hands over to a continuation at
-``handover_at`` (``EDGEFILL_HANDOVER_SECONDS`` before the invocation's end). Starting a
-part that cannot finish by then would download bytes that are thrown away, so a part
-starts only when the rate one part connection has reached so far says it ends before
-``handover_at``. With nothing measured yet (the first parts of a first invocation) parts
-start; a continuation starts with the rate its predecessor saw (kept in the checkpoint).
+A copy that will not finish in this invocation stops starting parts at ``handover_at``
+(``EDGEFILL_HANDOVER_SECONDS`` before the invocation's end) and is handed over to a
+continuation (``flight/continuation.py``). Starting a part that cannot finish by then
+would download bytes that are thrown away, so a part starts only when the rate one part
+connection has reached so far says it ends before ``handover_at``. With nothing measured
+yet (the first parts of a first invocation) parts start; a continuation starts with the
+rate its predecessor saw (kept in the checkpoint).
 
-Parts still in flight at ``handover_at`` may finish until ``cleanup_at`` (the cleanup
-margin, ``deadline`` of the copy plan); later than that they are dropped.
+Parts still in flight at ``handover_at`` may go on until the copy plan's ``deadline``
+(the cleanup margin): the read budget ends those that cannot, and they are dropped.
 """
 
 from __future__ import annotations
@@ -23,18 +25,16 @@ from typing import Final
 _SMOOTHING: Final = 0.3
 
 
-class PartClock:
+class PartAdmission:
     """Admission of parts before the handover point (thread-safe)."""
 
     def __init__(
         self,
         handover_at: float | None,
-        cleanup_at: float | None,
         rate: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.handover_at = handover_at
-        self.cleanup_at = cleanup_at
         self._rate = max(0.0, rate)
         self._clock = clock
         self._lock = threading.Lock()
@@ -67,9 +67,3 @@ class PartClock:
 
     def past_handover(self) -> bool:
         return self.handover_at is not None and self._clock() >= self.handover_at
-
-    def seconds_to_cleanup(self) -> float | None:
-        """Time left for parts in flight, or None without a cleanup margin."""
-        if self.cleanup_at is None:
-            return None
-        return max(0.0, self.cleanup_at - self._clock())

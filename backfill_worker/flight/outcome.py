@@ -1,10 +1,12 @@
 """How one backfill record ends: an ``Outcome``, or early, retried (``TransientFailure``)
-or skipped (``Skip``, a permanent outcome logged with its reason). Shared by
-``backfill.py`` and the modules it hands a record to (``refresh_record.py``)."""
+or skipped (``Skip``, a permanent outcome logged with its reason). Fill and refresh raise
+and return these; ``backfill_worker/record.py`` logs and counts them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from shared.reasons import ReasonedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,20 +19,14 @@ class Outcome:
     size: int = 0
 
 
-class TransientFailure(Exception):
+class TransientFailure(ReasonedError):
     """The record should be retried (SQS redelivers it, then moves it to the DLQ)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
-
-class Skip(Exception):
+class Skip(ReasonedError):
     """The record succeeds without a copy; ``reason`` is the metric dimension,
     ``directive`` the header that decided, when one did."""
 
     def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail)
         self.directive = directive

@@ -27,7 +27,6 @@ not queued are still filled on demand, by viewers' failovers.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -38,8 +37,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.config import BackfillConfig
 from shared.keys import ObjectKey
-from shared.manifests import MAX_MANIFEST_BYTES, Manifest, manifest_format, parse_manifest
-from shared.messages import BackfillMessage, to_json
+from shared.manifests import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    inflate_manifest,
+    manifest_format,
+    parse_manifest,
+)
+from shared.messages import BackfillMessage, format_time, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.queues import send_messages
 
@@ -132,7 +137,7 @@ class PlaylistExpander:
                 f"manifest is {stored.size} bytes; the most parsed is {MAX_MANIFEST_BYTES}"
             )
             return None
-        body = _decoded(stored.body, stored.content_encoding)
+        body = inflate_manifest(stored.body, stored.content_encoding, "stored")
         if isinstance(body, str):
             expansion.reason = body
             return None
@@ -153,7 +158,7 @@ class PlaylistExpander:
         expansion.segments = manifest.count("segment")
         expansion.truncated = manifest.truncated
         expansion.ignored = dict(manifest.ignored_reasons)
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = format_time(datetime.now(UTC))
         bodies = []
         for reference in manifest.references:
             if reference.path == message.uri:
@@ -208,21 +213,3 @@ class PlaylistExpander:
             expansion.reason = report.call_errors[-1]
         elif report.failed:
             expansion.reason = f"SQS refused {len(report.failed)}: {report.failed[:3]}"
-
-
-def _decoded(body: bytes, content_encoding: str | None) -> bytes | str:
-    """The manifest's text bytes, inflating a gzip-stored one to the parse bound; a reason
-    string when the stored encoding cannot be read."""
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding in ("identity", ""):
-        return body
-    if encoding not in ("gzip", "x-gzip"):
-        return f"manifest stored with Content-Encoding {encoding[:40]!r}"
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        text = inflater.decompress(body, MAX_MANIFEST_BYTES + 1)
-    except zlib.error as error:
-        return f"gzip-stored manifest does not inflate: {error}"
-    if len(text) > MAX_MANIFEST_BYTES:
-        return f"manifest inflates past {MAX_MANIFEST_BYTES} bytes"
-    return text

@@ -24,30 +24,30 @@ import dataclasses
 import uuid
 from typing import Any, Final
 
-from backfill_worker.checkpoint import Checkpoint
-from backfill_worker.lease import Lease, SingleFlight
-from backfill_worker.progress import Progress
-from backfill_worker.resume import abort_if_ours
+from backfill_worker.flight.lease import Lease, SingleFlight
+from backfill_worker.transfer.checkpoint import Checkpoint
+from backfill_worker.transfer.progress import Progress
+from backfill_worker.transfer.resume import abort_if_ours
 from shared.messages import BackfillMessage, to_json
 from shared.object_store import ObjectStore, StoreError
-from shared.queues import send_messages
+from shared.queues import send_failure
+from shared.reasons import ReasonedError
 
 # How long a handed-over lease waits for its continuation before anyone may take it
 # (with the checkpoint): Lambda's longest timeout, time for a throttled queue to drain.
 HANDOVER_LEASE_SECONDS: Final = 900.0
 
 
-class GivenUp(Exception):
+class GivenUp(ReasonedError):
     """The copy is abandoned for good (``reason``); the record succeeds."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
+class ContinuationNotSent(ReasonedError):
+    """The continuation did not go out (``reason``: ``continuation``); the record must
+    fail (and be redelivered)."""
 
-class ContinuationNotSent(Exception):
-    """The continuation did not go out; the record must fail (and be redelivered)."""
+    def __init__(self, detail: str) -> None:
+        super().__init__("continuation", detail)
 
 
 class LeaseSession:
@@ -114,13 +114,9 @@ class LeaseSession:
             raise ContinuationNotSent("the lease was taken over before the handover")
         self.keep_lease = True  # from here on the lease holds the checkpoint to go on from
         continuation = dataclasses.replace(message, hop=message.hop + 1, handover=token)
-        failure = None
-        try:
-            report = send_messages(sqs, queue_url, [to_json(continuation)])
-            failure = None if report.ok else str(report.failed)[:300]
-        except Exception as error:  # noqa: BLE001 - any SQS failure is handled the same way
-            failure = f"{type(error).__name__}: {str(error)[:300]}"
+        failure = send_failure(sqs, queue_url, [to_json(continuation)])
         if failure is not None:
+            failure = failure[:300]
             try:
                 self.flight.expire(self.lease, saved)
             except StoreError as error:

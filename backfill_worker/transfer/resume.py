@@ -29,21 +29,20 @@ record's redelivery; a permanent one (404, 416...) aborts the upload.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from backfill_worker import md5_state
-from backfill_worker.checkpoint import (
+from backfill_worker.transfer import md5_state
+from backfill_worker.transfer.checkpoint import (
     Checkpoint,
     CheckpointError,
     SavedPart,
     checkpoint_from,
     upload_id_shape_ok,
 )
-from backfill_worker.progress import Progress
+from backfill_worker.transfer.plan import CopyJob, part_bytes_for
+from backfill_worker.transfer.progress import Progress
 from shared.object_store import ListedPart, ObjectStore
-from shared.origin import OriginClient, OriginError, OriginResponse, Validators
-from shared.read_deadline import ReadBudget
+from shared.origin import OriginError, OriginResponse, Validators
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +55,18 @@ class ResumePoint:
     response: OriginResponse
 
 
-def resume_point(
-    origin: OriginClient,
-    store: ObjectStore,
-    key: str,
-    url: str,
-    progress: Progress,
-    *,
-    max_object_bytes: int,
-    part_size_for: Callable[[int], int],
-    budget: ReadBudget | None,
-) -> ResumePoint | None:
-    """The point to resume from, or None to start over (the old upload then aborted)."""
+def resume_point(job: CopyJob, progress: Progress) -> ResumePoint | None:
+    """The point to resume ``job`` from, given the checkpoint ``progress`` inherited, or
+    None to start over (the old upload then aborted)."""
     raw = progress.inherited
     if raw is None:
         return None
+    store, key, plan = job.store, job.key, job.plan
     try:
         checkpoint = checkpoint_from(
-            raw, max_object_bytes=max_object_bytes, part_size_for=part_size_for
+            raw,
+            max_object_bytes=plan.max_object_bytes,
+            part_size_for=lambda length: part_bytes_for(length, plan),
         )
     except CheckpointError as error:
         progress.note("checkpoint_rejected", str(error))
@@ -119,8 +112,8 @@ def resume_point(
         total=checkpoint.length,
     )
     try:
-        response = origin.get_resuming(
-            url, start, start + checkpoint.part_size(first), validators, budget
+        response = job.origin.get_resuming(
+            job.url, start, start + checkpoint.part_size(first), validators, job.budget
         )
     except OriginError as error:
         if error.permanent:  # the path is gone or refused: nothing to resume, ever

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from backfill_worker.checkpoint import Checkpoint
+from backfill_worker.transfer.checkpoint import Checkpoint
 from shared.object_store import StoreError
 
 MIN_INTERVAL: Final = 1.0  # seconds between two checkpoint writes

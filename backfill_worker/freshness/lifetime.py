@@ -9,8 +9,8 @@ hostile values never raise. A directive that does not parse is ignored (the next
 applies), a negative lifetime counts as zero (due at once), and a lifetime is capped at
 ``MAX_LIFETIME_SECONDS`` so a due time always fits the index's four-digit year.
 
-The metadata names and the time format (RFC 3339 UTC, ``2026-11-30T06:00:00Z``) are a
-public contract (docs/CONTRACTS.md).
+The metadata names and the time format (RFC 3339 UTC, ``2026-11-30T06:00:00Z``,
+``shared.messages.format_time``) are a public contract (docs/CONTRACTS.md).
 """
 
 from __future__ import annotations
@@ -22,39 +22,20 @@ from typing import Final
 
 from shared.config import DEFAULT_REVALIDATE_AFTER
 
-# Object metadata (x-amz-meta-*) every copy carries.
+# Object metadata (x-amz-meta-*) edgefill writes with every copy: when the bytes were
+# fetched, and the origin's validators when it sent them (``transfer/storable.py``).
+# ``checked-at`` is not among them: it lives in the due index (``due_index.py``), since
+# metadata cannot change without writing the object again.
 FETCHED_AT: Final = "fetched-at"
-CHECKED_AT: Final = "checked-at"
 ORIGIN_ETAG: Final = "origin-etag"
 ORIGIN_LAST_MODIFIED: Final = "origin-last-modified"
 
 # Ten years: longer lifetimes mean "never" in practice, and the cap keeps every due time
 # inside datetime's range whatever number the origin sends.
 MAX_LIFETIME_SECONDS: Final = 10 * 365 * 86_400
-_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 _DIRECTIVE = re.compile(r"^\s*([A-Za-z-]+)\s*(?:=\s*\"?([^\",]*)\"?)?\s*$")
 # Header values longer than this are not real Cache-Control or Expires values.
 _MAX_HEADER: Final = 4096
-
-
-def format_time(moment: datetime) -> str:
-    """``moment`` as RFC 3339 UTC with seconds: ``2026-11-30T06:00:00Z``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 time (any offset) as an aware UTC datetime, or None when ``value`` is
-    not one (metadata is outside input: anyone with write access may have set it)."""
-    if not isinstance(value, str) or len(value) > 40 or not _RFC3339.fullmatch(value.strip()):
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
 
 
 def cache_lifetime(cache_control: str | None) -> int | None:

@@ -1,6 +1,6 @@
 """The checkpoint of a copy that spans invocations: what it holds, and whether to trust it.
 
-A checkpoint lives inside the key's lease object (``lease.py``), so it is written only
+A checkpoint lives inside the key's lease object (``flight/lease.py``), so it is written only
 with ``IfMatch`` on the lease's ETag, by the worker holding the lease. It says which
 multipart upload holds the copy so far, which parts are in it (number, size, S3 ETag,
 CRC32), which origin version they came from (ETag, Last-Modified, Content-Encoding,
@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from backfill_worker.integrity import ExpectedMD5
-from backfill_worker.md5_state import MD5State, MD5StateError
+from backfill_worker.transfer.integrity import ExpectedMD5
+from backfill_worker.transfer.md5_state import MD5State, MD5StateError
+from backfill_worker.transfer.plan import part_count, part_size
 from shared.object_store import UploadedPart
+from shared.origin import is_strong_etag
 
 CHECKPOINT_VERSION: Final = 1
 # S3 upload ids are URL-safe text of a few hundred characters; anything else is forged.
@@ -83,14 +84,14 @@ class Checkpoint:
 
     @property
     def count(self) -> int:
-        return math.ceil(self.length / self.part_bytes)
+        return part_count(self.length, self.part_bytes)
 
     @property
     def done(self) -> frozenset[int]:
         return frozenset(part.number for part in self.parts)
 
     def part_size(self, number: int) -> int:
-        return min(self.part_bytes, self.length - (number - 1) * self.part_bytes)
+        return part_size(number, self.part_bytes, self.length)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -145,9 +146,9 @@ def checkpoint_from(
         name: _validator(raw, name) for name in ("etag", "lastModified", "contentEncoding")
     }
     etag, last_modified = validators["etag"], validators["lastModified"]
-    if not _strong(etag) and last_modified is None:
+    if not is_strong_etag(etag) and last_modified is None:
         raise CheckpointError("checkpoint: no strong ETag nor Last-Modified to resume against")
-    count = math.ceil(length / part_bytes)
+    count = part_count(length, part_bytes)
     parts = _parts(raw.get("parts"), count, length, part_bytes)
     expected_md5s, md5_state = _md5(raw.get("md5"), parts, part_bytes)
     rate = raw.get("partRate", 0.0)
@@ -192,10 +193,6 @@ def _validator(raw: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _strong(etag: str | None) -> bool:
-    return etag is not None and not etag.startswith("W/")
-
-
 def _parts(raw: object, count: int, length: int, part_bytes: int) -> tuple[SavedPart, ...]:
     if not isinstance(raw, list) or len(raw) > count:
         raise CheckpointError(f"checkpoint.parts: must be a list of at most {count} parts")
@@ -209,7 +206,7 @@ def _parts(raw: object, count: int, length: int, part_bytes: int) -> tuple[Saved
             raise CheckpointError(f"{where}: part number must be from 1 to {count}")
         if number in parts:
             raise CheckpointError(f"{where}: part {number} appears twice")
-        expected = min(part_bytes, length - (number - 1) * part_bytes)
+        expected = part_size(number, part_bytes, length)
         if isinstance(size, bool) or size != expected:
             raise CheckpointError(f"{where}: part {number} must be {expected} bytes")
         if not isinstance(etag, str) or not _PART_ETAG.fullmatch(etag):

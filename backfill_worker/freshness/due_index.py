@@ -8,11 +8,12 @@ key order *is* due order: a sweep lists from the start and stops at the first en
 not yet due. Its cost is one ListObjectsV2 per 1 000 due entries plus one GET per due
 entry, whatever the number of copies in the bucket.
 
-The worker writes an entry after every copy it makes (fill or replace) and after every
-revalidation that found the copy unchanged (``checked-at`` lives here: see
-docs/BACKFILL.md "Freshness"); the sweep deletes an entry once the refresh message for
-it is sent. Processed entries are gone, so the index is its own cursor: a sweep that
-stopped at its deadline is continued by the next one from the earliest entry left.
+The worker writes an entry (``record_copy``) after every copy it makes (fill or
+replace) and after every revalidation that found the copy unchanged (``checked-at``
+lives here: see docs/BACKFILL.md "Freshness"); the sweep deletes an entry once the
+refresh message for it is sent. Processed entries are gone, so the index is its own
+cursor: a sweep that stopped at its deadline is continued by the next one from the
+earliest entry left.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from backfill_worker.freshness import due_at, format_time, parse_time
+from backfill_worker.freshness.lifetime import FETCHED_AT, due_at, lifetime
 from shared.keys import MAX_KEY_BYTES, RESERVED_PREFIX
-from shared.revalidation_store import MAX_LIST_KEYS, RevalidationStore
+from shared.messages import format_time, parse_time
+from shared.object_store import MAX_LIST_KEYS, ObjectStore, StoredCopy
 
 DUE_PREFIX: Final = RESERVED_PREFIX + "due/"
 # "2026-11-30T06:00:00Z" is 20 characters, then "/" and 64 hex digits.
@@ -58,7 +60,7 @@ class DuePage:
 class DueIndex:
     """Write, list, read and remove due entries in the bucket."""
 
-    def __init__(self, store: RevalidationStore) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     def record(
@@ -116,3 +118,20 @@ class DueIndex:
         if not entries:
             return []
         return self.store.delete_keys(entries)
+
+
+def record_copy(
+    index: DueIndex,
+    key: str,
+    copy: StoredCopy,
+    checked_at: datetime | None,
+    *,
+    default_lifetime: int,
+    now: datetime,
+) -> None:
+    """Write the due entry of ``copy`` (as S3 now holds it): fetched at its
+    ``fetched-at`` (else ``now``), with the lifetime its headers give (else
+    ``default_lifetime``), last found unchanged at ``checked_at``. Raises ``StoreError``."""
+    fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or now
+    seconds = lifetime(copy.cache_control, copy.expires, fetched_at, default_lifetime)
+    index.record(key, fetched_at, checked_at, seconds)

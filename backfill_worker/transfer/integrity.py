@@ -20,7 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
-from backfill_worker.storable import Refusal
+from backfill_worker.transfer.errors import CopyFailed
+from backfill_worker.transfer.storable import Refusal
 
 _S3_ETAG = re.compile(r'"([0-9a-fA-F]{32})"')
 _HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
@@ -53,6 +54,13 @@ def expected_md5s(headers: Mapping[str, str]) -> tuple[ExpectedMD5, ...] | Refus
     if etag is not None:
         expected.append(ExpectedMD5("ETag", etag))
     return tuple(expected)
+
+
+def check_md5(expected: tuple[ExpectedMD5, ...], actual: str) -> None:
+    """Raise ``CopyFailed("md5")`` unless ``actual`` (hex) is every promised digest."""
+    for promise in expected:
+        if actual != promise.hex:
+            raise CopyFailed("md5", f"{promise.source} says {promise.hex}, received {actual}")
 
 
 def from_s3(fields: Mapping[str, str]) -> bool:

@@ -1,4 +1,5 @@
-"""Refresh: revalidate a copy against the origin, then keep, replace or delete it.
+"""Revalidation: the decision of a refresh. A copy is checked against the origin, then
+kept, replaced or deleted.
 
 The decision, in order (docs/BACKFILL.md "Freshness"):
 
@@ -22,12 +23,14 @@ The decision, in order (docs/BACKFILL.md "Freshness"):
    checkpoint, which also names the S3 ETag it replaces (``replaces``), and stops at the
    handover point (``handed_over``, with the checkpoint). The continuation, under the
    same lease, reads the copy again: one that no longer has that ETag was changed by
-   another writer meanwhile, so the upload is aborted (``changed``); otherwise the copy
+   another writer meanwhile, so the upload is aborted (``COPY_CHANGED``); otherwise the copy
    resumes from the checkpoint (no new conditional GET) and completes with ``IfMatch``
    on that same ETag. An origin that changed again starts over on its newest version.
 
 A copy that changed under us (a concurrent writer won the ``IfMatch``) is kept as it is
-and reported as ``changed``: the other writer's version is at least as new as ours.
+and reported as ``COPY_CHANGED``: the other writer's version is at least as new as ours.
+That status is the copy changing, never the origin (a changed origin is ``REPLACED``, or
+``DELETED``); its value stays ``"changed"``, the public ``Refreshed{reason}`` dimension.
 """
 
 from __future__ import annotations
@@ -36,23 +39,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Final
 
-from backfill_worker.copy import CopyPlan, CopyResult, CopyTerms, CopyUnchanged, copy_object
-from backfill_worker.due_index import DueIndex
-from backfill_worker.freshness import (
-    FETCHED_AT,
-    ORIGIN_ETAG,
-    ORIGIN_LAST_MODIFIED,
-    format_time,
-    lifetime,
-    parse_time,
-)
-from backfill_worker.progress import Progress
-from backfill_worker.resume import abort_if_ours
-from shared.object_store import ObjectStore
+from backfill_worker.freshness.due_index import DueIndex, record_copy
+from backfill_worker.freshness.lifetime import FETCHED_AT, ORIGIN_ETAG, ORIGIN_LAST_MODIFIED
+from backfill_worker.transfer.copy import CopyResult, CopyTerms, copy_object
+from backfill_worker.transfer.errors import CopyUnchanged
+from backfill_worker.transfer.plan import CopyPlan
+from backfill_worker.transfer.progress import Progress
+from backfill_worker.transfer.resume import abort_if_ours
+from shared.messages import format_time
+from shared.object_store import ObjectStore, StoredCopy
 from shared.origin import OriginClient, OriginError
-from shared.revalidation_store import RevalidationStore, StoredCopy
 
 # Origin statuses that mean "the object is gone": the copy must go too.
 GONE: Final = (404, 410)
@@ -62,22 +61,32 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,512}")
 _PLAIN_MD5 = re.compile(r'"?([0-9a-fA-F]{32})"?')
 
 
+class RefreshStatus(StrEnum):
+    """How a revalidation ended; the values are the ``Refreshed{reason}`` dimensions."""
+
+    UNCHANGED = "unchanged"  # the origin has the copy's version: nothing rewritten
+    REPLACED = "replaced"  # the origin has another version: the copy now holds it
+    DELETED = "deleted"  # the origin no longer has the object: neither has the bucket
+    COPY_CHANGED = "changed"  # another writer changed the copy meanwhile: theirs stays
+    HANDED_OVER = "handed_over"  # the replacing copy continues in another invocation
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
-    """``status``: unchanged, replaced, deleted, changed, or handed_over (``copy`` then
-    carries the checkpoint a continuation resumes from)."""
+    """``status`` (``RefreshStatus``); with ``HANDED_OVER``, ``copy`` carries the
+    checkpoint a continuation resumes from."""
 
-    status: str
+    status: RefreshStatus
     size: int = 0
     copy: CopyResult | None = None
 
 
 @dataclass
-class Refresh:
+class Revalidation:
     """The adapters a refresh uses (the same as a fill's, plus the due index)."""
 
     store: ObjectStore
-    copies: RevalidationStore
+    copies: ObjectStore
     index: DueIndex
     origin: OriginClient
     revalidate_after: int
@@ -99,7 +108,7 @@ class Refresh:
             # Another writer changed the copy since this replace began: theirs stays.
             assert progress is not None and progress.inherited is not None
             abort_if_ours(self.store, key, progress.inherited.get("uploadId"))
-            return RefreshResult("changed")
+            return RefreshResult(RefreshStatus.COPY_CHANGED)
         started = self.now()
         terms = CopyTerms(
             metadata={FETCHED_AT: format_time(started)},
@@ -119,33 +128,38 @@ class Refresh:
             )
         except CopyUnchanged:
             self.record(key, stored, checked_at=started)
-            return RefreshResult("unchanged", stored.size)
+            return RefreshResult(RefreshStatus.UNCHANGED, stored.size)
         except OriginError as error:
             if error.status not in GONE:
                 raise
             deleted = self.copies.delete_if_match(key, stored.etag)
-            return RefreshResult("deleted" if deleted else "changed")
+            return RefreshResult(RefreshStatus.DELETED if deleted else RefreshStatus.COPY_CHANGED)
         if result.handover is not None:
-            return RefreshResult("handed_over", copy=result)
+            return RefreshResult(RefreshStatus.HANDED_OVER, copy=result)
         if not result.created:
-            return RefreshResult("changed", copy=result)
+            return RefreshResult(RefreshStatus.COPY_CHANGED, copy=result)
         fresh = self.copies.head(key)
         if fresh is not None:
             self.record(key, fresh, checked_at=None)
-        return RefreshResult("replaced", result.size, result)
+        return RefreshResult(RefreshStatus.REPLACED, result.size, result)
 
     def record(self, key: str, copy: StoredCopy, checked_at: datetime | None) -> None:
         """Write the due entry of ``copy``; ``checked_at`` is when it was last revalidated
         (it is then due a lifetime after that)."""
-        fetched_at = parse_time(copy.metadata.get(FETCHED_AT)) or self.now()
-        seconds = lifetime(copy.cache_control, copy.expires, fetched_at, self.revalidate_after)
-        self.index.record(key, fetched_at, checked_at, seconds)
+        record_copy(
+            self.index,
+            key,
+            copy,
+            checked_at,
+            default_lifetime=self.revalidate_after,
+            now=self.now(),
+        )
 
 
 def replaced_etag(progress: Progress | None) -> str | None:
     """The S3 ETag an inherited checkpoint's upload was made to replace (``replaces``);
-    None without one (no checkpoint, a fill's, or one too garbled to say: ``resume.py``
-    then drops it)."""
+    None without one (no checkpoint, a fill's, or one too garbled to say:
+    ``transfer/resume.py`` then drops it)."""
     inherited = progress.inherited if progress is not None else None
     value = inherited.get("replaces") if isinstance(inherited, dict) else None
     return value if isinstance(value, str) and value else None

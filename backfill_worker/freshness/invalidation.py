@@ -17,21 +17,16 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.messages import MAX_PATHS, PrewarmMessage, to_json
-from shared.queues import send_messages
+from shared.observability import Log
+from shared.queues import send_and_log
 
 # CloudFront takes at most 3 000 paths in progress per distribution (15 wildcards).
 MAX_PATHS_PER_INVALIDATION: Final = 3000
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def invalidation_path(uri: str) -> str:
@@ -148,12 +143,6 @@ def _warm_after(
         )
         for start in range(0, len(uris), MAX_PATHS)
     ]
-    try:
-        report = send_messages(sqs, queue_url, bodies)
-        failure = None if report.ok else str(report.failed)
-    except Exception as error:  # noqa: BLE001 - any SQS failure is reported the same way
-        failure = f"{type(error).__name__}: {error}"
-    if failure is not None:
-        log.error("prewarm after invalidation not sent", extra={"detail": failure[:500]})
+    if send_and_log(sqs, queue_url, bodies, log, "prewarm after invalidation not sent"):
         return 0
     return len(uris)
