@@ -32,6 +32,10 @@ DEFAULT_RETRY_DELAY: Final = 30
 DEFAULT_PART_BYTES: Final = 8 * 1024**2
 MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
+# One multipart upload holds at most 10,000 parts of at most 5 GiB: the largest object a
+# copy can write, and so the largest EDGEFILL_MAX_OBJECT_BYTES (a body of unknown length
+# is cut into parts big enough for it, backfill_worker/transfer/plan.py).
+MAX_OBJECT_BYTES: Final = 10_000 * MAX_PART_BYTES
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
 # Freshness (docs/BACKFILL.md "Freshness"): lifetime of a copy whose origin gave none,
@@ -142,8 +146,8 @@ class BackfillConfig:
             origin_url=_origin_url(_required(env, "EDGEFILL_ORIGIN_URL")),
             prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
             key_prefix=prefix,
-            max_object_bytes=_positive_int(
-                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES
+            max_object_bytes=_bounded_int(
+                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, 1, MAX_OBJECT_BYTES
             ),
             include=_list(env, "EDGEFILL_INCLUDE"),
             exclude=_list(env, "EDGEFILL_EXCLUDE"),

@@ -139,6 +139,12 @@ def test_include_and_exclude_globs_with_exclude_winning() -> None:
             {"EDGEFILL_MAX_OBJECT_BYTES": "10GB"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-unit"
         ),
         pytest.param({"EDGEFILL_MAX_OBJECT_BYTES": "0"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-0"),
+        # 10,000 parts of S3's largest part (5 GiB) are the most one multipart upload holds
+        pytest.param(
+            {"EDGEFILL_MAX_OBJECT_BYTES": str(10_000 * 5 * 1024**3 + 1)},
+            "EDGEFILL_MAX_OBJECT_BYTES",
+            id="max-past-10000-parts-of-5-gib",
+        ),
         pytest.param(
             {"EDGEFILL_MAX_OBJECT_BYTES": "-5"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-negative"
         ),
