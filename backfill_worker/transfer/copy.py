@@ -21,7 +21,8 @@ Nothing becomes visible unless every byte arrived and checked out: the upload is
 completed (``IfNoneMatch='*'``) only after the length and the MD5s the origin vouched for
 (``integrity.py``) matched; any failure aborts the upload. Before any body byte is read,
 ``accept_response`` decides from the status and headers alone whether the response may
-be stored at all (``storable.py``) and how big it may be.
+be stored at all (``storable.py``) and how big it may be, and the headers the write
+would carry must fit S3's request budget (``header_budget.py``).
 
 A ranged copy given its record's lease (``progress``) is resumable: it records its
 checkpoint in the lease as parts complete (``progress.py``), starts only the parts that
@@ -43,6 +44,7 @@ from backfill_worker.transfer import md5_state
 from backfill_worker.transfer.admission import PartAdmission
 from backfill_worker.transfer.checkpoint import Checkpoint
 from backfill_worker.transfer.errors import CopyFailed, CopyRefused, CopyUnchanged
+from backfill_worker.transfer.header_budget import header_refusal
 from backfill_worker.transfer.integrity import ExpectedMD5, check_md5, expected_md5s
 from backfill_worker.transfer.multipart import MultipartUpload, PartReader
 from backfill_worker.transfer.plan import (
@@ -144,6 +146,9 @@ def _copy_within(job: CopyJob, terms: CopyTerms, progress: Progress | None) -> C
         accepted = accept_response(response.status, response.headers, job.plan)
         length = accepted.length
         attributes = _with_terms(accepted.attributes, terms)
+        too_big = header_refusal(attributes)  # S3 would refuse the write, every time
+        if too_big is not None:
+            raise CopyRefused(too_big.reason, too_big.detail, too_big.directive)
         copier = _Copier(job, attributes, accepted.expected_md5s, terms.unchanged_md5)
         dropped = accepted.dropped
         if length is not None and length <= job.plan.part_bytes:
