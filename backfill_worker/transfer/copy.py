@@ -42,7 +42,7 @@ from typing import Final
 
 from backfill_worker.transfer import md5_state
 from backfill_worker.transfer.admission import PartAdmission
-from backfill_worker.transfer.checkpoint import Checkpoint
+from backfill_worker.transfer.checkpoint import Checkpoint, proof_tails, tail_digest
 from backfill_worker.transfer.errors import CopyFailed, CopyRefused, CopyUnchanged
 from backfill_worker.transfer.header_budget import header_refusal
 from backfill_worker.transfer.integrity import ExpectedMD5, check_md5, expected_md5s
@@ -309,8 +309,10 @@ class _Copier:
         else:
             validators = validators_of(response, length)
         numbers = point.missing if point is not None else tuple(range(1, count + 1))
-        first = numbers[0]
+        first = numbers[0] if numbers else 0  # none: every part is kept, only completion
         fetched = 0
+        # SHA-256 of each part's end, the proof a resume re-reads (checkpoint.tails).
+        tails: dict[int, str] = dict(base.tails) if base is not None else {}
 
         def size_of(number: int) -> int:
             return part_size(number, part_bytes, length)
@@ -328,6 +330,7 @@ class _Copier:
                 self.origin.get_range_into(
                     response.url, start, validators, buffer[:size], self.budget
                 )
+            tails[number] = tail_digest(buffer[:size])
             fetched += size
             return size
 
@@ -365,6 +368,7 @@ class _Copier:
                     origin_bytes=(base.origin_bytes if base is not None else 0) + fetched,
                     invocations=(base.invocations + 1 if base is not None else 1),
                     replaces=self.store.replaces,
+                    tails=proof_tails(parts, tails),
                 )
 
             writer = ProgressWriter(progress, snapshot) if resumable and progress else None
@@ -451,12 +455,12 @@ def _resumable(
     part_bytes: int,
     plan: CopyPlan,
 ) -> bool:
-    """A copy can hand over when the next invocation can tell the version (a strong ETag
-    or a Last-Modified) and, with an MD5 to check, continue it between parts."""
+    """A copy can hand over when the next invocation can prove it copies the same object
+    (a strong ETag, or an MD5 of the whole object checked at the end: a Last-Modified or
+    a weak ETag may stay the same over new bytes) and, with an MD5 to check, continue it
+    between parts."""
     if plan.handover_at is None:
         return False
-    if not is_strong_etag(validators.etag) and validators.last_modified is None:
-        return False
     if not expected_md5s:
-        return True
+        return is_strong_etag(validators.etag)
     return md5_state.available() and part_bytes % 64 == 0

@@ -20,6 +20,7 @@ from backfill_worker.transfer.checkpoint import (
     CheckpointError,
     SavedPart,
     checkpoint_from,
+    proof_tails,
 )
 from backfill_worker.transfer.copy import copy_object
 from backfill_worker.transfer.integrity import ExpectedMD5
@@ -104,6 +105,14 @@ def test_a_checkpoint_round_trips_through_its_json() -> None:
         ({"partBytes": 5 * MIB}, "partBytes"),  # not this worker's part size
         ({"etag": None, "lastModified": None}, "no strong ETag"),
         ({"etag": 'W/"weak"', "lastModified": None}, "no strong ETag"),
+        # A Last-Modified (or a weak ETag) may stay the same over new bytes (issue 19)
+        ({"etag": None}, "no strong ETag nor MD5"),
+        ({"etag": 'W/"1e00000-6553f100"'}, "no strong ETag nor MD5"),
+        ({"tails": [[3, "c" * 64]]}, "tails[0]"),  # not a saved part
+        ({"tails": [[1, "C" * 64]]}, "tails[0]"),
+        ({"tails": [[1, "c" * 64], [1, "c" * 64]]}, "tails[1]"),
+        ({"tails": [[1.0, "c" * 64]]}, "tails[0]"),
+        ({"tails": "c" * 64}, "checkpoint.tails"),
         ({"etag": "caf\u00e9"}, "checkpoint.etag"),
         ({"etag": "a\r\nSet-Cookie: x"}, "checkpoint.etag"),
         ({"parts": [[5, PART, ETAG, CRC]]}, "part number"),  # past the last part
@@ -139,6 +148,23 @@ def test_a_garbled_or_forged_checkpoint_is_rejected_naming_the_field(
 def test_a_checkpoint_that_is_not_an_object_is_rejected(raw: object) -> None:
     with pytest.raises(CheckpointError, match="JSON object"):
         parse(raw)
+
+
+def test_a_checkpoint_named_by_an_md5_alone_is_accepted_with_its_tails() -> None:
+    # Given an origin with only a Last-Modified, whose MD5 the copy checks at the end
+    raw = valid_raw(etag=None, md5={"expected": MD5, "state": None, "bytes": 0})
+    raw["tails"] = [[2, "c" * 64]]
+    checkpoint = parse(raw)
+    assert checkpoint.tail_of(2) == "c" * 64 and checkpoint.tail_of(1) is None
+    assert parse(json.loads(json.dumps(checkpoint.to_dict()))) == checkpoint
+
+
+def test_the_tails_kept_are_the_end_of_the_run_and_every_part_past_it() -> None:
+    parts = tuple(SavedPart(n, PART, ETAG, CRC) for n in (1, 2, 4))
+    digests = {n: str(n) * 64 for n in (1, 2, 3, 4)}
+    assert proof_tails(parts, digests) == ((2, "2" * 64), (4, "4" * 64))
+    # Without part 1 every saved part is past the (empty) run
+    assert proof_tails(parts[2:], digests) == ((4, "4" * 64),)
 
 
 def test_an_md5_state_over_the_parts_the_upload_holds_is_accepted() -> None:

@@ -1,0 +1,145 @@
+"""A copy resumes only what can be proven to be the same object (issue 19).
+
+Origins whose validators do not change with the content (a Last-Modified kept across a
+rewrite, nginx's size-mtime ETags, weak or strong) answer a continuation's ``If-Range``
+with a 206 of the new bytes. Against moto in server mode and the lab origin: such a copy
+never mixes two versions. It does not hand over at all without a strong ETag or an MD5
+over the whole object, and one that does hand over re-reads the end of its last kept part
+and compares it with the hash its checkpoint kept."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import pytest
+
+from backfill_worker.flight.outcome import TransientFailure
+from backfill_worker.transfer.checkpoint import OVERLAP_BYTES, tail_digest
+from edgefill.lab.origin import LabOrigin, generated_bytes
+from shared.object_store import crc32_base64
+from tests.integration.backfill_world import BUCKET, FakeLambdaContext, message, sha256, stored
+from tests.integration.test_backfill_resume import (
+    INVOCATION,
+    RATE,
+    SIZE,
+    bucket,
+    lease_body,
+    next_continuation,
+    paced_object,
+    plant_lease,
+    queue,
+    run_chain,
+    worker_for,
+)
+
+__all__ = ["bucket", "queue"]  # fixtures
+
+PATH = "/v/clip.mp4"
+KEY = "v/clip.mp4"
+# The origin's clock did not move (or its validators ignore the content).
+MTIME = 1_700_000_000.0
+NGINX_WEAK = 'W/"1e00000-6553f100"'  # nginx's size-mtime form, weakened (gzip filter)
+NGINX_STRONG = '"6553f100-1e00000"'  # nginx's default: strong-looking, mtime-size
+
+
+def version(origin: LabOrigin, seed: int, etag: str | None, md5: bool = False) -> bytes:
+    """Version ``seed`` of the clip, paced, with validators that never change."""
+    data = b"".join(generated_bytes(SIZE, seed))
+    headers = {"Content-MD5": hashlib.md5(data).hexdigest()} if md5 else None
+    origin.put_generated(PATH, SIZE, seed=seed, etag=etag, last_modified=MTIME, headers=headers)
+    origin.fault(PATH, bandwidth=RATE)
+    return data
+
+
+def first_invocation(worker: Any) -> bool:
+    """The miss's first invocation; True when it handed over."""
+    try:
+        outcome = worker.backfill(message(PATH), FakeLambdaContext(INVOCATION))
+    except TransientFailure as failure:
+        assert failure.reason == "deadline"  # not resumable: abandoned, retried whole
+        return False
+    assert outcome.status == "handed_over", outcome
+    return True
+
+
+@pytest.mark.parametrize(
+    ("etag", "md5", "hands_over"),
+    [
+        pytest.param(None, False, False, id="last-modified-only"),
+        pytest.param(NGINX_WEAK, False, False, id="weak-size-mtime-etag"),
+        pytest.param(NGINX_STRONG, False, True, id="strong-size-mtime-etag"),
+        pytest.param(None, True, True, id="last-modified-and-content-md5"),
+    ],
+)
+def test_an_origin_that_changes_bytes_but_not_validators_never_yields_a_mixed_copy(
+    bucket: Any,
+    origin: LabOrigin,
+    sqs: Any,
+    queue: str,
+    etag: str | None,
+    md5: bool,
+    hands_over: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a copy longer than one invocation of version 1
+    version(origin, seed=1, etag=etag, md5=md5)
+    worker = worker_for(bucket, origin, sqs, queue)
+    handed = first_invocation(worker)
+    # Then it handed over only with a strong ETag or an MD5 over the whole object
+    assert handed == hands_over
+    # When the origin rewrites the object with other bytes and the very same validators
+    newest = version(origin, seed=2, etag=etag, md5=md5)
+    if handed:
+        # And the continuation runs (then every continuation after it)
+        outcomes, _ = run_chain(worker, sqs, queue, next_continuation(sqs, queue))
+    else:
+        # And the redelivery runs, in an invocation long enough for the whole copy
+        outcomes = [worker.backfill(message(PATH), FakeLambdaContext(300))]
+    # Then the stored object is version 2 byte for byte, never a mix of the two
+    assert outcomes[-1].status == "copied"
+    assert sha256(stored(bucket, KEY)) == sha256(newest)
+    if handed:
+        # And the continuation said why it did not resume (the old upload aborted: the
+        # fixture checks no upload is left)
+        notes = [r for r in caplog.records if r.getMessage() == "checkpoint not resumed"]
+        assert [r.event for r in notes if r.levelno == logging.WARNING][:1] == ["origin_changed"]
+
+
+def test_a_resume_finding_every_part_kept_rereads_only_the_proof_and_completes(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str
+) -> None:
+    # Given a copy handed over, whose later invocation uploaded every other part and was
+    # killed before CompleteMultipartUpload (its checkpoint lists them all)
+    data = paced_object(origin, PATH, seed=1)
+    worker = worker_for(bucket, origin, sqs, queue)
+    assert first_invocation(worker)
+    next_continuation(sqs, queue)
+    checkpoint = lease_body(bucket, KEY)["checkpoint"]
+    upload, part = checkpoint["uploadId"], checkpoint["partBytes"]
+    done = {number for number, *_ in checkpoint["parts"]}
+    for number in range(1, SIZE // part + 1):
+        chunk = data[(number - 1) * part : number * part]
+        if number not in done:
+            crc = crc32_base64(chunk)
+            etag = bucket.upload_part(
+                Bucket=BUCKET,
+                Key=KEY,
+                UploadId=upload,
+                PartNumber=number,
+                Body=chunk,
+                ChecksumAlgorithm="CRC32",
+                ChecksumCRC32=crc,
+            )["ETag"]
+            checkpoint["parts"].append([number, len(chunk), etag, crc])
+    last = SIZE // part
+    checkpoint["tails"] = [[last, tail_digest(data[last * part - part : last * part])]]
+    plant_lease(bucket, KEY, checkpoint)
+    # When the redelivery runs
+    origin.reset_counts()
+    outcome = worker.backfill(message(PATH), FakeLambdaContext(INVOCATION))
+    # Then it asked the origin only for the overlap that proves the bytes, and completed
+    assert outcome.status == "copied"
+    assert origin.counts(PATH).bytes_sent == OVERLAP_BYTES
+    assert sha256(stored(bucket, KEY)) == sha256(data)
