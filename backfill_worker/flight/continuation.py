@@ -20,6 +20,7 @@ and the record fails: SQS redelivers it and the redelivery resumes from the chec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from typing import Any, Final
@@ -67,6 +68,7 @@ class LeaseSession:
         self.object_key = object_key
         self.notes = notes if notes is not None else []
         self.keep_lease = False  # True once the lease carries a checkpoint to pass on
+        self.copy_ended = False  # the copy returned: completed, or stopped to hand over
 
     def progress(self) -> Progress:
         """The copy's view of the lease: inherited checkpoint, saves, notes."""
@@ -84,6 +86,18 @@ class LeaseSession:
             return False
         self.keep_lease = True
         return True
+
+    def leave_to_redelivery(self) -> None:
+        """S3 failed before the copy ended: keep the lease's checkpoint (inherited, or the
+        last one saved) for the redelivery, the lease expired at once rather than
+        released. If S3 refuses that rewrite too, the lease is left as it is: it expires
+        by itself, checkpoint inside. Without a checkpoint there is nothing to keep."""
+        if self.keep_lease or self.lease.checkpoint is None:
+            return
+        self.keep_lease = True  # rewritten or not, the lease must not be deleted now
+        # Refused too: the lease expires by itself (its holder's time left + the margin).
+        with contextlib.suppress(StoreError):
+            self.flight.expire(self.lease, self.lease.checkpoint)
 
     def abandon_inherited(self) -> None:
         """The object is there already: an inherited upload is an orphan, abort it."""

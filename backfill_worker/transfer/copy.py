@@ -384,7 +384,13 @@ class _Copier:
                     dropped_headers=dropped,
                     handover=snapshot(),
                 )
-            created = upload.complete(count)
+            try:
+                created = upload.complete(count)
+            except StoreError as error:
+                # Every part is in S3: a redelivery only proves the bytes and completes.
+                if writer is not None and progress is not None:
+                    _keep_for_redelivery(error, upload, progress, snapshot)
+                raise
             done = snapshot()
         return CopyResult(
             created=created,

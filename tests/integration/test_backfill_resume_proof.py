@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,14 @@ from backfill_worker.flight.outcome import TransientFailure
 from backfill_worker.transfer.checkpoint import OVERLAP_BYTES, tail_digest
 from edgefill.lab.origin import LabOrigin, generated_bytes
 from shared.object_store import crc32_base64
-from tests.integration.backfill_world import BUCKET, FakeLambdaContext, message, sha256, stored
+from tests.integration.backfill_world import (
+    BUCKET,
+    FakeLambdaContext,
+    message,
+    refused,
+    sha256,
+    stored,
+)
 from tests.integration.test_backfill_resume import (
     INVOCATION,
     RATE,
@@ -31,6 +39,7 @@ from tests.integration.test_backfill_resume import (
     plant_lease,
     queue,
     run_chain,
+    unsaved_bytes,
     worker_for,
 )
 
@@ -140,6 +149,71 @@ def test_a_resume_finding_every_part_kept_rereads_only_the_proof_and_completes(
     origin.reset_counts()
     outcome = worker.backfill(message(PATH), FakeLambdaContext(INVOCATION))
     # Then it asked the origin only for the overlap that proves the bytes, and completed
+    assert outcome.status == "copied"
+    assert origin.counts(PATH).bytes_sent == OVERLAP_BYTES
+    assert sha256(stored(bucket, KEY)) == sha256(data)
+
+
+# ---------------------------------------------------------------- S3 throttling on resume
+
+
+@pytest.mark.parametrize("operation", ["ListMultipartUploads", "ListParts", "HeadObject"])
+def test_a_throttled_s3_during_resume_keeps_the_checkpoint_for_the_redelivery(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str, operation: str
+) -> None:
+    # Given a copy handed over after its first invocation
+    data = paced_object(origin, PATH, seed=1)
+    worker = worker_for(bucket, origin, sqs, queue)
+    assert first_invocation(worker)
+    body = next_continuation(sqs, queue)
+    saved = lease_body(bucket, KEY)["checkpoint"]
+    # When S3 answers 503 SlowDown to the continuation under the lease (the HEAD that
+    # checks the key is still absent, or the lookups of the upload)
+    past_the_lease = 1 if operation == "HeadObject" else 0  # the HEAD before it passes
+    with (
+        refused(bucket, operation, after=past_the_lease) as calls,
+        pytest.raises(TransientFailure, match="s3"),
+    ):
+        worker.backfill(body, FakeLambdaContext(INVOCATION))
+    assert calls
+    # Then the lease is not released but left to the redelivery: expired, checkpoint kept,
+    # and the upload still open
+    kept = lease_body(bucket, KEY)
+    assert kept["checkpoint"]["uploadId"] == saved["uploadId"]
+    assert kept["checkpoint"]["parts"] == saved["parts"]
+    assert kept["expiresAt"] < time.time()
+    uploads = bucket.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+    assert [u["UploadId"] for u in uploads] == [saved["uploadId"]]
+    # And the redelivery (the same continuation) resumes: the saved parts are not fetched
+    origin.reset_counts()
+    outcomes, _ = run_chain(worker, sqs, queue, body)
+    assert outcomes[-1].status == "copied"
+    assert sha256(stored(bucket, KEY)) == sha256(data)
+    done = {number for number, *_ in saved["parts"]}
+    assert origin.counts(PATH).bytes_sent == unsaved_bytes(origin, PATH, done)
+
+
+def test_a_throttled_completion_keeps_every_part_for_the_redelivery(
+    bucket: Any, origin: LabOrigin, sqs: Any, queue: str
+) -> None:
+    # Given a copy whose last invocation has every part in S3
+    data = paced_object(origin, PATH, seed=1)
+    worker = worker_for(bucket, origin, sqs, queue)
+    assert first_invocation(worker)
+    body = next_continuation(sqs, queue)
+    # When S3 answers 503 SlowDown to its CompleteMultipartUpload
+    with (
+        refused(bucket, "CompleteMultipartUpload", times=50) as calls,
+        pytest.raises(TransientFailure, match="s3"),
+    ):
+        run_chain(worker, sqs, queue, body)
+    assert calls
+    # Then the lease keeps the checkpoint with every part, the upload open
+    kept = lease_body(bucket, KEY)["checkpoint"]
+    assert len(kept["parts"]) == SIZE // kept["partBytes"]
+    # And the redelivery re-reads only the overlap that proves the bytes, and completes
+    origin.reset_counts()
+    outcome = worker.backfill(message(PATH), FakeLambdaContext(INVOCATION))
     assert outcome.status == "copied"
     assert origin.counts(PATH).bytes_sent == OVERLAP_BYTES
     assert sha256(stored(bucket, KEY)) == sha256(data)
