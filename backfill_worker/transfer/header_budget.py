@@ -19,6 +19,7 @@ room for them, so the estimate errs on the side of refusing.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from backfill_worker.transfer.storable import Refusal
@@ -36,6 +37,7 @@ REQUEST_OVERHEAD_BYTES: Final = 3 * 1024
 # An HTTP date (Expires) as botocore writes it: "Thu, 01 Jan 2026 00:00:00 GMT".
 _HTTP_DATE_CHARS: Final = 29
 _METADATA_PREFIX: Final = "x-amz-meta-"
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])")  # ContentType → Content-Type
 
 
 def header_refusal(attributes: ObjectAttributes) -> Refusal | None:
@@ -63,21 +65,16 @@ def header_refusal(attributes: ObjectAttributes) -> Refusal | None:
 
 
 def _headers(attributes: ObjectAttributes) -> list[tuple[str, str]]:
-    """The headers ``attributes`` become on the request (``ObjectAttributes.as_params``)."""
-    headers = [
-        (name, value)
-        for name, value in (
-            ("Content-Type", attributes.content_type),
-            ("Cache-Control", attributes.cache_control),
-            ("Content-Disposition", attributes.content_disposition),
-            ("Content-Language", attributes.content_language),
-            ("Content-Encoding", attributes.content_encoding),
-        )
-        if value is not None
-    ]
-    if attributes.expires is not None:
-        headers.append(("Expires", "x" * _HTTP_DATE_CHARS))
-    headers.extend((_METADATA_PREFIX + key, value) for key, value in attributes.metadata.items())
+    """The headers ``attributes`` become on the request (``ObjectAttributes.as_params``:
+    ``ContentType`` is ``Content-Type``, each metadata entry an ``x-amz-meta-`` header)."""
+    headers: list[tuple[str, str]] = []
+    for param, value in attributes.as_params().items():
+        if param == "Metadata":
+            headers.extend((_METADATA_PREFIX + key, text) for key, text in value.items())
+        elif param == "Expires":
+            headers.append(("Expires", "x" * _HTTP_DATE_CHARS))
+        else:
+            headers.append((_WORD_START.sub("-", param), str(value)))
     return headers
 
 

@@ -19,7 +19,7 @@ import pytest
 from backfill_worker.flight.outcome import TransientFailure
 from backfill_worker.transfer.checkpoint import OVERLAP_BYTES, tail_digest
 from edgefill.lab.origin import LabOrigin, generated_bytes
-from shared.object_store import crc32_base64
+from shared.object_store import ObjectStore
 from tests.integration.backfill_world import (
     BUCKET,
     FakeLambdaContext,
@@ -73,6 +73,15 @@ def first_invocation(worker: Any) -> bool:
     return True
 
 
+def handed_over(bucket: Any, origin: LabOrigin, sqs: Any, queue: str) -> tuple[Any, bytes, str]:
+    """A copy of the clip (a strong ETag) handed over after its first invocation: the
+    worker, the clip's bytes and the continuation's body."""
+    data = paced_object(origin, PATH, seed=1)
+    worker = worker_for(bucket, origin, sqs, queue)
+    assert first_invocation(worker)
+    return worker, data, next_continuation(sqs, queue)
+
+
 @pytest.mark.parametrize(
     ("etag", "md5", "hands_over"),
     [
@@ -121,27 +130,15 @@ def test_a_resume_finding_every_part_kept_rereads_only_the_proof_and_completes(
 ) -> None:
     # Given a copy handed over, whose later invocation uploaded every other part and was
     # killed before CompleteMultipartUpload (its checkpoint lists them all)
-    data = paced_object(origin, PATH, seed=1)
-    worker = worker_for(bucket, origin, sqs, queue)
-    assert first_invocation(worker)
-    next_continuation(sqs, queue)
+    worker, data, _ = handed_over(bucket, origin, sqs, queue)
     checkpoint = lease_body(bucket, KEY)["checkpoint"]
     upload, part = checkpoint["uploadId"], checkpoint["partBytes"]
     done = {number for number, *_ in checkpoint["parts"]}
     for number in range(1, SIZE // part + 1):
         chunk = data[(number - 1) * part : number * part]
         if number not in done:
-            crc = crc32_base64(chunk)
-            etag = bucket.upload_part(
-                Bucket=BUCKET,
-                Key=KEY,
-                UploadId=upload,
-                PartNumber=number,
-                Body=chunk,
-                ChecksumAlgorithm="CRC32",
-                ChecksumCRC32=crc,
-            )["ETag"]
-            checkpoint["parts"].append([number, len(chunk), etag, crc])
+            uploaded = ObjectStore(bucket, BUCKET).upload_part(KEY, upload, number, chunk)
+            checkpoint["parts"].append([number, len(chunk), uploaded.etag, uploaded.crc32])
     last = SIZE // part
     checkpoint["tails"] = [[last, tail_digest(data[last * part - part : last * part])]]
     plant_lease(bucket, KEY, checkpoint)
@@ -162,10 +159,7 @@ def test_a_throttled_s3_during_resume_keeps_the_checkpoint_for_the_redelivery(
     bucket: Any, origin: LabOrigin, sqs: Any, queue: str, operation: str
 ) -> None:
     # Given a copy handed over after its first invocation
-    data = paced_object(origin, PATH, seed=1)
-    worker = worker_for(bucket, origin, sqs, queue)
-    assert first_invocation(worker)
-    body = next_continuation(sqs, queue)
+    worker, data, body = handed_over(bucket, origin, sqs, queue)
     saved = lease_body(bucket, KEY)["checkpoint"]
     # When S3 answers 503 SlowDown to the continuation under the lease (the HEAD that
     # checks the key is still absent, or the lookups of the upload)
@@ -197,10 +191,7 @@ def test_a_throttled_completion_keeps_every_part_for_the_redelivery(
     bucket: Any, origin: LabOrigin, sqs: Any, queue: str
 ) -> None:
     # Given a copy whose last invocation has every part in S3
-    data = paced_object(origin, PATH, seed=1)
-    worker = worker_for(bucket, origin, sqs, queue)
-    assert first_invocation(worker)
-    body = next_continuation(sqs, queue)
+    worker, data, body = handed_over(bucket, origin, sqs, queue)
     # When S3 answers 503 SlowDown to its CompleteMultipartUpload
     with (
         refused(bucket, "CompleteMultipartUpload", times=50) as calls,
