@@ -14,8 +14,10 @@ The copy has stopped starting parts and returned its checkpoint. Then, in this o
    ``EDGEFILL_BACKFILL_QUEUE_URL`` with no delay, and the record succeeds: it burns no
    receive of its own.
 
-When the continuation cannot be sent, the lease is rewritten as expired, checkpoint kept,
-and the record fails: SQS redelivers it and the redelivery resumes from the checkpoint.
+When the continuation cannot be sent, or S3 refuses the lease write of step 2, the lease
+is rewritten as expired, checkpoint kept (left as it is if S3 refuses that too: it
+expires by itself), and the record fails: SQS redelivers it and the redelivery resumes
+from the checkpoint.
 """
 
 from __future__ import annotations
@@ -124,7 +126,15 @@ class LeaseSession:
             )
         token = str(uuid.uuid4())
         saved = checkpoint.to_dict()
-        if not self.flight.hand_over(self.lease, saved, token, HANDOVER_LEASE_SECONDS):
+        try:
+            handed = self.flight.hand_over(self.lease, saved, token, HANDOVER_LEASE_SECONDS)
+        except StoreError as error:
+            # S3 throttled the write: the redelivery resumes from this checkpoint instead.
+            self.keep_lease = True
+            with contextlib.suppress(StoreError):
+                self.flight.expire(self.lease, saved)
+            raise ContinuationNotSent(f"the lease was not handed over: {error}") from error
+        if not handed:
             raise ContinuationNotSent("the lease was taken over before the handover")
         self.keep_lease = True  # from here on the lease holds the checkpoint to go on from
         continuation = dataclasses.replace(message, hop=message.hop + 1, handover=token)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from backfill_worker.flight.continuation import ContinuationNotSent, LeaseSession
 from backfill_worker.flight.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
 from backfill_worker.transfer import md5_state
 from backfill_worker.transfer.admission import PartAdmission
@@ -29,6 +30,7 @@ from backfill_worker.transfer.plan import CopyPlan
 from backfill_worker.transfer.progress import Progress
 from shared.config import BackfillConfig, ConfigError
 from shared.messages import BackfillMessage, MessageError, parse_backfill, to_json
+from shared.object_store import StoreError
 from shared.origin import OriginError
 from tests.unit.test_backfill_memory_bound import FakeOrigin, FakeStore
 from tests.unit.test_backfill_rules import Clock, FakeLeaseStore
@@ -295,6 +297,34 @@ def test_an_expired_handover_lets_the_redelivery_resume_at_once() -> None:
     assert flight.expire(lease, {"v": 1})
     again = flight.acquire("k", "w2", seconds=900)
     assert again is not None and again.checkpoint == {"v": 1}
+
+
+class ThrottledHandoverStore(FakeLeaseStore):
+    """S3 answers 503 SlowDown to the lease write that hands the lease over."""
+
+    def replace_lease(self, key: str, body: bytes, etag: str) -> str | None:
+        if b'"heir"' in body:
+            raise StoreError(f"PutObject lease {key!r}: SlowDown: injected")
+        return super().replace_lease(key, body, etag)
+
+
+def test_a_throttled_handover_keeps_the_checkpoint_for_the_redelivery() -> None:
+    # Given a copy at its handover point whose lease write S3 throttles
+    store, clock = ThrottledHandoverStore(), Clock()
+    flight = SingleFlight(store, clock)  # type: ignore[arg-type]
+    lease = flight.acquire("k", "w1", seconds=900)
+    assert lease is not None
+    session = LeaseSession(flight, lease, store, "k")  # type: ignore[arg-type]
+    checkpoint = Checkpoint("up-1", LENGTH, PART, ETAG, None, None)
+    # When it hands over, the record fails (SQS redelivers it)
+    with pytest.raises(ContinuationNotSent, match="SlowDown"):
+        session.hand_over(
+            checkpoint, BackfillMessage(uri="/k"), max_hops=48, queue_url="q", sqs=None
+        )
+    # Then the lease is kept for the redelivery, expired, with the checkpoint
+    assert session.keep_lease
+    body = json.loads(store.objects[lease_key("k")][0])
+    assert body["checkpoint"]["uploadId"] == "up-1" and body["expiresAt"] < clock.now
 
 
 # ---------------------------------------------------------------- message and configuration
