@@ -34,10 +34,10 @@ def backfill_record(record: SQSRecord, lambda_context: InvocationContext | None 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Copy each record's object; failed records come back in ``batchItemFailures``.
-    Paths the batch replaced or deleted are invalidated once, at the end."""
+    Paths the batch replaced or deleted are invalidated in batches across invocations."""
     worker = backfiller()  # a ConfigError naming the variable fails the invocation
     response = process_partial_response(
         event=event, record_handler=backfill_record, processor=processor, context=context
     )
-    worker.flush_invalidations()
+    worker.settle_invalidations()
     return response

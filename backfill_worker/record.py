@@ -34,15 +34,27 @@ from backfill_worker.flight.invocation import Invocation, InvocationContext
 from backfill_worker.flight.leased_copy import LeasedCopy
 from backfill_worker.flight.outcome import Outcome, Skip, TransientFailure
 from backfill_worker.flight.telemetry import Telemetry
-from backfill_worker.freshness.invalidation import PendingInvalidations
+from backfill_worker.freshness.invalidation import (
+    FlushContext,
+    FlushReport,
+    PendingInvalidations,
+)
+from backfill_worker.freshness.invalidation_journal import InvalidationJournal
 from backfill_worker.freshness.refresh import RefreshRecord
 from backfill_worker.freshness.stamp import FreshCopies
 from backfill_worker.transfer.plan import CopyPlan
 from shared.config import BackfillConfig
 from shared.keys import InvalidKey, ObjectKey
-from shared.messages import BackfillMessage, MessageError, parse_backfill
+from shared.messages import (
+    BackfillMessage,
+    InvalidationsDue,
+    MessageError,
+    parse_backfill_queue,
+    to_json,
+)
 from shared.object_store import ObjectStore
 from shared.origin import OriginClient
+from shared.queues import send_and_log
 from shared.redact import query_names
 
 # Bad input is an error someone must look at; a key already there or being copied is the
@@ -89,12 +101,28 @@ class Backfiller:
         """The copy plan of a record processed now in the invocation of ``context``."""
         return self._invocation(context).plan(self.config)
 
+    def __post_init__(self) -> None:
+        # Replaced and deleted paths wait in the bucket until CloudFront has them, and
+        # are batched across invocations by reminders on the worker's own queue.
+        if self.config.distribution_id is not None and self.pending.journal is None:
+            hands_back = self.config.backfill_queue_url is not None and self.sqs is not None
+            self.pending.journal = InvalidationJournal(
+                self.store,
+                lambda: self.wall_clock(),
+                self._remind if hands_back else None,
+                self.config.invalidation_window,
+            )
+        self.pending.every_query = self.config.query == "forward"
+
     def backfill(self, body: str, context: InvocationContext | None = None) -> Outcome:
         """Process one message body; raises ``TransientFailure`` when it must be retried."""
         telemetry = self._telemetry()
         self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=1)
         try:
-            message, key = self._accept(body)
+            message = self._parse(body)
+            if isinstance(message, InvalidationsDue):
+                return self._invalidations_due(message)
+            key = self._accept(message)
             leased = self._leased_copy(message, key, context)
             if message.mode == "refresh":
                 refreshed = self._refresh(leased).run()
@@ -121,15 +149,32 @@ class Backfiller:
             raise
 
     def flush_invalidations(self) -> None:
-        """End of an invocation: one CreateInvalidation for every path the batch replaced
-        or deleted, then a prewarm after it for the replaced ones."""
-        report = self.pending.flush(
+        """Invalidate now every path pending (this process's and the bucket's journal),
+        then warm the replaced ones after it."""
+        self._count_invalidations(self.pending.send(self._flush_context()))
+
+    def settle_invalidations(self) -> None:
+        """End of an invocation: the paths it replaced or deleted wait, recorded, for
+        their window's reminder; or are invalidated now when no reminder can come
+        (``freshness/invalidation.py``)."""
+        self._count_invalidations(self.pending.settle(self._flush_context()))
+
+    def _invalidations_due(self, message: InvalidationsDue) -> Outcome:
+        """A window's reminder: every pending invalidation is sent now."""
+        report = self.pending.flush_due(message.window, self._flush_context())
+        self._count_invalidations(report)
+        return Outcome("invalidated", "invalidations", None, report.paths)
+
+    def _flush_context(self) -> FlushContext:
+        return FlushContext(
             self.cloudfront,
             self.config.distribution_id,
             self.sqs,
             self.config.prewarm_queue_url,
             self.logger,
         )
+
+    def _count_invalidations(self, report: FlushReport) -> None:
         if report.invalidation_ids:
             self.metrics.add_metric(
                 name="InvalidatedPaths", unit=MetricUnit.Count, value=report.paths
@@ -137,11 +182,27 @@ class Backfiller:
         if report.failed:
             self._telemetry().count_by_reason("Failed", "invalidation")
 
-    def _accept(self, body: str) -> tuple[BackfillMessage, ObjectKey]:
+    def _remind(self, window: str) -> bool:
+        """Send the reminder of batching window ``window`` to this worker's own queue."""
+        assert self.sqs is not None and self.config.backfill_queue_url is not None
+        body = to_json(InvalidationsDue(window=window))
+        failure = send_and_log(
+            self.sqs,
+            self.config.backfill_queue_url,
+            [body],
+            self.logger,
+            "invalidation reminder not sent",
+            delay_seconds=self.config.invalidation_window,
+        )
+        return failure is None
+
+    def _parse(self, body: str) -> BackfillMessage | InvalidationsDue:
         try:
-            message = parse_backfill(body)
+            return parse_backfill_queue(body)
         except MessageError as error:
             raise Skip("bad_message", f"message rejected: {error}") from None
+
+    def _accept(self, message: BackfillMessage) -> ObjectKey:
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
         except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
@@ -152,7 +213,7 @@ class Backfiller:
         if self.config.query == "forward" and message.query:
             # The bucket holds one object per path: one viewer's query must not pick it.
             raise Skip("query", f"query with parameters {query_names(message.query)} not copied")
-        return message, key
+        return key
 
     def _invocation(self, context: InvocationContext | None) -> Invocation:
         # Copies hand over only when the continuation has a queue to go to.

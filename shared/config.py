@@ -27,11 +27,18 @@ DEFAULT_REQUEST_ATTEMPTS: Final = 3
 DEFAULT_REQUEST_TIMEOUT: Final = 30
 DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_RETRY_DELAY: Final = 30
+# About what CloudFront takes to complete one invalidation: each window's batch then
+# finds the previous one done (3 000 paths, 15 wildcards in progress at most).
+DEFAULT_INVALIDATION_WINDOW: Final = 60
 # Multipart part size and parts held in memory at once by the backfill: the copy's memory
 # bound is their product (64 MiB by default). S3 takes parts of 5 MiB to 5 GiB.
 DEFAULT_PART_BYTES: Final = 8 * 1024**2
 MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
+# One multipart upload holds at most 10,000 parts of at most 5 GiB: the largest object a
+# copy can write, and so the largest EDGEFILL_MAX_OBJECT_BYTES (a body of unknown length
+# is cut into parts big enough for it, backfill_worker/transfer/plan.py).
+MAX_OBJECT_BYTES: Final = 10_000 * MAX_PART_BYTES
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
 # Freshness (docs/BACKFILL.md "Freshness"): lifetime of a copy whose origin gave none,
@@ -100,6 +107,9 @@ class BackfillConfig:
     revalidate_after: int = DEFAULT_REVALIDATE_AFTER
     handover_seconds: float = DEFAULT_HANDOVER_SECONDS
     max_hops: int = DEFAULT_MAX_HOPS
+    # EDGEFILL_INVALIDATION_WINDOW: seconds replaced and deleted paths wait, recorded in
+    # the bucket, for one invalidation to take them all (a reminder on backfill_queue_url).
+    invalidation_window: int = DEFAULT_INVALIDATION_WINDOW
     # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
     missing_ttl: int = DEFAULT_MISSING_TTL
     # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
@@ -142,8 +152,8 @@ class BackfillConfig:
             origin_url=_origin_url(_required(env, "EDGEFILL_ORIGIN_URL")),
             prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
             key_prefix=prefix,
-            max_object_bytes=_positive_int(
-                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES
+            max_object_bytes=_bounded_int(
+                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, 1, MAX_OBJECT_BYTES
             ),
             include=_list(env, "EDGEFILL_INCLUDE"),
             exclude=_list(env, "EDGEFILL_EXCLUDE"),
@@ -171,6 +181,10 @@ class BackfillConfig:
                 MAX_HANDOVER_SECONDS,
             ),
             max_hops=_bounded_int(env, "EDGEFILL_MAX_HOPS", DEFAULT_MAX_HOPS, 1, MAX_HOPS),
+            # SQS delays a message by at most 900 s: the reminder's delay.
+            invalidation_window=_bounded_int(
+                env, "EDGEFILL_INVALIDATION_WINDOW", DEFAULT_INVALIDATION_WINDOW, 1, 900
+            ),
             missing_ttl=_bounded_int(
                 env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),

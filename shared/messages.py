@@ -162,7 +162,20 @@ class PrewarmMessage:
             )
 
 
-Message = BackfillMessage | PrewarmMessage
+@dataclass(frozen=True, slots=True)
+class InvalidationsDue:
+    """The backfill worker's reminder to itself, on its own queue after a delay: send the
+    CloudFront invalidations pending in the bucket now (``type: "invalidations"``).
+    ``window``, the batching window it closes (RFC 3339 UTC), when it names one."""
+
+    window: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.window is not None:
+            _check_text("window", self.window)
+
+
+Message = BackfillMessage | PrewarmMessage | InvalidationsDue
 
 
 def parse(body: str | bytes) -> Message:
@@ -189,16 +202,29 @@ def _parse(body: str | bytes) -> Message:
         return _backfill_from(raw)
     if kind == "prewarm":
         return _prewarm_from(raw)
+    if kind == "invalidations":
+        return InvalidationsDue(window=_optional_str(raw, "window"))
     if "type" not in raw:
         raise MessageError("type", "is missing")
-    raise MessageError("type", f"unknown type {_shown(kind)}; expected 'backfill' or 'prewarm'")
+    raise MessageError(
+        "type", f"unknown type {_shown(kind)}; expected 'backfill', 'prewarm' or 'invalidations'"
+    )
 
 
 def parse_backfill(body: str | bytes) -> BackfillMessage:
     """Parse a body that must be a backfill message."""
     message = parse(body)
     if not isinstance(message, BackfillMessage):
-        raise MessageError("type", "expected 'backfill', got 'prewarm'")
+        raise MessageError("type", f"expected 'backfill', got '{_type_of(message)}'")
+    return message
+
+
+def parse_backfill_queue(body: str | bytes) -> BackfillMessage | InvalidationsDue:
+    """Parse a body from the backfill queue: a backfill message, or the worker's own
+    reminder to send pending invalidations."""
+    message = parse(body)
+    if isinstance(message, PrewarmMessage):
+        raise MessageError("type", "expected 'backfill' or 'invalidations', got 'prewarm'")
     return message
 
 
@@ -206,12 +232,23 @@ def parse_prewarm(body: str | bytes) -> PrewarmMessage:
     """Parse a body that must be a prewarm message."""
     message = parse(body)
     if not isinstance(message, PrewarmMessage):
-        raise MessageError("type", "expected 'prewarm', got 'backfill'")
+        raise MessageError("type", f"expected 'prewarm', got '{_type_of(message)}'")
     return message
+
+
+def _type_of(message: Message) -> str:
+    if isinstance(message, BackfillMessage):
+        return "backfill"
+    return "prewarm" if isinstance(message, PrewarmMessage) else "invalidations"
 
 
 def to_dict(message: Message) -> dict[str, Any]:
     """The v1 JSON object of ``message``; optional fields left unset are omitted."""
+    if isinstance(message, InvalidationsDue):
+        due: dict[str, Any] = {"v": VERSION, "type": "invalidations"}
+        if message.window is not None:
+            due["window"] = message.window
+        return due
     if isinstance(message, BackfillMessage):
         out: dict[str, Any] = {"v": VERSION, "type": "backfill", "uri": message.uri}
         if message.query:

@@ -228,16 +228,18 @@ class OriginClient:
         self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
     ) -> OriginResponse | None:
         """Bytes ``[start, end)`` of the version ``expected`` describes, to resume a copy:
-        a Range GET with ``If-Range`` (the strong ETag, else Last-Modified). Returns the
-        206 response when the origin still has that version; None when it has another
-        (it answered 200, or the range's validators, length or encoding differ), so the
-        copy starts over."""
+        a Range GET with ``If-Range`` (the strong ETag, else Last-Modified; neither when
+        the caller names the version by an MD5 it checks at the end). Returns the 206
+        response when the origin still has that version; None when it has another (it
+        answered 200, or the range's validators, length or encoding differ), so the copy
+        starts over. Validators can stay the same over new bytes: the caller compares
+        bytes too (``backfill_worker/transfer/resume.py``)."""
         validator = expected.etag if is_strong_etag(expected.etag) else expected.last_modified
-        if validator is None:
-            return None
         if not self.is_own(url):
             raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
-        headers = {"Range": f"bytes={start}-{end - 1}", "If-Range": validator}
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if validator is not None:
+            headers["If-Range"] = validator
         response = self._request(url, headers, budget)
         status = response.status_code
         if status == 206:

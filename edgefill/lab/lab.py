@@ -74,6 +74,8 @@ LAB_RETRY_DELAY: Final = 1
 # (the demo's feature film) arrives over several within the demo.
 LAB_BACKFILL_DEADLINE_SCALE: Final = 0.01
 LAB_HANDOVER_SECONDS: Final = 3
+# Replaced paths wait a second, not a minute, for one invalidation to take them all.
+LAB_INVALIDATION_WINDOW: Final = 1
 # Environment variables the lab sets for the handlers; all restored by stop().
 _AWS_ENV: Final = (
     "AWS_ENDPOINT_URL",
@@ -345,6 +347,7 @@ class Lab:
             "EDGEFILL_BACKFILL_QUEUE_URL": self.aws.queue("BackfillQueue").url,
             "EDGEFILL_EXPAND_PLAYLISTS": "true",
             "EDGEFILL_HANDOVER_SECONDS": str(LAB_HANDOVER_SECONDS),
+            "EDGEFILL_INVALIDATION_WINDOW": str(LAB_INVALIDATION_WINDOW),
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
             "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
             **settings.extra_env,

@@ -74,6 +74,13 @@ def test_backfill_reads_every_variable() -> None:
     assert config.query == "forward"
 
 
+def test_the_invalidation_window_defaults_to_a_minute() -> None:
+    env = {"EDGEFILL_BUCKET": "b-1", "EDGEFILL_ORIGIN_URL": "https://o.example"}
+    assert BackfillConfig.from_env(env).invalidation_window == 60
+    env["EDGEFILL_INVALIDATION_WINDOW"] = "5"
+    assert BackfillConfig.from_env(env).invalidation_window == 5
+
+
 def test_include_and_exclude_globs_with_exclude_winning() -> None:
     config = BackfillConfig(
         bucket="b-1",
@@ -139,10 +146,23 @@ def test_include_and_exclude_globs_with_exclude_winning() -> None:
             {"EDGEFILL_MAX_OBJECT_BYTES": "10GB"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-unit"
         ),
         pytest.param({"EDGEFILL_MAX_OBJECT_BYTES": "0"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-0"),
+        # 10,000 parts of S3's largest part (5 GiB) are the most one multipart upload holds
+        pytest.param(
+            {"EDGEFILL_MAX_OBJECT_BYTES": str(10_000 * 5 * 1024**3 + 1)},
+            "EDGEFILL_MAX_OBJECT_BYTES",
+            id="max-past-10000-parts-of-5-gib",
+        ),
         pytest.param(
             {"EDGEFILL_MAX_OBJECT_BYTES": "-5"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-negative"
         ),
         pytest.param({"EDGEFILL_QUERY": "sometimes"}, "EDGEFILL_QUERY", id="query-mode"),
+        # An SQS delay (the reminder of a batching window) is at most 900 s
+        pytest.param(
+            {"EDGEFILL_INVALIDATION_WINDOW": "901"}, "EDGEFILL_INVALIDATION_WINDOW", id="window"
+        ),
+        pytest.param(
+            {"EDGEFILL_INVALIDATION_WINDOW": "0"}, "EDGEFILL_INVALIDATION_WINDOW", id="window-0"
+        ),
     ],
 )
 def test_backfill_errors_name_the_variable(changes: dict[str, str], variable: str) -> None:
