@@ -21,6 +21,7 @@ from backfill_worker.freshness.sweep import RefreshQueue
 from backfill_worker.record import Backfiller
 from shared import aws
 from shared.config import BackfillConfig, ConfigError
+from shared.dead_letters import dead_letters_for
 from shared.object_store import ObjectStore
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient
@@ -58,6 +59,7 @@ def backfiller() -> Backfiller:
         copies=store,
         # CloudFront's API lives in us-east-1 whatever the worker's region.
         cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
+        dead_letters=dead_letters_for(config.dlq_url),
     )
 
 
