@@ -16,7 +16,13 @@ from typing import Final, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from shared.keys import InvalidKey, normalize_prefix
-from shared.messages import ENCODINGS, is_host_name, is_region_code, is_target
+from shared.messages import (
+    ENCODINGS,
+    is_host_name,
+    is_host_pattern,
+    is_region_code,
+    is_target,
+)
 from shared.queues import InvalidQueueUrl, region_in_queue_url
 
 DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger still works
@@ -277,7 +283,7 @@ class PrewarmConfig:
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
             distribution_id=_distribution_id(env),
             allowed_hosts=tuple(
-                _hostname(env, "EDGEFILL_ALLOWED_HOSTS", host)
+                _host_pattern(env, "EDGEFILL_ALLOWED_HOSTS", host)
                 for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
             ),
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
@@ -383,6 +389,18 @@ def _port(name: str, raw: str) -> int:
 def _hostname(env: Mapping[str, str], name: str, value: str) -> str:
     if not is_host_name(value):
         raise ConfigError(name, f"{value!r} is not a DNS host name")
+    return value.lower()
+
+
+def _host_pattern(env: Mapping[str, str], name: str, value: str) -> str:
+    """A host name or a wildcard alias (``*.example.com``: the template passes the
+    distribution's aliases, and CloudFront allows wildcard ones)."""
+    if not is_host_pattern(value):
+        raise ConfigError(
+            name,
+            f"{value[:80]!r} is neither a DNS host name nor a wildcard alias "
+            "('*.' then a name of two labels at least, such as *.example.com)",
+        )
     return value.lower()
 
 

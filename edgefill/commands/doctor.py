@@ -109,13 +109,15 @@ def canary(uri: str, facts: Facts, clients: Clients) -> Check:
 
 
 def viewer_host(facts: Facts) -> str:
-    """The first alternate domain name when the distribution has its own certificate,
-    else its CloudFront domain."""
+    """The first alternate domain name that is a host (a wildcard alias ``*.example.com``
+    names none) when the distribution has its own certificate, else its CloudFront
+    domain."""
     config = facts.distribution if isinstance(facts.distribution, dict) else {}
-    aliases = (config.get("Aliases") or {}).get("Items") or []
+    aliases = [str(alias) for alias in (config.get("Aliases") or {}).get("Items") or []]
+    hosts = [alias for alias in aliases if "*" not in alias]
     certificate = config.get("ViewerCertificate") or {}
-    if aliases and not certificate.get("CloudFrontDefaultCertificate", False):
-        return str(aliases[0])
+    if hosts and not certificate.get("CloudFrontDefaultCertificate", False):
+        return hosts[0]
     return facts.stack.output("DistributionDomain") or ""
 
 
