@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Final
 
 from backfill_worker.fill.expand import PlaylistExpander
+from backfill_worker.flight.lease import SingleFlight
 from backfill_worker.flight.telemetry import SERVICE
 from backfill_worker.freshness.due_index import DueIndex
 from backfill_worker.freshness.sweep import RefreshQueue
@@ -69,6 +70,7 @@ class SweepRuntime:
 
     index: DueIndex
     queue: RefreshQueue
+    flight: SingleFlight  # the run lease: one sweep at a time (flight/exclusive.py)
 
 
 @lru_cache(maxsize=1)
@@ -77,11 +79,13 @@ def sweep_runtime() -> SweepRuntime:
     config = BackfillConfig.from_env(os.environ)
     if config.backfill_queue_url is None:
         raise ConfigError("EDGEFILL_BACKFILL_QUEUE_URL", "is required by the sweep but not set")
+    store = ObjectStore(aws.client("s3", config.bucket_region), config.bucket)
     return SweepRuntime(
-        index=DueIndex(ObjectStore(aws.client("s3", config.bucket_region), config.bucket)),
+        index=DueIndex(store),
         queue=RefreshQueue(
             sqs=aws.client("sqs", region_from_queue_url(config.backfill_queue_url)),
             queue_url=config.backfill_queue_url,
             key_prefix=config.key_prefix,
         ),
+        flight=SingleFlight(store),
     )

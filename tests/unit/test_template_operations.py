@@ -1,5 +1,6 @@
 """template.yaml, operations (issue 19): each worker may send its refusals to its own DLQ
-and nowhere else."""
+and nowhere else; the stack deploys on any account (no reserved concurrency: the sweep's
+runs never overlap by a lease)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from backfill_worker.flight.exclusive import SWEEP_RUN
+from backfill_worker.flight.lease import lease_key
 from tests.unit.test_template import (
     Template,
     as_list,
@@ -14,6 +17,7 @@ from tests.unit.test_template import (
     policy_statements,
     props,
     refers_to,
+    rendered,
     sam,
 )
 
@@ -49,3 +53,27 @@ def test_each_worker_sends_its_refusals_to_its_own_queues_dlq(
     for owner, statement in policy_statements(cfn):
         if owner != role and "sqs:SendMessage" in as_list(statement.get("Action", [])):
             assert not refers_to(statement["Resource"], dlq), owner
+
+
+# ---- the stack deploys on any account -------------------------------------------------------
+def test_no_function_reserves_concurrency(sam: Template, cfn: Template) -> None:
+    # Lambda refuses a reservation that leaves the account's unreserved concurrency below
+    # its minimum: on a new or low-quota account the stack would fail to create.
+    for template in (sam, cfn):
+        for name, resource in template["Resources"].items():
+            if resource["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+                assert "ReservedConcurrentExecutions" not in resource.get("Properties", {}), name
+
+
+def test_the_sweep_may_hold_its_run_lease_and_no_other(cfn: Template) -> None:
+    # Given the sweep's statements on leases
+    leases = [
+        s
+        for s in statements_of(cfn, "RevalidationSweepRole")
+        if any("/_edgefill/leases/" in text for r in as_list(s["Resource"]) for text in rendered(r))
+    ]
+    # Then there is one, on the run lease's object exactly
+    (statement,) = leases
+    assert set(as_list(statement["Action"])) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    texts = {text for r in as_list(statement["Resource"]) for text in rendered(r)}
+    assert texts and all(text.endswith("/" + lease_key(SWEEP_RUN)) for text in texts), texts
