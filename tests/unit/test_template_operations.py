@@ -4,6 +4,7 @@ runs never overlap by a lease)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -77,3 +78,48 @@ def test_the_sweep_may_hold_its_run_lease_and_no_other(cfn: Template) -> None:
     assert set(as_list(statement["Action"])) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     texts = {text for r in as_list(statement["Resource"]) for text in rendered(r)}
     assert texts and all(text.endswith("/" + lease_key(SWEEP_RUN)) for text in texts), texts
+
+
+# ---- the full origin is a name, never an address --------------------------------------------
+IP_LITERALS = [
+    "192.0.2.1",
+    "10.0.0.1",
+    "127.1",  # inet_aton's short forms
+    "3232235777",
+    "0x7f000001",
+    "0x7f.0.0.1",
+    "::1",
+    "2001:db8::1",
+    "[2001:db8::1]",
+    "::ffff:192.0.2.1",
+    "fe80::1%eth0",
+]
+
+
+@pytest.mark.parametrize("literal", IP_LITERALS)
+def test_the_full_origin_refuses_ip_literals_at_deploy(sam: Template, literal: str) -> None:
+    parameter = sam["Parameters"]["FullOriginDomain"]
+    assert not re.fullmatch(parameter["AllowedPattern"], literal)
+    # and the operator is told why, and what to do instead
+    assert "not an IP address" in parameter["ConstraintDescription"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "origin.example.com",
+        "ORIGIN.Example.com",
+        "a-b.c.io",
+        "xn--bcher-kva.example",
+        "ec2-203-0-113-25.compute-1.amazonaws.com",
+    ],
+)
+def test_the_full_origin_takes_dns_names(sam: Template, name: str) -> None:
+    assert re.fullmatch(sam["Parameters"]["FullOriginDomain"]["AllowedPattern"], name)
+
+
+@pytest.mark.parametrize(
+    "value", ["localhost", "origin.example.com.", "a..b.com", "-a.example.com", "o.example.com:443"]
+)
+def test_the_full_origin_refuses_what_is_no_public_name(sam: Template, value: str) -> None:
+    assert not re.fullmatch(sam["Parameters"]["FullOriginDomain"]["AllowedPattern"], value)
