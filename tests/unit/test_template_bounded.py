@@ -154,9 +154,10 @@ def test_the_workers_may_use_the_bucket_key_and_no_other(sam: Template) -> None:
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ExistingBucketKmsKeyArn"}, ""]}]
     }
     roles = policy["Properties"]["Roles"]
-    assert roles[:2] == [{"Ref": "BackfillWorkerRole"}, {"Ref": "PrewarmWorkerRole"}]
+    # Only where S3 is read or written: not the prewarm worker's (issue 19)
+    assert roles[:1] == [{"Ref": "BackfillWorkerRole"}]
     # (and the sweep's, which reads due-index entries written under the bucket's key)
-    assert roles[2:] == [
+    assert roles[1:] == [
         {
             "Fn::If": [
                 "HasRevalidateSchedule",

@@ -123,3 +123,23 @@ def test_the_full_origin_takes_dns_names(sam: Template, name: str) -> None:
 )
 def test_the_full_origin_refuses_what_is_no_public_name(sam: Template, value: str) -> None:
     assert not re.fullmatch(sam["Parameters"]["FullOriginDomain"]["AllowedPattern"], value)
+
+
+# ---- the bucket's KMS key, only where S3 is read or written ---------------------------------
+def test_only_roles_that_touch_s3_may_use_the_bucket_key(sam: Template, cfn: Template) -> None:
+    # Given the roles granted the bucket's KMS key
+    granted = {
+        role
+        for item in props(sam, "BucketKmsKeyAccess")["Roles"]
+        for role in ("BackfillWorkerRole", "PrewarmWorkerRole", "RevalidationSweepRole")
+        if refers_to(item, role)
+    }
+    # And the roles whose policies name an S3 object or bucket action
+    touching_s3 = {
+        owner
+        for owner, statement in policy_statements(cfn)
+        if owner.endswith("Role")
+        and any(str(action).startswith("s3:") for action in as_list(statement.get("Action", [])))
+    }
+    # Then exactly those may use the key: never the prewarm worker (it reads through edges)
+    assert granted == touching_s3 == {"BackfillWorkerRole", "RevalidationSweepRole"}
