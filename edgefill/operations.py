@@ -343,37 +343,47 @@ class DeadLetterReasons:
 
 
 def dead_letter_reasons(sqs: Any, dlq_url: str, sample: int = REASONS_SAMPLE) -> DeadLetterReasons:
-    """Count the DLQ's messages by reason without moving or deleting any.
-
-    SQS cannot list a queue: its messages are received (hidden for a moment, which on a DLQ
-    counts toward nothing) and handed back at once (visibility 0), so a move task started
-    next finds every one. A message is counted once however often it is received."""
+    """Count the DLQ's messages by reason without moving or deleting any (``peek``)."""
     try:
         approximate = int(
             sqs.get_queue_attributes(
                 QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
             )["Attributes"].get("ApproximateNumberOfMessages", 0)
         )
-        seen: dict[str, dict[str, Any]] = {}
-        receipts: list[str] = []
-        try:
-            while len(seen) < sample:
-                got = sqs.receive_message(
-                    QueueUrl=dlq_url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=1,
-                    VisibilityTimeout=_PEEK_VISIBILITY,
-                    MessageAttributeNames=[REASON_ATTRIBUTE],
-                ).get("Messages", [])
-                if not got:
-                    break
-                receipts.extend(message["ReceiptHandle"] for message in got)
-                seen.update({message["MessageId"]: message for message in got})
-        finally:
-            _hand_back(sqs, dlq_url, receipts)
+        seen = peek(sqs, dlq_url, sample, attributes=(REASON_ATTRIBUTE,))
     except (ClientError, BotoCoreError) as error:
         raise OperatorError(f"reading the DLQ {dlq_url}: {error}") from None
-    return DeadLetterReasons(dlq_url, refusal_reasons(seen.values()), len(seen), approximate)
+    return DeadLetterReasons(dlq_url, refusal_reasons(seen), len(seen), approximate)
+
+
+def peek(
+    sqs: Any, queue_url: str, sample: int, attributes: Sequence[str] = ("All",)
+) -> list[dict[str, Any]]:
+    """Up to ``sample`` messages of the queue, each once, with the message ``attributes``
+    named, left on the queue.
+
+    SQS cannot list a queue: its messages are received (hidden for a moment, which on a DLQ
+    counts toward nothing) and handed back at once (visibility 0), so a move task started
+    next finds every one. Only for a DLQ or a queue nothing consumes: a consumer would
+    take a received message's place in the count."""
+    seen: dict[str, dict[str, Any]] = {}
+    receipts: list[str] = []
+    try:
+        while len(seen) < sample:
+            got = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=_PEEK_VISIBILITY,
+                MessageAttributeNames=list(attributes),
+            ).get("Messages", [])
+            if not got:
+                break
+            receipts.extend(message["ReceiptHandle"] for message in got)
+            seen.update({message["MessageId"]: message for message in got})
+    finally:
+        _hand_back(sqs, queue_url, receipts)
+    return list(seen.values())
 
 
 def _hand_back(sqs: Any, queue_url: str, receipts: list[str]) -> None:

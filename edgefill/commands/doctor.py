@@ -36,9 +36,19 @@ from edgefill.stack import StackInfo, read_stack
 from shared.keys import InvalidKey, ObjectKey
 
 
+def stack_flags(stack_help: str) -> argparse.ArgumentParser:
+    """--stack (required), --region, --endpoint-url: the flags both commands take."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--stack", required=True, help=stack_help)
+    flags.add_argument("--region", help="the stack's region (default: AWS_REGION / profile)")
+    flags.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
+    return flags
+
+
 def register(commands: Any) -> None:
     doctor = commands.add_parser(
         "doctor",
+        parents=[stack_flags("the edgefill stack to check")],
         help="check that a deployed stack is wired right",
         description="Check a deployed stack and its distribution: stack state, origin group, "
         "failover criteria, origin-request association at the current version, the queue "
@@ -47,9 +57,6 @@ def register(commands: Any) -> None:
         "function's log groups in every edge region. "
         "Exit 0 when every check passes, 1 when any fails, 2 on bad input.",
     )
-    doctor.add_argument("--stack", required=True, help="the edgefill stack to check")
-    doctor.add_argument("--region", help="the stack's region (default: AWS_REGION / profile)")
-    doctor.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
     doctor.add_argument(
         "--distribution-id", help="the distribution (default: the stack's, or its parameter)"
     )
@@ -64,6 +71,7 @@ def register(commands: Any) -> None:
 
     logs = commands.add_parser(
         "edge-logs",
+        parents=[stack_flags("the edgefill stack")],
         help="list the edge function's log groups, or set their retention",
         description="Lambda@Edge logs in the region where each replica ran, to "
         "/aws/lambda/us-east-1.<function>, a group Lambda creates without retention (the "
@@ -72,9 +80,6 @@ def register(commands: Any) -> None:
         "it exists (--create-missing also creates it, with that retention, where no replica "
         "has logged yet). Exit 0 done, 1 a region failed, 2 bad input.",
     )
-    logs.add_argument("--stack", required=True, help="the edgefill stack")
-    logs.add_argument("--region", help="the stack's region (default: AWS_REGION / profile)")
-    logs.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
     logs.add_argument(
         "--regions",
         help="comma-separated regions, or all (every region enabled in the account); "

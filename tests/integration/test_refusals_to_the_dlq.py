@@ -19,6 +19,7 @@ from backfill_worker import app as backfill_app
 from backfill_worker.runtime import backfiller
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import QueuePoller
+from edgefill.operations import peek
 from prewarm_worker import app as prewarm_app
 from prewarm_worker import worker
 from shared import aws
@@ -60,30 +61,20 @@ def queues(sqs: Any, name: str) -> tuple[str, str, str]:
 
 
 def dead_letters(sqs: Any, dlq: str, expected: int) -> list[dict[str, Any]]:
-    """Every message of the DLQ (expected many), with their attributes."""
-    found: dict[str, dict[str, Any]] = {}
-    while len(found) < expected:
-        got = sqs.receive_message(
-            QueueUrl=dlq,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            VisibilityTimeout=30,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not got:
-            break
-        found.update({m["MessageId"]: m for m in got})
-    return list(found.values())
+    """The DLQ's messages (``expected`` many) with their attributes, left in place."""
+    return peek(sqs, dlq, expected)
 
 
-def run_poller(
+def consume(
     sqs: Any,
-    url: str,
-    arn: str,
+    wired: tuple[str, str, str],
     handler: Callable[..., Any],
-    done: Callable[[], bool],
+    dead: int,
     function_timeout: float,
 ) -> QueuePoller:
+    """Feed the queue of ``wired`` (URL, ARN, DLQ URL) to ``handler`` as Lambda's event
+    source does, until it is empty and its DLQ holds ``dead`` messages; the poller."""
+    url, arn, dlq = wired
     poller = QueuePoller(
         sqs,
         url,
@@ -96,7 +87,7 @@ def run_poller(
     )
     poller.start()
     try:
-        wait_until(done)
+        wait_until(lambda: depth(sqs, url) == 0 and depth(sqs, dlq) == dead)
     finally:
         poller.stop()
     return poller
@@ -146,14 +137,7 @@ def test_a_refused_backfill_reaches_the_dlq_with_its_reason_on_the_first_receive
         for body in [*refused, *outcomes]
     }
     # When the backfill worker consumes the queue as Lambda would
-    poller = run_poller(
-        sqs,
-        url,
-        arn,
-        backfill_app.handler,
-        lambda: depth(sqs, url) == 0 and depth(sqs, dlq) == 3,
-        function_timeout=900,  # the template's
-    )
+    poller = consume(sqs, backfill_queues, backfill_app.handler, 3, function_timeout=900)
     # Then each message was received once and none was left for a retry
     assert sorted(poller.stats.receive_counts.values()) == [1] * 5
     assert poller.stats.failed == 0 and poller.stats.deleted == 5
@@ -259,14 +243,7 @@ def test_a_refused_prewarm_reaches_the_dlq_with_its_reason_on_the_first_receive(
     for body in refused:
         sqs.send_message(QueueUrl=url, MessageBody=body)
     # When the prewarm worker consumes the queue as Lambda would
-    poller = run_poller(
-        sqs,
-        url,
-        arn,
-        prewarm_app.handler,
-        lambda: depth(sqs, url) == 0 and depth(sqs, dlq) == 3,
-        function_timeout=300,  # the template's
-    )
+    poller = consume(sqs, prewarm_queues, prewarm_app.handler, 3, function_timeout=300)
     # Then each was received once (not five times) and reached the DLQ with its reason
     assert sorted(poller.stats.receive_counts.values()) == [1, 1, 1]
     assert poller.stats.failed == 0

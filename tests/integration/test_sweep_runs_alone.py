@@ -25,13 +25,9 @@ from tests.integration.test_sweep import BUCKET, drain
 def sweep_env(s3: Any, sqs: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
     s3.create_bucket(Bucket=BUCKET)
     queue = sqs.create_queue(QueueName="backfill")["QueueUrl"]
-    env = {
-        "EDGEFILL_BUCKET": BUCKET,
-        "EDGEFILL_ORIGIN_URL": "https://origin.example.com",
-        "EDGEFILL_BACKFILL_QUEUE_URL": queue,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("EDGEFILL_BUCKET", BUCKET)
+    monkeypatch.setenv("EDGEFILL_ORIGIN_URL", "https://origin.example.com")
+    monkeypatch.setenv("EDGEFILL_BACKFILL_QUEUE_URL", queue)
     sweep_runtime.cache_clear()
     aws.client.cache_clear()
     DueIndex(ObjectStore(s3, BUCKET)).record(

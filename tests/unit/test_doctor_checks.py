@@ -542,27 +542,26 @@ def test_the_canary_goes_to_the_viewer_host_only_with_its_own_certificate() -> N
     assert viewer_host(Facts(stack, DISTRIBUTION, config)) == "cdn.example.com"
 
 
-def test_a_behaviour_targeting_the_bucket_directly_is_checked_too() -> None:
-    # Given a second behaviour that reaches the bucket without the origin group, over HTTP
+@pytest.mark.parametrize(
+    ("target", "checked"),
+    [
+        ("regional-bucket", True),  # the bucket without the origin group: checked too
+        ("full-origin", False),  # never reaches the bucket: its TLS-only policy is moot
+    ],
+)
+def test_every_behaviour_reaching_the_bucket_and_only_those_must_refuse_http(
+    target: str, checked: bool
+) -> None:
+    # Given a second behaviour, on HTTP, targeting one origin directly
     answers = healthy()
     config = answers["distribution"]["DistributionConfig"]
-    direct = {**config["DefaultCacheBehavior"], "PathPattern": "/static/*"}
-    direct.update(TargetOriginId="regional-bucket", ViewerProtocolPolicy="allow-all")
-    config["CacheBehaviors"] = {"Quantity": 1, "Items": [direct]}
-    # When the doctor runs, then it names that behaviour
+    extra = {**config["DefaultCacheBehavior"], "PathPattern": "/extra/*"}
+    extra.update(TargetOriginId=target, ViewerProtocolPolicy="allow-all")
+    config["CacheBehaviors"] = {"Quantity": 1, "Items": [extra]}
+    # When the doctor runs, then only a behaviour reaching the bucket is named
     check = verdicts(doctor(answers))["viewer-protocol"]
-    assert not check.ok and "behaviour /static/* is allow-all" in check.detail
-
-
-def test_a_behaviour_reaching_only_the_full_origin_may_allow_http() -> None:
-    # The bucket's TLS-only policy does not concern a behaviour that never reaches it
-    answers = healthy()
-    config = answers["distribution"]["DistributionConfig"]
-    api = {**config["DefaultCacheBehavior"], "PathPattern": "/api/*"}
-    api.update(TargetOriginId="full-origin", ViewerProtocolPolicy="allow-all")
-    config["CacheBehaviors"] = {"Quantity": 1, "Items": [api]}
-    check = verdicts(doctor(answers))["viewer-protocol"]
-    assert check.ok and "/api/*" not in check.detail
+    assert check.ok is not checked
+    assert ("behaviour /extra/* is allow-all" in check.detail) is checked
 
 
 def test_an_edge_region_that_cannot_be_read_fails_naming_it() -> None:

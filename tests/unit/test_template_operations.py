@@ -5,7 +5,6 @@ runs never overlap by a lease)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from tests.unit.test_template import (
     rendered,
     sam,
 )
+from tests.unit.test_template_freshness import statements_of
 
 __all__ = ["cfn", "sam"]  # the template and its translation, fixtures of test_template
 
@@ -28,10 +28,6 @@ WORKERS = {
     "BackfillWorkerFunction": ("BackfillWorkerRole", "BackfillDLQ", "EDGEFILL_BACKFILL_DLQ_URL"),
     "PrewarmWorkerFunction": ("PrewarmWorkerRole", "PrewarmDLQ", "EDGEFILL_PREWARM_DLQ_URL"),
 }
-
-
-def statements_of(template: Template, role: str) -> list[dict[str, Any]]:
-    return [statement for owner, statement in policy_statements(template) if owner == role]
 
 
 # ---- refusals reach the DLQ ------------------------------------------------------------

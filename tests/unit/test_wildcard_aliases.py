@@ -17,11 +17,13 @@ from edgefill.stack import StackInfo
 from prewarm_worker.allowed_hosts import allowed_hosts, check_host, host_allowed
 from shared.config import ConfigError, PrewarmConfig
 from shared.messages import MessageError, is_host_pattern
-from tests.unit.test_template import ParameterValues, Template, sam
+from tests.unit.test_template import Template, sam
 
 __all__ = ["sam"]  # fixture of test_template
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/1a2b3c4d-0000-4000-8000-00000000abcd"
+# (The stack's prewarm environment with a wildcard alias is valid: test_template_bounded.py,
+# test_the_aliases_become_hosts_a_prewarm_message_may_name.)
 HOSTILE_PATTERNS = [
     "*.*.example.com",  # two wildcards
     "*example.com",  # part of a label
@@ -100,23 +102,6 @@ def test_a_deeper_name_is_allowed_by_its_own_wildcard_or_by_name() -> None:
 
 
 # ---- the stack and the CLI ------------------------------------------------------------------
-def test_a_wildcard_alias_in_the_stack_gives_a_valid_prewarm_environment(sam: Template) -> None:
-    # Given a stack whose aliases hold a wildcard
-    stack = ParameterValues(
-        sam,
-        {
-            "FullOriginDomain": "origin.example.com",
-            "ViewerHost": "cdn.example.com",
-            "Aliases": "*.example.com,cdn.example.com",
-            "AcmCertificateArn": CERT,
-        },
-    )
-    # When the prewarm worker reads its environment, then it is valid and takes the wildcard
-    worker = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
-    assert "*.example.com" in worker.allowed_hosts
-    check_host("img.example.com", allowed_hosts(worker))
-
-
 @pytest.mark.parametrize("aliases", ["*.example.com", "cdn.example.com,*.img.example.co.uk"])
 def test_the_aliases_parameter_takes_wildcard_aliases(sam: Template, aliases: str) -> None:
     assert re.fullmatch(sam["Parameters"]["Aliases"]["AllowedPattern"], aliases)
