@@ -27,7 +27,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def backfill_record(record: SQSRecord, lambda_context: InvocationContext | None = None) -> Outcome:
     """Powertools record handler: process one SQS record (raises to have it retried)."""
-    return backfiller().backfill(record.body, lambda_context)
+    return backfiller().backfill(record.body, lambda_context, record.message_id)
 
 
 @logger.inject_lambda_context

@@ -5,13 +5,17 @@ This is the one module that knows both flows: a refresh of a copy that is missin
 fill, so the dispatch is here. Both run as a leased copy (``flight/leased_copy.py``),
 built here per record from the worker's adapters.
 
-Outcomes are of two kinds. Permanent ones (bad message or key, filtered, oversize,
-unsafe, origin 4xx, foreign redirect) are logged with their reason and counted, and the
-record succeeds: retrying cannot change them. Transient ones (origin 5xx, timeouts,
-resets, truncation, checksum mismatch, S3 errors) raise ``TransientFailure`` so the
-record lands in ``batchItemFailures`` and SQS retries it (then the DLQ); by then any
-multipart upload is aborted and the lease released, unless a resumable copy kept both
-for the redelivery.
+Outcomes are of three kinds. Permanent outcomes (filtered, oversize, unsafe, origin
+4xx, foreign redirect, exists) are logged with their reason and counted, and the record
+succeeds: retrying cannot change them. Permanent refusals (a bad message or key, a copy
+given up past its hop limit: a ``Skip`` with ``refused``, ``flight/outcome.py``) are
+sent at once to the worker's DLQ with their reason (``shared/dead_letters.py``) and the
+record succeeds; when that send fails the record fails (SQS delivers it again), and
+without ``EDGEFILL_BACKFILL_DLQ_URL`` a refusal is skipped like an outcome, as before.
+Transient ones (origin 5xx, timeouts, resets, truncation, checksum mismatch, S3 errors)
+raise ``TransientFailure`` so the record lands in ``batchItemFailures`` and SQS retries
+it (then the DLQ); by then any multipart upload is aborted and the lease released,
+unless a resumable copy kept both for the redelivery.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from backfill_worker.freshness.refresh import RefreshRecord
 from backfill_worker.freshness.stamp import FreshCopies
 from backfill_worker.transfer.plan import CopyPlan
 from shared.config import BackfillConfig
+from shared.dead_letters import DeadLetterNotSent, DeadLetters
 from shared.keys import InvalidKey, ObjectKey
 from shared.messages import (
     BackfillMessage,
@@ -96,6 +101,8 @@ class Backfiller:
     copies: ObjectStore | None = None
     cloudfront: Any | None = None
     pending: PendingInvalidations = field(default_factory=PendingInvalidations)
+    # Permanent refusals go here at once (EDGEFILL_BACKFILL_DLQ_URL); None: skipped.
+    dead_letters: DeadLetters | None = None
 
     def plan(self, context: InvocationContext | None) -> CopyPlan:
         """The copy plan of a record processed now in the invocation of ``context``."""
@@ -114,8 +121,14 @@ class Backfiller:
             )
         self.pending.every_query = self.config.query == "forward"
 
-    def backfill(self, body: str, context: InvocationContext | None = None) -> Outcome:
-        """Process one message body; raises ``TransientFailure`` when it must be retried."""
+    def backfill(
+        self,
+        body: str,
+        context: InvocationContext | None = None,
+        message_id: str | None = None,
+    ) -> Outcome:
+        """Process one message body (SQS ``message_id``); raises ``TransientFailure`` when
+        it must be retried."""
         telemetry = self._telemetry()
         self.metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=1)
         try:
@@ -130,14 +143,9 @@ class Backfiller:
                     return refreshed
             return self._fill(leased).run()  # a fill, or a refresh of a missing copy
         except Skip as skip:
-            level = _SKIP_LOG_LEVEL.get(skip.reason, logging.WARNING)
-            log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
-                level, self.logger.warning
-            )
-            extra = {"reason": skip.reason, "detail": skip.detail}
-            if skip.directive is not None:
-                extra["directive"] = skip.directive
-            log("backfill skipped", extra=extra)
+            if skip.refused and self.dead_letters is not None:
+                return self._refuse(body, skip, message_id, telemetry)
+            self._log_skip("backfill skipped", skip)
             telemetry.count_by_reason("Skipped", skip.reason)
             return Outcome("skipped", skip.reason)
         except TransientFailure as failure:
@@ -182,6 +190,37 @@ class Backfiller:
         if report.failed:
             self._telemetry().count_by_reason("Failed", "invalidation")
 
+    def _refuse(
+        self, body: str, skip: Skip, message_id: str | None, telemetry: Telemetry
+    ) -> Outcome:
+        """A permanent refusal: the body, unchanged, to the DLQ with its reason, and the
+        record succeeds. If the DLQ does not take it the record fails (``dead_letter``):
+        SQS delivers it again, so a refusal is never dropped. (Without a DLQ configured
+        the caller skips it, as before issue 19.)"""
+        assert self.dead_letters is not None
+        try:
+            self.dead_letters.send(body, skip.reason, skip.detail, message_id)
+        except DeadLetterNotSent as error:
+            self.logger.error(
+                "backfill failed; will retry",
+                extra={"reason": error.reason, "refusal": skip.reason, "detail": error.detail},
+            )
+            telemetry.count_by_reason("Failed", error.reason)
+            raise TransientFailure(error.reason, error.detail) from error
+        self._log_skip("backfill refused; sent to the DLQ", skip, messageId=message_id)
+        telemetry.count_by_reason("Refused", skip.reason)
+        return Outcome("refused", skip.reason)
+
+    def _log_skip(self, event: str, skip: Skip, **more: Any) -> None:
+        level = _SKIP_LOG_LEVEL.get(skip.reason, logging.WARNING)
+        log = {logging.ERROR: self.logger.error, logging.INFO: self.logger.info}.get(
+            level, self.logger.warning
+        )
+        extra = {"reason": skip.reason, "detail": skip.detail, **more}
+        if skip.directive is not None:
+            extra["directive"] = skip.directive
+        log(event, extra=extra)
+
     def _remind(self, window: str) -> bool:
         """Send the reminder of batching window ``window`` to this worker's own queue."""
         assert self.sqs is not None and self.config.backfill_queue_url is not None
@@ -200,13 +239,13 @@ class Backfiller:
         try:
             return parse_backfill_queue(body)
         except MessageError as error:
-            raise Skip("bad_message", f"message rejected: {error}") from None
+            raise Skip("bad_message", f"message rejected: {error}", refused=True) from None
 
     def _accept(self, message: BackfillMessage) -> ObjectKey:
         try:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
         except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
-            raise Skip(error.reason, f"uri rejected: {error}") from None
+            raise Skip(error.reason, f"uri rejected: {error}", refused=True) from None
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")

@@ -16,7 +16,14 @@ from typing import Final, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from shared.keys import InvalidKey, normalize_prefix
-from shared.messages import ENCODINGS, is_host_name, is_region_code, is_target
+from shared.messages import (
+    ENCODINGS,
+    is_host_name,
+    is_host_pattern,
+    is_region_code,
+    is_target,
+)
+from shared.queues import InvalidQueueUrl, region_in_queue_url
 
 DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger still works
 DEFAULT_RESOLVER: Final = "8.8.8.8"
@@ -117,6 +124,10 @@ class BackfillConfig:
     # (the template turns it on).
     expand_playlists: bool = False
     expand_max: int = DEFAULT_EXPAND_MAX
+    # EDGEFILL_BACKFILL_DLQ_URL (issue 19): a message refused for good (bad message or
+    # key, a limit) is sent here at once with its reason (shared/dead_letters.py); None:
+    # it is skipped and logged, as before.
+    dlq_url: str | None = None
 
     @property
     def origin_host(self) -> str:
@@ -189,6 +200,11 @@ class BackfillConfig:
                 env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),
             **_expansion(env),
+            dlq_url=_dlq_url(
+                env,
+                "EDGEFILL_BACKFILL_DLQ_URL",
+                ("EDGEFILL_BACKFILL_QUEUE_URL", "EDGEFILL_PREWARM_QUEUE_URL"),
+            ),
         )
 
 
@@ -220,6 +236,10 @@ class PrewarmConfig:
     allow_private_edges: bool = False
     # Bytes one message may download before no new warm starts (None: no cap).
     max_warm_bytes: int | None = None
+    # EDGEFILL_PREWARM_DLQ_URL (issue 19): a message refused for good (contract, host,
+    # task cap) is sent here at once with its reason; None: it fails, as before, until
+    # the queue's redrive policy moves it.
+    dlq_url: str | None = None
 
     @property
     def port(self) -> int:
@@ -277,11 +297,12 @@ class PrewarmConfig:
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
             distribution_id=_distribution_id(env),
             allowed_hosts=tuple(
-                _hostname(env, "EDGEFILL_ALLOWED_HOSTS", host)
+                _host_pattern(env, "EDGEFILL_ALLOWED_HOSTS", host)
                 for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
             ),
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
             max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
+            dlq_url=_dlq_url(env, "EDGEFILL_PREWARM_DLQ_URL", ("EDGEFILL_PREWARM_QUEUE_URL",)),
         )
 
 
@@ -385,6 +406,18 @@ def _hostname(env: Mapping[str, str], name: str, value: str) -> str:
     return value.lower()
 
 
+def _host_pattern(env: Mapping[str, str], name: str, value: str) -> str:
+    """A host name or a wildcard alias (``*.example.com``: the template passes the
+    distribution's aliases, and CloudFront allows wildcard ones)."""
+    if not is_host_pattern(value):
+        raise ConfigError(
+            name,
+            f"{value[:80]!r} is neither a DNS host name nor a wildcard alias "
+            "('*.' then a name of two labels at least, such as *.example.com)",
+        )
+    return value.lower()
+
+
 def _origin_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -407,6 +440,22 @@ def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(name, f"must be an SQS queue URL, got {value!r}")
+    return value
+
+
+def _dlq_url(env: Mapping[str, str], name: str, queues: tuple[str, ...]) -> str | None:
+    """An SQS queue URL that is none of the worker's working ``queues``: a refusal sent
+    to the queue it came from would come back for ever."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        region_in_queue_url(value)
+    except InvalidQueueUrl as error:
+        raise ConfigError(name, str(error)) from None
+    for queue in queues:
+        if value == env.get(queue, "").strip():
+            raise ConfigError(name, f"is {queue}: refused messages would come back for ever")
     return value
 
 

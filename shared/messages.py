@@ -61,6 +61,8 @@ HOST_NAME_PATTERN: Final = (
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
 CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
+# A wildcard alternate domain name begins with these two characters (CloudFront's rule).
+WILDCARD_PREFIX: Final = "*."
 _REGION = re.compile(REGION_PATTERN)
 # RFC 3339 UTC with seconds, fixed width: "2026-11-30T06:00:00Z" (a public contract).
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
@@ -491,6 +493,18 @@ def _check_encodings(encodings: object) -> None:
 def is_host_name(value: object) -> bool:
     """True for a DNS host name without a port, such as ``d111.cloudfront.net``."""
     return isinstance(value, str) and _HOST_NAME.fullmatch(value) is not None
+
+
+def is_host_pattern(value: object) -> bool:
+    """A host name, or a wildcard alternate domain name as CloudFront takes one: ``*.``
+    then a host name of two labels at least (``*.example.com``). Never ``*.com``,
+    ``*example.com``, ``a.*.example.com`` or ``*.*.example.com``."""
+    if not isinstance(value, str):
+        return False
+    if not value.startswith(WILDCARD_PREFIX):
+        return is_host_name(value)
+    rest = value[len(WILDCARD_PREFIX) :]
+    return "." in rest and is_host_name(rest)
 
 
 def is_region_code(value: object) -> bool:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from shared.header_numbers import header_number
 from shared.read_deadline import ReadBudget, WatchedAdapter, armed
 
 # Connect fast or give up; between two reads of a slow origin allow a generous pause.
@@ -48,7 +49,6 @@ _READ_ERRORS = (
 )
 # ASCII digits only, and few enough that int() stays cheap and cannot raise.
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)")
-_LENGTH = re.compile(r"[0-9]{1,30}")
 USER_AGENT: Final = "edgefill-backfill/1"
 
 
@@ -406,9 +406,10 @@ def declared_length(value: str | None) -> int | None:
     if len(values) != 1:
         raise ValueError(f"Content-Length has differing values: {value[:80]!r}")
     (number,) = values
-    if not _LENGTH.fullmatch(number):
+    length = header_number(number)
+    if length is None:
         raise ValueError(f"Content-Length is not a number of bytes: {value[:80]!r}")
-    return int(number)
+    return length
 
 
 def _netloc(scheme: str, netloc: str) -> str:

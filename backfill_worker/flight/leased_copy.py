@@ -128,7 +128,9 @@ class LeasedCopy:
         except CopyRefused as error:
             if refused is not None:
                 refused(error)
-            raise Skip(error.reason, error.detail, error.directive) from error
+            raise Skip(
+                error.reason, error.detail, error.directive, refused=error.refused
+            ) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         finally:
@@ -146,8 +148,8 @@ class LeasedCopy:
                 queue_url=queue_url,
                 sqs=self.sqs,
             )
-        except GivenUp as error:
-            raise Skip(error.reason, error.detail) from error
+        except GivenUp as error:  # past EDGEFILL_MAX_HOPS: an operator must see it
+            raise Skip(error.reason, error.detail, refused=True) from error
         except ContinuationNotSent as error:
             raise TransientFailure(error.reason, error.detail) from error
         done = sum(part.size for part in checkpoint.parts)

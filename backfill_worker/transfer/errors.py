@@ -8,11 +8,16 @@ from shared.reasons import ReasonedError
 
 class CopyRefused(ReasonedError):
     """The object must not be copied (see ``storable``, or oversize): permanent, no retry
-    helps. ``directive`` names the header that decided, when one did."""
+    helps. ``directive`` names the header that decided, when one did; ``refused``: the
+    record goes to the DLQ with its reason rather than ending as a skip (an outcome of the
+    origin's answer, the default; ``flight/outcome.py``)."""
 
-    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str, directive: str | None = None, *, refused: bool = False
+    ) -> None:
         super().__init__(reason, detail)
         self.directive = directive
+        self.refused = refused
 
 
 class CopyFailed(ReasonedError):

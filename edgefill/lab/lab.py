@@ -350,6 +350,9 @@ class Lab:
             "EDGEFILL_INVALIDATION_WINDOW": str(LAB_INVALIDATION_WINDOW),
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
             "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
+            # Refusals go to each queue's DLQ at once, as the template wires them; the two
+            # workers share this process's environment, hence one name per worker.
+            **self._dead_letter_env(spec),
             **settings.extra_env,
         }
         for name in (*env, *_AWS_ENV):
@@ -359,6 +362,20 @@ class Lab:
         os.environ.update(env)
         self.env = env
         _clear_container_caches()
+
+    def _dead_letter_env(self, spec: TemplateSpec) -> dict[str, str]:
+        """EDGEFILL_BACKFILL_DLQ_URL / EDGEFILL_PREWARM_DLQ_URL: the DLQ of each worker's
+        queue, from the template's redrive policies (none for a queue without one)."""
+        assert self.aws is not None
+        env = {}
+        for variable, queue_id in (
+            ("EDGEFILL_BACKFILL_DLQ_URL", "BackfillQueue"),
+            ("EDGEFILL_PREWARM_DLQ_URL", "PrewarmQueue"),
+        ):
+            target = spec.queues[queue_id].dead_letter_target
+            if target is not None:
+                env[variable] = self.aws.queue(target).url
+        return env
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():

@@ -18,6 +18,7 @@ from backfill_worker.record import Backfiller
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import LambdaContext
 from shared.config import BackfillConfig
+from shared.dead_letters import DeadLetters
 from shared.object_store import ObjectStore
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient
@@ -54,6 +55,8 @@ def make_backfiller(
         sqs=sqs,
         logger=worker_logger("backfill"),
         metrics=worker_metrics("backfill"),
+        # EDGEFILL_BACKFILL_DLQ_URL: refusals go there, through the same client.
+        dead_letters=DeadLetters(sqs, config.dlq_url) if sqs and config.dlq_url else None,
     )
 
 

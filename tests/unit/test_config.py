@@ -281,3 +281,37 @@ def test_prewarm_errors_name_the_variable(changes: dict[str, str], variable: str
 def test_missing_distribution_domain_is_named() -> None:
     with pytest.raises(ConfigError, match="^EDGEFILL_DISTRIBUTION_DOMAIN: is required"):
         PrewarmConfig.from_env({})
+
+
+# ---------------------------------------------------------------- dead-letter queues
+_Q = "https://sqs.us-east-1.amazonaws.com/123456789012/"
+
+
+def test_each_worker_reads_its_own_dead_letter_queue() -> None:
+    # Given the two variables (one process may hold both, as the lab's does)
+    env = {"EDGEFILL_BACKFILL_DLQ_URL": _Q + "b-dlq", "EDGEFILL_PREWARM_DLQ_URL": _Q + "p-dlq"}
+    # Then each worker takes its own, and neither needs one
+    assert BackfillConfig.from_env({**BACKFILL_ENV, **env}).dlq_url == _Q + "b-dlq"
+    assert PrewarmConfig.from_env({**PREWARM_ENV, **env}).dlq_url == _Q + "p-dlq"
+    assert BackfillConfig.from_env(BACKFILL_ENV).dlq_url is None
+    assert PrewarmConfig.from_env(PREWARM_ENV).dlq_url is None
+
+
+@pytest.mark.parametrize("url", ["ftp://x/1/q", "https://sqs.us-east-1.amazonaws.com/q", "q"])
+def test_a_dead_letter_queue_must_be_a_queue_url(url: str) -> None:
+    assert backfill_error(EDGEFILL_BACKFILL_DLQ_URL=url).variable == "EDGEFILL_BACKFILL_DLQ_URL"
+    assert prewarm_error(EDGEFILL_PREWARM_DLQ_URL=url).variable == "EDGEFILL_PREWARM_DLQ_URL"
+
+
+def test_a_dead_letter_queue_that_is_a_working_queue_is_refused() -> None:
+    # A refusal sent back to the queue it came from would come back for ever
+    error = backfill_error(
+        EDGEFILL_BACKFILL_QUEUE_URL=_Q + "backfill", EDGEFILL_BACKFILL_DLQ_URL=_Q + "backfill"
+    )
+    assert error.variable == "EDGEFILL_BACKFILL_DLQ_URL" and "EDGEFILL_BACKFILL_QUEUE_URL" in str(
+        error
+    )
+    error = prewarm_error(
+        EDGEFILL_PREWARM_QUEUE_URL=_Q + "prewarm", EDGEFILL_PREWARM_DLQ_URL=_Q + "prewarm"
+    )
+    assert error.variable == "EDGEFILL_PREWARM_DLQ_URL"

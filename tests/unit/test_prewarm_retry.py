@@ -184,8 +184,13 @@ class RecordingLog:
     warning = error = info
 
 
-def never_built() -> PrewarmRuntime:
-    raise AssertionError("a rejected message must not need the runtime")
+def no_dead_letter_queue() -> PrewarmRuntime:
+    """A worker without EDGEFILL_PREWARM_DLQ_URL (refusals go to the DLQ: see
+    tests/integration/test_refusals_to_the_dlq.py)."""
+    config = PrewarmConfig(
+        distribution_domain="d111.cloudfront.net", viewer_host="d111.cloudfront.net"
+    )
+    return PrewarmRuntime(config, EdgeResolver("127.0.0.1"), EdgeClient(), None)
 
 
 @pytest.mark.parametrize(
@@ -205,8 +210,9 @@ def test_a_message_breaking_the_contract_is_rejected_naming_the_field(
     body: dict[str, Any], field: str
 ) -> None:
     log = RecordingLog()
+    # Without a DLQ, a refused message is left for SQS to deliver again (as before)
     with pytest.raises(NotProcessed):
-        prewarm_record(json.dumps(body), never_built, log, message_id="m-1")
+        prewarm_record(json.dumps(body), no_dead_letter_queue, log, message_id="m-1")
     ((message, extra),) = log.lines
     assert message == "prewarm message rejected" and extra["messageId"] == "m-1"
     assert extra["error"].startswith(f"{field}: ")
