@@ -107,6 +107,9 @@ class BackfillConfig:
     # (the template turns it on).
     expand_playlists: bool = False
     expand_max: int = DEFAULT_EXPAND_MAX
+    # Video (issue 21): the distribution's viewer hosts (EDGEFILL_VIEWER_HOSTS: its domain,
+    # aliases, viewer host): absolute manifest URIs on them name our objects.
+    viewer_hosts: tuple[str, ...] = ()
 
     @property
     def origin_host(self) -> str:
@@ -206,6 +209,9 @@ class PrewarmConfig:
     allow_private_edges: bool = False
     # Bytes one message may download before no new warm starts (None: no cap).
     max_warm_bytes: int | None = None
+    # Video (issue 21): the full origin (EDGEFILL_ORIGIN_URL, optional here): absolute
+    # manifest URIs on it, under its path, name the same objects as for the backfill.
+    origin_url: str | None = None
 
     @property
     def port(self) -> int:
@@ -268,6 +274,11 @@ class PrewarmConfig:
             ),
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
             max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
+            origin_url=(
+                _origin_url(env["EDGEFILL_ORIGIN_URL"].strip())
+                if env.get("EDGEFILL_ORIGIN_URL", "").strip()
+                else None
+            ),
         )
 
 
@@ -275,10 +286,12 @@ class _Expansion(TypedDict):
     backfill_queue_url: str | None
     expand_playlists: bool
     expand_max: int
+    viewer_hosts: tuple[str, ...]
 
 
 def _expansion(env: Mapping[str, str]) -> _Expansion:
-    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS and EDGEFILL_EXPAND_MAX."""
+    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS, EDGEFILL_EXPAND_MAX and
+    EDGEFILL_VIEWER_HOSTS."""
     queue_url = _optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL")
     expand = _flag(env, "EDGEFILL_EXPAND_PLAYLISTS")
     if expand and queue_url is None:
@@ -290,7 +303,25 @@ def _expansion(env: Mapping[str, str]) -> _Expansion:
         backfill_queue_url=queue_url,
         expand_playlists=expand,
         expand_max=_bounded_int(env, "EDGEFILL_EXPAND_MAX", DEFAULT_EXPAND_MAX, 1, MAX_EXPAND_MAX),
+        viewer_hosts=tuple(_viewer_host(item) for item in _list(env, "EDGEFILL_VIEWER_HOSTS")),
     )
+
+
+def _viewer_host(value: str) -> str:
+    """An EDGEFILL_VIEWER_HOSTS entry: ``host``, ``host:port`` or a wildcard alias
+    ``*.example.com``, in lower case."""
+    name, colon, port = value.partition(":")
+    wildcard = name.startswith("*.")
+    if (
+        not is_host_name(name[2:] if wildcard else name)
+        or (colon and (wildcard or not port.isascii() or not port.isdigit()))
+        or (colon and not 0 < int(port) < 65536)
+    ):
+        raise ConfigError(
+            "EDGEFILL_VIEWER_HOSTS",
+            f"{value[:80]!r} is not a host name, host:port or wildcard alias (*.example.com)",
+        )
+    return value.lower()
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

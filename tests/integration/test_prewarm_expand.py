@@ -67,7 +67,8 @@ def run(lab: Lab, message: PrewarmMessage, **kwargs: Any) -> expand.ExpandOutcom
         return warm_expanding(
             plan,
             WarmContext(config, EdgeResolver(config.resolver_host, config.resolver_port), client),
-            follow_playlists=message.source != EXPAND_SOURCE,
+            expand=message.expand,
+            depth=message.depth,
             **kwargs,
         )
     finally:
@@ -135,16 +136,31 @@ def test_over_the_task_cap_the_tree_continues_in_follow_up_messages(lab: Lab) ->
     # Given room for the master and its three playlists only (4 paths × 2 × 2 = 16 tasks)
     outcome = run(lab, message, task_budget=16)
     assert outcome.report.tasks == 16
-    # Then the segments and inits go on in follow-up messages, expanding, same targets
+    # Then the segments and inits go on in follow-up messages, only to be warmed, same targets
     followed = [path for m in outcome.followups for path in m.paths]
     assert sorted(followed) == sorted(p for p in tree() if not p.endswith(".m3u8"))
     for follow_up in outcome.followups:
-        assert follow_up.expand and follow_up.source == EXPAND_SOURCE
+        assert not follow_up.expand and follow_up.source == EXPAND_SOURCE
         assert follow_up.targets == TARGETS and follow_up.encodings == ("gzip", "br")
     assert outcome.manifests["/premiere/360p/index.m3u8"].continued == vod.SEGMENTS + 1
 
 
-def test_a_follow_up_message_does_not_follow_playlists(lab: Lab) -> None:
+def test_playlists_that_do_not_fit_continue_expanding_one_level_down(lab: Lab) -> None:
+    serve_vod(lab)
+    message = PrewarmMessage(
+        paths=("/premiere/master.m3u8",), targets=("us-east-1",), encodings=("gzip",), expand=True
+    )
+    # Given room for the master alone
+    outcome = run(lab, message, task_budget=1)
+    # Then its playlists go on in one message that reads them, at depth 1
+    [follow_up] = outcome.followups
+    assert follow_up.expand and follow_up.depth == 1 and follow_up.source == EXPAND_SOURCE
+    assert sorted(follow_up.paths) == sorted(
+        f"/premiere/{n}/index.m3u8" for n, _, _ in vod.RENDITIONS
+    )
+
+
+def test_a_playlist_at_the_depth_budget_is_warmed_but_not_read(lab: Lab) -> None:
     serve_vod(lab)
     message = PrewarmMessage(
         paths=("/premiere/master.m3u8",),
@@ -152,12 +168,18 @@ def test_a_follow_up_message_does_not_follow_playlists(lab: Lab) -> None:
         encodings=("identity",),
         source=EXPAND_SOURCE,
         expand=True,
+        depth=1,
     )
     outcome = run(lab, message)
-    # The master is warmed; the playlists it names are not followed (bounded depth)
-    assert {p for p, _ in requested(lab, "127.0.0.2")} == {"/premiere/master.m3u8"}
+    # The master (read at depth 1) brings its playlists (depth 2): warmed, never read
+    warmed = {p for p, _ in requested(lab, "127.0.0.2")}
+    assert warmed == {
+        "/premiere/master.m3u8",
+        *(f"/premiere/{n}/index.m3u8" for n, _, _ in vod.RENDITIONS),
+    }
     ignored = outcome.manifests["/premiere/master.m3u8"].ignored
-    assert ignored == {"playlist not followed from a follow-up message": 3}
+    assert ignored == {expand.NOT_READ_AT_DEPTH: 3}
+    assert list(outcome.manifests) == ["/premiere/master.m3u8"]
 
 
 def test_a_manifest_no_target_served_is_reported_not_expanded(lab: Lab) -> None:
@@ -222,7 +244,8 @@ def test_the_handler_sends_the_rest_of_a_tree_too_big_for_one_message(
     body = {"v": 1, "type": "prewarm", "paths": ["/premiere/master.m3u8"], "expand": True}
     assert handle(body) == {"batchItemFailures": []}
     follow_ups = drain(sqs, queue_url)
-    assert follow_ups and all(m["expand"] is True and m["source"] == "expand" for m in follow_ups)
+    # (segments and inits only to be warmed: they are no playlists to read)
+    assert follow_ups and all("expand" not in m and m["source"] == "expand" for m in follow_ups)
     assert sorted(p for m in follow_ups for p in m["paths"]) == sorted(
         p for p in tree() if not p.endswith(".m3u8")
     )
