@@ -54,7 +54,7 @@ from shared.manifests import (
     manifest_format,
     parse_manifest,
 )
-from shared.messages import BackfillMessage, format_time, to_json
+from shared.messages import BackfillMessage, MessageError, format_time, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.queues import send_messages
 
@@ -191,17 +191,20 @@ class PlaylistExpander:
             if not self.config.accepts(unquote(reference.path)):
                 expansion.filtered += 1
                 continue
-            fill = BackfillMessage(
-                uri=reference.path,
-                query=reference.query,
-                host=message.host,
-                distribution=message.distribution,
-                edge_region=message.edge_region,
-                at=at,
-                depth=child.depth,
-                variables=child.variables or None,
-            )
-            bodies.append(to_json(fill))
+            try:
+                fill = BackfillMessage(
+                    uri=reference.path,
+                    query=reference.query,
+                    host=message.host,
+                    distribution=message.distribution,
+                    edge_region=message.edge_region,
+                    at=at,
+                    depth=child.depth,
+                    variables=child.variables or None,
+                )
+                bodies.append(to_json(fill))
+            except MessageError:  # the parser's rules keep this from happening; never raise
+                expansion.failed += 1
         self._send(bodies, expansion)
         if manifest.truncated:
             self.logger.warning(

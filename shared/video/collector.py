@@ -36,6 +36,8 @@ MIN_STEPS: Final = 10_000
 # 20,000 references of 400 bytes each; a manifest's own size bound (8 MiB) as well.
 MAX_REFERENCE_BYTES: Final = 8 * 1024 * 1024
 MAX_IGNORED_KEPT: Final = 50
+# Distinct key URIs remembered per manifest (a real one names a handful).
+MAX_KEYS_KEPT: Final = 10_000
 # What CloudFront leaves unescaped in a path (and "%", which starts an existing escape).
 _SAFE_IN_PATH: Final = "/-._~!$&'()*+,;=:@%"
 _SAFE_IN_QUERY: Final = _SAFE_IN_PATH + "?"
@@ -64,6 +66,9 @@ class Collector:
         self.reasons: Counter[str] = Counter()
         self.stopped: str | None = None
         self.skipped_tags: list[SkippedTag] = []
+        # Viewer URIs the manifest names as keys: never returned, even named again as a
+        # segment or a playlist.
+        self.keys: set[tuple[str, str]] = set()
         self.variables: dict[str, str] = {}
         # (scheme, authority) → "viewer", "origin" or a reason: most URIs share the base's.
         self._places: dict[tuple[str | None, str | None], str] = {}
@@ -157,15 +162,28 @@ class Collector:
             return f"key rules (message {error.field}): {error.reason[:200]}"
         return None
 
+    def key(self, raw: str, reason: str) -> None:
+        """A key URI: ignored, and remembered so that no reference may name it."""
+        outcome = self.viewer_uri(raw, self.base)
+        if not isinstance(outcome, str) and len(self.keys) < MAX_KEYS_KEPT:
+            self.keys.add(outcome)
+        self.ignore(raw, reason)
+
     def ignore(self, raw: str, reason: str) -> None:
         self.reasons[reason.split(": ", 1)[0]] += 1
         if len(self.ignored) < MAX_IGNORED_KEPT:
             self.ignored.append(Ignored(raw[:200], reason))
 
     def result(self, kind: Format) -> Manifest:
+        references = tuple(self.references.values())
+        if self.keys:
+            kept = tuple(r for r in references if (r.path, r.query) not in self.keys)
+            for _ in range(len(references) - len(kept)):
+                self.ignore("(a key URI)", "named as an encryption key too")
+            references = kept
         return Manifest(
             kind,
-            references=tuple(self.references.values()),
+            references=references,
             ignored=tuple(self.ignored),
             ignored_reasons=dict(self.reasons),
             truncated=self.stopped is not None,

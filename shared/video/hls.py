@@ -87,16 +87,9 @@ class _Hook:
         if line.startswith(_KEY_TAGS):
             uri = attributes(line.partition(":")[2]).get("URI")
             if uri:
-                self.collector.ignore(uri, KEY_REASON)
+                self.collector.key(uri, KEY_REASON)
             return True
         return line.startswith(DEFINE)  # m3u8 does not know it; substituted already
-
-
-@dataclass
-class _Recovered:
-    """What the line scanner found in the regions it read."""
-
-    uris: list[tuple[str, Kind]] = field(default_factory=list)
 
 
 def parse_hls(
@@ -119,41 +112,37 @@ def parse_hls(
             collector.variables = substitute_variables(lines, query, imports, MAX_MANIFEST_BYTES)
         except VariableError as error:
             return f"playlist refused (EXT-X-DEFINE): {error}"
-    data, recovered = _read(lines, collector)
-    _collect(data, recovered, collector)
+    _collect(_read(lines, collector), collector)
     return None
 
 
-def _read(lines: list[str], collector: Collector) -> tuple[dict[str, Any], _Recovered]:
-    """m3u8's data for ``lines``, resumed after each tag it cannot parse; what the line
-    scanner read instead."""
+def _read(lines: list[str], collector: Collector) -> dict[str, Any]:
+    """m3u8's data for ``lines``, resumed after each tag it cannot parse, with what the
+    line scanner read instead put where m3u8 would have put it (in the playlist's order)."""
     hook = _Hook(collector, budget=max(collector.steps_left, 0))
-    recovered = _Recovered()
     start = 0
     while True:
         text = "\n".join(lines) if start == 0 else "#EXTM3U\n" + "\n".join(lines[start:])
         try:
-            return m3u8.parse(text, custom_tags_parser=hook), recovered
+            return m3u8.parse(text, custom_tags_parser=hook)
         except _Stop:
             collector.stopped = "stopped at the step budget (tags read by m3u8)"
-            return hook.data, recovered
+            return hook.data
         except Exception as error:  # noqa: BLE001 - any failure of m3u8 costs one tag
-            start = _skip(lines, max(hook.last_tag, start), hook, recovered, error)
+            start = _skip(lines, max(hook.last_tag, start), hook, error)
         if len(collector.skipped_tags) >= MAX_SKIPPED_TAGS and start < len(lines):
             collector.skipped_tags.append(
                 SkippedTag(start + 1, "(the rest)", f"more than {MAX_SKIPPED_TAGS} tags skipped")
             )
-            _scan(lines, start, len(lines), _expected(hook.state), recovered, collector)
-            return hook.data, recovered
+            _scan(lines, start, len(lines), _expected(hook.state), hook.data, collector)
+            return hook.data
         if start >= len(lines):
-            return hook.data, recovered
+            return hook.data
         hook.shift = start - 1  # m3u8's line 2 is lines[start]
         hook.restore = (hook.data, hook.state)
 
 
-def _skip(
-    lines: list[str], first: int, hook: _Hook, recovered: _Recovered, error: Exception
-) -> int:
+def _skip(lines: list[str], first: int, hook: _Hook, error: Exception) -> int:
     """Read the failed tag at ``first`` and the URI lines after it with the scanner; clean
     m3u8's state of what the tag left half done; returns where m3u8 resumes."""
     end = first + 1
@@ -169,7 +158,7 @@ def _skip(
         hook.state[name] = False
     for name in ("segment", "stream_info"):
         hook.state.pop(name, None)
-    _scan(lines, first, end, expected, recovered, hook.collector)
+    _scan(lines, first, end, expected, hook.data, hook.collector)
     return end
 
 
@@ -187,14 +176,15 @@ def _scan(
     start: int,
     end: int,
     expected: Kind | None,
-    recovered: _Recovered,
+    data: dict[str, Any],
     collector: Collector,
 ) -> None:
     """RFC 8216's line rules for ``lines[start:end]``: a URI line is the segment of the
     ``EXTINF`` (or ``EXT-X-BYTERANGE``) before it, or the variant of the
     ``EXT-X-STREAM-INF`` before it; ``URI`` attributes of ``EXT-X-MAP`` are init
     sections, of ``EXT-X-MEDIA`` and the I-frame and image stream tags playlists; key
-    tags' URIs are never taken."""
+    tags' URIs are never taken. What it finds goes into m3u8's ``data``."""
+    found = {"segment": "segments", "playlist": "playlists", "init": "segment_map"}
     for index in range(start, end):
         line = lines[index].strip()
         if not line or (line.startswith("#") and not line.startswith("#EXT")):
@@ -203,7 +193,7 @@ def _scan(
             if expected is None:
                 collector.ignore(line, "URI line without EXTINF or EXT-X-STREAM-INF")
             else:
-                recovered.uris.append((line, expected))
+                data.setdefault(found[expected], []).append({"uri": line})
             expected = None
             continue
         name, _, rest = line[1:].partition(":")
@@ -212,18 +202,19 @@ def _scan(
         elif name in ("EXTINF", "EXT-X-BYTERANGE"):
             expected = "segment"
         elif name in ("EXT-X-KEY", "EXT-X-SESSION-KEY"):
-            collector.ignore(attributes(rest).get("URI") or line, KEY_REASON)
+            collector.key(attributes(rest).get("URI") or line, KEY_REASON)
         elif name == "EXT-X-MAP" or name in _PLAYLIST_URI_TAGS:
             uri = attributes(rest).get("URI")
             if uri is not None:
-                recovered.uris.append((uri, "init" if name == "EXT-X-MAP" else "playlist"))
+                kind = "segment_map" if name == "EXT-X-MAP" else "media"
+                data.setdefault(kind, []).append({"uri": uri})
         elif name == "EXT-X-SESSION-DATA" and "URI" in attributes(rest):
             collector.ignore(attributes(rest)["URI"], "session data (EXT-X-SESSION-DATA)")
 
 
-def _collect(data: Mapping[str, Any], recovered: _Recovered, collector: Collector) -> None:
-    """Every URI m3u8 and the scanner found, in the playlist's kinds' order: variants,
-    renditions, I-frame and image playlists, init sections, segments."""
+def _collect(data: Mapping[str, Any], collector: Collector) -> None:
+    """Every URI m3u8 and the scanner found, by kind (variants, renditions, I-frame and
+    image playlists, init sections, segments), each kind in the playlist's order."""
     for name in ("playlists", "media", "iframe_playlists", "image_playlists"):
         for item in data.get(name, ()):
             collector.add(_uri(item), "playlist")
@@ -237,8 +228,6 @@ def _collect(data: Mapping[str, Any], recovered: _Recovered, collector: Collecto
         collector.add(_uri(item), "init")
     for item in data.get("segments", ()):
         collector.add(_uri(item), "segment")
-    for uri, kind in recovered.uris:
-        collector.add(uri, kind)
 
 
 def _uri(item: object, name: str = "uri") -> str | None:

@@ -16,7 +16,8 @@ the first malformed attribute, so a quoted value can never be re-read as an attr
   malformed tag.
 
 Bounds: a variable's value is at most ``MAX_VARIABLE_BYTES`` (after its own
-substitution), the playlist at most ``MAX_VARIABLES`` of them, and the substituted text at
+substitution), the playlist at most ``MAX_VARIABLES`` of them holding ``MAX_VARIABLES_BYTES``
+together (what a message may carry on to a media playlist), and the substituted text at
 most ``max_bytes``: the size of every substitution is known before its string is built,
 so a small playlist cannot make a large one.
 """
@@ -28,13 +29,14 @@ from collections.abc import Mapping
 from typing import Final
 from urllib.parse import parse_qsl
 
+from shared.messages import CONTROL_CHARACTERS, MAX_VARIABLES_BYTES, VARIABLE_NAME
+
 # A URI is at most 8 KiB (the v1 message rule); a variable longer than that names nothing.
 MAX_VARIABLE_BYTES: Final = 8192
 MAX_VARIABLES: Final = 1000
 _ATTRIBUTE = re.compile(r'\s*([A-Za-z0-9-]+)\s*=\s*("[^"\r\n]*"|[^",]*?)\s*(?:,|$)')
 _QUOTED = re.compile(r'"[^"\r\n]*"')
-_REFERENCE = re.compile(r"\{\$([A-Za-z0-9_-]+)\}")
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_REFERENCE = re.compile(r"\{\$([A-Za-z0-9_-]{1,256})\}")
 DEFINE: Final = "#EXT-X-DEFINE:"
 
 
@@ -100,33 +102,52 @@ def _define(
         )
     form = forms[0]
     name = found[form]
-    if not _NAME.fullmatch(name):
+    if not VARIABLE_NAME.fullmatch(name):
         raise VariableError(f"EXT-X-DEFINE at line {line} names {name[:40]!r}: not a variable name")
     if name in variables:
         raise VariableError(f"EXT-X-DEFINE defines variable {name[:40]!r} twice (line {line})")
     if len(variables) >= MAX_VARIABLES:
         raise VariableError(f"more than {MAX_VARIABLES} EXT-X-DEFINE variables")
+    value = _value(form, name, found, query, imports, line)
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_VARIABLE_BYTES:
+        raise VariableError(f"variable {name[:40]!r} is longer than {MAX_VARIABLE_BYTES} bytes")
+    if CONTROL_CHARACTERS.search(value):
+        raise VariableError(f"variable {name[:40]!r} holds a control character")
+    variables[name] = value
+    # A media playlist's fill or follow-up carries its multivariant playlist's variables.
+    if sum(len(f"{key}{held}".encode()) for key, held in variables.items()) > MAX_VARIABLES_BYTES:
+        raise VariableError(f"the playlist's variables hold more than {MAX_VARIABLES_BYTES} bytes")
+
+
+def _value(
+    form: str,
+    name: str,
+    found: Mapping[str, str],
+    query: str,
+    imports: Mapping[str, str] | None,
+    line: int,
+) -> str:
+    """The value an ``EXT-X-DEFINE`` of ``form`` gives variable ``name``."""
     if form == "NAME":
         value = found.get("VALUE")
         if value is None:
             raise VariableError(f"EXT-X-DEFINE of variable {name[:40]!r} has no VALUE")
-    elif form == "IMPORT":
+        return value
+    if form == "IMPORT":
         value = (imports or {}).get(name)
         if value is None:
             where = "its multivariant playlist does not define it"
             if imports is None:
                 where = "the multivariant playlist's variables are not known here"
             raise VariableError(f"variable {name[:40]!r} is IMPORTed but {where} (line {line})")
-    else:
-        value = dict(parse_qsl(query, keep_blank_values=True)).get(name)
-        if value is None:
-            raise VariableError(
-                f"variable {name[:40]!r} comes from QUERYPARAM but the playlist's URI has no "
-                f"such query parameter (line {line})"
-            )
-    if len(value.encode("utf-8")) > MAX_VARIABLE_BYTES:
-        raise VariableError(f"variable {name[:40]!r} is longer than {MAX_VARIABLE_BYTES} bytes")
-    variables[name] = value
+        return value
+    value = dict(parse_qsl(query, keep_blank_values=True)).get(name)
+    if value is None:
+        raise VariableError(
+            f"variable {name[:40]!r} comes from QUERYPARAM but the playlist's URI has no "
+            f"such query parameter (line {line})"
+        )
+    return value
 
 
 def _substituted_quoted(
