@@ -417,18 +417,20 @@ def prewarm_messages(
     paths: Sequence[str], *, max_paths: int = MAX_PATHS, **fields: Any
 ) -> list[PrewarmMessage]:
     """Prewarm messages carrying ``paths`` in order, each with ``fields`` and at most
-    ``max_paths`` paths and one SQS body (``MAX_BODY_BYTES``): long signed segment URIs
-    make 1,000 paths far more than 1 MiB. Raises ``MessageError`` (field ``body``) when a
-    single path with those fields would not fit."""
+    ``max_paths`` paths (never more than ``MAX_PATHS``) and one SQS body
+    (``MAX_BODY_BYTES``): long signed segment URIs make 1,000 paths far more than 1 MiB.
+    Raises ``MessageError`` (field ``body``) when a single path with those fields would
+    not fit."""
     if not paths:
         return []
+    max_paths = max(1, min(max_paths, MAX_PATHS))
     empty = _json_size(to_dict(PrewarmMessage(paths=("/",), **fields))) - len('"/"')
     messages: list[PrewarmMessage] = []
     chunk: list[str] = []
     size = empty
     for path in paths:
         cost = _json_size(path)
-        if chunk and (len(chunk) >= max(1, max_paths) or size + 1 + cost > MAX_BODY_BYTES):
+        if chunk and (len(chunk) >= max_paths or size + 1 + cost > MAX_BODY_BYTES):
             messages.append(PrewarmMessage(paths=tuple(chunk), **fields))
             chunk, size = [], empty
         if size + cost > MAX_BODY_BYTES:

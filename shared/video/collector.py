@@ -85,7 +85,12 @@ class Collector:
         if isinstance(outcome, str):
             self.ignore(raw, outcome)
             return
-        if outcome in self.references:
+        known = self.references.get(outcome)
+        if known is not None:
+            if kind == "segment" and known.kind == "init":
+                # One file holding the init section and the segments (byte ranges of it)
+                # is the media file: a segment.
+                self.references[outcome] = Reference(known.path, kind, known.query)
             return
         path, query = outcome
         problem = self._key_problem(path, query)

@@ -169,8 +169,8 @@ main.mp4
 #EXT-X-ENDLIST
 """
     result = hls("/v/1080p.m3u8", body)
-    # The init section's range is the same file too: one object, first kind seen
-    assert [(r.path, r.kind) for r in result.references] == [("/v/main.mp4", "init")]
+    # The init section's range is the same file too: one object, the media file
+    assert [(r.path, r.kind) for r in result.references] == [("/v/main.mp4", "segment")]
 
 
 @pytest.mark.parametrize(

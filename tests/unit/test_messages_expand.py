@@ -102,3 +102,9 @@ def test_a_path_that_cannot_fit_with_its_fields_is_a_named_failure() -> None:
     with pytest.raises(MessageError) as raised:
         prewarm_messages(["/a"], targets=targets)
     assert raised.value.field == "body"
+
+
+def test_prewarm_messages_never_carry_more_than_the_contract_allows() -> None:
+    # (the task cap of one target and one encoding would allow 20,000)
+    messages = prewarm_messages([f"/s{n}" for n in range(2500)], max_paths=20_000)
+    assert [len(m.paths) for m in messages] == [1000, 1000, 500]
