@@ -15,8 +15,8 @@
   ``%0Nd`` widths and ``$$``. Numbers and times come from the ``SegmentTimeline``
   (``@t``, ``@d``, ``@r``, ``r="-1"`` up to the next ``S`` or the Period's end), else from
   ``@duration`` over the Period (or up to ``@endNumber``), else the template names one
-  segment (§5.3.9.2.1: without ``@duration`` or a timeline a Representation has one
-  Media Segment). ``@endNumber`` bounds every form.
+  segment (§5.3.9.2: without ``@duration`` or a timeline a Representation has one Media
+  Segment). ``@endNumber`` bounds every form.
 - ``SegmentList``: ``SegmentURL@media`` (without it, a range of the BaseURL: the same
   object) and ``@index``; ``SegmentBase``: the BaseURL itself. Both:
   ``Initialization@sourceURL``, ``RepresentationIndex@sourceURL``.
@@ -332,7 +332,7 @@ def _numbered(
     attributes: dict[str, str], length: Fraction | None
 ) -> Iterator[tuple[int, Fraction]] | str:
     """(number, time) of each segment of a template without a SegmentTimeline: over the
-    Period with ``@duration``, up to ``@endNumber``, or the one segment of §5.3.9.2.1."""
+    Period with ``@duration``, up to ``@endNumber``, or the one segment of §5.3.9.2."""
     start = _whole(attributes.get("startNumber"), 1)
     end_number = _whole(attributes.get("endNumber"), None)
     duration = _decimal(attributes.get("duration"), None)
@@ -344,7 +344,7 @@ def _numbered(
         return "SegmentTemplate malformed: @endNumber"
     if "duration" in attributes and (duration is None or duration <= 0):
         return "SegmentTemplate malformed: @duration must be positive"
-    if duration is None:  # a single Media Segment (§5.3.9.2.1)
+    if duration is None:  # a single Media Segment (§5.3.9.2)
         return iter([(start, offset)])
     if end_number is not None:
         count = end_number - start + 1

@@ -145,7 +145,7 @@ def test_end_number_bounds_a_duration_template_and_a_timeline() -> None:
 
 
 def test_a_number_template_without_duration_or_timeline_is_its_one_segment() -> None:
-    # §5.3.9.2.1: more than one Media Segment needs @duration or a SegmentTimeline
+    # §5.3.9.2: more than one Media Segment needs @duration or a SegmentTimeline
     manifest = dash(
         """<Period><AdaptationSet><Representation id="r">
           <SegmentTemplate startNumber="7" media="r-$Number%02d$.m4s"/>
