@@ -30,6 +30,7 @@ refused by ``defusedxml`` before any expansion.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterator
@@ -277,6 +278,21 @@ def _expand_compiled(
     base: UriParts,
     collector: Collector,
 ) -> None:
+    filled = _filled(parts, values, number, time)
+    if isinstance(filled, tuple):
+        collector.step()  # a candidate that fails costs a step too: r="1e12" must end
+        collector.ignore(text, filled[0])
+        return
+    collector.add(filled, kind, base)
+
+
+def _filled(
+    parts: Parts,
+    values: dict[str, str | None],
+    number: int | None,
+    time: Fraction | int | None,
+) -> str | tuple[str]:
+    """The template's text for one segment, or (the reason it has none,)."""
     out: list[str] = []
     for name, value in parts:
         if name is None:
@@ -284,12 +300,10 @@ def _expand_compiled(
             continue
         filled: Any = {"Number": number, "Time": time}.get(name, values.get(name))
         if filled is None:
-            collector.ignore(text, f"template identifier without a value here: ${name}$")
-            return
+            return (f"template identifier without a value here: ${name}$",)
         if isinstance(filled, Fraction):
             if filled.denominator != 1:
-                collector.ignore(text, f"template time is not a whole number: {filled}")
-                return
+                return (f"template time is not a whole number: {filled}",)
             filled = filled.numerator
         width = int(value)
         if not width:
@@ -298,9 +312,8 @@ def _expand_compiled(
         try:
             out.append(f"{int(filled):0{width}d}")
         except ValueError:
-            collector.ignore(text, f"template format on a value that is not a number: ${name}$")
-            return
-    collector.add("".join(out), kind, base)
+            return (f"template format on a value that is not a number: ${name}$",)
+    return "".join(out)
 
 
 def _compile(template: str) -> Parts | str:
@@ -328,28 +341,46 @@ def _compile(template: str) -> Parts | str:
     return parts
 
 
+@dataclass(frozen=True, slots=True)
+class _Numbering:
+    """A template's numbering attributes (merged across the levels)."""
+
+    start: int
+    end: int | None  # @endNumber, the last number
+    timescale: Fraction
+    offset: Fraction  # @presentationTimeOffset
+
+    @classmethod
+    def of(cls, attributes: dict[str, str]) -> _Numbering | str:
+        start = _whole(attributes.get("startNumber"), 1)
+        end = _whole(attributes.get("endNumber"), None)
+        timescale = _decimal(attributes.get("timescale"), Fraction(1))
+        offset = _decimal(attributes.get("presentationTimeOffset"), Fraction(0))
+        if start is None or timescale is None or offset is None or timescale <= 0:
+            return "SegmentTemplate malformed: @startNumber, @timescale or @presentationTimeOffset"
+        if "endNumber" in attributes and end is None:
+            return "SegmentTemplate malformed: @endNumber"
+        return cls(start, end, timescale, offset)
+
+
 def _numbered(
     attributes: dict[str, str], length: Fraction | None
 ) -> Iterator[tuple[int, Fraction]] | str:
     """(number, time) of each segment of a template without a SegmentTimeline: over the
     Period with ``@duration``, up to ``@endNumber``, or the one segment of §5.3.9.2."""
-    start = _whole(attributes.get("startNumber"), 1)
-    end_number = _whole(attributes.get("endNumber"), None)
+    numbering = _Numbering.of(attributes)
+    if isinstance(numbering, str):
+        return numbering
     duration = _decimal(attributes.get("duration"), None)
-    timescale = _decimal(attributes.get("timescale"), Fraction(1))
-    offset = _decimal(attributes.get("presentationTimeOffset"), Fraction(0))
-    if start is None or timescale is None or offset is None or timescale <= 0:
-        return "SegmentTemplate malformed: @startNumber, @timescale or @presentationTimeOffset"
-    if "endNumber" in attributes and end_number is None:
-        return "SegmentTemplate malformed: @endNumber"
     if "duration" in attributes and (duration is None or duration <= 0):
         return "SegmentTemplate malformed: @duration must be positive"
+    start, offset = numbering.start, numbering.offset
     if duration is None:  # a single Media Segment (§5.3.9.2)
         return iter([(start, offset)])
-    if end_number is not None:
-        count = end_number - start + 1
+    if numbering.end is not None:
+        count = numbering.end - start + 1
     elif length is not None:
-        count = math.ceil(length * timescale / duration)
+        count = math.ceil(length * numbering.timescale / duration)
     else:
         return "SegmentTemplate unbounded: @duration with no Period or presentation duration"
     return ((start + i, offset + i * duration) for i in range(max(0, count)))
@@ -359,14 +390,9 @@ def _timeline(
     timeline: Element, attributes: dict[str, str], length: Fraction | None
 ) -> Iterator[tuple[int, Fraction]] | str:
     """(number, time) of each segment a SegmentTimeline describes, up to ``@endNumber``."""
-    start = _whole(attributes.get("startNumber"), 1)
-    end_number = _whole(attributes.get("endNumber"), None)
-    timescale = _decimal(attributes.get("timescale"), Fraction(1))
-    offset = _decimal(attributes.get("presentationTimeOffset"), Fraction(0))
-    if start is None or timescale is None or offset is None or timescale <= 0:
-        return "SegmentTemplate malformed: @startNumber, @timescale or @presentationTimeOffset"
-    if "endNumber" in attributes and end_number is None:
-        return "SegmentTemplate malformed: @endNumber"
+    numbering = _Numbering.of(attributes)
+    if isinstance(numbering, str):
+        return numbering
     entries = []
     for entry in _children(timeline, "S"):
         t = _decimal(entry.get("t"), None)
@@ -375,11 +401,15 @@ def _timeline(
         if d is None or r is None or d <= 0 or r < -1 or (entry.get("t") is not None and t is None):
             return "SegmentTimeline malformed: S needs a positive @d, @r of -1 or more, numeric @t"
         entries.append((t, d, r))
-    period_end = offset + length * timescale if length is not None else None
-    segments = _timeline_segments(entries, start, period_end)
-    if end_number is None:
+    period_end = None
+    if length is not None:
+        period_end = numbering.offset + length * numbering.timescale
+    segments = _timeline_segments(entries, numbering.start, period_end)
+    end = numbering.end
+    if end is None:
         return segments
-    return ((number, time) for number, time in segments if number <= end_number)
+    # Numbers only grow: stop at the first past @endNumber (r="1000000000000" must not run)
+    return itertools.takewhile(lambda segment: segment[0] <= end, segments)
 
 
 def _timeline_segments(

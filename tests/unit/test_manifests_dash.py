@@ -207,3 +207,31 @@ def test_a_remote_adaptation_set_is_not_fetched() -> None:
     )
     assert manifest.references == ()
     assert manifest.ignored_reasons == {"remote AdaptationSet (xlink:href)": 1}
+
+
+def test_end_number_stops_a_hostile_timeline_at_once() -> None:
+    manifest = dash(
+        """<Period><AdaptationSet><Representation id="r">
+          <SegmentTemplate endNumber="2" media="$Number$.m4s">
+            <SegmentTimeline><S t="0" d="1" r="1000000000000"/></SegmentTimeline>
+          </SegmentTemplate></Representation></AdaptationSet></Period>"""
+    )
+    assert [path for path, _ in kinds(manifest)] == ["/m/1.m4s", "/m/2.m4s"]
+
+
+@pytest.mark.parametrize(
+    ("media", "s"),
+    [
+        ("$Time$.m4s", '<S t="0.5" d="1" r="1000000000000"/>'),
+        ("$Bandwidth$-$Number$.m4s", '<S d="1" r="1000000000000"/>'),
+    ],
+)
+def test_a_template_that_never_yields_an_object_still_ends(media: str, s: str) -> None:
+    # Every candidate is refused (a time that is not whole, an identifier with no value):
+    # each still costs a step, so the parse stops at the budget instead of running 10^12
+    manifest = dash(
+        f"""<Period><AdaptationSet><Representation id="r">
+          <SegmentTemplate media="{media}"><SegmentTimeline>{s}</SegmentTimeline>
+          </SegmentTemplate></Representation></AdaptationSet></Period>"""
+    )
+    assert manifest.references == () and manifest.truncated
