@@ -31,14 +31,20 @@ from prewarm_worker.engine import TaskResult, WarmContext, WarmPlan, WarmReport,
 from prewarm_worker.expand import expansion_summary, send_follow_ups, warm_message
 from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from prewarm_worker.metric_targets import metric_target
-from prewarm_worker.task_cap import check_task_cap
+from prewarm_worker.task_cap import check_message_room, check_task_cap
 from shared import aws
 from shared.backoff import backoff_with_jitter
 from shared.config import ConfigError, PrewarmConfig
 from shared.dead_letters import DeadLetterNotSent, DeadLetters, dead_letters_for
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
-from shared.messages import MessageError, PrewarmMessage, parse_prewarm, to_json
+from shared.messages import (
+    MessageError,
+    PrewarmMessage,
+    parse_prewarm,
+    prewarm_messages,
+    to_json,
+)
 from shared.observability import NAMESPACE, Log
 from shared.queues import region_from_queue_url, send_and_log
 
@@ -178,6 +184,7 @@ def _process(
         return refusal.refuse(HOST_NOT_ALLOWED, error, rt)
     try:
         check_task_cap(len(message.paths), len(targets), len(encodings))
+        check_message_room(message, targets, encodings, message.host or config.viewer_host)
     except MessageError as error:
         return refusal.refuse(TASK_CAP, error, rt)
     plan = WarmPlan(
@@ -311,16 +318,18 @@ def retry_messages(
     targets_by: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
     for (target, group_paths), encodings in encodings_by.items():
         targets_by[group_paths, tuple(encodings)].append(target)
+    # Sized by bytes too: 1,000 long signed URIs are far more than SQS's 1 MiB.
     return [
-        PrewarmMessage(
-            paths=paths,
+        retry
+        for (paths, encodings), targets in targets_by.items()
+        for retry in prewarm_messages(
+            paths,
             targets=tuple(targets),
             encodings=encodings,
             host=host,
             source=message.source,
             attempt=attempt,
         )
-        for (paths, encodings), targets in targets_by.items()
     ]
 
 

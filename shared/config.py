@@ -128,6 +128,9 @@ class BackfillConfig:
     # key, a limit) is sent here at once with its reason (shared/dead_letters.py); None:
     # it is skipped and logged, as before.
     dlq_url: str | None = None
+    # Video (issue 21): the distribution's viewer hosts (EDGEFILL_VIEWER_HOSTS: its domain,
+    # aliases, viewer host): absolute manifest URIs on them name our objects.
+    viewer_hosts: tuple[str, ...] = ()
 
     @property
     def origin_host(self) -> str:
@@ -240,6 +243,9 @@ class PrewarmConfig:
     # task cap) is sent here at once with its reason; None: it fails, as before, until
     # the queue's redrive policy moves it.
     dlq_url: str | None = None
+    # Video (issue 21): the full origin (EDGEFILL_ORIGIN_URL, optional here): absolute
+    # manifest URIs on it, under its path, name the same objects as for the backfill.
+    origin_url: str | None = None
 
     @property
     def port(self) -> int:
@@ -303,6 +309,11 @@ class PrewarmConfig:
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
             max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
             dlq_url=_dlq_url(env, "EDGEFILL_PREWARM_DLQ_URL", ("EDGEFILL_PREWARM_QUEUE_URL",)),
+            origin_url=(
+                _origin_url(env["EDGEFILL_ORIGIN_URL"].strip())
+                if env.get("EDGEFILL_ORIGIN_URL", "").strip()
+                else None
+            ),
         )
 
 
@@ -310,10 +321,12 @@ class _Expansion(TypedDict):
     backfill_queue_url: str | None
     expand_playlists: bool
     expand_max: int
+    viewer_hosts: tuple[str, ...]
 
 
 def _expansion(env: Mapping[str, str]) -> _Expansion:
-    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS and EDGEFILL_EXPAND_MAX."""
+    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS, EDGEFILL_EXPAND_MAX and
+    EDGEFILL_VIEWER_HOSTS."""
     queue_url = _optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL")
     expand = _flag(env, "EDGEFILL_EXPAND_PLAYLISTS")
     if expand and queue_url is None:
@@ -325,7 +338,25 @@ def _expansion(env: Mapping[str, str]) -> _Expansion:
         backfill_queue_url=queue_url,
         expand_playlists=expand,
         expand_max=_bounded_int(env, "EDGEFILL_EXPAND_MAX", DEFAULT_EXPAND_MAX, 1, MAX_EXPAND_MAX),
+        viewer_hosts=tuple(_viewer_host(item) for item in _list(env, "EDGEFILL_VIEWER_HOSTS")),
     )
+
+
+def _viewer_host(value: str) -> str:
+    """An EDGEFILL_VIEWER_HOSTS entry: ``host``, ``host:port`` or a wildcard alias
+    ``*.example.com``, in lower case."""
+    name, colon, port = value.partition(":")
+    wildcard = name.startswith("*.")
+    if (
+        not is_host_name(name[2:] if wildcard else name)
+        or (colon and (wildcard or not port.isascii() or not port.isdigit()))
+        or (colon and not 0 < int(port) < 65536)
+    ):
+        raise ConfigError(
+            "EDGEFILL_VIEWER_HOSTS",
+            f"{value[:80]!r} is not a host name, host:port or wildcard alias (*.example.com)",
+        )
+    return value.lower()
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -346,6 +346,8 @@ class Lab:
             # copies longer than one (scaled) invocation hand over to continuations there.
             "EDGEFILL_BACKFILL_QUEUE_URL": self.aws.queue("BackfillQueue").url,
             "EDGEFILL_EXPAND_PLAYLISTS": "true",
+            # (as the template: manifests' absolute URIs on these hosts are ours)
+            "EDGEFILL_VIEWER_HOSTS": f"{settings.distribution_domain},{settings.viewer_host}",
             "EDGEFILL_HANDOVER_SECONDS": str(LAB_HANDOVER_SECONDS),
             "EDGEFILL_INVALIDATION_WINDOW": str(LAB_INVALIDATION_WINDOW),
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",

@@ -259,3 +259,16 @@ def test_while_targets_resolve_a_waiting_worker_gets_the_next_edge_and_shares_ar
     board.settled()
     third.join(timeout=2)
     assert late and late[0] is not None and late[0][0] == "B"  # type: ignore[index]
+
+
+def test_retries_of_long_signed_uris_are_sized_by_bytes() -> None:
+    # Given 1,000 failed paths of 7 KB each at one target: 7 MB in one cross product
+    paths = tuple(f"/v/s{n:04d}.m4s?sig=" + "s" * 7000 for n in range(1000))
+    original = PrewarmMessage(paths=paths, targets=("us-east-1",), encodings=("gzip",))
+    failures = failed([(path, "us-east-1", "gzip") for path in paths])
+    # When they are re-enqueued
+    messages = retry_messages(failures, original, "cdn.example.com", 1)
+    # Then every message fits SQS's 1 MiB and they still cover each tuple once
+    assert len(messages) >= 7
+    assert all(len(to_json(message).encode()) <= 1024 * 1024 for message in messages)
+    assert sorted(covered(messages)) == sorted((p, "us-east-1", "gzip") for p in paths)

@@ -781,6 +781,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_EXCLUDE",
         "EDGEFILL_QUERY",
         *("EDGEFILL_BACKFILL_QUEUE_URL", "EDGEFILL_EXPAND_PLAYLISTS", "EDGEFILL_EXPAND_MAX"),
+        "EDGEFILL_VIEWER_HOSTS",
         "EDGEFILL_DISTRIBUTION_ID",
         "EDGEFILL_BACKFILL_QUEUE_URL",
         "EDGEFILL_REVALIDATE_AFTER",
@@ -800,6 +801,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_DISTRIBUTION_ID",
         "EDGEFILL_MAX_WARM_BYTES",
         "EDGEFILL_PREWARM_DLQ_URL",
+        "EDGEFILL_ORIGIN_URL",
     }
     # When the template's EDGEFILL_* variables are listed
     for function, allowed in (
