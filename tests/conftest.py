@@ -13,7 +13,8 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
+
+from edgefill.lab.aws import MotoProcess
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -39,11 +40,13 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One moto server (S3 + SQS) on a free loopback port for the session; yields its URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    """One moto server (S3 + SQS) on a free loopback port for the session (for each xdist
+    worker: its own); yields its URL. It runs in a child process, as in the lab: on the
+    tests' GIL its request handling would compete with the threads the tests run, and the
+    suite's CPU could not use a second core."""
+    server = MotoProcess("127.0.0.1")
+    port = server.start()
+    yield f"http://127.0.0.1:{port}"
     server.stop()
 
 
