@@ -4,14 +4,14 @@ moto's ``ThreadedMotoServer`` runs in a child process by default. In the lab's o
 process it would share one GIL with dozens of viewer, POP and worker threads, and a
 burst of viewers then slows SQS answers past the edge function's 0.5 s read timeout, so
 failovers go unreported — an artefact of the emulation, not of the system. The child
-exits when the lab closes its stdin (or dies). ``in_process=True`` keeps it in-process.
+exits when the lab closes its stdin (or dies). ``endpoint_url`` uses a moto that is
+already running instead (the test suite's session server), which is then only reset.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import subprocess
 import sys
 import tempfile
@@ -22,9 +22,7 @@ from typing import Any, Final
 import boto3
 import requests
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
-from edgefill.lab.moto_clock import quicken_sqs_clock
 from edgefill.lab.template_spec import QUEUE_IDS, TemplateSpec
 
 LAB_REGION: Final = "us-east-1"
@@ -133,41 +131,30 @@ class LabAws:
         name_prefix: str = "edgefill-lab",
         visibility_timeout: int = LAB_VISIBILITY_TIMEOUT,
         host: str = "127.0.0.1",
-        in_process: bool = False,
+        endpoint_url: str | None = None,
     ) -> None:
         self.spec = spec
         self.bucket = bucket
         self._name_prefix = name_prefix
         self._visibility_timeout = visibility_timeout
         self._host = host
-        self._in_process = in_process
-        self._server: ThreadedMotoServer | None = None
+        self._given_endpoint = endpoint_url
         self._child: MotoProcess | None = None
         self.endpoint_url = ""
         self.queues: dict[str, LabQueue] = {}
 
     def start(self) -> None:
-        if self._in_process:
-            # moto's werkzeug server logs every request at INFO; the lab's output is its own.
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            quicken_sqs_clock()
-            server = ThreadedMotoServer(ip_address=self._host, port=0, verbose=False)
-            server.start()
-            self._server = server
-            host, port = server.get_host_and_port()
+        if self._given_endpoint:
+            self.endpoint_url = self._given_endpoint
         else:
             self._child = MotoProcess(self._host)
-            host, port = self._host, self._child.start()
-        self.endpoint_url = f"http://{host}:{port}"
+            self.endpoint_url = f"http://{self._host}:{self._child.start()}"
         # moto's state is per process: start from nothing even if an earlier lab ran here.
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         self.client("s3").create_bucket(Bucket=self.bucket)
         self._create_queues()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
         child, self._child = self._child, None
         if child is not None:
             child.stop()

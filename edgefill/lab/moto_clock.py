@@ -8,8 +8,8 @@ and a thousand queued fills take 18 s to send (the lab's playlist expansion, the
 their tests do exactly that). ``time.time()`` is the same clock (UTC seconds since the
 epoch, to the microsecond), so visibility, delays and timestamps are unchanged.
 
-Called in every process that runs a moto server: the lab's moto child, an in-process lab,
-and the test suite's session server.
+Called by the process that runs moto for the lab and for the test suite's session server
+(``edgefill/lab/aws.py``'s child).
 """
 
 from __future__ import annotations
