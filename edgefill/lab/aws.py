@@ -32,8 +32,8 @@ _CHILD: Final = """
 import logging, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the lab's to handle
 from moto.server import ThreadedMotoServer
-from edgefill.lab.moto_clock import quicken_sqs_clock
-quicken_sqs_clock()
+from edgefill.lab.moto_tuning import tune_moto
+tune_moto()
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 server = ThreadedMotoServer(ip_address=sys.argv[1], port=0, verbose=False)
 server.start()
