@@ -13,8 +13,21 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from hypothesis import HealthCheck, settings
 
 from edgefill.lab.aws import MotoProcess
+
+# Hypothesis: no example database (it would be written into the checkout, as .hypothesis/);
+# a failure prints the blob that replays it instead. The too_slow health check times how
+# fast examples are generated, which on a loaded 2-core machine running the suite's
+# workers measures the machine, not the test; the example counts are each test's own.
+settings.register_profile(
+    "edgefill",
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("edgefill")
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
