@@ -13,7 +13,21 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
+from hypothesis import HealthCheck, settings
+
+from edgefill.lab.aws import MotoProcess
+
+# Hypothesis: no example database (it would be written into the checkout, as .hypothesis/);
+# a failure prints the blob that replays it instead. The too_slow health check times how
+# fast examples are generated, which on a loaded 2-core machine running the suite's
+# workers measures the machine, not the test; the example counts are each test's own.
+settings.register_profile(
+    "edgefill",
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("edgefill")
 
 _FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -39,11 +53,13 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One moto server (S3 + SQS) on a free loopback port for the session; yields its URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    """One moto server (S3 + SQS) on a free loopback port for the session (for each xdist
+    worker: its own); yields its URL. It runs in a child process, as in the lab: on the
+    tests' GIL its request handling would compete with the threads the tests run, and the
+    suite's CPU could not use a second core."""
+    server = MotoProcess("127.0.0.1")
+    port = server.start()
+    yield f"http://127.0.0.1:{port}"
     server.stop()
 
 

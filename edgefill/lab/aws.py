@@ -4,14 +4,14 @@ moto's ``ThreadedMotoServer`` runs in a child process by default. In the lab's o
 process it would share one GIL with dozens of viewer, POP and worker threads, and a
 burst of viewers then slows SQS answers past the edge function's 0.5 s read timeout, so
 failovers go unreported — an artefact of the emulation, not of the system. The child
-exits when the lab closes its stdin (or dies). ``in_process=True`` keeps it in-process.
+exits when the lab closes its stdin (or dies). ``endpoint_url`` uses a moto that is
+already running instead (the test suite's session server), which is then only reset.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import subprocess
 import sys
 import tempfile
@@ -22,7 +22,6 @@ from typing import Any, Final
 import boto3
 import requests
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from edgefill.lab.template_spec import QUEUE_IDS, TemplateSpec
 
@@ -33,6 +32,8 @@ _CHILD: Final = """
 import logging, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the lab's to handle
 from moto.server import ThreadedMotoServer
+from edgefill.lab.moto_tuning import tune_moto
+tune_moto()
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 server = ThreadedMotoServer(ip_address=sys.argv[1], port=0, verbose=False)
 server.start()
@@ -50,6 +51,62 @@ LAB_CREDENTIALS: Final = {
     "AWS_SECRET_ACCESS_KEY": "lab",
     "AWS_SESSION_TOKEN": "lab",
 }
+
+
+class MotoProcess:
+    """moto in server mode in a child process on a free port of ``host``; ``start()``
+    returns the port. The child exits when ``stop()`` closes its stdin, or when this
+    process dies (the pipe closes then too)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self._child: subprocess.Popen[str] | None = None
+        self._errors: Any = None
+
+    def start(self) -> int:
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, self.host],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+            text=True,
+            # Its own session: a Ctrl-C at the terminal reaches the lab, which then stops
+            # the pollers before moto, instead of moto dying under them.
+            start_new_session=True,
+        )
+        self._child = child
+        assert child.stdout is not None
+        line = child.stdout.readline().strip()
+        if not line.isdigit():
+            self._errors.seek(0)
+            detail = self._errors.read().decode(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"moto did not start: {detail or 'no output'}")
+        self.port = int(line)
+        return self.port
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    def stop(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            with contextlib.suppress(OSError):
+                assert child.stdin is not None
+                child.stdin.close()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(10)
+            if child.stdout is not None:
+                child.stdout.close()
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,81 +131,37 @@ class LabAws:
         name_prefix: str = "edgefill-lab",
         visibility_timeout: int = LAB_VISIBILITY_TIMEOUT,
         host: str = "127.0.0.1",
-        in_process: bool = False,
+        endpoint_url: str | None = None,
     ) -> None:
         self.spec = spec
         self.bucket = bucket
         self._name_prefix = name_prefix
         self._visibility_timeout = visibility_timeout
         self._host = host
-        self._in_process = in_process
-        self._server: ThreadedMotoServer | None = None
-        self._child: subprocess.Popen[str] | None = None
-        self._child_errors: Any = None
+        self._given_endpoint = endpoint_url
+        self._child: MotoProcess | None = None
         self.endpoint_url = ""
         self.queues: dict[str, LabQueue] = {}
 
     def start(self) -> None:
-        if self._in_process:
-            # moto's werkzeug server logs every request at INFO; the lab's output is its own.
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            server = ThreadedMotoServer(ip_address=self._host, port=0, verbose=False)
-            server.start()
-            self._server = server
-            host, port = server.get_host_and_port()
+        if self._given_endpoint:
+            self.endpoint_url = self._given_endpoint
         else:
-            host, port = self._host, self._start_child()
-        self.endpoint_url = f"http://{host}:{port}"
+            self._child = MotoProcess(self._host)
+            self.endpoint_url = f"http://{self._host}:{self._child.start()}"
         # moto's state is per process: start from nothing even if an earlier lab ran here.
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         self.client("s3").create_bucket(Bucket=self.bucket)
         self._create_queues()
 
-    def _start_child(self) -> int:
-        self._child_errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, self._host],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._child_errors,
-            text=True,
-            # Its own session: a Ctrl-C at the terminal reaches the lab, which then stops
-            # the pollers before moto, instead of moto dying under them.
-            start_new_session=True,
-        )
-        self._child = child
-        assert child.stdout is not None
-        line = child.stdout.readline().strip()
-        if not line.isdigit():
-            self.stop()
-            self._child_errors.seek(0)
-            detail = self._child_errors.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"moto did not start: {detail or 'no output'}")
-        return int(line)
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
         child, self._child = self._child, None
         if child is not None:
-            with contextlib.suppress(OSError):
-                assert child.stdin is not None
-                child.stdin.close()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
-            if child.stdout is not None:
-                child.stdout.close()
-        if self._child_errors is not None:
-            self._child_errors.close()
-            self._child_errors = None
+            child.stop()
 
     @property
     def child_running(self) -> bool:
-        return self._child is not None and self._child.poll() is None
+        return self._child is not None and self._child.running
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` talking to this moto with lab credentials."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,14 @@ def lab_environment(lab: Lab, fake_aws: None, monkeypatch: pytest.MonkeyPatch) -
     must keep seeing the lab's (as a Lambda container keeps its configuration)."""
     for name, value in lab.env.items():
         monkeypatch.setenv(name, value)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is slow (it goes through the whole lab), and they all run on one
+    xdist worker (make test runs --dist loadgroup): one lab for the package, not one per
+    worker."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("lab"))

@@ -154,7 +154,9 @@ class FakeEdge:
     def start(self, port: int) -> int:
         self._server = _EdgeServer((self.address, port), _EdgeHandler, self._context)
         self._server.edge = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return int(self._server.server_address[1])
 

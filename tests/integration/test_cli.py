@@ -11,6 +11,10 @@ import pytest
 from edgefill.cli import main
 from shared.messages import parse_backfill, parse_prewarm
 
+# These tests create stacks in moto, whose first CreateStack imports every moto backend
+# (about 3 s of CPU): they share one xdist worker, and its moto server, to pay that once.
+pytestmark = pytest.mark.xdist_group("cloudformation")
+
 STACK_TEMPLATE = {
     "Resources": {
         "BackfillDLQ": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "bf-dlq"}},

@@ -13,6 +13,10 @@ from edgefill.cli import main
 from edgefill.lab.origin import LabOrigin
 from tests.integration.test_cli import STACK_TEMPLATE, receive_all
 
+# These tests create stacks in moto, whose first CreateStack imports every moto backend
+# (about 3 s of CPU): they share one xdist worker, and its moto server, to pay that once.
+pytestmark = pytest.mark.xdist_group("cloudformation")
+
 BUCKET = "edgefill-sizes"
 SIZES = {"site/a.jpg": 1000, "site/東京 b.png": 2500}
 

@@ -17,6 +17,10 @@ from edgefill.cli import build_parser, main
 from shared.messages import parse_prewarm
 from tests.integration.test_cli import STACK_TEMPLATE, receive_all
 
+# These tests create stacks in moto, whose first CreateStack imports every moto backend
+# (about 3 s of CPU): they share one xdist worker, and its moto server, to pay that once.
+pytestmark = pytest.mark.xdist_group("cloudformation")
+
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
 

@@ -12,6 +12,10 @@ import pytest
 from edgefill.cli import main
 from tests.integration.test_cli import STACK_TEMPLATE
 
+# These tests create stacks in moto, whose first CreateStack imports every moto backend
+# (about 3 s of CPU): they share one xdist worker, and its moto server, to pay that once.
+pytestmark = pytest.mark.xdist_group("cloudformation")
+
 URL = (
     "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
     "#dashboards/dashboard/with-dashboard"

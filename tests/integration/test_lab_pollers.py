@@ -81,8 +81,8 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture
-def lab_aws() -> Iterator[LabAws]:
-    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1, in_process=True)
+def lab_aws(moto_server: str) -> Iterator[LabAws]:
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE), visibility_timeout=1, endpoint_url=moto_server)
     aws.start()
     yield aws
     aws.stop()

@@ -105,11 +105,11 @@ class RecordingEdge:
 
 
 @pytest.fixture
-def pop_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    aws = LabAws(TemplateSpec.from_text(TEMPLATE), in_process=True)
+def pop_lab(tmp_path: Path, moto_server: str) -> Iterator[dict[str, Any]]:
+    aws = LabAws(TemplateSpec.from_text(TEMPLATE), endpoint_url=moto_server)
     aws.start()
     origin = TinyOrigin()
-    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    threading.Thread(target=origin.serve_forever, args=(0.05,), daemon=True).start()
     ca = LabCA(tmp_path / "ca")
     edge = RecordingEdge()
     distribution = Distribution(

@@ -39,7 +39,7 @@ class _Origin(BaseHTTPRequestHandler):
 def origin() -> Iterator[str]:
     _Origin.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

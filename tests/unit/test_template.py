@@ -18,11 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.api import lint
-from cfnlint.config import ManualArgs
-from cfnlint.decode import decode_str
-from cfnlint.decode.utils import convert_dict
-from samtranslator.translator.transform import transform
 
 from shared.config import BackfillConfig, PrewarmConfig
 
@@ -60,7 +55,14 @@ class ManagedPoliciesOffline:
         return {}
 
 
+# cfn-lint and the SAM translator are imported where they are used: importing them takes
+# about 1.5 s (sympy, networkx...), and every xdist worker collects this module.
+
+
 def load_sam() -> Template:
+    from cfnlint.decode import decode_str
+    from cfnlint.decode.utils import convert_dict
+
     template, matches = decode_str(TEMPLATE.read_text(encoding="utf-8"))
     assert not matches, [str(m) for m in matches]
     plain: Template = json.loads(json.dumps(convert_dict(template)))
@@ -68,6 +70,8 @@ def load_sam() -> Template:
 
 
 def translate(sam: Template) -> Template:
+    from samtranslator.translator.transform import transform
+
     packaged = copy.deepcopy(sam)
     for name, resource in packaged["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
@@ -90,6 +94,9 @@ def cfn(sam: Template) -> Template:
 
 def lint_errors(text: str) -> list[str]:
     """Errors and warnings cfn-lint finds for us-east-1 (informational notes are allowed)."""
+    from cfnlint.api import lint
+    from cfnlint.config import ManualArgs
+
     matches = lint(text, config=ManualArgs(regions=["us-east-1"]))
     return [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches]
 
