@@ -45,6 +45,9 @@ def take_from(sqs: Any, dlq_url: str, body: str) -> dict[str, Any] | None:
         ),
         ("backfill", "{" + unique("not json"), "bad_message"),
     ],
+    # Fixed ids: the unique body differs per process, and xdist's workers must collect
+    # the same names.
+    ids=["prewarm-host_not_allowed", "backfill-non_canonical", "backfill-bad_message"],
 )
 def test_a_refusal_reaches_the_labs_dlq_with_its_reason_on_the_first_receive(
     lab: Lab, role: str, body: str, reason: str
