@@ -337,6 +337,11 @@ class EdgeClient:
                 decode_content=False,
                 assert_same_host=False,
             )
+            # A HEAD has no body, but http.client only forgets a response once it is read
+            # (or garbage-collected). Released unread, the connection could be taken by
+            # another thread while this response object lives, and its next request
+            # would fail with ResponseNotReady. Reading the empty body closes it first.
+            response.drain_conn()
             response.release_conn()
         except urllib3.exceptions.SSLError as error:
             raise EdgeError(f"TLS failed with {address} as {viewer_host}: {error}", False) from None
