@@ -34,6 +34,7 @@ from backfill_worker.flight.invocation import Invocation, InvocationContext
 from backfill_worker.flight.leased_copy import LeasedCopy
 from backfill_worker.flight.outcome import Outcome, Skip, TransientFailure
 from backfill_worker.flight.telemetry import Telemetry
+from backfill_worker.freshness.due_index import DueIndex, Schedule
 from backfill_worker.freshness.invalidation import PendingInvalidations
 from backfill_worker.freshness.refresh import RefreshRecord
 from backfill_worker.freshness.stamp import FreshCopies
@@ -109,6 +110,8 @@ class Backfiller:
             extra = {"reason": skip.reason, "detail": skip.detail}
             if skip.directive is not None:
                 extra["directive"] = skip.directive
+            if skip.rule is not None:
+                extra["rule"] = skip.rule
             log("backfill skipped", extra=extra)
             telemetry.count_by_reason("Skipped", skip.reason)
             return Outcome("skipped", skip.reason)
@@ -189,13 +192,26 @@ class Backfiller:
             leased=leased,
             missing=MissingPaths(self.store, self.config.missing_ttl, self.wall_clock),
             freshness=FreshCopies(
-                self.copies, self.config.revalidate_after, self._utc_now, leased.telemetry
+                self.copies,
+                self.config.revalidate_after,
+                self._utc_now,
+                leased.telemetry,
+                self.config.min_revalidate,
             ),
             expander=self.expander,
             clock=self.clock,
         )
 
     def _refresh(self, leased: LeasedCopy) -> RefreshRecord:
+        missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
         return RefreshRecord(
-            leased, self.copies, self.pending, self.config.revalidate_after, self._utc_now
+            leased,
+            self.copies,
+            self.pending,
+            self._schedule,
+            self._utc_now,
+            remember_missing=missing.remember,
         )
+
+    def _schedule(self, copies: ObjectStore) -> Schedule:
+        return Schedule(DueIndex(copies), self.config.revalidate_after, self.config.min_revalidate)

@@ -67,6 +67,7 @@ class SweepRuntime:
 
     index: DueIndex
     queue: RefreshQueue
+    lookahead: int  # EDGEFILL_SWEEP_LOOKAHEAD: refreshes queued this far ahead, delayed
 
 
 @lru_cache(maxsize=1)
@@ -82,4 +83,5 @@ def sweep_runtime() -> SweepRuntime:
             queue_url=config.backfill_queue_url,
             key_prefix=config.key_prefix,
         ),
+        lookahead=config.sweep_lookahead,
     )

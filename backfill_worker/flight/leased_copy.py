@@ -115,7 +115,7 @@ class LeasedCopy:
         except CopyRefused as error:
             if refused is not None:
                 refused(error)
-            raise Skip(error.reason, error.detail, error.directive) from error
+            raise Skip(error.reason, error.detail, error.directive, error.rule) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         finally:

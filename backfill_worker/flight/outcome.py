@@ -25,8 +25,11 @@ class TransientFailure(ReasonedError):
 
 class Skip(ReasonedError):
     """The record succeeds without a copy; ``reason`` is the metric dimension,
-    ``directive`` the header that decided, when one did."""
+    ``directive`` the header that decided and ``rule`` the rule, when one did."""
 
-    def __init__(self, reason: str, detail: str, directive: str | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str, directive: str | None = None, rule: str | None = None
+    ) -> None:
         super().__init__(reason, detail)
         self.directive = directive
+        self.rule = rule
