@@ -208,3 +208,26 @@ def test_same_bytes_are_told_by_s3s_checksum_or_an_etag_that_is_an_md5(
 ) -> None:
     """Issue 19: an SSE-KMS ETag is not the MD5, so it never vouches for the bytes."""
     assert bytes_of(copy) == expected
+
+
+class DeletingCopies:
+    def __init__(self) -> None:
+        self.deleted: list[tuple[str, str]] = []
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        self.deleted.append((key, etag))
+        return True
+
+
+def test_a_200_with_the_stored_etag_but_now_private_withdraws_the_copy() -> None:
+    """Issue 18: a 200 of the same version that is no longer storable is not kept."""
+    origin = IgnoringOrigin('"v1"')
+    origin.response.headers["Cache-Control"] = "private"
+    copies = DeletingCopies()
+    refresh = Revalidation(NoStore(), copies, origin, lambda: NOW)  # type: ignore[arg-type]
+    copy = StoredCopy(etag='"s3etag"', metadata={"origin-etag": '"v1"'})
+    result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
+    assert result.status == "withdrawn" and copies.deleted == [("k", '"s3etag"')]
+    assert result.withdrawal is not None
+    assert result.withdrawal.directive == "Cache-Control: private"
+    assert not origin.response.read_any
