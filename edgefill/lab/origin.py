@@ -180,6 +180,10 @@ def _digest(body: _Body, kind: str) -> str:
     return hasher.hexdigest()
 
 
+# How long ago content ``put`` without ``last_modified`` was last modified (a day).
+DEFAULT_CONTENT_AGE: Final = 86_400.0
+
+
 @dataclass(frozen=True)
 class Fault:
     """How the origin misbehaves for one path; ``times`` None means until cleared.
@@ -418,7 +422,12 @@ class LabOrigin:
             body=body,
             headers=merged,
             etag_style=etag,
-            last_modified=time.time() if last_modified is None else last_modified,
+            # Content put now was last modified a day ago by default, as real content
+            # usually was: its heuristic lifetime (RFC 9111 §4.2.2, 10 % of that age) is
+            # hours, so a lab sweep does not revalidate every copy of a scene each run.
+            last_modified=(
+                time.time() - DEFAULT_CONTENT_AGE if last_modified is None else last_modified
+            ),
         )
         with self._lock:
             self._objects[path] = obj
