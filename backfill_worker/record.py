@@ -58,6 +58,8 @@ _SKIP_LOG_LEVEL: Final = {
     "filtered": logging.INFO,
     "foreign": logging.INFO,
     "query": logging.INFO,
+    "settled": logging.INFO,  # a refresh delivered again after it was done
+    "superseded": logging.INFO,  # a refresh of a version rewritten since
 }
 
 

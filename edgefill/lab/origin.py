@@ -232,6 +232,7 @@ class RequestSeen:
     query: str
     headers: tuple[tuple[str, str], ...]
     status: int
+    at: float = 0.0  # when it arrived (time.time())
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (case-insensitive), or None."""
@@ -784,9 +785,10 @@ class _Seen:
         self.path = path
         self.query = query
         self.headers = tuple((k, v) for k, v in handler.headers.items())
+        self.at = time.time()
 
     def finish(self, status: int) -> RequestSeen:
-        return RequestSeen(self.method, self.path, self.query, self.headers, status)
+        return RequestSeen(self.method, self.path, self.query, self.headers, status, self.at)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
