@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -230,16 +230,7 @@ def in_flight(entry: DueEntry, due: datetime, sent_at: datetime) -> tuple[dateti
     ``sent_at``, due ``RESEND_AFTER`` after the refresh is meant to start, and remembering
     since when the copy is due. Returns its due time and body (not yet written)."""
     resend = max(due, sent_at) + RESEND_AFTER
-    stands = DueEntry(
-        key=entry.key,
-        fetched_at=entry.fetched_at,
-        checked_at=entry.checked_at,
-        lifetime=entry.lifetime,
-        rule=entry.rule,
-        copy_version=entry.copy_version,
-        stale_since=entry.stale_since or due,
-        failures=entry.failures,
-    )
+    stands = replace(entry, stale_since=entry.stale_since or due)
     return resend, stands
 
 
@@ -282,16 +273,7 @@ class Schedule:
         when = now + timedelta(seconds=retry_seconds(failures))
         if deadline is not None:
             when = max(now, min(when, deadline))
-        retry = DueEntry(
-            key=trigger.key,
-            fetched_at=trigger.fetched_at,
-            checked_at=trigger.checked_at,
-            lifetime=trigger.lifetime,
-            rule=RETRY_RULE,
-            copy_version=trigger.copy_version,
-            stale_since=trigger.stale_since,
-            failures=failures,
-        )
+        retry = replace(trigger, rule=RETRY_RULE, failures=failures)
         return self.index.write(retry, at=when)
 
     def _entry(

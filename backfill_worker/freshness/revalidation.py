@@ -274,6 +274,15 @@ def updated_fields(stored: StoredCopy, answer: Mapping[str, str]) -> dict[str, s
 def served_fields(attributes: ObjectAttributes) -> tuple[object, ...]:
     """What S3 serves of a copy besides its bytes (the fields a 304 may change)."""
     expires = None if attributes.expires is None else format_http_date(attributes.expires)
+    return _served(attributes, expires)
+
+
+def served_fields_of(copy: StoredCopy) -> tuple[object, ...]:
+    """``served_fields`` of a stored copy, as HeadObject reports it (Expires as text)."""
+    return _served(copy.attributes(), copy.expires)
+
+
+def _served(attributes: ObjectAttributes, expires: str | None) -> tuple[object, ...]:
     metadata = {k: v for k, v in attributes.metadata.items() if k not in _VOLATILE_METADATA}
     return (
         attributes.content_type,
@@ -282,20 +291,6 @@ def served_fields(attributes: ObjectAttributes) -> tuple[object, ...]:
         attributes.content_language,
         attributes.content_encoding,
         expires,
-        tuple(sorted(metadata.items())),
-    )
-
-
-def served_fields_of(copy: StoredCopy) -> tuple[object, ...]:
-    """``served_fields`` of a stored copy, as HeadObject reports it."""
-    metadata = {k: v for k, v in copy.metadata.items() if k not in _VOLATILE_METADATA}
-    return (
-        copy.content_type,
-        copy.cache_control,
-        copy.content_disposition,
-        copy.content_language,
-        copy.content_encoding,
-        copy.expires,
         tuple(sorted(metadata.items())),
     )
 

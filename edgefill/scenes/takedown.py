@@ -20,7 +20,7 @@ from typing import Final
 
 from edgefill.lab.lab import LAB_SWEEP_SECONDS
 from edgefill.lab.origin import LabOrigin
-from edgefill.scenes.bucket import object_exists
+from edgefill.scenes.bucket import check_against_bucket, object_exists
 from edgefill.scenes.stage import Stage
 
 STEP: Final = "9 takedown"
@@ -105,18 +105,7 @@ def takedown(demo: Stage) -> None:
     demo.say(f"origin requests since the takedown: {asked}")
 
     # 4. edgefill check: no edge serves the old version
-    argv = [
-        "check",
-        *pages,
-        "--targets",
-        ",".join(sorted({pop.site.region for pop in lab.pops.values()})),
-        "--bucket",
-        bucket,
-        "--endpoint-url",
-        lab.aws.endpoint_url,
-    ]
-    demo.say("$ edgefill " + " ".join(argv))
-    code = demo.operator(argv)
+    code = check_against_bucket(demo, list(pages))
     demo.checks.expect(
         STEP, "edgefill check: no edge serves the old version", code == 0, f"exit {code}"
     )
@@ -146,12 +135,19 @@ def _copied_and_warm(demo: Stage, pages: tuple[str, ...]) -> None:
     # Viewers at every POP make them warm (whether or not the prewarm worker runs: the
     # demo pauses it for the film before this scene).
     host = lab.settings.viewer_host
-    for code in lab.pops:
-        for path in pages:
+    variants = [(code, path) for code in lab.pops for path in pages]
+
+    def warm() -> int:
+        cold = [
+            (c, p)
+            for c, p in variants
+            if not lab.pops[c].cached(host, LabOrigin.uri(p), "identity")
+        ]
+        for code, path in cold:
             lab.viewer_get(code, LabOrigin.uri(path))
-    warm = all(
-        lab.pops[code].cached(host, LabOrigin.uri(path), "identity")
-        for code in lab.pops
-        for path in pages
+        return len(variants) - len(cold)
+
+    warmed = demo.wait_until("pages warm at every POP", len(variants), warm, timeout=10)
+    demo.checks.expect(
+        STEP, "both pages are in the bucket and warm at every POP", copied and warmed
     )
-    demo.checks.expect(STEP, "both pages are in the bucket and warm at every POP", copied and warm)
