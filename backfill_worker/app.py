@@ -27,17 +27,17 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def backfill_record(record: SQSRecord, lambda_context: InvocationContext | None = None) -> Outcome:
     """Powertools record handler: process one SQS record (raises to have it retried)."""
-    return backfiller().backfill(record.body, lambda_context)
+    return backfiller().backfill(record.body, lambda_context, record.message_id)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Copy each record's object; failed records come back in ``batchItemFailures``.
-    Paths the batch replaced or deleted are invalidated once, at the end."""
+    Paths the batch replaced or deleted are invalidated in batches across invocations."""
     worker = backfiller()  # a ConfigError naming the variable fails the invocation
     response = process_partial_response(
         event=event, record_handler=backfill_record, processor=processor, context=context
     )
-    worker.flush_invalidations()
+    worker.settle_invalidations()
     return response

@@ -15,12 +15,14 @@ from functools import lru_cache
 from typing import Final
 
 from backfill_worker.fill.expand import PlaylistExpander
+from backfill_worker.flight.lease import SingleFlight
 from backfill_worker.flight.telemetry import SERVICE
 from backfill_worker.freshness.due_index import DueIndex
 from backfill_worker.freshness.sweep import RefreshQueue
 from backfill_worker.record import Backfiller
 from shared import aws
 from shared.config import BackfillConfig, ConfigError
+from shared.dead_letters import dead_letters_for
 from shared.object_store import ObjectStore
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient
@@ -58,6 +60,7 @@ def backfiller() -> Backfiller:
         copies=store,
         # CloudFront's API lives in us-east-1 whatever the worker's region.
         cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
+        dead_letters=dead_letters_for(config.dlq_url),
     )
 
 
@@ -68,6 +71,7 @@ class SweepRuntime:
     index: DueIndex
     queue: RefreshQueue
     lookahead: int  # EDGEFILL_SWEEP_LOOKAHEAD: refreshes queued this far ahead, delayed
+    flight: SingleFlight  # the run lease: one sweep at a time (flight/exclusive.py)
 
 
 @lru_cache(maxsize=1)
@@ -76,12 +80,14 @@ def sweep_runtime() -> SweepRuntime:
     config = BackfillConfig.from_env(os.environ)
     if config.backfill_queue_url is None:
         raise ConfigError("EDGEFILL_BACKFILL_QUEUE_URL", "is required by the sweep but not set")
+    store = ObjectStore(aws.client("s3", config.bucket_region), config.bucket)
     return SweepRuntime(
-        index=DueIndex(ObjectStore(aws.client("s3", config.bucket_region), config.bucket)),
+        index=DueIndex(store),
         queue=RefreshQueue(
             sqs=aws.client("sqs", region_from_queue_url(config.backfill_queue_url)),
             queue_url=config.backfill_queue_url,
             key_prefix=config.key_prefix,
         ),
         lookahead=config.sweep_lookahead,
+        flight=SingleFlight(store),
     )

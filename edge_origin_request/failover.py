@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 from edge_origin_request.log_lines import log_error, log_queued, log_send_failed, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
 from shared.keys import InvalidKey, ObjectKey, normalize_prefix
-from shared.messages import BackfillMessage, MessageError, format_time, to_json
+from shared.messages import BackfillMessage, MessageError, format_time, is_host_name, to_json
 from shared.redact import redact_query
 
 MARKER_HEADER: Final = "x-edgefill-queue"
@@ -231,10 +231,13 @@ def _backfill_message(
         raise EventShapeError(
             "request.querystring", f"must be a string, got {type(query).__name__}"
         )
-    headers = request.get("headers")
-    # An unreadable Host costs the message its optional host, not the backfill.
-    host = _first_header_value(headers.get("host")) if isinstance(headers, dict) else None
     config = _config(event)
+    # The viewer's host as the distribution knows it: the event's distribution domain.
+    # The request's Host is the origin's own name here (CloudFront does not forward the
+    # viewer's), which would make the worker read a manifest's absolute URIs on our hosts
+    # as foreign (issue 21). An unreadable one costs the message its host, not the backfill.
+    domain = config.get("distributionDomainName")
+    host = domain.lower() if isinstance(domain, str) and is_host_name(domain) else None
     distribution = config.get("distributionId")
     return BackfillMessage(
         uri=uri,

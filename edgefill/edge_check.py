@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from shared.edge_http import EdgeClient, EdgeError
+from shared.header_numbers import header_number
 from shared.messages import ACCEPT_ENCODING
 
 # Parallel HEADs; each is tiny, the edges are few.
@@ -141,7 +142,7 @@ def head(
         version=version_of(answer),
         length=response.content_length,
         last_modified=answer.get("last-modified"),
-        age=_int(answer.get("age")),
+        age=header_number(answer.get("age")),
         x_cache=answer.get("x-cache"),
         from_bucket=any(name in answer for name in _COPY_METADATA),
     )
@@ -233,9 +234,3 @@ def check(
         verdict_of(path, by_path.get(path, []), bucket_version(path) if bucket_version else None)
         for path in paths
     ]
-
-
-def _int(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value.strip())

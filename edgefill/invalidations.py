@@ -2,8 +2,9 @@
 
 CloudFront takes at most 3 000 paths in progress per distribution, and at most 15 of
 them wildcards (``/img/*``). A batch is therefore at most 3 000 paths with at most 15
-wildcards; batches are created one after another, and one refused with
-``TooManyInvalidationsInProgress`` is tried again once earlier ones have progressed.
+wildcards (``shared/invalidations.py``, shared with the backfill worker); batches are
+created one after another, and one refused with ``TooManyInvalidationsInProgress`` is
+tried again once earlier ones have progressed.
 
 Paths are what viewers request, percent-encoded as CloudFront expects (an operator may
 type ``/img/a b.jpg``: it becomes ``/img/a%20b.jpg``). A ``*`` is a wildcard only as the
@@ -21,9 +22,8 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from edgefill.operations import OperatorError, as_uri
+from shared.invalidations import batches, create_invalidation
 
-MAX_PATHS: Final = 3000
-MAX_WILDCARDS: Final = 15
 # Polling GetInvalidation: CloudFront usually completes within a minute or two.
 POLL_SECONDS: Final = 5.0
 RETRY_BUSY_SECONDS: Final = 20.0
@@ -46,23 +46,6 @@ def invalidation_paths(paths: Sequence[tuple[str, str]]) -> list[str]:
             uri = as_uri(where, stem)
         out.append(uri + ("*" if wildcard else ""))
     return list(dict.fromkeys(out))
-
-
-def batches(paths: Sequence[str]) -> list[list[str]]:
-    """Paths grouped into CreateInvalidation calls within CloudFront's limits."""
-    groups: list[list[str]] = []
-    current: list[str] = []
-    wildcards = 0
-    for path in paths:
-        is_wildcard = path.endswith("*")
-        if current and (len(current) == MAX_PATHS or (is_wildcard and wildcards == MAX_WILDCARDS)):
-            groups.append(current)
-            current, wildcards = [], 0
-        current.append(path)
-        wildcards += is_wildcard
-    if current:
-        groups.append(current)
-    return groups
 
 
 @dataclass
@@ -100,12 +83,8 @@ def create(
     for batch in run.batches:
         for attempt in range(busy_retries + 1):
             try:
-                response = cloudfront.create_invalidation(
-                    DistributionId=distribution_id,
-                    InvalidationBatch={
-                        "Paths": {"Quantity": len(batch.paths), "Items": batch.paths},
-                        "CallerReference": f"edgefill-cli-{uuid.uuid4()}",
-                    },
+                invalidation = create_invalidation(
+                    cloudfront, distribution_id, batch.paths, f"edgefill-cli-{uuid.uuid4()}"
                 )
             except ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", ""))
@@ -119,7 +98,6 @@ def create(
                     raise OperatorError(f"CreateInvalidation: {code}: {message}") from None
                 batch.error = f"{code}: {message}"
                 break
-            invalidation = response["Invalidation"]
             batch.invalidation_id = str(invalidation["Id"])
             batch.status = str(invalidation.get("Status", ""))
             break

@@ -17,6 +17,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from edgefill.operations import OperatorError
+from shared.header_numbers import header_number
 from shared.keys import InvalidKey, ObjectKey
 
 MAX_WORKERS: Final = 16
@@ -108,7 +109,7 @@ def _head_origin(http: requests.Session, base: str, uri: str) -> SizeLookup:
     with response:
         if response.status_code != 200:
             return SizeLookup(uri, None, problem=f"origin answered {response.status_code}")
-        length = response.headers.get("Content-Length", "")
-    if not length.isdigit():
-        return SizeLookup(uri, None, problem="origin sent no Content-Length")
-    return SizeLookup(uri, int(length), where="origin")
+        length = header_number(response.headers.get("Content-Length"))
+    if length is None:  # absent, or not ASCII digits ('²'.isdigit() is true)
+        return SizeLookup(uri, None, problem="origin sent no Content-Length (as ASCII digits)")
+    return SizeLookup(uri, length, where="origin")

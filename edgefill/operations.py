@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
 from prewarm_worker.task_cap import paths_per_message as cap_paths
+from shared.dead_letters import REASON_ATTRIBUTE, refusal_reasons
 from shared.keys import InvalidKey, NonCanonicalUri, ObjectKey
 from shared.messages import (
     ENCODINGS,
@@ -318,6 +320,82 @@ def _oldest_age(cloudwatch: Any, queue_name: str) -> float | None:
 
 
 # ---- redrive ------------------------------------------------------------------------
+# Messages read to count a DLQ's reasons: 100 ReceiveMessage calls at most. Beyond, the
+# counts are of a sample (SQS hands out messages in no particular order).
+REASONS_SAMPLE: Final = 1000
+# How long the messages read stay hidden if the command dies before handing them back.
+_PEEK_VISIBILITY: Final = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterReasons:
+    """What a DLQ holds, by ``edgefill-refusal`` reason (``NO_REASON`` for messages the
+    redrive policy moved after failing every receive)."""
+
+    dlq_url: str
+    counts: Counter[str]
+    read: int  # messages read (at most REASONS_SAMPLE)
+    approximate: int  # ApproximateNumberOfMessages before reading
+
+    @property
+    def sampled(self) -> bool:
+        return self.read < self.approximate
+
+
+def dead_letter_reasons(sqs: Any, dlq_url: str, sample: int = REASONS_SAMPLE) -> DeadLetterReasons:
+    """Count the DLQ's messages by reason without moving or deleting any (``peek``)."""
+    try:
+        approximate = int(
+            sqs.get_queue_attributes(
+                QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"].get("ApproximateNumberOfMessages", 0)
+        )
+        seen = peek(sqs, dlq_url, sample, attributes=(REASON_ATTRIBUTE,))
+    except (ClientError, BotoCoreError) as error:
+        raise OperatorError(f"reading the DLQ {dlq_url}: {error}") from None
+    return DeadLetterReasons(dlq_url, refusal_reasons(seen), len(seen), approximate)
+
+
+def peek(
+    sqs: Any, queue_url: str, sample: int, attributes: Sequence[str] = ("All",)
+) -> list[dict[str, Any]]:
+    """Up to ``sample`` messages of the queue, each once, with the message ``attributes``
+    named, left on the queue.
+
+    SQS cannot list a queue: its messages are received (hidden for a moment, which on a DLQ
+    counts toward nothing) and handed back at once (visibility 0), so a move task started
+    next finds every one. Only for a DLQ or a queue nothing consumes: a consumer would
+    take a received message's place in the count."""
+    seen: dict[str, dict[str, Any]] = {}
+    receipts: list[str] = []
+    try:
+        while len(seen) < sample:
+            got = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=_PEEK_VISIBILITY,
+                MessageAttributeNames=list(attributes),
+            ).get("Messages", [])
+            if not got:
+                break
+            receipts.extend(message["ReceiptHandle"] for message in got)
+            seen.update({message["MessageId"]: message for message in got})
+    finally:
+        _hand_back(sqs, queue_url, receipts)
+    return list(seen.values())
+
+
+def _hand_back(sqs: Any, queue_url: str, receipts: list[str]) -> None:
+    """Make received messages visible again at once (ChangeMessageVisibilityBatch)."""
+    for start in range(0, len(receipts), 10):
+        entries = [
+            {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": 0}
+            for index, receipt in enumerate(receipts[start : start + 10])
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+
+
 @dataclass(frozen=True, slots=True)
 class RedriveResult:
     dlq_url: str

@@ -1,8 +1,11 @@
 """One prewarm message, start to end: parse, warm, re-enqueue what failed, report.
 
-The handler calls ``prewarm_record`` for each SQS record. A record raises (and so becomes
-a batch item failure, retried by SQS and finally moved to the DLQ) only when it could not
-be processed at all: a body that breaks the contract or a bound (host, task cap), a
+The handler calls ``prewarm_record`` for each SQS record. A body that breaks the contract
+or a bound (host, task cap) is **refused**: it can never be processed, so it is sent at
+once to the worker's DLQ with its reason (``EDGEFILL_PREWARM_DLQ_URL``,
+``shared/dead_letters.py``) and the record succeeds. A record raises (and so becomes a
+batch item failure, retried by SQS and finally moved to the DLQ) when it could not be
+processed at all: a refusal the DLQ did not take (or with no DLQ configured), a
 configuration error, no targets at all, an invalidation whose status cannot be read yet
 (throttling, 5xx), a resolver that answered nothing for any target, or SQS refusing a
 re-enqueue or a follow-up message. Everything else — a bad target, a dead edge, a short
@@ -28,17 +31,28 @@ from prewarm_worker.engine import TaskResult, WarmContext, WarmPlan, WarmReport,
 from prewarm_worker.expand import expansion_summary, send_follow_ups, warm_message
 from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from prewarm_worker.metric_targets import metric_target
-from prewarm_worker.task_cap import check_task_cap
+from prewarm_worker.task_cap import check_message_room, check_task_cap
 from shared import aws
 from shared.backoff import backoff_with_jitter
 from shared.config import ConfigError, PrewarmConfig
+from shared.dead_letters import DeadLetterNotSent, DeadLetters, dead_letters_for
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
-from shared.messages import MessageError, PrewarmMessage, parse_prewarm, to_json
+from shared.messages import (
+    MessageError,
+    PrewarmMessage,
+    parse_prewarm,
+    prewarm_messages,
+    to_json,
+)
 from shared.observability import NAMESPACE, Log
 from shared.queues import region_from_queue_url, send_and_log
 
 SQS_MAX_DELAY: Final = 900
+# The reasons a prewarm message is refused for good (the ``edgefill-refusal`` attribute).
+BAD_MESSAGE: Final = "bad_message"  # breaks the v1 contract (the field is named)
+HOST_NOT_ALLOWED: Final = "host_not_allowed"  # not a host of this distribution
+TASK_CAP: Final = "task_cap"  # paths × targets × encodings over MAX_TASKS_PER_MESSAGE
 
 
 class NotProcessed(Exception):
@@ -54,6 +68,7 @@ class PrewarmRuntime:
     client: EdgeClient
     sqs: Any | None
     cloudfront: Any | None = None  # GetInvalidation, when EDGEFILL_DISTRIBUTION_ID is set
+    dead_letters: DeadLetters | None = None  # refusals, when EDGEFILL_PREWARM_DLQ_URL is set
 
 
 def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
@@ -74,6 +89,7 @@ def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
         sqs=sqs,
         # CloudFront's API lives in us-east-1 whatever the worker's region.
         cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
+        dead_letters=dead_letters_for(config.dlq_url),
     )
 
 
@@ -92,6 +108,7 @@ class Outcome:
     requeued_messages: int = 0
     delay_seconds: int = 0
     given_up: int = 0
+    refused: str | None = None  # the reason, when the message went to the DLQ unprocessed
 
 
 class MetricSink(Protocol):
@@ -142,19 +159,12 @@ def _process(
     jitter: Callable[[], float],
     remaining_ms: int | None,
 ) -> Outcome:
+    refusal = _Refusal(body, log, metrics, message_id)
     try:
         message = parse_prewarm(body)
     except ValueError as error:
-        raise _rejected(error, log, metrics, message_id) from None
-    if not isinstance(rt, PrewarmRuntime):
-        try:
-            rt = rt()
-        except ConfigError as error:
-            log.error(
-                "prewarm configuration error",
-                extra={"variable": error.variable, "error": str(error)},
-            )
-            raise NotProcessed(f"configuration error: {error}") from None
+        return refusal.refuse(BAD_MESSAGE, error, rt)
+    rt = _built(rt, log)
     config = rt.config
     if message.after_invalidation is not None:
         waiting = _after_invalidation(message, rt, log)
@@ -166,13 +176,17 @@ def _process(
         log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
         raise NotProcessed(reason)
     encodings = message.encodings or config.encodings
+    # Refused as a whole, before any task object exists or any DNS query is sent.
     try:
-        # Refused as a whole, before any task object exists or any DNS query is sent.
         if message.host is not None:
             check_host(message.host, allowed_hosts(config))
-        check_task_cap(len(message.paths), len(targets), len(encodings))
     except MessageError as error:
-        raise _rejected(error, log, metrics, message_id) from None
+        return refusal.refuse(HOST_NOT_ALLOWED, error, rt)
+    try:
+        check_task_cap(len(message.paths), len(targets), len(encodings))
+        check_message_room(message, targets, encodings, message.host or config.viewer_host)
+    except MessageError as error:
+        return refusal.refuse(TASK_CAP, error, rt)
     plan = WarmPlan(
         paths=message.paths,
         targets=targets,
@@ -231,15 +245,54 @@ def _after_invalidation(message: PrewarmMessage, rt: PrewarmRuntime, log: Log) -
     return Outcome(WarmReport(), requeued_messages=1, delay_seconds=decision.delay)
 
 
-def _rejected(
-    error: ValueError, log: Log, metrics: MetricSink | None, message_id: str | None
-) -> NotProcessed:
-    """A message that breaks the contract or a bound: logged once, naming the field; SQS
-    delivers it again until it lands in the DLQ, where an operator sees it."""
-    log.error("prewarm message rejected", extra={"messageId": message_id, "error": str(error)})
-    if metrics is not None:
-        metrics.add_metric("RejectedMessages", MetricUnit.Count, 1)
-    return NotProcessed(f"message rejected: {error}")
+def _built(rt: PrewarmRuntime | Callable[[], PrewarmRuntime], log: Log) -> PrewarmRuntime:
+    """The runtime, built on first use; a configuration error leaves the record for retry."""
+    if isinstance(rt, PrewarmRuntime):
+        return rt
+    try:
+        return rt()
+    except ConfigError as error:
+        log.error(
+            "prewarm configuration error", extra={"variable": error.variable, "error": str(error)}
+        )
+        raise NotProcessed(f"configuration error: {error}") from None
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """How a message refused for good ends (``refuse``)."""
+
+    body: str
+    log: Log
+    metrics: MetricSink | None
+    message_id: str | None
+
+    def refuse(
+        self, reason: str, error: ValueError, rt: PrewarmRuntime | Callable[[], PrewarmRuntime]
+    ) -> Outcome:
+        """A message that breaks the contract or a bound: logged once, naming the field,
+        then sent to the DLQ with ``reason``, and the record succeeds. Raises
+        ``NotProcessed`` (SQS delivers it again, and its redrive policy moves it after
+        ``maxReceiveCount`` receives) when the DLQ does not take it or none is configured."""
+        extra = {"messageId": self.message_id, "reason": reason}
+        self.log.error("prewarm message rejected", extra={**extra, "error": str(error)})
+        if self.metrics is not None:
+            self.metrics.add_metric("RejectedMessages", MetricUnit.Count, 1)
+        dead_letters = _built(rt, self.log).dead_letters
+        if dead_letters is None:
+            raise NotProcessed(f"message rejected: {error}")
+        try:
+            dead_letters.send(self.body, reason, str(error), self.message_id)
+        except DeadLetterNotSent as failure:
+            self.log.error(
+                "prewarm message not processed",
+                extra={**extra, "error": f"the DLQ did not take the refused message: {failure}"},
+            )
+            raise NotProcessed(f"message rejected, not sent to the DLQ: {failure}") from None
+        self.log.warning("prewarm message refused; sent to the DLQ", extra=extra)
+        if self.metrics is not None:
+            self.metrics.add_metric("RefusedMessages", MetricUnit.Count, 1)
+        return Outcome(WarmReport(), refused=reason)
 
 
 def retry_messages(
@@ -265,16 +318,18 @@ def retry_messages(
     targets_by: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = defaultdict(list)
     for (target, group_paths), encodings in encodings_by.items():
         targets_by[group_paths, tuple(encodings)].append(target)
+    # Sized by bytes too: 1,000 long signed URIs are far more than SQS's 1 MiB.
     return [
-        PrewarmMessage(
-            paths=paths,
+        retry
+        for (paths, encodings), targets in targets_by.items()
+        for retry in prewarm_messages(
+            paths,
             targets=tuple(targets),
             encodings=encodings,
             host=host,
             source=message.source,
             attempt=attempt,
         )
-        for (paths, encodings), targets in targets_by.items()
     ]
 
 

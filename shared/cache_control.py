@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from shared.header_numbers import header_number
+
 # RFC 9111 §1.2.2: "the greatest integer it can represent" may be taken as 2^31.
 MAX_DELTA_SECONDS: Final = 2**31
 # RFC 9111 §4.2.2: "A typical setting of this fraction might be 10%".
@@ -97,15 +99,18 @@ def split_list(value: str | None) -> list[str]:
 
 
 def delta_seconds(value: str | None) -> int | None:
-    """RFC 9111 §1.2.2 delta-seconds: ASCII digits only, surrounding whitespace allowed;
-    a value beyond 2^31 is 2^31. None when ``value`` is absent or not delta-seconds."""
-    if value is None:
-        return None
-    text = value.strip(" \t")
+    """RFC 9111 §1.2.2 delta-seconds: ASCII digits only (``shared/header_numbers.py``),
+    surrounding whitespace allowed; a value beyond 2^31 is 2^31, however many digits it
+    has. None when ``value`` is absent or not delta-seconds."""
+    number = header_number(value)
+    if number is not None:
+        return min(number, MAX_DELTA_SECONDS)
+    # More digits than header_number reads: still a number (leading zeros aside, a huge one).
+    text = value.strip(" \t") if isinstance(value, str) else ""
     if not _DIGITS.fullmatch(text):
         return None
-    digits = text.lstrip("0") or "0"
-    return MAX_DELTA_SECONDS if len(digits) > 10 else min(int(digits), MAX_DELTA_SECONDS)
+    significant = header_number(text.lstrip("0") or "0")
+    return MAX_DELTA_SECONDS if significant is None else min(significant, MAX_DELTA_SECONDS)
 
 
 def age_value(value: str | None) -> int | None:

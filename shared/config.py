@@ -16,7 +16,14 @@ from typing import Final, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from shared.keys import InvalidKey, normalize_prefix
-from shared.messages import ENCODINGS, is_host_name, is_region_code, is_target
+from shared.messages import (
+    ENCODINGS,
+    is_host_name,
+    is_host_pattern,
+    is_region_code,
+    is_target,
+)
+from shared.queues import InvalidQueueUrl, region_in_queue_url
 
 DEFAULT_MAX_OBJECT_BYTES: Final = 5 * 1024**3  # S3's single-PUT ceiling; larger still works
 DEFAULT_RESOLVER: Final = "8.8.8.8"
@@ -27,11 +34,18 @@ DEFAULT_REQUEST_ATTEMPTS: Final = 3
 DEFAULT_REQUEST_TIMEOUT: Final = 30
 DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_RETRY_DELAY: Final = 30
+# About what CloudFront takes to complete one invalidation: each window's batch then
+# finds the previous one done (3 000 paths, 15 wildcards in progress at most).
+DEFAULT_INVALIDATION_WINDOW: Final = 60
 # Multipart part size and parts held in memory at once by the backfill: the copy's memory
 # bound is their product (64 MiB by default). S3 takes parts of 5 MiB to 5 GiB.
 DEFAULT_PART_BYTES: Final = 8 * 1024**2
 MIN_PART_BYTES: Final = 5 * 1024**2
 MAX_PART_BYTES: Final = 5 * 1024**3
+# One multipart upload holds at most 10,000 parts of at most 5 GiB: the largest object a
+# copy can write, and so the largest EDGEFILL_MAX_OBJECT_BYTES (a body of unknown length
+# is cut into parts big enough for it, backfill_worker/transfer/plan.py).
+MAX_OBJECT_BYTES: Final = 10_000 * MAX_PART_BYTES
 DEFAULT_PARTS_IN_FLIGHT: Final = 8
 MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.py)
 # Freshness (docs/BACKFILL.md "Freshness"): lifetime of a copy whose origin gave none,
@@ -113,6 +127,9 @@ class BackfillConfig:
     sweep_lookahead: int = DEFAULT_SWEEP_LOOKAHEAD
     handover_seconds: float = DEFAULT_HANDOVER_SECONDS
     max_hops: int = DEFAULT_MAX_HOPS
+    # EDGEFILL_INVALIDATION_WINDOW: seconds replaced and deleted paths wait, recorded in
+    # the bucket, for one invalidation to take them all (a reminder on backfill_queue_url).
+    invalidation_window: int = DEFAULT_INVALIDATION_WINDOW
     # EDGEFILL_MISSING_TTL: seconds an origin 404/410 is remembered (one GET per path).
     missing_ttl: int = DEFAULT_MISSING_TTL
     # Video (issue 14): a copied HLS playlist or DASH manifest queues fills for what it
@@ -120,6 +137,13 @@ class BackfillConfig:
     # (the template turns it on).
     expand_playlists: bool = False
     expand_max: int = DEFAULT_EXPAND_MAX
+    # EDGEFILL_BACKFILL_DLQ_URL (issue 19): a message refused for good (bad message or
+    # key, a limit) is sent here at once with its reason (shared/dead_letters.py); None:
+    # it is skipped and logged, as before.
+    dlq_url: str | None = None
+    # Video (issue 21): the distribution's viewer hosts (EDGEFILL_VIEWER_HOSTS: its domain,
+    # aliases, viewer host): absolute manifest URIs on them name our objects.
+    viewer_hosts: tuple[str, ...] = ()
 
     @property
     def origin_host(self) -> str:
@@ -155,8 +179,8 @@ class BackfillConfig:
             origin_url=_origin_url(_required(env, "EDGEFILL_ORIGIN_URL")),
             prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
             key_prefix=prefix,
-            max_object_bytes=_positive_int(
-                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES
+            max_object_bytes=_bounded_int(
+                env, "EDGEFILL_MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, 1, MAX_OBJECT_BYTES
             ),
             include=_list(env, "EDGEFILL_INCLUDE"),
             exclude=_list(env, "EDGEFILL_EXCLUDE"),
@@ -192,10 +216,19 @@ class BackfillConfig:
                 MAX_HANDOVER_SECONDS,
             ),
             max_hops=_bounded_int(env, "EDGEFILL_MAX_HOPS", DEFAULT_MAX_HOPS, 1, MAX_HOPS),
+            # SQS delays a message by at most 900 s: the reminder's delay.
+            invalidation_window=_bounded_int(
+                env, "EDGEFILL_INVALIDATION_WINDOW", DEFAULT_INVALIDATION_WINDOW, 1, 900
+            ),
             missing_ttl=_bounded_int(
                 env, "EDGEFILL_MISSING_TTL", DEFAULT_MISSING_TTL, 1, MAX_MISSING_TTL
             ),
             **_expansion(env),
+            dlq_url=_dlq_url(
+                env,
+                "EDGEFILL_BACKFILL_DLQ_URL",
+                ("EDGEFILL_BACKFILL_QUEUE_URL", "EDGEFILL_PREWARM_QUEUE_URL"),
+            ),
         )
 
 
@@ -227,6 +260,13 @@ class PrewarmConfig:
     allow_private_edges: bool = False
     # Bytes one message may download before no new warm starts (None: no cap).
     max_warm_bytes: int | None = None
+    # EDGEFILL_PREWARM_DLQ_URL (issue 19): a message refused for good (contract, host,
+    # task cap) is sent here at once with its reason; None: it fails, as before, until
+    # the queue's redrive policy moves it.
+    dlq_url: str | None = None
+    # Video (issue 21): the full origin (EDGEFILL_ORIGIN_URL, optional here): absolute
+    # manifest URIs on it, under its path, name the same objects as for the backfill.
+    origin_url: str | None = None
 
     @property
     def port(self) -> int:
@@ -284,11 +324,17 @@ class PrewarmConfig:
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
             distribution_id=_distribution_id(env),
             allowed_hosts=tuple(
-                _hostname(env, "EDGEFILL_ALLOWED_HOSTS", host)
+                _host_pattern(env, "EDGEFILL_ALLOWED_HOSTS", host)
                 for host in _list(env, "EDGEFILL_ALLOWED_HOSTS")
             ),
             allow_private_edges=_flag(env, "EDGEFILL_ALLOW_PRIVATE_EDGES"),
             max_warm_bytes=_optional_positive_int(env, "EDGEFILL_MAX_WARM_BYTES"),
+            dlq_url=_dlq_url(env, "EDGEFILL_PREWARM_DLQ_URL", ("EDGEFILL_PREWARM_QUEUE_URL",)),
+            origin_url=(
+                _origin_url(env["EDGEFILL_ORIGIN_URL"].strip())
+                if env.get("EDGEFILL_ORIGIN_URL", "").strip()
+                else None
+            ),
         )
 
 
@@ -296,10 +342,12 @@ class _Expansion(TypedDict):
     backfill_queue_url: str | None
     expand_playlists: bool
     expand_max: int
+    viewer_hosts: tuple[str, ...]
 
 
 def _expansion(env: Mapping[str, str]) -> _Expansion:
-    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS and EDGEFILL_EXPAND_MAX."""
+    """EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS, EDGEFILL_EXPAND_MAX and
+    EDGEFILL_VIEWER_HOSTS."""
     queue_url = _optional_url(env, "EDGEFILL_BACKFILL_QUEUE_URL")
     expand = _flag(env, "EDGEFILL_EXPAND_PLAYLISTS")
     if expand and queue_url is None:
@@ -311,7 +359,25 @@ def _expansion(env: Mapping[str, str]) -> _Expansion:
         backfill_queue_url=queue_url,
         expand_playlists=expand,
         expand_max=_bounded_int(env, "EDGEFILL_EXPAND_MAX", DEFAULT_EXPAND_MAX, 1, MAX_EXPAND_MAX),
+        viewer_hosts=tuple(_viewer_host(item) for item in _list(env, "EDGEFILL_VIEWER_HOSTS")),
     )
+
+
+def _viewer_host(value: str) -> str:
+    """An EDGEFILL_VIEWER_HOSTS entry: ``host``, ``host:port`` or a wildcard alias
+    ``*.example.com``, in lower case."""
+    name, colon, port = value.partition(":")
+    wildcard = name.startswith("*.")
+    if (
+        not is_host_name(name[2:] if wildcard else name)
+        or (colon and (wildcard or not port.isascii() or not port.isdigit()))
+        or (colon and not 0 < int(port) < 65536)
+    ):
+        raise ConfigError(
+            "EDGEFILL_VIEWER_HOSTS",
+            f"{value[:80]!r} is not a host name, host:port or wildcard alias (*.example.com)",
+        )
+    return value.lower()
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -392,6 +458,18 @@ def _hostname(env: Mapping[str, str], name: str, value: str) -> str:
     return value.lower()
 
 
+def _host_pattern(env: Mapping[str, str], name: str, value: str) -> str:
+    """A host name or a wildcard alias (``*.example.com``: the template passes the
+    distribution's aliases, and CloudFront allows wildcard ones)."""
+    if not is_host_pattern(value):
+        raise ConfigError(
+            name,
+            f"{value[:80]!r} is neither a DNS host name nor a wildcard alias "
+            "('*.' then a name of two labels at least, such as *.example.com)",
+        )
+    return value.lower()
+
+
 def _origin_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -414,6 +492,22 @@ def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(name, f"must be an SQS queue URL, got {value!r}")
+    return value
+
+
+def _dlq_url(env: Mapping[str, str], name: str, queues: tuple[str, ...]) -> str | None:
+    """An SQS queue URL that is none of the worker's working ``queues``: a refusal sent
+    to the queue it came from would come back for ever."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        region_in_queue_url(value)
+    except InvalidQueueUrl as error:
+        raise ConfigError(name, str(error)) from None
+    for queue in queues:
+        if value == env.get(queue, "").strip():
+            raise ConfigError(name, f"is {queue}: refused messages would come back for ever")
     return value
 
 

@@ -39,6 +39,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, ProtocolError
 from urllib3.util import SKIP_HEADER
 
+from shared.header_numbers import header_number
+
 # A chunk at a time is all the memory a body ever takes, whatever its size.
 CHUNK_BYTES: Final = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
@@ -425,13 +427,7 @@ def _close_idle(pool: HTTPConnectionPool, enough: Callable[[], bool]) -> int:
 
 
 def _content_length(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        value = int(raw.split(",")[0].strip())
-    except ValueError:
-        return None
-    return value if value >= 0 else None
+    return None if raw is None else header_number(raw.split(",")[0])
 
 
 def _reason(error: BaseException) -> str:

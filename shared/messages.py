@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -39,6 +40,12 @@ _INVALIDATION_ID = re.compile(r"[A-Z0-9]{1,64}")
 # A continuation's hop count; the worker gives up far below this (EDGEFILL_MAX_HOPS).
 MAX_HOP: Final = 1000
 _HANDOVER_TOKEN = re.compile(r"[A-Za-z0-9-]{8,64}")
+# Video expansion (issues 19 and 21): how many manifest levels below the first one an
+# expanded fill or follow-up is (a valid HLS tree is two deep), and the EXT-X-DEFINE
+# variables a media playlist may IMPORT from the multivariant playlist that named it.
+MAX_DEPTH: Final = 2
+MAX_VARIABLES_BYTES: Final = 64 * 1024
+VARIABLE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 # CloudFront's four normalized Accept-Encoding cache keys, in the order a warmer sends them.
 ENCODINGS: Final = ("br+gzip", "gzip", "br", "identity")
@@ -61,6 +68,8 @@ HOST_NAME_PATTERN: Final = (
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
 CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
+# A wildcard alternate domain name begins with these two characters (CloudFront's rule).
+WILDCARD_PREFIX: Final = "*."
 _REGION = re.compile(REGION_PATTERN)
 # RFC 3339 UTC with seconds, fixed width: "2026-11-30T06:00:00Z" (a public contract).
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
@@ -101,9 +110,14 @@ class BackfillMessage:
     # A refresh the sweep sent: the time of the due-index entry that stands for it until
     # it completes (docs/BACKFILL.md "Freshness"), RFC 3339 UTC.
     retry_at: str | None = None
+    # Video expansion: the fill's depth below the first manifest, and the variables of
+    # the multivariant playlist that named it (a media playlist's EXT-X-DEFINE IMPORT).
+    depth: int = 0
+    variables: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         _check_uri("uri", self.uri)
+        _check_expansion(self.depth, self.variables)
         if self.retry_at is not None and (
             not isinstance(self.retry_at, str) or parse_time(self.retry_at) is None
         ):
@@ -142,8 +156,13 @@ class PrewarmMessage:
     # Video: playlists and manifests among ``paths`` also warm what they reference.
     expand: bool = False
     after_invalidation: str | None = None
+    # With ``expand``: the paths' depth below the first manifest, and the variables of
+    # the multivariant playlist that named them (as on a backfill message).
+    depth: int = 0
+    variables: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
+        _check_expansion(self.depth, self.variables)
         if not isinstance(self.paths, tuple) or not self.paths:
             raise MessageError("paths", "must be a non-empty list of paths")
         if len(self.paths) > MAX_PATHS:
@@ -171,7 +190,20 @@ class PrewarmMessage:
             )
 
 
-Message = BackfillMessage | PrewarmMessage
+@dataclass(frozen=True, slots=True)
+class InvalidationsDue:
+    """The backfill worker's reminder to itself, on its own queue after a delay: send the
+    CloudFront invalidations pending in the bucket now (``type: "invalidations"``).
+    ``window``, the batching window it closes (RFC 3339 UTC), when it names one."""
+
+    window: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.window is not None:
+            _check_text("window", self.window)
+
+
+Message = BackfillMessage | PrewarmMessage | InvalidationsDue
 
 
 def parse(body: str | bytes) -> Message:
@@ -198,16 +230,29 @@ def _parse(body: str | bytes) -> Message:
         return _backfill_from(raw)
     if kind == "prewarm":
         return _prewarm_from(raw)
+    if kind == "invalidations":
+        return InvalidationsDue(window=_optional_str(raw, "window"))
     if "type" not in raw:
         raise MessageError("type", "is missing")
-    raise MessageError("type", f"unknown type {_shown(kind)}; expected 'backfill' or 'prewarm'")
+    raise MessageError(
+        "type", f"unknown type {_shown(kind)}; expected 'backfill', 'prewarm' or 'invalidations'"
+    )
 
 
 def parse_backfill(body: str | bytes) -> BackfillMessage:
     """Parse a body that must be a backfill message."""
     message = parse(body)
     if not isinstance(message, BackfillMessage):
-        raise MessageError("type", "expected 'backfill', got 'prewarm'")
+        raise MessageError("type", f"expected 'backfill', got '{_type_of(message)}'")
+    return message
+
+
+def parse_backfill_queue(body: str | bytes) -> BackfillMessage | InvalidationsDue:
+    """Parse a body from the backfill queue: a backfill message, or the worker's own
+    reminder to send pending invalidations."""
+    message = parse(body)
+    if isinstance(message, PrewarmMessage):
+        raise MessageError("type", "expected 'backfill' or 'invalidations', got 'prewarm'")
     return message
 
 
@@ -215,12 +260,23 @@ def parse_prewarm(body: str | bytes) -> PrewarmMessage:
     """Parse a body that must be a prewarm message."""
     message = parse(body)
     if not isinstance(message, PrewarmMessage):
-        raise MessageError("type", "expected 'prewarm', got 'backfill'")
+        raise MessageError("type", f"expected 'prewarm', got '{_type_of(message)}'")
     return message
+
+
+def _type_of(message: Message) -> str:
+    if isinstance(message, BackfillMessage):
+        return "backfill"
+    return "prewarm" if isinstance(message, PrewarmMessage) else "invalidations"
 
 
 def to_dict(message: Message) -> dict[str, Any]:
     """The v1 JSON object of ``message``; optional fields left unset are omitted."""
+    if isinstance(message, InvalidationsDue):
+        due: dict[str, Any] = {"v": VERSION, "type": "invalidations"}
+        if message.window is not None:
+            due["window"] = message.window
+        return due
     if isinstance(message, BackfillMessage):
         out: dict[str, Any] = {"v": VERSION, "type": "backfill", "uri": message.uri}
         if message.query:
@@ -249,6 +305,8 @@ def to_dict(message: Message) -> dict[str, Any]:
             out["attempt"] = message.attempt
         if message.expand:
             out["expand"] = True
+    optional["depth"] = message.depth or None
+    optional["variables"] = dict(message.variables) if message.variables else None
     out.update({key: value for key, value in optional.items() if value is not None})
     return out
 
@@ -317,6 +375,8 @@ def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
         hop=_int_field(raw, "hop"),
         handover=_optional_str(raw, "handover"),
         retry_at=_optional_str(raw, "retryAt"),
+        depth=_int_field(raw, "depth"),
+        variables=_variables(raw),
     )
 
 
@@ -338,6 +398,8 @@ def _prewarm_from(raw: dict[str, Any]) -> PrewarmMessage:
         attempt=attempt,
         expand=False if raw.get("expand") is None else raw["expand"],
         after_invalidation=_optional_str(raw, "afterInvalidation"),
+        depth=_int_field(raw, "depth"),
+        variables=_variables(raw),
     )
 
 
@@ -365,6 +427,76 @@ def _str_list(raw: dict[str, Any], name: str) -> tuple[str, ...] | None:
         if not isinstance(item, str):
             raise MessageError(f"{name}[{index}]", f"must be a string, got {type(item).__name__}")
     return tuple(value)
+
+
+def _variables(raw: dict[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    value = raw.get("variables")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MessageError("variables", f"must be an object of strings, got {_shown(value)}")
+    return tuple(value.items())
+
+
+def _check_expansion(depth: object, variables: object) -> None:
+    if not _is_int(depth) or not 0 <= depth <= MAX_DEPTH:  # type: ignore[operator]
+        raise MessageError("depth", f"must be an integer from 0 to {MAX_DEPTH}")
+    if variables is None:
+        return
+    if not isinstance(variables, tuple):
+        raise MessageError("variables", "must be an object of strings")
+    size = 0
+    for item in variables:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise MessageError("variables", "must be an object of strings")
+        name, value = item
+        if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
+            raise MessageError(
+                "variables", f"{_shown(name)} is not a variable name (letters, digits, '-', '_')"
+            )
+        if not isinstance(value, str) or _CONTROL.search(value):
+            raise MessageError(f"variables.{name}", "must be a string without control characters")
+        size += len(name.encode("utf-8", "surrogatepass")) + len(
+            value.encode("utf-8", "surrogatepass")
+        )
+    if size > MAX_VARIABLES_BYTES:
+        raise MessageError("variables", f"hold {size} bytes; the most is {MAX_VARIABLES_BYTES}")
+
+
+def prewarm_messages(
+    paths: Sequence[str], *, max_paths: int = MAX_PATHS, **fields: Any
+) -> list[PrewarmMessage]:
+    """Prewarm messages carrying ``paths`` in order, each with ``fields`` and at most
+    ``max_paths`` paths (never more than ``MAX_PATHS``) and one SQS body
+    (``MAX_BODY_BYTES``): long signed segment URIs make 1,000 paths far more than 1 MiB.
+    Raises ``MessageError`` (field ``body``) when a single path with those fields would
+    not fit."""
+    if not paths:
+        return []
+    max_paths = max(1, min(max_paths, MAX_PATHS))
+    empty = _json_size(to_dict(PrewarmMessage(paths=("/",), **fields))) - len('"/"')
+    messages: list[PrewarmMessage] = []
+    chunk: list[str] = []
+    size = empty
+    for path in paths:
+        cost = _json_size(path)
+        if chunk and (len(chunk) >= max_paths or size + 1 + cost > MAX_BODY_BYTES):
+            messages.append(PrewarmMessage(paths=tuple(chunk), **fields))
+            chunk, size = [], empty
+        if size + cost > MAX_BODY_BYTES:
+            raise MessageError(
+                "body",
+                f"a prewarm message with one path of {cost} bytes and its other fields "
+                f"({empty} bytes) is over SQS's {MAX_BODY_BYTES} bytes",
+            )
+        size += cost + (1 if chunk else 0)
+        chunk.append(path)
+    messages.append(PrewarmMessage(paths=tuple(chunk), **fields))
+    return messages
+
+
+def _json_size(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=True))
 
 
 def _shown(value: object) -> str:
@@ -410,6 +542,14 @@ def _check_uri(name: str, value: object, allow_query: bool = False) -> None:
         )
     if query and not _QUERY.fullmatch(query):
         raise MessageError(name, "has a query string with characters RFC 3986 does not allow")
+
+
+def check_reference(uri: str, query: str) -> None:
+    """Raise ``MessageError`` unless ``uri`` and ``query`` pass the backfill message's
+    ``uri`` and ``query`` rules: what a manifest's reference must pass to become a fill
+    (``shared/manifests``), without building the message."""
+    _check_uri("uri", uri)
+    _check_query(query)
 
 
 def _check_query(value: object) -> None:
@@ -465,6 +605,18 @@ def _check_encodings(encodings: object) -> None:
 def is_host_name(value: object) -> bool:
     """True for a DNS host name without a port, such as ``d111.cloudfront.net``."""
     return isinstance(value, str) and _HOST_NAME.fullmatch(value) is not None
+
+
+def is_host_pattern(value: object) -> bool:
+    """A host name, or a wildcard alternate domain name as CloudFront takes one: ``*.``
+    then a host name of two labels at least (``*.example.com``). Never ``*.com``,
+    ``*example.com``, ``a.*.example.com`` or ``*.*.example.com``."""
+    if not isinstance(value, str):
+        return False
+    if not value.startswith(WILDCARD_PREFIX):
+        return is_host_name(value)
+    rest = value[len(WILDCARD_PREFIX) :]
+    return "." in rest and is_host_name(rest)
 
 
 def is_region_code(value: object) -> bool:

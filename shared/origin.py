@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from shared.header_numbers import header_number
 from shared.read_deadline import ReadBudget, WatchedAdapter, armed
 
 # Connect fast or give up; between two reads of a slow origin allow a generous pause.
@@ -48,7 +49,6 @@ _READ_ERRORS = (
 )
 # ASCII digits only, and few enough that int() stays cheap and cannot raise.
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,30})-([0-9]{1,30})/([0-9]{1,30}|\*)")
-_LENGTH = re.compile(r"[0-9]{1,30}")
 USER_AGENT: Final = "edgefill-backfill/1"
 
 
@@ -228,16 +228,18 @@ class OriginClient:
         self, url: str, start: int, end: int, expected: Validators, budget: ReadBudget | None
     ) -> OriginResponse | None:
         """Bytes ``[start, end)`` of the version ``expected`` describes, to resume a copy:
-        a Range GET with ``If-Range`` (the strong ETag, else Last-Modified). Returns the
-        206 response when the origin still has that version; None when it has another
-        (it answered 200, or the range's validators, length or encoding differ), so the
-        copy starts over."""
+        a Range GET with ``If-Range`` (the strong ETag, else Last-Modified; neither when
+        the caller names the version by an MD5 it checks at the end). Returns the 206
+        response when the origin still has that version; None when it has another (it
+        answered 200, or the range's validators, length or encoding differ), so the copy
+        starts over. Validators can stay the same over new bytes: the caller compares
+        bytes too (``backfill_worker/transfer/resume.py``)."""
         validator = expected.etag if is_strong_etag(expected.etag) else expected.last_modified
-        if validator is None:
-            return None
         if not self.is_own(url):
             raise OriginError(f"GET of a foreign URL refused: {url[:200]}", permanent=True)
-        headers = {"Range": f"bytes={start}-{end - 1}", "If-Range": validator}
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if validator is not None:
+            headers["If-Range"] = validator
         response = self._request(url, headers, budget)
         status = response.status_code
         if status == 206:
@@ -404,9 +406,10 @@ def declared_length(value: str | None) -> int | None:
     if len(values) != 1:
         raise ValueError(f"Content-Length has differing values: {value[:80]!r}")
     (number,) = values
-    if not _LENGTH.fullmatch(number):
+    length = header_number(number)
+    if length is None:
         raise ValueError(f"Content-Length is not a number of bytes: {value[:80]!r}")
-    return int(number)
+    return length
 
 
 def _netloc(scheme: str, netloc: str) -> str:

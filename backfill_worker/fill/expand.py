@@ -7,6 +7,14 @@ will be served, and only once the copy has succeeded — parses it with the shar
 ``EDGEFILL_BACKFILL_QUEUE_URL``. Recursion needs nothing more: a media playlist queued
 by its master is copied in turn, and expands to its segments then.
 
+Depth (issue 19): each fill carries its ``depth`` below the first manifest. A playlist's
+fill carries the manifest's depth + 1 (and, for a media playlist's ``IMPORT``, the
+multivariant playlist's ``variables``); init sections' and segments' fills carry 2, the
+depth at which nothing is read: only manifests referenced as playlists expand, at most two
+levels below the manifest a viewer missed. Absolute URIs count on the viewer hosts
+(``EDGEFILL_VIEWER_HOSTS`` and the message's ``host``) and on the full origin under its
+path (``EDGEFILL_ORIGIN_URL``).
+
 Cost and flood control: messages go out 10 to a SendMessageBatch call (fewer when the
 bodies pass 256 KiB), so a 1,000-segment playlist costs about 100 calls. Expansion runs
 once per copy that created the object, never on a skip (exists, leased, appeared), so
@@ -40,11 +48,13 @@ from shared.keys import ObjectKey
 from shared.manifests import (
     MAX_MANIFEST_BYTES,
     Manifest,
+    OurHosts,
+    expands_at,
     inflate_manifest,
     manifest_format,
     parse_manifest,
 )
-from shared.messages import BackfillMessage, format_time, to_json
+from shared.messages import BackfillMessage, MessageError, format_time, to_json
 from shared.object_store import ObjectStore, StoreError
 from shared.queues import send_messages
 
@@ -71,11 +81,14 @@ class Expansion:
     send_calls: int = 0
     truncated: bool = False
     ignored: dict[str, int] = field(default_factory=dict)
+    depth: int = 0
+    skipped_tags: list[dict[str, object]] = field(default_factory=list)
 
     def as_log(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
             "format": self.format,
+            "depth": self.depth,
             "playlists": self.playlists,
             "inits": self.inits,
             "segments": self.segments,
@@ -87,6 +100,9 @@ class Expansion:
             "ignored": self.ignored,
             "reason": self.reason,
         }
+        if self.skipped_tags:
+            out["skippedTags"] = self.skipped_tags
+        return out
 
 
 @dataclass
@@ -102,7 +118,7 @@ class PlaylistExpander:
     def expand(self, message: BackfillMessage, key: ObjectKey) -> Expansion | None:
         """Queue fills for the manifest just copied to ``key``; None when it is no manifest.
         Never raises: a failure is logged and counted (the copy itself stands)."""
-        expansion = Expansion(key.key)
+        expansion = Expansion(key.key, depth=message.depth)
         try:
             manifest = self._read_and_parse(message, key, expansion)
         except StoreError as error:
@@ -128,6 +144,11 @@ class PlaylistExpander:
         expansion.format = kind
         if kind is None:
             return None
+        if not expands_at(message.depth):
+            expansion.reason = (
+                f"at depth {message.depth} below the first manifest: not read (depth budget)"
+            )
+            return None
         stored = self.store.read_object(key.key, MAX_MANIFEST_BYTES + 1)
         if stored is None:
             expansion.reason = "the manifest is no longer in the bucket"
@@ -145,9 +166,11 @@ class PlaylistExpander:
             message.uri,
             body,
             stored.content_type,
-            message.host,
+            our_hosts(self.config, message.host),
             max_objects=self.config.expand_max,
             key_prefix=self.config.key_prefix,
+            query=message.query,
+            variables=message.variables,
         )
 
     def _queue(
@@ -158,28 +181,37 @@ class PlaylistExpander:
         expansion.segments = manifest.count("segment")
         expansion.truncated = manifest.truncated
         expansion.ignored = dict(manifest.ignored_reasons)
+        expansion.skipped_tags = [tag.as_log() for tag in manifest.skipped_tags]
         at = format_time(datetime.now(UTC))
         bodies = []
-        for reference in manifest.references:
+        for child in manifest.children(message.depth):
+            reference = child.reference
             if reference.path == message.uri:
                 continue  # the manifest itself is already copied
             if not self.config.accepts(unquote(reference.path)):
                 expansion.filtered += 1
                 continue
-            fill = BackfillMessage(
-                uri=reference.path,
-                query=reference.query,
-                host=message.host,
-                distribution=message.distribution,
-                edge_region=message.edge_region,
-                at=at,
-            )
-            bodies.append(to_json(fill))
+            try:
+                fill = BackfillMessage(
+                    uri=reference.path,
+                    query=reference.query,
+                    host=message.host,
+                    distribution=message.distribution,
+                    edge_region=message.edge_region,
+                    at=at,
+                    depth=child.depth,
+                    variables=child.variables or None,
+                )
+                bodies.append(to_json(fill))
+            except MessageError:  # the parser's rules keep this from happening; never raise
+                expansion.failed += 1
         self._send(bodies, expansion)
         if manifest.truncated:
             self.logger.warning(
-                "manifest expansion stopped at EDGEFILL_EXPAND_MAX",
-                extra={"key": key.key, "max": self.config.expand_max},
+                "manifest expansion stopped at EDGEFILL_EXPAND_MAX"
+                if (manifest.reason or "").startswith("stopped at the object cap")
+                else "manifest expansion stopped at a budget",
+                extra={"key": key.key, "max": self.config.expand_max, "reason": manifest.reason},
             )
             self.metrics.add_metric(name="ExpansionTruncated", unit=MetricUnit.Count, value=1)
         level = self.logger.error if expansion.failed else self.logger.info
@@ -213,3 +245,10 @@ class PlaylistExpander:
             expansion.reason = report.call_errors[-1]
         elif report.failed:
             expansion.reason = f"SQS refused {len(report.failed)}: {report.failed[:3]}"
+
+
+def our_hosts(config: BackfillConfig, host: str | None) -> OurHosts:
+    """The hosts a copied manifest may name its objects on: the message's host (the
+    distribution domain the edge saw), EDGEFILL_VIEWER_HOSTS, and the full origin under
+    its path (EDGEFILL_ORIGIN_URL)."""
+    return OurHosts.of(host, *config.viewer_hosts, origin=config.origin_url)

@@ -14,12 +14,15 @@ The copy has stopped starting parts and returned its checkpoint. Then, in this o
    ``EDGEFILL_BACKFILL_QUEUE_URL`` with no delay, and the record succeeds: it burns no
    receive of its own.
 
-When the continuation cannot be sent, the lease is rewritten as expired, checkpoint kept,
-and the record fails: SQS redelivers it and the redelivery resumes from the checkpoint.
+When the continuation cannot be sent, or S3 refuses the lease write of step 2, the lease
+is rewritten as expired, checkpoint kept (left as it is if S3 refuses that too: it
+expires by itself), and the record fails: SQS redelivers it and the redelivery resumes
+from the checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from typing import Any, Final
@@ -67,6 +70,7 @@ class LeaseSession:
         self.object_key = object_key
         self.notes = notes if notes is not None else []
         self.keep_lease = False  # True once the lease carries a checkpoint to pass on
+        self.copy_ended = False  # the copy returned: completed, or stopped to hand over
 
     def progress(self) -> Progress:
         """The copy's view of the lease: inherited checkpoint, saves, notes."""
@@ -84,6 +88,18 @@ class LeaseSession:
             return False
         self.keep_lease = True
         return True
+
+    def leave_to_redelivery(self) -> None:
+        """S3 failed before the copy ended: keep the lease's checkpoint (inherited, or the
+        last one saved) for the redelivery, the lease expired at once rather than
+        released. If S3 refuses that rewrite too, the lease is left as it is: it expires
+        by itself, checkpoint inside. Without a checkpoint there is nothing to keep."""
+        if self.keep_lease or self.lease.checkpoint is None:
+            return
+        self.keep_lease = True  # rewritten or not, the lease must not be deleted now
+        # Refused too: the lease expires by itself (its holder's time left + the margin).
+        with contextlib.suppress(StoreError):
+            self.flight.expire(self.lease, self.lease.checkpoint)
 
     def abandon_inherited(self) -> None:
         """The object is there already: an inherited upload is an orphan, abort it."""
@@ -110,7 +126,15 @@ class LeaseSession:
             )
         token = str(uuid.uuid4())
         saved = checkpoint.to_dict()
-        if not self.flight.hand_over(self.lease, saved, token, HANDOVER_LEASE_SECONDS):
+        try:
+            handed = self.flight.hand_over(self.lease, saved, token, HANDOVER_LEASE_SECONDS)
+        except StoreError as error:
+            # S3 throttled the write: the redelivery resumes from this checkpoint instead.
+            self.keep_lease = True
+            with contextlib.suppress(StoreError):
+                self.flight.expire(self.lease, saved)
+            raise ContinuationNotSent(f"the lease was not handed over: {error}") from error
+        if not handed:
             raise ContinuationNotSent("the lease was taken over before the handover")
         self.keep_lease = True  # from here on the lease holds the checkpoint to go on from
         continuation = dataclasses.replace(message, hop=message.hop + 1, handover=token)

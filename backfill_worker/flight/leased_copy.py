@@ -19,7 +19,12 @@ steps for a fill and a refresh.
    continuation sent): ``handed_over``, or ``too_slow`` past ``EDGEFILL_MAX_HOPS``, or
    a ``continuation`` failure when SQS refused it.
 5. **Release**, in ``finally``: the lease is deleted unless it now carries a checkpoint
-   for a continuation or a redelivery (``LeaseSession.keep_lease``).
+   for a continuation or a redelivery (``LeaseSession.keep_lease``). S3 failing under the
+   lease before the copy ended (throttling, 5xx: a ``StoreError``, a transient failure)
+   never costs the checkpoint the lease carries, inherited or saved: the lease is
+   rewritten as expired with it instead of released, and the upload is left open, so the
+   redelivery (or any later miss) takes the lease and resumes
+   (``LeaseSession.leave_to_redelivery``).
 
 The origin URL is built here too, once for both flows: the message's path, with its
 query only under ``EDGEFILL_QUERY=forward``.
@@ -92,6 +97,12 @@ class LeasedCopy:
         session = LeaseSession(self.flight, lease, self.store, self.key.key)
         try:
             yield session
+        except StoreError:
+            # S3 failed (throttled, 5xx) before the copy ended: a release would drop the
+            # checkpoint and orphan its upload; the redelivery resumes instead.
+            if not session.copy_ended:
+                session.leave_to_redelivery()
+            raise
         finally:
             if not session.keep_lease:
                 self._release(lease)
@@ -105,7 +116,9 @@ class LeasedCopy:
         """Step 3: ``copy(plan, progress)`` under ``session``, its errors mapped to the
         record's outcomes; ``refused(error)`` runs before a permanent one becomes a skip."""
         try:
-            return copy(self.plan(), session.progress())
+            result = copy(self.plan(), session.progress())
+            session.copy_ended = True  # completed, or handed over: its upload is settled
+            return result
         except OriginError as error:
             if not error.permanent:
                 raise TransientFailure(error.kind, error.reason) from error
@@ -115,7 +128,9 @@ class LeasedCopy:
         except CopyRefused as error:
             if refused is not None:
                 refused(error)
-            raise Skip(error.reason, error.detail, error.directive, error.rule) from error
+            raise Skip(
+                error.reason, error.detail, error.directive, error.rule, refused=error.refused
+            ) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error
         finally:
@@ -133,8 +148,8 @@ class LeasedCopy:
                 queue_url=queue_url,
                 sqs=self.sqs,
             )
-        except GivenUp as error:
-            raise Skip(error.reason, error.detail) from error
+        except GivenUp as error:  # past EDGEFILL_MAX_HOPS: an operator must see it
+            raise Skip(error.reason, error.detail, refused=True) from error
         except ContinuationNotSent as error:
             raise TransientFailure(error.reason, error.detail) from error
         done = sum(part.size for part in checkpoint.parts)

@@ -1,6 +1,18 @@
 """How one backfill record ends: an ``Outcome``, or early, retried (``TransientFailure``)
 or skipped (``Skip``, a permanent outcome logged with its reason). Fill and refresh raise
-and return these; ``backfill_worker/record.py`` logs and counts them."""
+and return these; ``backfill_worker/record.py`` logs and counts them.
+
+A ``Skip`` is one of two kinds (docs/BACKFILL.md, "What reaches the DLQ"):
+
+- an **outcome** (the default): the answer follows from the state of the bucket, the
+  origin or the configuration, and every delivery of that path would end the same way
+  (``exists``, ``filtered``, an origin 404, ``uncacheable``...). Logged, counted, done;
+- a **refusal** (``refused=True``): the message itself can never be processed, or the
+  worker gave it up at one of its limits, and an operator must see it (``bad_message``,
+  ``bad_key``, ``non_canonical``, ``too_slow``). It is sent to the worker's DLQ with its
+  reason (``shared/dead_letters.py``). A new reason is an outcome unless its raiser says
+  ``refused=True``: the kind is decided where the reason is, not in a list elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +25,7 @@ from shared.reasons import ReasonedError
 class Outcome:
     """What happened to one record; ``reason`` is the metric dimension."""
 
-    status: str  # "copied", "skipped", "refreshed", "handed_over"
+    status: str  # "copied", "skipped", "refused", "refreshed", "handed_over"
     reason: str
     key: str | None = None
     size: int = 0
@@ -25,11 +37,20 @@ class TransientFailure(ReasonedError):
 
 class Skip(ReasonedError):
     """The record succeeds without a copy; ``reason`` is the metric dimension,
-    ``directive`` the header that decided and ``rule`` the rule, when one did."""
+    ``directive`` the header that decided and ``rule`` the rule, when one did;
+    ``refused``: a permanent refusal, sent to the DLQ with its reason (see the module
+    docstring)."""
 
     def __init__(
-        self, reason: str, detail: str, directive: str | None = None, rule: str | None = None
+        self,
+        reason: str,
+        detail: str,
+        directive: str | None = None,
+        rule: str | None = None,
+        *,
+        refused: bool = False,
     ) -> None:
         super().__init__(reason, detail)
         self.directive = directive
         self.rule = rule
+        self.refused = refused

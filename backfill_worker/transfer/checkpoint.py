@@ -4,8 +4,16 @@ A checkpoint lives inside the key's lease object (``flight/lease.py``), so it is
 with ``IfMatch`` on the lease's ETag, by the worker holding the lease. It says which
 multipart upload holds the copy so far, which parts are in it (number, size, S3 ETag,
 CRC32), which origin version they came from (ETag, Last-Modified, Content-Encoding,
-length), when the origin gave an MD5, the MD5 state after the parts hashed so far, and
-for a refresh's replacing copy, which version of the stored copy it replaces.
+length), when the origin gave an MD5, the MD5 state after the parts hashed so far, for a
+refresh's replacing copy, which version of the stored copy it replaces, and the proof
+that the next invocation fetches the same bytes: the SHA-256 of the last
+``OVERLAP_BYTES`` of the last part of the unbroken run 1..k, and of each part saved past
+it (``tails``). Validators alone prove nothing: an origin that rewrites an object and
+keeps its Last-Modified, or whose ETag is derived from size and mtime, answers a
+continuation's ``If-Range`` with a 206 of the new bytes. So a resume re-reads the end of
+part k together with part k + 1 and compares it (``resume.py``). A version is named by a
+strong ETag, or an MD5 of the whole object checked at the end; a checkpoint with neither
+is not trusted.
 
 The lease object is in the bucket, where anyone with write access could edit it, so a
 checkpoint is input like any other: ``checkpoint_from`` accepts one only when every
@@ -20,8 +28,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,7 +47,12 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+=\-]{1,1024}")
 _PART_ETAG = re.compile(r'"[0-9A-Fa-f]{32,64}"')
 _HEX_MD5 = re.compile(r"[0-9a-f]{32}")
 _MD5_SOURCES = ("Content-MD5", "ETag")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 MAX_VALIDATOR_CHARS: Final = 512
+# The end of a kept part re-read by a resume, to prove the origin still serves the same
+# bytes: enough that a rewritten object (another encode, another file) differs there, and
+# little next to a part (5 MiB at least) so the resume's first request barely grows.
+OVERLAP_BYTES: Final = 16 * 1024
 
 
 class CheckpointError(ValueError):
@@ -81,6 +95,9 @@ class Checkpoint:
     # refresh started; the completion is conditional on it, ``IfMatch``). None: a fill,
     # completed only if the key is still absent.
     replaces: str | None = None
+    # (part number, SHA-256 hex of its last OVERLAP_BYTES): the last part of the run
+    # 1..k and every part saved past it, sorted (``proof_tails``).
+    tails: tuple[tuple[int, str], ...] = ()
 
     @property
     def count(self) -> int:
@@ -92,6 +109,10 @@ class Checkpoint:
 
     def part_size(self, number: int) -> int:
         return part_size(number, self.part_bytes, self.length)
+
+    def tail_of(self, number: int) -> str | None:
+        """The SHA-256 the end of part ``number`` had when it was copied, if kept."""
+        return dict(self.tails).get(number)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -109,6 +130,8 @@ class Checkpoint:
         }
         if self.replaces is not None:
             out["replaces"] = self.replaces
+        if self.tails:
+            out["tails"] = [[number, digest] for number, digest in self.tails]
         if self.expected_md5s:
             out["md5"] = {
                 "expected": [[promise.source, promise.hex] for promise in self.expected_md5s],
@@ -146,11 +169,12 @@ def checkpoint_from(
         name: _validator(raw, name) for name in ("etag", "lastModified", "contentEncoding")
     }
     etag, last_modified = validators["etag"], validators["lastModified"]
-    if not is_strong_etag(etag) and last_modified is None:
-        raise CheckpointError("checkpoint: no strong ETag nor Last-Modified to resume against")
     count = part_count(length, part_bytes)
     parts = _parts(raw.get("parts"), count, length, part_bytes)
     expected_md5s, md5_state = _md5(raw.get("md5"), parts, part_bytes)
+    if not is_strong_etag(etag) and not expected_md5s:
+        # A Last-Modified or a weak ETag may stay the same over other bytes.
+        raise CheckpointError("checkpoint: no strong ETag nor MD5 names the version")
     rate = raw.get("partRate", 0.0)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1e12:
         raise CheckpointError("checkpoint.partRate: must be a number of bytes per second")
@@ -168,7 +192,37 @@ def checkpoint_from(
         origin_bytes=_int(raw, "originBytes", 0, 1 << 62, default=0),
         invocations=_int(raw, "invocations", 1, 1_000_000, default=1),
         replaces=_validator(raw, "replaces"),
+        tails=_tails(raw.get("tails", []), parts),
     )
+
+
+def tail_digest(part: memoryview | bytes | bytearray) -> str:
+    """The SHA-256 (hex) of the last ``OVERLAP_BYTES`` of a part (all of a shorter one)."""
+    return hashlib.sha256(part[-OVERLAP_BYTES:]).hexdigest()
+
+
+def overlap_of(checkpoint: Checkpoint, number: int) -> int:
+    """How many bytes ``tail_digest`` covered at the end of part ``number``."""
+    return min(OVERLAP_BYTES, checkpoint.part_size(number))
+
+
+def proof_tails(
+    parts: tuple[SavedPart, ...], digests: Mapping[int, str]
+) -> tuple[tuple[int, str], ...]:
+    """The tails a checkpoint keeps: of the last part of the run 1..k (where the next
+    invocation resumes) and of each part saved past it (one may end the run later)."""
+    run = run_of(parts)
+    wanted = sorted(part.number for part in parts if part.number >= run)
+    return tuple((n, digests[n]) for n in wanted if n in digests)
+
+
+def run_of(parts: tuple[SavedPart, ...]) -> int:
+    """k such that parts 1..k are all among ``parts`` (0 without part 1)."""
+    numbers = {part.number for part in parts}
+    run = 0
+    while run + 1 in numbers:
+        run += 1
+    return run
 
 
 def _int(raw: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
@@ -215,6 +269,29 @@ def _parts(raw: object, count: int, length: int, part_bytes: int) -> tuple[Saved
             raise CheckpointError(f"{where}: not a base64 CRC32")
         parts[number] = SavedPart(number, expected, etag, crc32)
     return tuple(parts[number] for number in sorted(parts))
+
+
+def _tails(raw: object, parts: tuple[SavedPart, ...]) -> tuple[tuple[int, str], ...]:
+    numbers = {part.number for part in parts}
+    if not isinstance(raw, list) or len(raw) > len(numbers):
+        raise CheckpointError("checkpoint.tails: must be a list, one entry per saved part")
+    tails: dict[int, str] = {}
+    for index, item in enumerate(raw):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or isinstance(item[0], bool)
+            or not isinstance(item[0], int)
+            or item[0] not in numbers
+            or item[0] in tails
+            or not isinstance(item[1], str)
+            or not _SHA256_HEX.fullmatch(item[1])
+        ):
+            raise CheckpointError(
+                f"checkpoint.tails[{index}]: must be [a saved part's number, 64 lowercase hex]"
+            )
+        tails[item[0]] = item[1]
+    return tuple(sorted(tails.items()))
 
 
 def _crc32_ok(value: object) -> bool:

@@ -21,7 +21,8 @@ Nothing becomes visible unless every byte arrived and checked out: the upload is
 completed (``IfNoneMatch='*'``) only after the length and the MD5s the origin vouched for
 (``integrity.py``) matched; any failure aborts the upload. Before any body byte is read,
 ``accept_response`` decides from the status and headers alone whether the response may
-be stored at all (``storable.py``) and how big it may be.
+be stored at all (``storable.py``) and how big it may be, and the headers the write
+would carry must fit S3's request budget (``header_budget.py``).
 
 A ranged copy given its record's lease (``progress``) is resumable: it records its
 checkpoint in the lease as parts complete (``progress.py``), starts only the parts that
@@ -43,8 +44,9 @@ from typing import Final
 
 from backfill_worker.transfer import md5_state
 from backfill_worker.transfer.admission import PartAdmission
-from backfill_worker.transfer.checkpoint import Checkpoint
+from backfill_worker.transfer.checkpoint import Checkpoint, proof_tails, tail_digest
 from backfill_worker.transfer.errors import CopyFailed, CopyRefused, CopyUnchanged
+from backfill_worker.transfer.header_budget import header_refusal
 from backfill_worker.transfer.integrity import ExpectedMD5, check_md5, expected_md5s
 from backfill_worker.transfer.multipart import MultipartUpload, PartReader
 from backfill_worker.transfer.plan import (
@@ -152,6 +154,9 @@ def _copy_within(job: CopyJob, terms: CopyTerms, progress: Progress | None) -> C
             raise CopyUnchanged(etag, 200, response.headers)
         length = accepted.length
         attributes = _with_terms(accepted.attributes, terms)
+        too_big = header_refusal(attributes)  # S3 would refuse the write, every time
+        if too_big is not None:
+            raise _refused(too_big)
         copier = _Copier(job, attributes, accepted.expected_md5s, terms.unchanged_bytes)
         dropped = accepted.dropped
         if length is not None and length <= job.plan.part_bytes:
@@ -329,8 +334,10 @@ class _Copier:
         else:
             validators = validators_of(response, length)
         numbers = point.missing if point is not None else tuple(range(1, count + 1))
-        first = numbers[0]
+        first = numbers[0] if numbers else 0  # none: every part is kept, only completion
         fetched = 0
+        # SHA-256 of each part's end, the proof a resume re-reads (checkpoint.tails).
+        tails: dict[int, str] = dict(base.tails) if base is not None else {}
 
         def size_of(number: int) -> int:
             return part_size(number, part_bytes, length)
@@ -348,6 +355,7 @@ class _Copier:
                 self.origin.get_range_into(
                     response.url, start, validators, buffer[:size], self.budget
                 )
+            tails[number] = tail_digest(buffer[:size])
             fetched += size
             return size
 
@@ -385,6 +393,7 @@ class _Copier:
                     origin_bytes=(base.origin_bytes if base is not None else 0) + fetched,
                     invocations=(base.invocations + 1 if base is not None else 1),
                     replaces=self.store.replaces,
+                    tails=proof_tails(parts, tails),
                 )
 
             writer = ProgressWriter(progress, snapshot) if resumable and progress else None
@@ -400,7 +409,13 @@ class _Copier:
                     dropped_headers=dropped,
                     handover=snapshot(),
                 )
-            created = upload.complete(count)
+            try:
+                created = upload.complete(count)
+            except StoreError as error:
+                # Every part is in S3: a redelivery only proves the bytes and completes.
+                if writer is not None and progress is not None:
+                    _keep_for_redelivery(error, upload, progress, snapshot)
+                raise
             done = snapshot()
         return CopyResult(
             created=created,
@@ -482,12 +497,12 @@ def _resumable(
     part_bytes: int,
     plan: CopyPlan,
 ) -> bool:
-    """A copy can hand over when the next invocation can tell the version (a strong ETag
-    or a Last-Modified) and, with an MD5 to check, continue it between parts."""
+    """A copy can hand over when the next invocation can prove it copies the same object
+    (a strong ETag, or an MD5 of the whole object checked at the end: a Last-Modified or
+    a weak ETag may stay the same over new bytes) and, with an MD5 to check, continue it
+    between parts."""
     if plan.handover_at is None:
         return False
-    if not is_strong_etag(validators.etag) and validators.last_modified is None:
-        return False
     if not expected_md5s:
-        return True
+        return is_strong_etag(validators.etag)
     return md5_state.available() and part_bytes % 64 == 0

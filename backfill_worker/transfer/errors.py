@@ -11,7 +11,9 @@ from shared.reasons import ReasonedError
 class CopyRefused(ReasonedError):
     """The object must not be copied (see ``storable``, or oversize): permanent, no retry
     helps. ``directive`` names the header that decided and ``rule`` the rule, when one
-    did; ``status`` is the origin's status when it was not a 200 (a redirect)."""
+    did; ``status`` is the origin's status when it was not a 200 (a redirect);
+    ``refused``: the record goes to the DLQ with its reason rather than ending as a skip
+    (an outcome of the origin's answer, the default; ``flight/outcome.py``)."""
 
     def __init__(
         self,
@@ -20,11 +22,14 @@ class CopyRefused(ReasonedError):
         directive: str | None = None,
         rule: str | None = None,
         status: int | None = None,
+        *,
+        refused: bool = False,
     ) -> None:
         super().__init__(reason, detail)
         self.directive = directive
         self.rule = rule
         self.status = status
+        self.refused = refused
 
 
 class CopyFailed(ReasonedError):

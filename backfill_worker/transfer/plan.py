@@ -3,9 +3,11 @@ start them, and the fixed inputs of one copy (``CopyJob``).
 
 The part size is the plan's ``part_bytes``, grown past ``MAX_PARTS`` parts (S3 allows at
 most 10,000) to a whole number of 64-byte MD5 blocks, so a resumable MD5 can still save
-its state between parts. Every module that cuts, checks or resumes parts asks
-``part_bytes_for`` and ``part_size`` here: a checkpoint is trusted only when it was cut
-exactly as this worker would cut it.
+its state between parts. A body of unknown length (no Content-Length) is cut for the
+largest body the plan accepts (``max_object_bytes``): its size is known only at its end,
+after its parts are in S3, so they must be big enough from the first one. Every module
+that cuts, checks or resumes parts asks ``part_bytes_for`` and ``part_size`` here: a
+checkpoint is trusted only when it was cut exactly as this worker would cut it.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ class CopyPlan:
 
 
 def part_bytes_for(length: int | None, plan: CopyPlan) -> int:
-    """The part size a copy of ``length`` bytes (None: unknown) uses under ``plan``."""
-    if length is None:
-        return plan.part_bytes
+    """The part size a copy of ``length`` bytes (None: unknown) uses under ``plan``: at
+    most ``MAX_PARTS`` parts, whatever the length up to ``plan.max_object_bytes``."""
+    # Unknown: any length up to the limit must fit (the streamed copy stops at the limit).
+    fitted = plan.max_object_bytes if length is None else length
     # A grown part stays a whole number of 64-byte MD5 blocks (a resumable MD5 saves its
     # state only between blocks).
-    grown = -(-math.ceil(length / MAX_PARTS) // MD5_BLOCK) * MD5_BLOCK
+    grown = -(-math.ceil(fitted / MAX_PARTS) // MD5_BLOCK) * MD5_BLOCK
     return max(plan.part_bytes, grown)
 
 

@@ -15,15 +15,25 @@ crash). Before one origin byte is fetched it is checked, in this order:
    saved part must be there with the same size and ETag (and CRC32 when S3 lists one),
    a part that is not is fetched again;
 5. the origin still has the same version: the first missing part is asked for with
-   ``Range`` + ``If-Range`` on the saved strong ETag (else Last-Modified). A 200, or a
-   206 whose validators, length or encoding differ, means the object changed: the old
-   upload is aborted and the copy starts over on the new version, never mixing the two.
+   ``Range`` + ``If-Range`` on the saved strong ETag (else Last-Modified; neither, when
+   only the MD5 names the version). A 200, or a 206 whose validators, length or encoding
+   differ, means the object changed: the old upload is aborted and the copy starts over
+   on the new version, never mixing the two;
+6. the origin still serves the same bytes: validators can stay the same over new bytes
+   (a Last-Modified kept across a rewrite, an ETag made of size and mtime), so the range
+   asked for also covers the last ``OVERLAP_BYTES`` of part k, the last of the unbroken
+   run 1..k of kept parts, and they must hash to the checkpoint's ``tails`` entry for k.
+   A difference aborts the upload and starts over (``origin_changed``); no entry for k
+   (a checkpoint written before it kept tails, or a part of the run gone) starts over
+   too. With no part 1 kept there is nothing to compare, and nothing is kept: parts saved
+   out of order are fetched again. With every part kept, the range is that overlap alone
+   and the copy is completed.
 
 With an MD5 to check, only the parts its saved state covers (1..k) count as done: the
 bytes of later parts are not at hand to hash, so they are fetched again.
 
-A transient failure of that first request (5xx, timeout) keeps the checkpoint for the
-record's redelivery; a permanent one (404, 416...) aborts the upload.
+A transient failure of that first request (5xx, timeout, a short overlap) keeps the
+checkpoint for the record's redelivery; a permanent one (404, 416...) aborts the upload.
 """
 
 from __future__ import annotations
@@ -37,12 +47,15 @@ from backfill_worker.transfer.checkpoint import (
     CheckpointError,
     SavedPart,
     checkpoint_from,
+    overlap_of,
+    run_of,
+    tail_digest,
     upload_id_shape_ok,
 )
 from backfill_worker.transfer.plan import CopyJob, part_bytes_for
 from backfill_worker.transfer.progress import Progress
 from shared.object_store import ListedPart, ObjectStore
-from shared.origin import OriginError, OriginResponse, Validators
+from shared.origin import OriginError, OriginResponse, Validators, read_exactly
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +98,33 @@ def resume_point(job: CopyJob, progress: Progress) -> ResumePoint | None:
         progress.note("checkpoint_rejected", "no resumable MD5 in this process")
         store.abort(key, checkpoint.upload_id)
         return None
+    kept_only = _kept_parts(store, key, checkpoint, progress)
+    if kept_only is None:
+        return None
+    checkpoint = kept_only
+    run = run_of(checkpoint.parts)
+    missing = tuple(n for n in range(1, checkpoint.count + 1) if n not in checkpoint.done)
+    # One request: the end of part ``run`` (the proof), then the first missing part
+    # (run + 1); with every part kept, the proof alone.
+    overlap = overlap_of(checkpoint, run) if run else 0
+    start = run * checkpoint.part_bytes - overlap
+    end = checkpoint.length
+    if missing:
+        end = (missing[0] - 1) * checkpoint.part_bytes + checkpoint.part_size(missing[0])
+    response = _first_request(job, progress, checkpoint, start, end)
+    if response is None:
+        return None
+    if overlap and not _same_bytes(progress, checkpoint, run, response, overlap):
+        store.abort(key, checkpoint.upload_id)
+        return None
+    return ResumePoint(checkpoint=checkpoint, missing=missing, response=response)
+
+
+def _kept_parts(
+    store: ObjectStore, key: str, checkpoint: Checkpoint, progress: Progress
+) -> Checkpoint | None:
+    """The checkpoint with the parts S3 still holds as saved and a resume can prove
+    (steps 4 and 6); None to start over (the upload aborted, unless it is gone)."""
     listed = None
     if store.upload_is_open(key, checkpoint.upload_id):
         listed = store.list_parts(key, checkpoint.upload_id)
@@ -96,15 +136,21 @@ def resume_point(job: CopyJob, progress: Progress) -> ResumePoint | None:
         progress.note("checkpoint_rejected", "parts hashed into the MD5 are gone from S3")
         store.abort(key, checkpoint.upload_id)
         return None
-    checkpoint = dataclasses.replace(checkpoint, parts=kept)
-    missing = tuple(n for n in range(1, checkpoint.count + 1) if n not in checkpoint.done)
-    if not missing:
-        # Every part is there, yet the copy was not completed: fetch the last part
-        # again, which also proves the origin still has this version.
-        missing = (checkpoint.count,)
-        checkpoint = dataclasses.replace(checkpoint, parts=kept[:-1])
-    first = missing[0]
-    start = (first - 1) * checkpoint.part_bytes
+    run = run_of(kept)
+    if run == 0:
+        kept = ()  # nothing to compare the origin's bytes with: keep no old byte
+    elif checkpoint.tail_of(run) is None:
+        progress.note("checkpoint_rejected", f"no hash of part {run}'s end proves its bytes")
+        store.abort(key, checkpoint.upload_id)
+        return None
+    return dataclasses.replace(checkpoint, parts=kept)
+
+
+def _first_request(
+    job: CopyJob, progress: Progress, checkpoint: Checkpoint, start: int, end: int
+) -> OriginResponse | None:
+    """Bytes ``[start, end)`` of the checkpoint's version (``If-Range``); None when the
+    origin has another version (the upload then aborted)."""
     validators = Validators(
         etag=checkpoint.etag,
         last_modified=checkpoint.last_modified,
@@ -112,20 +158,39 @@ def resume_point(job: CopyJob, progress: Progress) -> ResumePoint | None:
         total=checkpoint.length,
     )
     try:
-        response = job.origin.get_resuming(
-            job.url, start, start + checkpoint.part_size(first), validators, job.budget
-        )
+        response = job.origin.get_resuming(job.url, start, end, validators, job.budget)
     except OriginError as error:
         if error.permanent:  # the path is gone or refused: nothing to resume, ever
-            store.abort(key, checkpoint.upload_id)
+            job.store.abort(job.key, checkpoint.upload_id)
         else:  # a 5xx or a timeout: the redelivery resumes from the same checkpoint
             progress.keep(checkpoint)
         raise
     if response is None:
         progress.note("origin_changed", "the origin has another version: starting over")
-        store.abort(key, checkpoint.upload_id)
-        return None
-    return ResumePoint(checkpoint=checkpoint, missing=missing, response=response)
+        job.store.abort(job.key, checkpoint.upload_id)
+    return response
+
+
+def _same_bytes(
+    progress: Progress, checkpoint: Checkpoint, run: int, response: OriginResponse, overlap: int
+) -> bool:
+    """Read the overlap at the head of ``response``: True when it hashes as the end of
+    part ``run`` did when it was copied."""
+    try:
+        head = read_exactly(response, overlap)
+    except OriginError:
+        response.close()
+        progress.keep(checkpoint)  # a reset mid-overlap: the redelivery tries again
+        raise
+    if tail_digest(head) == checkpoint.tail_of(run):
+        return True
+    response.close()
+    progress.note(
+        "origin_changed",
+        f"the last {overlap} bytes of part {run} differ from those copied: the origin "
+        "serves other bytes under the same validators; starting over",
+    )
+    return False
 
 
 def abort_if_ours(store: ObjectStore, key: str, upload_id: object) -> None:

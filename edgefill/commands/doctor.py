@@ -1,8 +1,12 @@
 """``edgefill doctor --stack S [--canary PATH] [--json]``: is the deployment wired right?
 
-Nine checks (see ``edgefill.doctor.checks``), each pass or fail with a detail line and a
+Eleven checks (see ``edgefill.doctor.checks``), each pass or fail with a detail line and a
 remedy line; ``--canary PATH`` then runs one object through the distribution. Exit 0 when
-every check passes, 1 when any fails, 2 on bad input (an unknown stack, a bad PATH)."""
+every check passes, 1 when any fails, 2 on bad input (an unknown stack, a bad PATH).
+
+``edgefill edge-logs --stack S [--retention-days N [--create-missing]] [--regions R|all]``
+is the fix of the ``edge-logs`` check: the edge function's log groups, one per region
+where a replica ran, and their retention (``edgefill.edge_logs``)."""
 
 from __future__ import annotations
 
@@ -18,22 +22,41 @@ from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
 from edgefill.doctor.canary import MAX_WAIT, http_fetch, run_canary
 from edgefill.doctor.checks import Check, run_checks
 from edgefill.doctor.facts import Clients, Facts, gather
+from edgefill.edge_logs import (
+    DEFAULT_RETENTION_DAYS,
+    RETENTION_DAYS,
+    LogsFor,
+    edge_function_name,
+    edge_log_group,
+    edge_regions,
+    find_edge_log_groups,
+    set_retention,
+)
 from edgefill.stack import StackInfo, read_stack
 from shared.keys import InvalidKey, ObjectKey
+
+
+def stack_flags(stack_help: str) -> argparse.ArgumentParser:
+    """--stack (required), --region, --endpoint-url: the flags both commands take."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--stack", required=True, help=stack_help)
+    flags.add_argument("--region", help="the stack's region (default: AWS_REGION / profile)")
+    flags.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
+    return flags
 
 
 def register(commands: Any) -> None:
     doctor = commands.add_parser(
         "doctor",
+        parents=[stack_flags("the edgefill stack to check")],
         help="check that a deployed stack is wired right",
         description="Check a deployed stack and its distribution: stack state, origin group, "
         "failover criteria, origin-request association at the current version, the queue "
-        "header, the bucket policy, methods and encodings, queues and DLQs, event sources. "
+        "header, the bucket policy, methods and encodings, queues and DLQs, event sources, "
+        "the viewer protocol of behaviours reaching the bucket, the retention of the edge "
+        "function's log groups in every edge region. "
         "Exit 0 when every check passes, 1 when any fails, 2 on bad input.",
     )
-    doctor.add_argument("--stack", required=True, help="the edgefill stack to check")
-    doctor.add_argument("--region", help="the stack's region (default: AWS_REGION / profile)")
-    doctor.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
     doctor.add_argument(
         "--distribution-id", help="the distribution (default: the stack's, or its parameter)"
     )
@@ -46,6 +69,37 @@ def register(commands: Any) -> None:
     doctor.add_argument("--json", action="store_true", help='print [{"check", "ok", ...}]')
     doctor.set_defaults(run=run_doctor)
 
+    logs = commands.add_parser(
+        "edge-logs",
+        parents=[stack_flags("the edgefill stack")],
+        help="list the edge function's log groups, or set their retention",
+        description="Lambda@Edge logs in the region where each replica ran, to "
+        "/aws/lambda/us-east-1.<function>, a group Lambda creates without retention (the "
+        "stack cannot: CloudFormation creates resources in its own region only). List that "
+        "group in every edge region with its retention; --retention-days N sets it wherever "
+        "it exists (--create-missing also creates it, with that retention, where no replica "
+        "has logged yet). Exit 0 done, 1 a region failed, 2 bad input.",
+    )
+    logs.add_argument(
+        "--regions",
+        help="comma-separated regions, or all (every region enabled in the account); "
+        "default: the stack's DashboardEdgeRegions",
+    )
+    logs.add_argument(
+        "--retention-days",
+        type=int,
+        choices=RETENTION_DAYS,
+        metavar="N",
+        help=f"set this retention in days (CloudWatch's values: {DEFAULT_RETENTION_DAYS}, 90...)",
+    )
+    logs.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="with --retention-days: create the group where it does not exist yet",
+    )
+    logs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    logs.set_defaults(run=run_edge_logs)
+
 
 def make_clients(args: argparse.Namespace, stack: StackInfo, session: Any) -> Clients:
     endpoint = args.endpoint_url
@@ -57,7 +111,20 @@ def make_clients(args: argparse.Namespace, stack: StackInfo, session: Any) -> Cl
         sqs=operations.make_client(session, "sqs", endpoint),
         lambda_=operations.make_client(session, "lambda", endpoint),
         cloudwatch=operations.make_client(session, "cloudwatch", endpoint),
+        logs=logs_in_regions(session, endpoint),
     )
+
+
+def logs_in_regions(session: Any, endpoint: str | None) -> LogsFor:
+    """A CloudWatch Logs client per region, each built once."""
+    made: dict[str, Any] = {}
+
+    def logs_for(region: str) -> Any:
+        if region not in made:
+            made[region] = session.client("logs", region_name=region, endpoint_url=endpoint)
+        return made[region]
+
+    return logs_for
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -109,14 +176,76 @@ def canary(uri: str, facts: Facts, clients: Clients) -> Check:
 
 
 def viewer_host(facts: Facts) -> str:
-    """The first alternate domain name when the distribution has its own certificate,
-    else its CloudFront domain."""
+    """The first alternate domain name that is a host (a wildcard alias ``*.example.com``
+    names none) when the distribution has its own certificate, else its CloudFront
+    domain."""
     config = facts.distribution if isinstance(facts.distribution, dict) else {}
-    aliases = (config.get("Aliases") or {}).get("Items") or []
+    aliases = [str(alias) for alias in (config.get("Aliases") or {}).get("Items") or []]
+    hosts = [alias for alias in aliases if "*" not in alias]
     certificate = config.get("ViewerCertificate") or {}
-    if aliases and not certificate.get("CloudFrontDefaultCertificate", False):
-        return str(aliases[0])
+    if hosts and not certificate.get("CloudFrontDefaultCertificate", False):
+        return hosts[0]
     return facts.stack.output("DistributionDomain") or ""
+
+
+def run_edge_logs(args: argparse.Namespace) -> int:
+    if args.create_missing and args.retention_days is None:
+        raise operations.OperatorError("--create-missing: only with --retention-days N")
+    session = operations.aws_session(args.region)
+    stack = read_stack(
+        operations.make_client(session, "cloudformation", args.endpoint_url), args.stack
+    )
+    function = edge_function_name(stack)
+    if function is None:
+        raise operations.OperatorError(
+            f"stack {args.stack!r} has no EdgeFunctionVersionArn output naming its edge function"
+        )
+    group = edge_log_group(function)
+    regions = _regions(args, stack, session)
+    logs_for = logs_in_regions(session, args.endpoint_url)
+    with err.status(f"reading {group} in {len(regions)} regions"):
+        found = find_edge_log_groups(logs_for, group, regions)
+    if args.retention_days is None:
+        rows = [_listed(region, state) for region, state in found.items()]
+        failed = any(isinstance(state, str) for state in found.values())
+    else:
+        changes = set_retention(
+            logs_for, group, found, args.retention_days, create_missing=args.create_missing
+        )
+        rows = [(c.region, c.action, c.detail) for c in changes]
+        failed = any(c.action == "failed" for c in changes)
+    if args.json:
+        keys = ("region", "retention" if args.retention_days is None else "action", "detail")
+        out.print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows]), markup=False)
+    else:
+        table = Table(title=escape(group))
+        for column in ("region", "retention" if args.retention_days is None else "action", ""):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        out.print(table)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _regions(args: argparse.Namespace, stack: StackInfo, session: Any) -> tuple[str, ...]:
+    if not args.regions:
+        return edge_regions(stack)
+    if args.regions.strip() != "all":
+        return tuple(operations.split_list([args.regions]) or ())
+    ec2 = operations.make_client(session, "ec2", args.endpoint_url)
+    try:
+        return tuple(sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"]))
+    except Exception as error:  # noqa: BLE001 - any failure is the operator's to see
+        raise operations.OperatorError(f"--regions all: DescribeRegions failed: {error}") from None
+
+
+def _listed(region: str, state: Any) -> tuple[str, str, str]:
+    if isinstance(state, str):
+        return region, "error", state
+    if state is None:
+        return region, "—", "no group (no replica has logged here)"
+    kept = "never expires" if state.retention_days is None else f"{state.retention_days} days"
+    return region, kept, f"{state.stored_bytes} bytes stored"
 
 
 def print_checks(results: list[Check], start: int = 1) -> None:

@@ -20,6 +20,7 @@ from edgefill.console import EXIT_FAILED, EXIT_OK, err, out, print_note
 from edgefill.operations import OperatorError
 from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
 from edgefill.stack import read_stack
+from shared.dead_letters import NO_REASON
 from shared.messages import ENCODINGS
 from shared.queues import MAX_BATCH, SendReport, send_messages
 
@@ -79,11 +80,13 @@ def register(commands: Any) -> None:
         "redrive",
         parents=[aws],
         help="move DLQ messages back to their queue",
-        description="Move the messages of a dead-letter queue back to its source queue "
-        "(an SQS message move task).",
+        description="Count a dead-letter queue's messages by reason (the edgefill-refusal "
+        "attribute a worker sets when it refuses a message for good), then move them back to "
+        "the source queue (an SQS message move task).",
     )
     redrive.add_argument("--queue", choices=("backfill", "prewarm", "both"), default="both")
     redrive.add_argument("--wait", action="store_true", help="wait until the move task ends")
+    redrive.add_argument("--dry-run", action="store_true", help="count the reasons, move nothing")
     redrive.set_defaults(run=run_redrive)
 
 
@@ -243,6 +246,10 @@ def run_redrive(args: argparse.Namespace) -> int:
     lab = args.endpoint_url is not None
     for role in roles:
         dlq, destination = urls.require(f"{role}-dlq"), urls.require(role)
+        reasons = operations.dead_letter_reasons(sqs, dlq)
+        _print_reasons(role, reasons)
+        if args.dry_run or not (reasons.read or reasons.approximate):
+            continue
         result = operations.redrive(sqs, dlq, destination, lab_fallback=lab, log=print_note)
         if result.task_handle:
             out.print(f"{role}: move task started ({result.task_handle})", markup=False)
@@ -258,3 +265,32 @@ def run_redrive(args: argparse.Namespace) -> int:
         else:
             out.print(f"{role}: {result.moved} messages moved back ({result.method})")
     return EXIT_OK
+
+
+def _print_reasons(role: str, reasons: operations.DeadLetterReasons) -> None:
+    """The DLQ's messages by reason, before anything moves."""
+    if not reasons.read:
+        empty = not reasons.approximate
+        out.print(
+            f"{role}: the DLQ is empty, nothing to move"
+            if empty
+            else f"{role}: no message could be read (about {reasons.approximate}, in flight?)",
+            markup=False,
+        )
+        return
+    table = Table(title=escape(f"{role} DLQ by reason"))
+    table.add_column("reason")
+    table.add_column("messages", justify="right")
+    for reason, count in reasons.counts.most_common():
+        table.add_row(escape(reason), str(count))
+    out.print(table)
+    if reasons.sampled:
+        print_note(
+            f"{role}: counted {reasons.read} of about {reasons.approximate} messages "
+            "(a sample: SQS cannot list a queue)"
+        )
+    if any(reason != NO_REASON for reason in reasons.counts):
+        print_note(
+            "refused messages come back refused unless their cause was fixed (the sender, "
+            "the configuration); docs/BACKFILL.md and docs/PREWARM.md list each reason"
+        )

@@ -1,4 +1,4 @@
-"""The nine checks of ``edgefill doctor``: facts in, one verdict each out.
+"""The eleven checks of ``edgefill doctor``: facts in, one verdict each out.
 
 Each verdict is pass or fail with one line of detail and, when it fails, one line of
 remedy. A check whose facts could not be read fails naming the read that failed.
@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from edge_origin_request.failover import MARKER_HEADER as MARKER
 from edgefill.doctor.facts import WORKER_QUEUES, Facts
+from edgefill.edge_logs import DEFAULT_RETENTION_DAYS, EdgeLogGroup
 from shared.keys import RESERVED_PREFIX
 
 REQUIRED_OUTPUTS: Final = (
@@ -26,6 +27,8 @@ REQUIRED_OUTPUTS: Final = (
     "EdgeFunctionVersionArn",
 )
 GOOD_STATES: Final = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
+# Viewer protocol policies under which CloudFront reaches an S3 origin over HTTPS only.
+HTTPS_ONLY_VIEWERS: Final = ("redirect-to-https", "https-only")
 CLOUDFRONT: Final = "cloudfront.amazonaws.com"
 
 
@@ -411,6 +414,82 @@ def event_sources_check(facts: Facts) -> Check:
     return Check("event-sources", True, "; ".join(details))
 
 
+# ---------------------------------------------------------------- 10. viewer protocol
+def viewer_protocol_check(facts: Facts) -> Check:
+    """Every behaviour that reaches the bucket must refuse plain HTTP: CloudFront asks an S3
+    origin with the viewer's protocol, and the bucket policy denies requests without TLS
+    (``aws:SecureTransport``), so an HTTP viewer gets a 403 from S3, which fails over to
+    the full origin and queues a backfill of an object already there."""
+    config = _distribution(facts)
+    if isinstance(config, Check):
+        return Check("viewer-protocol", False, config.detail, config.remedy)
+    targets = _bucket_targets(config, facts.output("BucketName") or "")
+    behaviors = [b for b in _behaviors(config) if b.get("TargetOriginId") in targets]
+    if not behaviors:
+        return Check(
+            "viewer-protocol", False, "no cache behaviour targets the bucket (see origin-group)", ""
+        )
+    allowing = [
+        f"behaviour {_behavior_name(b)} is {b.get('ViewerProtocolPolicy') or 'unset'}"
+        for b in behaviors
+        if b.get("ViewerProtocolPolicy") not in HTTPS_ONLY_VIEWERS
+    ]
+    if allowing:
+        return Check(
+            "viewer-protocol",
+            False,
+            "; ".join(allowing)
+            + ": HTTP viewers reach the bucket over HTTP, its TLS-only policy answers 403, "
+            "they never get the copy and each miss queues a backfill for nothing",
+            "set ViewerProtocolPolicy to redirect-to-https (or https-only) on each behaviour "
+            "targeting the bucket",
+        )
+    return Check(
+        "viewer-protocol",
+        True,
+        "; ".join(f"{_behavior_name(b)}: {b['ViewerProtocolPolicy']}" for b in behaviors),
+    )
+
+
+# ---------------------------------------------------------------- 11. edge log retention
+def edge_logs_check(facts: Facts) -> Check:
+    """The edge function's log groups (one per region where a replica ran) expire."""
+    found = facts.edge_logs
+    if found is None or isinstance(found, str):
+        return Check(
+            "edge-logs", False, found or "the edge function's log groups were not read", ""
+        )
+    groups = [state for state in found.values() if isinstance(state, EdgeLogGroup)]
+    errors = [state for state in found.values() if isinstance(state, str)]
+    forever = sorted(group.region for group in groups if group.retention_days is None)
+    command = f"edgefill edge-logs --stack {facts.stack.name}"
+    if forever:
+        name = groups[0].name
+        return Check(
+            "edge-logs",
+            False,
+            "; ".join([f"{name} never expires in {', '.join(forever)}", *errors]),
+            f"`{command} --retention-days {DEFAULT_RETENTION_DAYS}` (add --create-missing "
+            "for the regions with no group yet)",
+        )
+    if errors:
+        return Check(
+            "edge-logs",
+            False,
+            "; ".join(errors),
+            f"allow logs:DescribeLogGroups in those regions, or pass --regions to `{command}`",
+        )
+    if not groups:
+        return Check("edge-logs", True, f"no edge log group yet in the {len(found)} edge regions")
+    kept = sorted({group.retention_days or 0 for group in groups})
+    return Check(
+        "edge-logs",
+        True,
+        f"edge logs in {len(groups)} of {len(found)} regions, each expiring "
+        f"({', '.join(str(days) for days in kept)} days)",
+    )
+
+
 CHECKS: Final[tuple[Callable[[Facts], Check], ...]] = (
     stack_check,
     origin_group_check,
@@ -421,6 +500,8 @@ CHECKS: Final[tuple[Callable[[Facts], Check], ...]] = (
     methods_check,
     queues_check,
     event_sources_check,
+    viewer_protocol_check,
+    edge_logs_check,
 )
 
 
@@ -439,6 +520,22 @@ def _behaviors(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _behavior_name(behavior: dict[str, Any]) -> str:
     return str(behavior.get("PathPattern", "default"))
+
+
+def _bucket_targets(config: dict[str, Any], bucket: str) -> set[str]:
+    """The ids a behaviour may target to reach ``bucket``: its S3 origins (any S3 origin
+    when the bucket is unknown) and the origin groups holding one."""
+    origins = {
+        str(o.get("Id"))
+        for o in _items(config.get("Origins"))
+        if _is_s3(o) and (not bucket or str(o.get("DomainName", "")).startswith(f"{bucket}.s3"))
+    }
+    groups = {
+        str(g.get("Id"))
+        for g in _items(config.get("OriginGroups"))
+        if any(m.get("OriginId") in origins for m in _items(g.get("Members")))
+    }
+    return origins | groups
 
 
 def _is_s3(origin: dict[str, Any]) -> bool:

@@ -10,7 +10,9 @@ and the checks that need it fail naming it. Reads, by service:
 - S3 ``GetBucketPolicy`` on the ``BucketName`` output;
 - SQS ``GetQueueAttributes`` on the four queues;
 - Lambda ``ListEventSourceMappings`` by queue ARN (which also names the workers);
-- CloudWatch ``GetMetricData``: the workers' errors and throttles over the last hour.
+- CloudWatch ``GetMetricData``: the workers' errors and throttles over the last hour;
+- CloudWatch Logs ``DescribeLogGroups`` in each edge region (``edgefill/edge_logs.py``):
+  the edge function's log groups and their retention.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from edgefill.edge_logs import (
+    Found,
+    LogsFor,
+    edge_function_name,
+    edge_log_group,
+    edge_regions,
+    find_edge_log_groups,
+)
 from edgefill.stack import StackInfo
 
 # Queue role → the stack output naming it.
@@ -46,6 +56,7 @@ class Clients:
     sqs: Any
     lambda_: Any
     cloudwatch: Any
+    logs: LogsFor | None = None  # region → CloudWatch Logs client (the edge's log groups)
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Facts:
     queues: dict[str, dict[str, str] | str] = field(default_factory=dict)  # role → attributes
     mappings: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
     worker_metrics: dict[str, dict[str, float]] | str = field(default_factory=dict)
+    edge_logs: Found | str | None = None  # region → the edge log group (None: not read)
 
     def output(self, key: str) -> str | None:
         return self.stack.output(key)
@@ -122,7 +134,17 @@ def gather(
         facts.worker_metrics = _read(
             lambda: _errors_and_throttles(clients.cloudwatch, functions, now()), "GetMetricData"
         )
+    facts.edge_logs = _edge_logs(clients.logs, stack)
     return facts
+
+
+def _edge_logs(logs: LogsFor | None, stack: StackInfo) -> Found | str | None:
+    if logs is None:
+        return None
+    function = edge_function_name(stack)
+    if function is None:
+        return "the stack has no EdgeFunctionVersionArn output naming the edge function"
+    return find_edge_log_groups(logs, edge_log_group(function), edge_regions(stack))
 
 
 def _read(call: Callable[[], T], what: str) -> T | str:

@@ -80,6 +80,8 @@ LAB_HANDOVER_SECONDS: Final = 3
 # least interval between two revalidations is a second, so that lifetimes of a few
 # seconds show what a day's would.
 LAB_SWEEP_SECONDS: Final = 2
+# Replaced paths wait a second, not a minute, for one invalidation to take them all.
+LAB_INVALIDATION_WINDOW: Final = 1
 # Environment variables the lab sets for the handlers; all restored by stop().
 _AWS_ENV: Final = (
     "AWS_ENDPOINT_URL",
@@ -369,12 +371,18 @@ class Lab:
             # copies longer than one (scaled) invocation hand over to continuations there.
             "EDGEFILL_BACKFILL_QUEUE_URL": self.aws.queue("BackfillQueue").url,
             "EDGEFILL_EXPAND_PLAYLISTS": "true",
+            # (as the template: manifests' absolute URIs on these hosts are ours)
+            "EDGEFILL_VIEWER_HOSTS": f"{settings.distribution_domain},{settings.viewer_host}",
             "EDGEFILL_HANDOVER_SECONDS": str(LAB_HANDOVER_SECONDS),
             # Freshness on the lab's time scale (start_sweep).
             "EDGEFILL_SWEEP_LOOKAHEAD": str(LAB_SWEEP_SECONDS),
             "EDGEFILL_MIN_REVALIDATE": "1",
+            "EDGEFILL_INVALIDATION_WINDOW": str(LAB_INVALIDATION_WINDOW),
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
             "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
+            # Refusals go to each queue's DLQ at once, as the template wires them; the two
+            # workers share this process's environment, hence one name per worker.
+            **self._dead_letter_env(spec),
             **settings.extra_env,
         }
         for name in (*env, *_AWS_ENV):
@@ -384,6 +392,20 @@ class Lab:
         os.environ.update(env)
         self.env = env
         _clear_container_caches()
+
+    def _dead_letter_env(self, spec: TemplateSpec) -> dict[str, str]:
+        """EDGEFILL_BACKFILL_DLQ_URL / EDGEFILL_PREWARM_DLQ_URL: the DLQ of each worker's
+        queue, from the template's redrive policies (none for a queue without one)."""
+        assert self.aws is not None
+        env = {}
+        for variable, queue_id in (
+            ("EDGEFILL_BACKFILL_DLQ_URL", "BackfillQueue"),
+            ("EDGEFILL_PREWARM_DLQ_URL", "PrewarmQueue"),
+        ):
+            target = spec.queues[queue_id].dead_letter_target
+            if target is not None:
+                env[variable] = self.aws.queue(target).url
+        return env
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():

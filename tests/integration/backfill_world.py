@@ -7,13 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from botocore.awsrequest import AWSResponse
 
 from backfill_worker.flight.outcome import Outcome
 from backfill_worker.record import Backfiller
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import LambdaContext
 from shared.config import BackfillConfig
+from shared.dead_letters import DeadLetters
 from shared.object_store import ObjectStore
 from shared.observability import worker_logger, worker_metrics
 from shared.origin import OriginClient
@@ -50,6 +55,8 @@ def make_backfiller(
         sqs=sqs,
         logger=worker_logger("backfill"),
         metrics=worker_metrics("backfill"),
+        # EDGEFILL_BACKFILL_DLQ_URL: refusals go there, through the same client.
+        dead_letters=DeadLetters(sqs, config.dlq_url) if sqs and config.dlq_url else None,
     )
 
 
@@ -101,3 +108,42 @@ def backfill_at_once(workers: list[Backfiller], body: str) -> list[Outcome]:
     for thread in threads:
         thread.join()
     return outcomes
+
+
+@contextmanager
+def refused(
+    client: Any,
+    operation: str,
+    code: str = "SlowDown",
+    status: int = 503,
+    times: int = 1,
+    after: int = 0,
+) -> Iterator[list[dict[str, Any]]]:
+    """``client`` (a boto3 client) lets ``after`` calls of ``operation`` through, then
+    answers the next ``times`` with the AWS error ``code`` / ``status`` without sending
+    them (S3 throttling, CloudFront's TooManyInvalidationsInProgress), then calls AWS
+    (moto) again. Yields the refused calls' parameters."""
+    calls: list[dict[str, Any]] = []
+    passed = [0]
+    service = client.meta.service_model.service_id.hyphenize()
+    event = f"before-call.{service}.{operation}"
+
+    def refuse(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if passed[0] < after:
+            passed[0] += 1
+            return None
+        if len(calls) >= times:
+            return None
+        calls.append(params)
+        error = {"Code": code, "Message": f"injected {code}"}
+        metadata = {"HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0}
+        return AWSResponse("https://aws.invalid/", status, {}, None), {
+            "Error": error,
+            "ResponseMetadata": metadata,
+        }
+
+    client.meta.events.register(event, refuse)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister(event, refuse)

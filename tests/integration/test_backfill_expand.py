@@ -240,3 +240,52 @@ def test_an_sqs_failure_leaves_the_copy_in_place_and_is_reported(
     assert outcome.status == "copied" and keys(s3) == ["premiere/master.m3u8"]
     [record] = [r for r in caplog.records if r.getMessage() == "manifest expanded"]
     assert record.levelname == "ERROR" and record.failed == 3 and record.queued == 0
+
+
+def test_expansion_stops_two_levels_below_the_first_manifest(
+    s3: Any, sqs: Any, origin: LabOrigin, queue: str
+) -> None:
+    # Given playlists that each name three more playlists, five levels deep (3^k per level)
+    def name(path: tuple[int, ...]) -> str:
+        return "/fan/" + "-".join(map(str, path)) + ".m3u8" if path else "/fan/top.m3u8"
+
+    def put(path: tuple[int, ...]) -> None:
+        children = [(*path, index) for index in range(3)] if len(path) < 4 else []
+        lines = ["#EXTM3U"]
+        for child in children:
+            lines += ["#EXT-X-STREAM-INF:BANDWIDTH=1", name(child).rsplit("/", 1)[1]]
+        origin.put(name(path), "\n".join(lines) + "\n", content_type="application/x-mpegURL")
+        for child in children:
+            put(child)
+
+    put(())
+    worker, _ = expanding(s3, sqs, origin, queue)
+    # When a viewer misses the top one and every fill it leads to runs
+    worker.backfill(message("/fan/top.m3u8", host=HOST))
+    queued = drain(sqs, queue)
+    assert {m["depth"] for m in queued} == {1}
+    for body in queued:
+        worker.backfill(json.dumps(body))
+    second = drain(sqs, queue)
+    assert len(second) == 9 and {m["depth"] for m in second} == {2}
+    for body in second:
+        worker.backfill(json.dumps(body))
+    # Then the playlists two levels down are copied but read no further: 1 + 3 + 9 copies
+    assert drain(sqs, queue) == []
+    assert len(keys(s3)) == 13
+
+
+def test_a_playlist_named_as_a_segment_is_copied_but_never_read(
+    s3: Any, sqs: Any, origin: LabOrigin, queue: str
+) -> None:
+    # Given two VOD playlists that list each other as segments
+    origin.put("/pair/a.m3u8", "#EXTM3U\n#EXT-X-ENDLIST\n#EXTINF:4,\nb.m3u8\n#EXTINF:4,\na.ts\n")
+    origin.put("/pair/b.m3u8", "#EXTM3U\n#EXT-X-ENDLIST\n#EXTINF:4,\na.m3u8\n#EXTINF:4,\nb.ts\n")
+    origin.put("/pair/a.ts", b"a")
+    origin.put("/pair/b.ts", b"b")
+    worker, _ = expanding(s3, sqs, origin, queue)
+    worker.backfill(message("/pair/a.m3u8", host=HOST))
+    # Then its segments' fills are at the depth that is never read: b.m3u8 is copied,
+    # its own segment is not
+    run_until_quiet(worker, sqs, queue)
+    assert sorted(keys(s3)) == ["pair/a.m3u8", "pair/a.ts", "pair/b.m3u8"]

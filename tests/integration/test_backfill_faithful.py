@@ -125,6 +125,34 @@ def test_differing_repeated_lengths_are_a_named_outcome(bucket: Any, origin: Lab
     assert keys(bucket) == []
 
 
+@pytest.mark.parametrize("size", [1024, 6 * MIB], ids=["put-object", "multipart"])
+def test_headers_past_s3s_8_kb_request_budget_are_a_named_refusal(
+    bucket: Any, origin: LabOrigin, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given representation headers that S3 keeps one by one (each under 2 KB) but whose
+    # sum passes the 8 KB S3 allows a PutObject / CreateMultipartUpload request
+    origin.put("/report.pdf", b"r" * size, content_type="application/pdf")
+    padding = "x" * 1990
+    origin.fault(
+        "/report.pdf",
+        headers={
+            "Content-Type": f"application/pdf; profile={padding}",
+            "Cache-Control": f"max-age=60, ext={padding}",
+            "Content-Disposition": f'attachment; filename="{padding}.pdf"',
+            "Content-Language": "en, " + "fr, " * 497,
+        },
+    )
+    # When it is backfilled
+    outcome = make_backfiller(bucket, origin).backfill(message("/report.pdf"), FakeLambdaContext())
+    # Then S3 is never asked (it would refuse, and a retry would be refused again): the
+    # record is skipped for good, the reason and the biggest header named
+    assert (outcome.status, outcome.reason) == ("skipped", "header_budget")
+    record = skipped_record(caplog)
+    assert record.directive == "Content-Disposition"
+    assert "8192" in record.detail
+    assert keys(bucket) == []
+
+
 def test_garbage_dates_are_dropped_and_the_copy_succeeds(bucket: Any, origin: LabOrigin) -> None:
     # Given an Expires no date, beside a max-age (so it is ignored), and a garbled LM
     origin.put("/d.txt", b"dated")

@@ -198,6 +198,38 @@ def test_redrive_moves_dlq_messages_back_with_the_lab_fallback(
     assert "StartMessageMoveTask" in captured.err and "3 messages moved back" in captured.out
 
 
+def test_redrive_counts_the_reasons_before_moving_anything(
+    moto: str, sqs: Any, stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a backfill DLQ holding two refusals (the worker's reason attribute) and one
+    # message the redrive policy moved after five failed receives
+    reason = {"edgefill-refusal": {"DataType": "String", "StringValue": "bad_key"}}
+    for body in ('{"n":0}', '{"n":1}'):
+        sqs.send_message(QueueUrl=stack["bf-dlq"], MessageBody=body, MessageAttributes=reason)
+    sqs.send_message(QueueUrl=stack["bf-dlq"], MessageBody='{"n":2}')
+    argv = ["redrive", "--queue", "backfill", "--stack", "edgefill", "--endpoint-url", moto]
+    # When the operator asks with --dry-run
+    assert main([*argv, "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    # Then the reasons are counted and nothing moved: all three are still in the DLQ, visible
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in captured.out.splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["bad_key"] == "2" and rows["(failed every receive)"] == "1"
+    assert "come back refused unless their cause was fixed" in captured.err
+    assert receive_all(sqs, stack["bf"]) == []
+    # When the operator redrives, then the counts come first and every message moves
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.index("bad_key") < captured.out.index("3 messages moved back")
+    assert sorted(receive_all(sqs, stack["bf"])) == ['{"n":0}', '{"n":1}', '{"n":2}']
+    # And an empty DLQ moves nothing
+    assert main(argv) == 0
+    assert "the DLQ is empty, nothing to move" in capsys.readouterr().out
+
+
 def test_redrive_against_aws_uses_the_move_task(mocker: Any) -> None:
     # Given an SQS client that implements the move task (real AWS)
     from edgefill import operations

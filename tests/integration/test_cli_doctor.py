@@ -73,7 +73,7 @@ def test_against_moto_the_doctor_fails_check_2_naming_the_origin_group(
     # Then every check is reported in the documented shape, and check 2 fails
     assert code == 1
     assert all(set(r) == {"check", "ok", "detail", "remedy"} for r in results)
-    assert len(results) == 9
+    assert len(results) == 11
     by_name = {r["check"]: r for r in results}
     assert results[1]["check"] == "origin-group" and not results[1]["ok"]
     assert "origin group" in results[1]["detail"] and "origin group" in results[1]["remedy"]
@@ -118,8 +118,8 @@ def test_the_canary_runs_after_the_checks_and_reports_its_step(
     # When the doctor runs with the canary
     code = main(["doctor", "--stack", "edgefill", "--canary", "/canary.txt", "--json"])
     results = json.loads(capsys.readouterr().out)
-    # Then the canary is the tenth result: the origin answered, the distribution did not
-    assert code == 1 and len(results) == 10
+    # Then the canary is the twelfth result: the origin answered, the distribution did not
+    assert code == 1 and len(results) == 12
     canary = results[-1]
     assert canary["check"] == "canary" and not canary["ok"]
     assert "origin" in canary["detail"] and "(26 B)" in canary["detail"]

@@ -40,6 +40,8 @@ BAD_INPUT: list[tuple[list[str], str]] = [
         "[b]€",
     ),
     (["doctor", "--stack", "[/red]Ω"], ""),
+    (["edge-logs", "--stack", "[/red]Ω", "--regions", "[/]é"], ""),
+    (["redrive", "--dry-run", "--backfill-dlq-url", "http://[/]é/1/q"], "[/]é"),
     (["warm", "--distribution-domain", "[/red]", "--targets", "us-east-1", "/a"], "'[/red]'"),
     (["warm", "--distribution-domain", "d1.cloudfront.net", "--resolver", "[/]é", "/a"], "[/]é"),
     (["warm", "--distribution-domain", "d1.cloudfront.net", "--targets", "ü", "/a"], "'ü'"),
@@ -57,6 +59,7 @@ USAGE_ERRORS: list[list[str]] = [
     ["demo", "[bold]é"],
     ["prewarm", "--paths-per-message", "[/]", "/a"],
     ["status", "--json", "[/]Ω"],
+    ["edge-logs", "--stack", "s", "--retention-days", "[/]Ω"],
 ]
 
 

@@ -90,7 +90,7 @@ def test_failover_get_puts_one_v1_message_on_the_queue(
         "v": 1,
         "type": "backfill",
         "uri": "/img/a%20b.jpg",
-        "host": "origin.example.com",
+        "host": "d111111abcdef8.cloudfront.net",  # the event's distribution domain
         "distribution": "EDFDVBD6EXAMPLE",
         "requestId": "Ke8sYZrrU5jvQ0Aj4WcC1ZMO6ZSDgVAm3YDzeVfkGAFP_JxVw5QWqw==",
         "edgeRegion": edge_region,

@@ -14,7 +14,7 @@ import pytest
 from edgefill.lab import vod
 from prewarm_worker import app, expand
 from prewarm_worker.engine import WarmContext, WarmPlan
-from prewarm_worker.expand import EXPAND_SOURCE, warm_expanding
+from prewarm_worker.expand import EXPAND_SOURCE, warm_expanding, warm_tree
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
 from shared.messages import ENCODINGS, PrewarmMessage
@@ -67,7 +67,8 @@ def run(lab: Lab, message: PrewarmMessage, **kwargs: Any) -> expand.ExpandOutcom
         return warm_expanding(
             plan,
             WarmContext(config, EdgeResolver(config.resolver_host, config.resolver_port), client),
-            follow_playlists=message.source != EXPAND_SOURCE,
+            expand=message.expand,
+            depth=message.depth,
             **kwargs,
         )
     finally:
@@ -135,16 +136,31 @@ def test_over_the_task_cap_the_tree_continues_in_follow_up_messages(lab: Lab) ->
     # Given room for the master and its three playlists only (4 paths × 2 × 2 = 16 tasks)
     outcome = run(lab, message, task_budget=16)
     assert outcome.report.tasks == 16
-    # Then the segments and inits go on in follow-up messages, expanding, same targets
+    # Then the segments and inits go on in follow-up messages, only to be warmed, same targets
     followed = [path for m in outcome.followups for path in m.paths]
     assert sorted(followed) == sorted(p for p in tree() if not p.endswith(".m3u8"))
     for follow_up in outcome.followups:
-        assert follow_up.expand and follow_up.source == EXPAND_SOURCE
+        assert not follow_up.expand and follow_up.source == EXPAND_SOURCE
         assert follow_up.targets == TARGETS and follow_up.encodings == ("gzip", "br")
     assert outcome.manifests["/premiere/360p/index.m3u8"].continued == vod.SEGMENTS + 1
 
 
-def test_a_follow_up_message_does_not_follow_playlists(lab: Lab) -> None:
+def test_playlists_that_do_not_fit_continue_expanding_one_level_down(lab: Lab) -> None:
+    serve_vod(lab)
+    message = PrewarmMessage(
+        paths=("/premiere/master.m3u8",), targets=("us-east-1",), encodings=("gzip",), expand=True
+    )
+    # Given room for the master alone
+    outcome = run(lab, message, task_budget=1)
+    # Then its playlists go on in one message that reads them, at depth 1
+    [follow_up] = outcome.followups
+    assert follow_up.expand and follow_up.depth == 1 and follow_up.source == EXPAND_SOURCE
+    assert sorted(follow_up.paths) == sorted(
+        f"/premiere/{n}/index.m3u8" for n, _, _ in vod.RENDITIONS
+    )
+
+
+def test_a_playlist_at_the_depth_budget_is_warmed_but_not_read(lab: Lab) -> None:
     serve_vod(lab)
     message = PrewarmMessage(
         paths=("/premiere/master.m3u8",),
@@ -152,12 +168,18 @@ def test_a_follow_up_message_does_not_follow_playlists(lab: Lab) -> None:
         encodings=("identity",),
         source=EXPAND_SOURCE,
         expand=True,
+        depth=1,
     )
     outcome = run(lab, message)
-    # The master is warmed; the playlists it names are not followed (bounded depth)
-    assert {p for p, _ in requested(lab, "127.0.0.2")} == {"/premiere/master.m3u8"}
+    # The master (read at depth 1) brings its playlists (depth 2): warmed, never read
+    warmed = {p for p, _ in requested(lab, "127.0.0.2")}
+    assert warmed == {
+        "/premiere/master.m3u8",
+        *(f"/premiere/{n}/index.m3u8" for n, _, _ in vod.RENDITIONS),
+    }
     ignored = outcome.manifests["/premiere/master.m3u8"].ignored
-    assert ignored == {"playlist not followed from a follow-up message": 3}
+    assert ignored == {expand.NOT_READ_AT_DEPTH: 3}
+    assert list(outcome.manifests) == ["/premiere/master.m3u8"]
 
 
 def test_a_manifest_no_target_served_is_reported_not_expanded(lab: Lab) -> None:
@@ -222,7 +244,8 @@ def test_the_handler_sends_the_rest_of_a_tree_too_big_for_one_message(
     body = {"v": 1, "type": "prewarm", "paths": ["/premiere/master.m3u8"], "expand": True}
     assert handle(body) == {"batchItemFailures": []}
     follow_ups = drain(sqs, queue_url)
-    assert follow_ups and all(m["expand"] is True and m["source"] == "expand" for m in follow_ups)
+    # (segments and inits only to be warmed: they are no playlists to read)
+    assert follow_ups and all("expand" not in m and m["source"] == "expand" for m in follow_ups)
     assert sorted(p for m in follow_ups for p in m["paths"]) == sorted(
         p for p in tree() if not p.endswith(".m3u8")
     )
@@ -249,3 +272,104 @@ def test_the_byte_cap_bounds_every_round_and_sends_nothing_on(lab: Lab) -> None:
     assert outcome.report.tasks == 1 and outcome.followups == []
     assert outcome.capped_paths == 3
     assert outcome.summary()["cappedPaths"] == 3
+
+
+# ---------------------------------------------------------------- budgets across messages (19)
+
+PAIR_SEGMENTS = 30
+
+
+def vod_playlist(*uris: str) -> bytes:
+    lines = ["#EXTM3U", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-TARGETDURATION:2"]
+    for uri in uris:
+        lines += ["#EXTINF:2,", uri]
+    return ("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n").encode()
+
+
+def serve_pair(lab: Lab) -> None:
+    """Two VOD playlists that list each other as a segment, with segments of their own."""
+    a = vod_playlist("b.m3u8", *(f"a-{n}.ts" for n in range(PAIR_SEGMENTS)))
+    b = vod_playlist("a.m3u8", *(f"b-{n}.ts" for n in range(PAIR_SEGMENTS)))
+    for edge in lab.edges.values():
+        edge.documents["/pair/a.m3u8"] = (a, HLS)
+        edge.documents["/pair/b.m3u8"] = (b, HLS)
+
+
+def test_playlists_listing_each_other_as_segments_end_their_chain_of_follow_ups(
+    worker_env: Lab, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_pair(worker_env)
+    # Given room for 10 tasks a message, so that each playlist's references continue in
+    # follow-up messages, and a playlist reached as a segment would be read again
+    monkeypatch.setattr(expand, "MAX_TASKS_PER_MESSAGE", 10)
+    pending: list[dict[str, Any]] = [
+        {
+            "v": 1,
+            "type": "prewarm",
+            "paths": ["/pair/a.m3u8"],
+            "encodings": ["gzip"],
+            "expand": True,
+        }
+    ]
+    # When the worker processes its messages and every follow-up they send
+    handled = 0
+    while pending and handled < 40:
+        body = pending.pop(0)
+        assert app.handler(event_with(body), FakeContext()) == {"batchItemFailures": []}
+        handled += 1
+        pending += drain(sqs, queue_url)
+    # Then the queue runs dry: b.m3u8 (a segment of a.m3u8) is warmed, never read (a read
+    # is a second GET, as a.m3u8 has: warmed, then read)
+    assert pending == [], f"still {len(pending)} messages after {handled}"
+    warmed = [seen.path for seen in worker_env.edges["127.0.0.2"].seen]
+    assert warmed.count("/pair/b.m3u8") == 1 and warmed.count("/pair/a.m3u8") == 2
+    assert not any(path.startswith("/pair/b-") for path in warmed)
+
+
+def test_warm_expand_on_the_same_content_returns(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve_pair(lab)
+    monkeypatch.setattr(expand, "MAX_TASKS_PER_MESSAGE", 10)
+    # A pass budget: before issue 19 the passes alternated between the two without end
+    calls = 0
+    engine_warm = expand.warm
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        assert calls < 100, "warm --expand does not end"
+        return engine_warm(*args, **kwargs)
+
+    monkeypatch.setattr(expand, "warm", counted)
+    config = lab.config()
+    client = EdgeClient(port=lab.port)
+    try:
+        context = WarmContext(
+            config, EdgeResolver(config.resolver_host, config.resolver_port), client
+        )
+        plan = WarmPlan(("/pair/a.m3u8",), ("us-east-1",), ("identity",), VIEWER)
+        outcome = warm_tree(plan, context)
+    finally:
+        client.close()
+    # Every object once: a.m3u8, its segments and b.m3u8 (warmed, not read)
+    assert outcome.report.tasks == PAIR_SEGMENTS + 2 and outcome.report.failed == 0
+    assert list(outcome.manifests) == ["/pair/a.m3u8"]
+
+
+def test_follow_ups_of_long_signed_uris_are_sized_by_bytes_before_they_are_sent(
+    worker_env: Lab, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a VOD playlist of 300 segments with 7 KB signatures (2 MB of follow-up paths)
+    signed = [f"s{n:03d}.m4s?sig=" + "x" * 7000 for n in range(300)]
+    for edge in worker_env.edges.values():
+        edge.documents["/signed/index.m3u8"] = (vod_playlist(*signed), HLS)
+    monkeypatch.setattr(expand, "MAX_TASKS_PER_MESSAGE", 1)  # the playlist alone
+    body = {"v": 1, "type": "prewarm", "paths": ["/signed/index.m3u8"], "encodings": ["gzip"]}
+    # When the worker expands it
+    result = app.handler(event_with({**body, "expand": True}), FakeContext())
+    # Then the record succeeds and the segments went on in messages SQS accepted
+    assert result == {"batchItemFailures": []}
+    follow_ups = drain(sqs, queue_url)
+    assert len(follow_ups) >= 2
+    assert sorted(p for m in follow_ups for p in m["paths"]) == sorted(
+        f"/signed/{uri}" for uri in signed
+    )

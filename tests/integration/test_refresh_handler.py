@@ -15,11 +15,13 @@ import pytest
 
 from backfill_worker import app
 from backfill_worker.freshness.due_index import DUE_PREFIX, DueIndex
+from backfill_worker.freshness.invalidation_journal import WINDOWS_PREFIX
 from backfill_worker.freshness.sweep import RefreshQueue, sweep
 from backfill_worker.runtime import backfiller
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import sqs_record
 from shared.aws import client
+from shared.messages import InvalidationsDue, to_json
 from shared.object_store import ObjectStore
 from tests.integration.backfill_world import (
     BUCKET,
@@ -66,6 +68,7 @@ def stack(
         "distribution": distribution,
         "prewarm": prewarm,
         "queue": queue,
+        "reminders": sqs.create_queue(QueueName="reminders")["QueueUrl"],
     }
     backfiller.cache_clear()
     client.cache_clear()
@@ -155,6 +158,13 @@ def test_withdrawn_updated_and_kept_through_the_handler(
         "news/retuned.html": "updated",
         "down.html": "kept",
     }
+    # And the window's reminder (the one invalidation of the batch, issue 19) comes
+    (window,) = [
+        o["Key"].rpartition("/")[2]
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=WINDOWS_PREFIX)["Contents"]
+    ]
+    reminder = batch(sqs, stack["reminders"], [to_json(InvalidationsDue(window=window))])
+    assert app.handler(reminder, FakeLambdaContext()) == {"batchItemFailures": []}
     withdrawn = next(r for r in refreshed_lines if r.outcome == "withdrawn")  # type: ignore[attr-defined]
     assert (withdrawn.reason, withdrawn.directive) == ("origin", "HTTP 403")  # type: ignore[attr-defined]
     # And the bucket: the takedown gone, the retuned page serving its new Cache-Control,

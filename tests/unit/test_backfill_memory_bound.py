@@ -13,8 +13,8 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from backfill_worker.transfer.copy import copy_object
-from backfill_worker.transfer.plan import CopyPlan
-from shared.object_store import ObjectAttributes, UploadedPart, crc32_base64
+from backfill_worker.transfer.plan import MAX_PARTS, CopyPlan
+from shared.object_store import ObjectAttributes, StoreError, UploadedPart, crc32_base64
 from shared.origin import OriginError
 
 PART = 1000
@@ -187,3 +187,41 @@ def test_streamed_copy_without_ranges_uploads_in_order() -> None:
     result = copy_object(origin, store, "o.bin", "https://origin.example.com/o.bin", plan)  # type: ignore[arg-type]
     assert (result.mode, result.size) == ("streamed", len(data))
     assert origin.fetched == [] and store.completed == data
+
+
+class PartLimitStore(FakeStore):
+    """S3's rule: part numbers run from 1 to 10,000."""
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytearray) -> UploadedPart:
+        if not 1 <= number <= MAX_PARTS:
+            raise StoreError(f"UploadPart {number}: InvalidArgument: part number out of range")
+        self.parts[number] = bytes(data)
+        return UploadedPart(number=number, etag=f'"{number}"', crc32=crc32_base64(data))
+
+
+class ChunkedOrigin(FakeOrigin):
+    """An origin that sends no Content-Length (chunked): the size is known at the end."""
+
+    def get(self, url: str, budget: Any = None) -> FakeResponse:
+        response = FakeResponse(self.data, ranges=False)
+        del response.headers["Content-Length"], response.headers["ETag"]
+        response.content_length = None  # type: ignore[assignment]
+        return response
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["exactly-10000-parts", "one-byte-more"])
+def test_a_body_of_unknown_length_up_to_the_size_limit_fits_in_ten_thousand_parts(
+    extra: int,
+) -> None:
+    # Given a size limit of 10,000 parts (plus a byte), and a chunked body that long
+    part = 64
+    limit = part * MAX_PARTS + extra
+    data = body(limit)
+    origin, store = ChunkedOrigin(data, ranges=False), PartLimitStore()
+    store.release_part_one.set()
+    plan = CopyPlan(max_object_bytes=limit, part_bytes=part, parts_in_flight=4)
+    # When it is copied
+    result = copy_object(origin, store, "o.bin", "https://origin.example.com/o.bin", plan)  # type: ignore[arg-type]
+    # Then S3 got at most 10,000 parts and the object is whole
+    assert (result.mode, result.size) == ("streamed", limit)
+    assert len(store.parts) <= MAX_PARTS and store.completed == data

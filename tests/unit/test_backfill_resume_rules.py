@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from backfill_worker.flight.continuation import ContinuationNotSent, LeaseSession
 from backfill_worker.flight.lease import LEASE_MARGIN_SECONDS, SingleFlight, lease_key
 from backfill_worker.transfer import md5_state
 from backfill_worker.transfer.admission import PartAdmission
@@ -20,6 +21,7 @@ from backfill_worker.transfer.checkpoint import (
     CheckpointError,
     SavedPart,
     checkpoint_from,
+    proof_tails,
 )
 from backfill_worker.transfer.copy import copy_object
 from backfill_worker.transfer.integrity import ExpectedMD5
@@ -28,6 +30,7 @@ from backfill_worker.transfer.plan import CopyPlan
 from backfill_worker.transfer.progress import Progress
 from shared.config import BackfillConfig, ConfigError
 from shared.messages import BackfillMessage, MessageError, parse_backfill, to_json
+from shared.object_store import StoreError
 from shared.origin import OriginError
 from tests.unit.test_backfill_memory_bound import FakeOrigin, FakeStore
 from tests.unit.test_backfill_rules import Clock, FakeLeaseStore
@@ -104,6 +107,14 @@ def test_a_checkpoint_round_trips_through_its_json() -> None:
         ({"partBytes": 5 * MIB}, "partBytes"),  # not this worker's part size
         ({"etag": None, "lastModified": None}, "no strong ETag"),
         ({"etag": 'W/"weak"', "lastModified": None}, "no strong ETag"),
+        # A Last-Modified (or a weak ETag) may stay the same over new bytes (issue 19)
+        ({"etag": None}, "no strong ETag nor MD5"),
+        ({"etag": 'W/"1e00000-6553f100"'}, "no strong ETag nor MD5"),
+        ({"tails": [[3, "c" * 64]]}, "tails[0]"),  # not a saved part
+        ({"tails": [[1, "C" * 64]]}, "tails[0]"),
+        ({"tails": [[1, "c" * 64], [1, "c" * 64]]}, "tails[1]"),
+        ({"tails": [[1.0, "c" * 64]]}, "tails[0]"),
+        ({"tails": "c" * 64}, "checkpoint.tails"),
         ({"etag": "caf\u00e9"}, "checkpoint.etag"),
         ({"etag": "a\r\nSet-Cookie: x"}, "checkpoint.etag"),
         ({"parts": [[5, PART, ETAG, CRC]]}, "part number"),  # past the last part
@@ -139,6 +150,23 @@ def test_a_garbled_or_forged_checkpoint_is_rejected_naming_the_field(
 def test_a_checkpoint_that_is_not_an_object_is_rejected(raw: object) -> None:
     with pytest.raises(CheckpointError, match="JSON object"):
         parse(raw)
+
+
+def test_a_checkpoint_named_by_an_md5_alone_is_accepted_with_its_tails() -> None:
+    # Given an origin with only a Last-Modified, whose MD5 the copy checks at the end
+    raw = valid_raw(etag=None, md5={"expected": MD5, "state": None, "bytes": 0})
+    raw["tails"] = [[2, "c" * 64]]
+    checkpoint = parse(raw)
+    assert checkpoint.tail_of(2) == "c" * 64 and checkpoint.tail_of(1) is None
+    assert parse(json.loads(json.dumps(checkpoint.to_dict()))) == checkpoint
+
+
+def test_the_tails_kept_are_the_end_of_the_run_and_every_part_past_it() -> None:
+    parts = tuple(SavedPart(n, PART, ETAG, CRC) for n in (1, 2, 4))
+    digests = {n: str(n) * 64 for n in (1, 2, 3, 4)}
+    assert proof_tails(parts, digests) == ((2, "2" * 64), (4, "4" * 64))
+    # Without part 1 every saved part is past the (empty) run
+    assert proof_tails(parts[2:], digests) == ((4, "4" * 64),)
 
 
 def test_an_md5_state_over_the_parts_the_upload_holds_is_accepted() -> None:
@@ -269,6 +297,34 @@ def test_an_expired_handover_lets_the_redelivery_resume_at_once() -> None:
     assert flight.expire(lease, {"v": 1})
     again = flight.acquire("k", "w2", seconds=900)
     assert again is not None and again.checkpoint == {"v": 1}
+
+
+class ThrottledHandoverStore(FakeLeaseStore):
+    """S3 answers 503 SlowDown to the lease write that hands the lease over."""
+
+    def replace_lease(self, key: str, body: bytes, etag: str) -> str | None:
+        if b'"heir"' in body:
+            raise StoreError(f"PutObject lease {key!r}: SlowDown: injected")
+        return super().replace_lease(key, body, etag)
+
+
+def test_a_throttled_handover_keeps_the_checkpoint_for_the_redelivery() -> None:
+    # Given a copy at its handover point whose lease write S3 throttles
+    store, clock = ThrottledHandoverStore(), Clock()
+    flight = SingleFlight(store, clock)  # type: ignore[arg-type]
+    lease = flight.acquire("k", "w1", seconds=900)
+    assert lease is not None
+    session = LeaseSession(flight, lease, store, "k")  # type: ignore[arg-type]
+    checkpoint = Checkpoint("up-1", LENGTH, PART, ETAG, None, None)
+    # When it hands over, the record fails (SQS redelivers it)
+    with pytest.raises(ContinuationNotSent, match="SlowDown"):
+        session.hand_over(
+            checkpoint, BackfillMessage(uri="/k"), max_hops=48, queue_url="q", sqs=None
+        )
+    # Then the lease is kept for the redelivery, expired, with the checkpoint
+    assert session.keep_lease
+    body = json.loads(store.objects[lease_key("k")][0])
+    assert body["checkpoint"]["uploadId"] == "up-1" and body["expiresAt"] < clock.now
 
 
 # ---------------------------------------------------------------- message and configuration

@@ -37,8 +37,11 @@ def test_ordered_md5_hashes_parts_in_order_whatever_their_arrival() -> None:
 def test_part_size_grows_only_past_ten_thousand_parts() -> None:
     plan = CopyPlan(max_object_bytes=10**12, part_bytes=8 * MIB, parts_in_flight=8)
     assert part_bytes_for(512 * MIB, plan) == 8 * MIB
-    assert part_bytes_for(None, plan) == 8 * MIB
     assert part_bytes_for(100_000 * MIB, plan) == 10 * MIB
+    # An unknown length is cut for the largest body accepted (10,000 parts of 100 MB)
+    assert part_bytes_for(None, plan) == 100_000_000
+    default = CopyPlan(max_object_bytes=5 * 1024 * MIB, part_bytes=8 * MIB, parts_in_flight=8)
+    assert part_bytes_for(None, default) == 8 * MIB
 
 
 def test_crc32_is_s3s_base64_big_endian() -> None:

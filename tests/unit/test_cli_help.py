@@ -33,6 +33,16 @@ HELP_TEXTS = [
         doctor,
         ["origin group", "Exit 0 when every check passes", "--canary", "--json", "--stack"],
     ),
+    (
+        ["edge-logs"],
+        doctor,
+        [
+            "a group Lambda creates without retention",
+            "--retention-days",
+            "--create-missing",
+            "--regions",
+        ],
+    ),
     (["lab"], lab, ["The local lab", "up"]),
     (["lab", "up"], lab, ["until Ctrl-C", "--edge-port", "--no-pollers", "--large-mib"]),
     (["demo"], lab, ["narrated and checked"]),

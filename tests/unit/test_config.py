@@ -74,6 +74,13 @@ def test_backfill_reads_every_variable() -> None:
     assert config.query == "forward"
 
 
+def test_the_invalidation_window_defaults_to_a_minute() -> None:
+    env = {"EDGEFILL_BUCKET": "b-1", "EDGEFILL_ORIGIN_URL": "https://o.example"}
+    assert BackfillConfig.from_env(env).invalidation_window == 60
+    env["EDGEFILL_INVALIDATION_WINDOW"] = "5"
+    assert BackfillConfig.from_env(env).invalidation_window == 5
+
+
 def test_include_and_exclude_globs_with_exclude_winning() -> None:
     config = BackfillConfig(
         bucket="b-1",
@@ -139,10 +146,23 @@ def test_include_and_exclude_globs_with_exclude_winning() -> None:
             {"EDGEFILL_MAX_OBJECT_BYTES": "10GB"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-unit"
         ),
         pytest.param({"EDGEFILL_MAX_OBJECT_BYTES": "0"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-0"),
+        # 10,000 parts of S3's largest part (5 GiB) are the most one multipart upload holds
+        pytest.param(
+            {"EDGEFILL_MAX_OBJECT_BYTES": str(10_000 * 5 * 1024**3 + 1)},
+            "EDGEFILL_MAX_OBJECT_BYTES",
+            id="max-past-10000-parts-of-5-gib",
+        ),
         pytest.param(
             {"EDGEFILL_MAX_OBJECT_BYTES": "-5"}, "EDGEFILL_MAX_OBJECT_BYTES", id="max-negative"
         ),
         pytest.param({"EDGEFILL_QUERY": "sometimes"}, "EDGEFILL_QUERY", id="query-mode"),
+        # An SQS delay (the reminder of a batching window) is at most 900 s
+        pytest.param(
+            {"EDGEFILL_INVALIDATION_WINDOW": "901"}, "EDGEFILL_INVALIDATION_WINDOW", id="window"
+        ),
+        pytest.param(
+            {"EDGEFILL_INVALIDATION_WINDOW": "0"}, "EDGEFILL_INVALIDATION_WINDOW", id="window-0"
+        ),
     ],
 )
 def test_backfill_errors_name_the_variable(changes: dict[str, str], variable: str) -> None:
@@ -261,3 +281,37 @@ def test_prewarm_errors_name_the_variable(changes: dict[str, str], variable: str
 def test_missing_distribution_domain_is_named() -> None:
     with pytest.raises(ConfigError, match="^EDGEFILL_DISTRIBUTION_DOMAIN: is required"):
         PrewarmConfig.from_env({})
+
+
+# ---------------------------------------------------------------- dead-letter queues
+_Q = "https://sqs.us-east-1.amazonaws.com/123456789012/"
+
+
+def test_each_worker_reads_its_own_dead_letter_queue() -> None:
+    # Given the two variables (one process may hold both, as the lab's does)
+    env = {"EDGEFILL_BACKFILL_DLQ_URL": _Q + "b-dlq", "EDGEFILL_PREWARM_DLQ_URL": _Q + "p-dlq"}
+    # Then each worker takes its own, and neither needs one
+    assert BackfillConfig.from_env({**BACKFILL_ENV, **env}).dlq_url == _Q + "b-dlq"
+    assert PrewarmConfig.from_env({**PREWARM_ENV, **env}).dlq_url == _Q + "p-dlq"
+    assert BackfillConfig.from_env(BACKFILL_ENV).dlq_url is None
+    assert PrewarmConfig.from_env(PREWARM_ENV).dlq_url is None
+
+
+@pytest.mark.parametrize("url", ["ftp://x/1/q", "https://sqs.us-east-1.amazonaws.com/q", "q"])
+def test_a_dead_letter_queue_must_be_a_queue_url(url: str) -> None:
+    assert backfill_error(EDGEFILL_BACKFILL_DLQ_URL=url).variable == "EDGEFILL_BACKFILL_DLQ_URL"
+    assert prewarm_error(EDGEFILL_PREWARM_DLQ_URL=url).variable == "EDGEFILL_PREWARM_DLQ_URL"
+
+
+def test_a_dead_letter_queue_that_is_a_working_queue_is_refused() -> None:
+    # A refusal sent back to the queue it came from would come back for ever
+    error = backfill_error(
+        EDGEFILL_BACKFILL_QUEUE_URL=_Q + "backfill", EDGEFILL_BACKFILL_DLQ_URL=_Q + "backfill"
+    )
+    assert error.variable == "EDGEFILL_BACKFILL_DLQ_URL" and "EDGEFILL_BACKFILL_QUEUE_URL" in str(
+        error
+    )
+    error = prewarm_error(
+        EDGEFILL_PREWARM_QUEUE_URL=_Q + "prewarm", EDGEFILL_PREWARM_DLQ_URL=_Q + "prewarm"
+    )
+    assert error.variable == "EDGEFILL_PREWARM_DLQ_URL"

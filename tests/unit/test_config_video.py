@@ -1,10 +1,11 @@
-"""EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS and EDGEFILL_EXPAND_MAX."""
+"""Video configuration: EDGEFILL_BACKFILL_QUEUE_URL, EDGEFILL_EXPAND_PLAYLISTS,
+EDGEFILL_EXPAND_MAX, EDGEFILL_VIEWER_HOSTS and the prewarm worker's EDGEFILL_ORIGIN_URL."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.config import BackfillConfig, ConfigError
+from shared.config import BackfillConfig, ConfigError, PrewarmConfig
 
 BASE = {"EDGEFILL_BUCKET": "edgefill-regional", "EDGEFILL_ORIGIN_URL": "https://origin.example"}
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/edgefill-backfill"
@@ -46,3 +47,40 @@ def test_bad_expansion_settings_name_the_variable(
     with pytest.raises(ConfigError) as raised:
         BackfillConfig.from_env({**BASE, **env})
     assert raised.value.variable == (variable or "EDGEFILL_EXPAND_PLAYLISTS")
+
+
+def test_viewer_hosts_take_names_ports_and_wildcard_aliases() -> None:
+    config = BackfillConfig.from_env(
+        {
+            **BASE,
+            "EDGEFILL_VIEWER_HOSTS": (
+                "d111.cloudfront.net, Video.Example.com,*.cdn.example.com,lab:8443,"
+            ),
+        }
+    )
+    assert config.viewer_hosts == (
+        "d111.cloudfront.net",
+        "video.example.com",
+        "*.cdn.example.com",
+        "lab:8443",
+    )
+    assert BackfillConfig.from_env(BASE).viewer_hosts == ()
+
+
+@pytest.mark.parametrize(
+    "value", ["not a host", "*.", "a.*.example.com", "*.example.com:443", "h:0", "h:99999", "h:x"]
+)
+def test_a_bad_viewer_host_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        BackfillConfig.from_env({**BASE, "EDGEFILL_VIEWER_HOSTS": value})
+    assert raised.value.variable == "EDGEFILL_VIEWER_HOSTS"
+
+
+def test_the_prewarm_worker_may_be_told_the_full_origin() -> None:
+    env = {"EDGEFILL_DISTRIBUTION_DOMAIN": "d111.cloudfront.net"}
+    assert PrewarmConfig.from_env(env).origin_url is None
+    told = PrewarmConfig.from_env({**env, "EDGEFILL_ORIGIN_URL": "https://origin.example/vod/"})
+    assert told.origin_url == "https://origin.example/vod"
+    with pytest.raises(ConfigError) as raised:
+        PrewarmConfig.from_env({**env, "EDGEFILL_ORIGIN_URL": "ftp://origin.example"})
+    assert raised.value.variable == "EDGEFILL_ORIGIN_URL"

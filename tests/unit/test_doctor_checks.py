@@ -1,4 +1,4 @@
-"""``edgefill doctor``'s nine checks on answers shaped exactly like AWS's: every AWS call
+"""``edgefill doctor``'s eleven checks on answers shaped exactly like AWS's: every AWS call
 goes through a botocore Stubber, which validates each canned response against the
 service model. One healthy deployment, then one broken fixture per check."""
 
@@ -38,7 +38,11 @@ NAMES = (
     "methods-encodings",
     "queues",
     "event-sources",
+    "viewer-protocol",
+    "edge-logs",
 )
+EDGE_REGIONS = ("us-east-1", "eu-west-1", "ap-northeast-1")
+EDGE_LOG_GROUP = f"/aws/lambda/us-east-1.{STACK}-edge"
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +64,12 @@ def describe_stacks() -> dict[str, Any]:
         "DistributionId": DISTRIBUTION,
         "EdgeFunctionVersionArn": f"{EDGE}:7",
     }
-    parameters = {"FullOriginDomain": FULL_ORIGIN, "KeyPrefix": "", "CreateDistribution": "true"}
+    parameters = {
+        "FullOriginDomain": FULL_ORIGIN,
+        "KeyPrefix": "",
+        "CreateDistribution": "true",
+        "DashboardEdgeRegions": ",".join(EDGE_REGIONS),
+    }
     return {
         "Stacks": [
             {
@@ -272,6 +281,19 @@ def metric_data(errors: float = 0.0) -> dict[str, Any]:
     }
 
 
+def log_groups(retention: int | None = 30) -> dict[str, Any]:
+    """DescribeLogGroups answering the edge function's group (retention None: never expires)."""
+    group: dict[str, Any] = {
+        "logGroupName": EDGE_LOG_GROUP,
+        "creationTime": 1796000000000,
+        "storedBytes": 2048,
+        "arn": f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:{EDGE_LOG_GROUP}:*",
+    }
+    if retention is not None:
+        group["retentionInDays"] = retention
+    return {"logGroups": [group]}
+
+
 def healthy() -> dict[str, Any]:
     """Every answer of a well-wired deployment, by (service, operation)."""
     return {
@@ -287,6 +309,12 @@ def healthy() -> dict[str, Any]:
         ],
         "mappings": [mappings("backfill", "BackfillQueue"), mappings("prewarm", "PrewarmQueue")],
         "metrics": metric_data(),
+        # The edge logged in two regions (each group expiring), not yet in the third.
+        "logs": {
+            "us-east-1": log_groups(30),
+            "eu-west-1": log_groups(90),
+            "ap-northeast-1": {"logGroups": []},
+        },
     }
 
 
@@ -317,6 +345,15 @@ def doctor(answers: dict[str, Any]) -> list[Check]:
     for response in answers["mappings"]:
         stubs["lambda"].add_response("list_event_source_mappings", response)
     stubs["cloudwatch"].add_response("get_metric_data", answers["metrics"])
+    logs = {region: boto3.client("logs", region_name=region) for region in answers["logs"]}
+    for region, response in answers["logs"].items():
+        stub = stubs[f"logs {region}"] = Stubber(logs[region])
+        if isinstance(response, str):  # the region refuses the read with this code
+            stub.add_client_error("describe_log_groups", response, http_status_code=400)
+        else:
+            stub.add_response(
+                "describe_log_groups", response, {"logGroupNamePrefix": EDGE_LOG_GROUP}
+            )
     for stub in stubs.values():
         stub.activate()
     stack = read_stack(clients["cloudformation"], STACK)
@@ -328,6 +365,7 @@ def doctor(answers: dict[str, Any]) -> list[Check]:
             sqs=clients["sqs"],
             lambda_=clients["lambda"],
             cloudwatch=clients["cloudwatch"],
+            logs=logs.__getitem__,
         ),
         stack,
         now=lambda: NOW,
@@ -342,13 +380,15 @@ def verdicts(checks: list[Check]) -> dict[str, Check]:
     return {c.check: c for c in checks}
 
 
-def test_a_well_wired_deployment_passes_all_nine_checks() -> None:
+def test_a_well_wired_deployment_passes_all_eleven_checks() -> None:
     checks = verdicts(doctor(healthy()))
     assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
     assert all(c.detail and not c.remedy for c in checks.values())
     assert "bucket-then-full-origin" in checks["origin-group"].detail
     assert "edge:7" in checks["edge-association"].detail
     assert "0 errors, 0 throttles" in checks["event-sources"].detail
+    assert "default: redirect-to-https" in checks["viewer-protocol"].detail
+    assert "edge logs in 2 of 3 regions, each expiring (30, 90 days)" in checks["edge-logs"].detail
 
 
 # ---------------------------------------------------------------- one break per check
@@ -394,6 +434,15 @@ def _disabled_mapping(answers: dict[str, Any]) -> None:
     answers["mappings"][1] = mappings("prewarm", "PrewarmQueue", state="Disabled")
 
 
+def _http_viewers(answers: dict[str, Any]) -> None:
+    behavior = answers["distribution"]["DistributionConfig"]["DefaultCacheBehavior"]
+    behavior["ViewerProtocolPolicy"] = "allow-all"
+
+
+def _edge_logs_kept_for_ever(answers: dict[str, Any]) -> None:
+    answers["logs"]["eu-west-1"] = log_groups(retention=None)
+
+
 BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("stack", _status, "ROLLBACK_COMPLETE", "sam deploy"),
     ("origin-group", _no_origin_group, "no cache behaviour targets an origin group",
@@ -407,6 +456,10 @@ BROKEN: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("queues", _dlq_backlog, "backfill DLQ holds 3 messages",
      "edgefill redrive --stack edgefill --queue backfill"),
     ("event-sources", _disabled_mapping, "prewarm → edgefill-prewarm is Disabled", "enable"),
+    ("viewer-protocol", _http_viewers, "behaviour default is allow-all: HTTP viewers",
+     "redirect-to-https"),
+    ("edge-logs", _edge_logs_kept_for_ever, f"{EDGE_LOG_GROUP} never expires in eu-west-1",
+     "edgefill edge-logs --stack edgefill --retention-days 30"),
 ]  # fmt: skip
 
 
@@ -487,3 +540,33 @@ def test_the_canary_goes_to_the_viewer_host_only_with_its_own_certificate() -> N
     assert viewer_host(Facts(stack, DISTRIBUTION, config)) == "d111.cloudfront.net"
     config["ViewerCertificate"] = {"ACMCertificateArn": "arn:aws:acm:us-east-1:1:certificate/x"}
     assert viewer_host(Facts(stack, DISTRIBUTION, config)) == "cdn.example.com"
+
+
+@pytest.mark.parametrize(
+    ("target", "checked"),
+    [
+        ("regional-bucket", True),  # the bucket without the origin group: checked too
+        ("full-origin", False),  # never reaches the bucket: its TLS-only policy is moot
+    ],
+)
+def test_every_behaviour_reaching_the_bucket_and_only_those_must_refuse_http(
+    target: str, checked: bool
+) -> None:
+    # Given a second behaviour, on HTTP, targeting one origin directly
+    answers = healthy()
+    config = answers["distribution"]["DistributionConfig"]
+    extra = {**config["DefaultCacheBehavior"], "PathPattern": "/extra/*"}
+    extra.update(TargetOriginId=target, ViewerProtocolPolicy="allow-all")
+    config["CacheBehaviors"] = {"Quantity": 1, "Items": [extra]}
+    # When the doctor runs, then only a behaviour reaching the bucket is named
+    check = verdicts(doctor(answers))["viewer-protocol"]
+    assert check.ok is not checked
+    assert ("behaviour /extra/* is allow-all" in check.detail) is checked
+
+
+def test_an_edge_region_that_cannot_be_read_fails_naming_it() -> None:
+    answers = healthy()
+    answers["logs"]["ap-northeast-1"] = "AccessDeniedException"
+    check = verdicts(doctor(answers))["edge-logs"]
+    assert not check.ok and "DescribeLogGroups in ap-northeast-1 failed" in check.detail
+    assert "AccessDeniedException" in check.detail and "logs:DescribeLogGroups" in check.remedy

@@ -94,10 +94,12 @@ def test_failover_get_queues_one_backfill_message(
     [(queue_url, body)] = sender.bodies
     assert queue_url == QUEUE
     message = parse_backfill(body)
+    # (the host is the distribution's domain from the event's config, never the Host
+    # CloudFront sends the origin: that is the origin's own name)
     assert (message.uri, message.query, message.host) == (
         "/img/a%20b.jpg",
         "",
-        "origin.example.com",
+        "d111111abcdef8.cloudfront.net",
     )
     assert message.distribution == "EDFDVBD6EXAMPLE"
     assert message.request_id == "Ke8sYZrrU5jvQ0Aj4WcC1ZMO6ZSDgVAm3YDzeVfkGAFP_JxVw5QWqw=="
@@ -193,7 +195,7 @@ def test_the_same_uri_with_another_query_or_host_is_another_object() -> None:
     for query, host in [("", "a.example.com"), ("v=2", "a.example.com"), ("", "b.example.com")]:
         event = load_event("edge_failover_get")
         request_of(event)["querystring"] = query
-        request_of(event)["headers"]["host"][0]["value"] = host
+        event["Records"][0]["cf"]["config"]["distributionDomainName"] = host
         run(event, sender, memory)
     assert len(sender.bodies) == 3
 
@@ -279,23 +281,29 @@ def test_unusable_failover_queues_nothing_strips_and_logs_one_error(
     assert len(json.dumps(line)) < 2048  # an 8 KiB URI is quoted, not copied
 
 
-@pytest.mark.parametrize(
-    ("path", "value"),
-    [
-        ("headers", DELETE),
-        ("headers", "Host: x"),
-        ("headers.host", "origin.example.com"),
-        ("headers.host", [{"key": "Host"}]),
-        ("headers.host", []),
-    ],
-)
-def test_unreadable_host_costs_only_the_optional_host(path: str, value: Any) -> None:
+@pytest.mark.parametrize("value", [DELETE, 42, "not a host!", "", None])
+def test_an_unreadable_distribution_domain_costs_only_the_optional_host(value: Any) -> None:
     event = load_event("edge_failover_get")
-    set_path(event, path, value)
+    config = event["Records"][0]["cf"]["config"]
+    if value is DELETE:
+        del config["distributionDomainName"]
+    else:
+        config["distributionDomainName"] = value
     sender = FakeSender()
     run(event, sender)
     message = parse_backfill(sender.bodies[0][1])
     assert message.uri == "/img/a%20b.jpg" and message.host is None
+
+
+@pytest.mark.parametrize("value", [DELETE, "Host: x", [{"key": "Host"}]])
+def test_the_origin_host_header_is_never_the_message_host(value: Any) -> None:
+    # Given an origin request whose Host is the full origin's name, or unreadable
+    event = load_event("edge_failover_get")
+    set_path(event, "headers.host", value)
+    sender = FakeSender()
+    run(event, sender)
+    # Then the message's host is still the distribution's domain
+    assert parse_backfill(sender.bodies[0][1]).host == "d111111abcdef8.cloudfront.net"
 
 
 def test_missing_config_costs_only_distribution_and_request_id() -> None:

@@ -169,8 +169,8 @@ main.mp4
 #EXT-X-ENDLIST
 """
     result = hls("/v/1080p.m3u8", body)
-    # The init section's range is the same file too: one object, first kind seen
-    assert [(r.path, r.kind) for r in result.references] == [("/v/main.mp4", "init")]
+    # The init section's range is the same file too: one object, the media file
+    assert [(r.path, r.kind) for r in result.references] == [("/v/main.mp4", "segment")]
 
 
 @pytest.mark.parametrize(
@@ -647,7 +647,8 @@ def test_dash_never_yields_a_uri_outside_the_viewer_host(
 ) -> None:
     from xml.sax.saxutils import escape, quoteattr
 
-    base_xml = "".join(f"<BaseURL>{escape(b)}</BaseURL>" for b in bases[:1])
+    # (every level gets the same alternatives: the first on our hosts is chosen, issue 21)
+    base_xml = "".join(f"<BaseURL>{escape(b)}</BaseURL>" for b in bases)
     segments = "".join(f"<SegmentURL media={quoteattr(m)}/>" for m in media)
     body = mpd(
         f"""{base_xml}<Period>{base_xml}<AdaptationSet><Representation id="r">{base_xml}
@@ -655,3 +656,46 @@ def test_dash_never_yields_a_uri_outside_the_viewer_host(
     )
     result = dash("/m.mpd", body)
     assert_on_viewer_host(result)
+
+
+# Tags m3u8 raises on, a key, and definitions that point at other hosts or our keys: the
+# tolerant path and EXT-X-DEFINE, where a hostile playlist has most room.
+HOSTILE_TAGS = [
+    "#EXTINF:bad,\n",
+    "#EXT-X-TARGETDURATION:x\n",
+    "#EXT-X-MEDIA-SEQUENCE:\n",
+    "#EXT-X-STREAM-INF:PROGRAM-ID=x\n",
+    '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=x,URI="{$v}/i.m3u8"\n',
+    "#EXT-X-BYTERANGE:q\n#EXTINF:1,\n",
+    '#EXT-X-MAP:URI="{$v}.mp4"\n',
+    '#EXT-X-KEY:METHOD=AES-128,URI="keys/SECRET.key"\n',
+    "#EXT-X-KEY:METHOD\n",
+]
+DEFINES = [
+    '#EXT-X-DEFINE:NAME="v",VALUE="https://evil.example.org/FOREIGN"\n',
+    '#EXT-X-DEFINE:NAME="v",VALUE="//evil.example.org/FOREIGN"\n',
+    '#EXT-X-DEFINE:NAME="v",VALUE="keys/SECRET.key#"\n',
+    '#EXT-X-DEFINE:NAME="v",VALUE="../../../_edgefill/leases"\n',
+    '#EXT-X-DEFINE:NAME="v",VALUE="ok"\n',
+    "",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(DEFINES),
+    st.lists(st.tuples(st.sampled_from(HOSTILE_TAGS), uri_text), max_size=12),
+)
+def test_malformed_tags_and_variables_never_reach_keys_or_other_hosts(
+    define: str, lines: list[tuple[str, str]]
+) -> None:
+    # (the key is always declared: a playlist naming it again must not get it returned)
+    body = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+    body += f'#EXT-X-KEY:METHOD=AES-128,URI="keys/SECRET.key"\n{define}'
+    for tag, uri in lines:
+        clean = uri.replace("\n", "").replace("\r", "").replace("SECRET", "")
+        body += f"{tag}#EXTINF:1,\n{clean}\n#EXTINF:1,\n{{$v}}/x.ts\n"
+        body += "#EXTINF:1,\nkeys/SECRET.key\n"
+    result = hls("/v/index.m3u8", body + "#EXT-X-ENDLIST\n")
+    assert_on_viewer_host(result)
+    assert not any("SECRET" in reference.uri for reference in result.references)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import string
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
@@ -23,6 +24,7 @@ from shared.cache_control import (
     http_date,
     parse_cache_control,
 )
+from shared.header_numbers import header_number
 from shared.origin import declared_length
 from shared.redact import redact_url
 
@@ -118,3 +120,17 @@ def test_value_parsers_never_raise_anything_unnamed(value: str) -> None:
         declared_length(value)
     except ValueError as error:
         assert "Content-Length" in str(error)
+
+
+@pytest.mark.parametrize(
+    "value", ["²", "¹²³", "١٢٣", "1_000", "+5", "-5", " ", "", "0x10", "1" * 31, "5\n"]
+)
+def test_a_header_number_is_ascii_digits_or_none(value: str) -> None:
+    # int() takes '١٢٣', '1_000' and '+5'; '²'.isdigit() is true and int('²') raises
+    assert header_number(value) is None
+
+
+def test_a_header_number_may_have_field_whitespace() -> None:
+    assert header_number(" 1234\t") == 1234
+    assert header_number("0") == 0
+    assert header_number(None) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -198,3 +199,20 @@ def test_allowed_hosts_must_be_host_names() -> None:
     assert bad.value.variable == "EDGEFILL_ALLOW_PRIVATE_EDGES"
     assert config(EDGEFILL_ALLOW_PRIVATE_EDGES="TRUE").allow_private_edges
     assert not config().allow_private_edges
+
+
+# ---- the messages a message leads to must fit SQS (issue 19) ---------------------------
+def test_a_message_whose_retries_could_not_fit_sqs_is_refused_before_any_work() -> None:
+    # Given a message under 1 MiB whose 200 long targets leave no room for a retry of one
+    # path with attempt, encodings and host added
+    targets = [f"us-{'x' * 4900}-{n % 9 + 1}" for n in range(MAX_TARGETS)]
+    message = body(paths=["/a"], targets=targets)
+    assert len(message) < 1024 * 1024
+    log = Log()
+    # When it is processed (NoNetworkResolver: a DNS question fails the test)
+    # (retried, or sent to the DLQ: either way, refused before any work)
+    with contextlib.suppress(NotProcessed):
+        prewarm_record(message, runtime(), log)
+    # Then it is refused as a whole, the body named
+    [error] = log.errors
+    assert error["msg"] == "prewarm message rejected" and error["error"].startswith("body:")

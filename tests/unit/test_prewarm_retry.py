@@ -184,8 +184,13 @@ class RecordingLog:
     warning = error = info
 
 
-def never_built() -> PrewarmRuntime:
-    raise AssertionError("a rejected message must not need the runtime")
+def no_dead_letter_queue() -> PrewarmRuntime:
+    """A worker without EDGEFILL_PREWARM_DLQ_URL (refusals go to the DLQ: see
+    tests/integration/test_refusals_to_the_dlq.py)."""
+    config = PrewarmConfig(
+        distribution_domain="d111.cloudfront.net", viewer_host="d111.cloudfront.net"
+    )
+    return PrewarmRuntime(config, EdgeResolver("127.0.0.1"), EdgeClient(), None)
 
 
 @pytest.mark.parametrize(
@@ -205,8 +210,9 @@ def test_a_message_breaking_the_contract_is_rejected_naming_the_field(
     body: dict[str, Any], field: str
 ) -> None:
     log = RecordingLog()
+    # Without a DLQ, a refused message is left for SQS to deliver again (as before)
     with pytest.raises(NotProcessed):
-        prewarm_record(json.dumps(body), never_built, log, message_id="m-1")
+        prewarm_record(json.dumps(body), no_dead_letter_queue, log, message_id="m-1")
     ((message, extra),) = log.lines
     assert message == "prewarm message rejected" and extra["messageId"] == "m-1"
     assert extra["error"].startswith(f"{field}: ")
@@ -253,3 +259,16 @@ def test_while_targets_resolve_a_waiting_worker_gets_the_next_edge_and_shares_ar
     board.settled()
     third.join(timeout=2)
     assert late and late[0] is not None and late[0][0] == "B"  # type: ignore[index]
+
+
+def test_retries_of_long_signed_uris_are_sized_by_bytes() -> None:
+    # Given 1,000 failed paths of 7 KB each at one target: 7 MB in one cross product
+    paths = tuple(f"/v/s{n:04d}.m4s?sig=" + "s" * 7000 for n in range(1000))
+    original = PrewarmMessage(paths=paths, targets=("us-east-1",), encodings=("gzip",))
+    failures = failed([(path, "us-east-1", "gzip") for path in paths])
+    # When they are re-enqueued
+    messages = retry_messages(failures, original, "cdn.example.com", 1)
+    # Then every message fits SQS's 1 MiB and they still cover each tuple once
+    assert len(messages) >= 7
+    assert all(len(to_json(message).encode()) <= 1024 * 1024 for message in messages)
+    assert sorted(covered(messages)) == sorted((p, "us-east-1", "gzip") for p in paths)

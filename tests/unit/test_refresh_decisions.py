@@ -116,16 +116,21 @@ class Log:
     warning = error = info
 
 
-def test_one_invalidation_per_flush_with_wildcards_escaped() -> None:
+def test_one_invalidation_per_flush_with_stars_never_encoded() -> None:
     pending = PendingInvalidations()
     for uri in ("/a%20b.jpg", "/star*.png", "/a%20b.jpg"):
         pending.replaced(uri)
     pending.deleted("/gone.css")
     cloudfront = FakeCloudFront()
     report = pending.flush(cloudfront, "E2EXAMPLE", None, None, Log())
-    assert cloudfront.batches == [["/a%20b.jpg", "/star%2A.png", "/gone.css"]]
+    # A "*" is never percent-encoded (AWS: encode only non-ASCII and RFC 1738 unsafe
+    # characters); CloudFront reads it only as a final wildcard, so a URI holding one is
+    # invalidated up to its first "*", which covers it
+    assert cloudfront.batches == [["/a%20b.jpg", "/star*", "/gone.css"]]
     assert report.invalidation_ids == ["I1"]
-    assert invalidation_path("/x*") == "/x%2A"
+    assert invalidation_path("/x*") == "/x*"
+    # With the query in the cache key (EDGEFILL_QUERY=forward), every query of a path
+    assert invalidation_path("/a%20b.jpg", every_query=True) == "/a%20b.jpg*"
     # And the collection is empty afterwards: a second flush sends nothing
     assert pending.flush(cloudfront, "E2EXAMPLE", None, None, Log()).paths == 0
     assert len(cloudfront.batches) == 1

@@ -64,6 +64,7 @@ def test_lists_split_outside_quoted_strings(value: str | None, elements: list[st
         pytest.param("007", 7, id="rfc9111-1.2.2-leading-zeros"),
         pytest.param("9" * 400, MAX_DELTA_SECONDS, id="rfc9111-1.2.2-huge-is-2^31"),
         pytest.param("0" * 50 + "5", 5, id="rfc9111-1.2.2-long-but-small"),
+        pytest.param("0" * 50, 0, id="rfc9111-1.2.2-long-zero"),
         pytest.param("١٢", None, id="ascii-only-arabic-digits"),
         pytest.param("²", None, id="ascii-only-superscript"),
         pytest.param("-1", None, id="negative"),

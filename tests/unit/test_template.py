@@ -760,6 +760,9 @@ def test_worker_environments_satisfy_the_config_contract(
     )
     assert backfill.prewarm_queue_url == stack.resource("PrewarmQueue")
     assert prewarm.prewarm_queue_url == stack.resource("PrewarmQueue")
+    # And each worker sends its refusals to its own queue's DLQ (issue 19)
+    assert backfill.dlq_url == stack.resource("BackfillDLQ")
+    assert prewarm.dlq_url == stack.resource("PrewarmDLQ")
     assert prewarm.distribution_domain == parameters.get(
         "ExistingDistributionDomain", "d111111abcdef8.cloudfront.net"
     )
@@ -778,10 +781,12 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_EXCLUDE",
         "EDGEFILL_QUERY",
         *("EDGEFILL_BACKFILL_QUEUE_URL", "EDGEFILL_EXPAND_PLAYLISTS", "EDGEFILL_EXPAND_MAX"),
+        "EDGEFILL_VIEWER_HOSTS",
         "EDGEFILL_DISTRIBUTION_ID",
         "EDGEFILL_BACKFILL_QUEUE_URL",
         "EDGEFILL_REVALIDATE_AFTER",
         "EDGEFILL_MIN_REVALIDATE",  # issue 18: the least interval between revalidations
+        "EDGEFILL_BACKFILL_DLQ_URL",
     }
     prewarm = {
         "EDGEFILL_DISTRIBUTION_DOMAIN",
@@ -796,6 +801,8 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_ALLOWED_HOSTS",
         "EDGEFILL_DISTRIBUTION_ID",
         "EDGEFILL_MAX_WARM_BYTES",
+        "EDGEFILL_PREWARM_DLQ_URL",
+        "EDGEFILL_ORIGIN_URL",
     }
     # When the template's EDGEFILL_* variables are listed
     for function, allowed in (

@@ -120,18 +120,25 @@ def test_the_distribution_serves_the_aliases_by_sni_with_tls_1_2_2021(sam: Templ
     assert not re.fullmatch(pattern, CERT.replace("us-east-1", "eu-west-1"))
 
 
-def test_the_aliases_become_hosts_a_prewarm_message_may_name(sam: Template) -> None:
+@pytest.mark.parametrize(
+    "aliases",
+    [
+        "cdn.example.com,img.example.com",
+        "*.example.com,cdn.example.com",  # a wildcard alias (issue 19): a valid environment
+    ],
+)
+def test_the_aliases_become_hosts_a_prewarm_message_may_name(sam: Template, aliases: str) -> None:
     stack = ParameterValues(
         sam,
         {
             "FullOriginDomain": "origin.example.com",
             "ViewerHost": "cdn.example.com",
-            "Aliases": "cdn.example.com,img.example.com",
+            "Aliases": aliases,
             "AcmCertificateArn": CERT,
         },
     )
     config = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
-    assert config.allowed_hosts == ("cdn.example.com", "img.example.com")
+    assert config.allowed_hosts == tuple(aliases.split(","))
     assert not config.allow_private_edges
     assert "PrewarmAllowedHosts" in sam["Outputs"]
 
@@ -154,9 +161,10 @@ def test_the_workers_may_use_the_bucket_key_and_no_other(sam: Template) -> None:
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ExistingBucketKmsKeyArn"}, ""]}]
     }
     roles = policy["Properties"]["Roles"]
-    assert roles[:2] == [{"Ref": "BackfillWorkerRole"}, {"Ref": "PrewarmWorkerRole"}]
+    # Only where S3 is read or written: not the prewarm worker's (issue 19)
+    assert roles[:1] == [{"Ref": "BackfillWorkerRole"}]
     # (and the sweep's, which reads due-index entries written under the bucket's key)
-    assert roles[2:] == [
+    assert roles[1:] == [
         {
             "Fn::If": [
                 "HasRevalidateSchedule",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.config import BackfillConfig
+from shared.config import BackfillConfig, PrewarmConfig
 from tests.unit.test_template import (
     ParameterValues,
     Template,
@@ -47,3 +47,31 @@ def test_only_the_backfill_worker_may_send_to_the_backfill_queue_besides_the_edg
     # Then the backfill worker's role is one of them (expansion), the prewarm worker's is not
     assert "BackfillWorkerRole" in senders
     assert "PrewarmWorkerRole" not in senders
+
+
+def test_both_workers_read_manifests_against_the_same_hosts(sam: Template) -> None:
+    # Given a stack with aliases, a viewer host and an origin path
+    stack = ParameterValues(
+        sam,
+        {
+            **ORIGIN,
+            "FullOriginPath": "/vod",
+            "Aliases": "video.example.com,www.example.com",
+            "AcmCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+            "ViewerHost": "video.example.com",
+        },
+    )
+    backfill = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
+    prewarm = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
+    # Then the backfill worker knows the distribution domain, the viewer host, the aliases
+    assert backfill.viewer_hosts == (
+        "d111111abcdef8.cloudfront.net",
+        "video.example.com",
+        "video.example.com",
+        "www.example.com",
+    )
+    # And the prewarm worker, which never contacts it, knows the full origin the same way
+    assert prewarm.origin_url == backfill.origin_url == "https://origin.example.com/vod"
+    assert {prewarm.distribution_domain, prewarm.viewer_host, *prewarm.allowed_hosts} <= set(
+        backfill.viewer_hosts
+    )
