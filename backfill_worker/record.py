@@ -38,6 +38,7 @@ from backfill_worker.flight.invocation import Invocation, InvocationContext
 from backfill_worker.flight.leased_copy import LeasedCopy
 from backfill_worker.flight.outcome import Outcome, Skip, TransientFailure
 from backfill_worker.flight.telemetry import Telemetry
+from backfill_worker.freshness.due_index import DueIndex, Schedule
 from backfill_worker.freshness.invalidation import (
     FlushContext,
     FlushReport,
@@ -74,6 +75,8 @@ _SKIP_LOG_LEVEL: Final = {
     "filtered": logging.INFO,
     "foreign": logging.INFO,
     "query": logging.INFO,
+    "settled": logging.INFO,  # a refresh delivered again after it was done
+    "superseded": logging.INFO,  # a refresh of a version rewritten since
 }
 
 
@@ -219,6 +222,8 @@ class Backfiller:
         extra = {"reason": skip.reason, "detail": skip.detail, **more}
         if skip.directive is not None:
             extra["directive"] = skip.directive
+        if skip.rule is not None:
+            extra["rule"] = skip.rule
         log(event, extra=extra)
 
     def _remind(self, window: str) -> bool:
@@ -289,13 +294,26 @@ class Backfiller:
             leased=leased,
             missing=MissingPaths(self.store, self.config.missing_ttl, self.wall_clock),
             freshness=FreshCopies(
-                self.copies, self.config.revalidate_after, self._utc_now, leased.telemetry
+                self.copies,
+                self.config.revalidate_after,
+                self._utc_now,
+                leased.telemetry,
+                self.config.min_revalidate,
             ),
             expander=self.expander,
             clock=self.clock,
         )
 
     def _refresh(self, leased: LeasedCopy) -> RefreshRecord:
+        missing = MissingPaths(self.store, self.config.missing_ttl, self.wall_clock)
         return RefreshRecord(
-            leased, self.copies, self.pending, self.config.revalidate_after, self._utc_now
+            leased,
+            self.copies,
+            self.pending,
+            self._schedule,
+            self._utc_now,
+            remember_missing=missing.remember,
         )
+
+    def _schedule(self, copies: ObjectStore) -> Schedule:
+        return Schedule(DueIndex(copies), self.config.revalidate_after, self.config.min_revalidate)

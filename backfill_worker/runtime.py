@@ -70,6 +70,7 @@ class SweepRuntime:
 
     index: DueIndex
     queue: RefreshQueue
+    lookahead: int  # EDGEFILL_SWEEP_LOOKAHEAD: refreshes queued this far ahead, delayed
     flight: SingleFlight  # the run lease: one sweep at a time (flight/exclusive.py)
 
 
@@ -87,5 +88,6 @@ def sweep_runtime() -> SweepRuntime:
             queue_url=config.backfill_queue_url,
             key_prefix=config.key_prefix,
         ),
+        lookahead=config.sweep_lookahead,
         flight=SingleFlight(store),
     )

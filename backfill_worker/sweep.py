@@ -35,6 +35,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             datetime.now(UTC),
             lambda: context.get_remaining_time_in_millis() / 1000,
             logger,
+            lookahead=rt.lookahead,
         )
     logger.info("sweep summary", extra=report.as_dict())
     metrics.add_metric(name="RefreshesQueued", unit=MetricUnit.Count, value=report.sent)

@@ -10,8 +10,8 @@ For each bucket size (default 10 000, 100 000 and 1 000 000 copies), 100 copies 
   each copy to read its ``fetched-at`` and lifetime, then send the due ones.
 
 Targets (exit status 1 when one is missed), for 100 000 copies with 100 due:
-- sweep requests ≤ 2 × due + 20 (one GET per due entry, plus a few listings, batches
-  and deletes), i.e. "on the order of 100";
+- sweep requests ≤ 2 × due + 20 (one GET and, since issue 19, one PUT per due entry: the
+  entry standing for its refresh; plus a few listings, batches and deletes);
 - sweep requests the same (± 2) at every bucket size: the cost follows the due copies.
 
 Run: .venv/bin/python bench/bench_sweep.py [--sizes 10000,100000,1000000] [--due 100]

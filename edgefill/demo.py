@@ -15,6 +15,10 @@
    the edges are warmed after it, ``edgefill check`` agrees (scenes/origin_changes.py).
 8. A feature film too big for one backfill invocation arrives over several, each
    handing over to the next (``edgefill/scenes/long_copy.py``).
+9. The origin withdraws two pages (a 403, a page now private): with the revalidation
+   sweep running, they leave the bucket within their lifetime plus one sweep interval,
+   are invalidated, every POP fails over to the origin, and ``edgefill check`` finds no
+   edge serving the old version (``edgefill/scenes/takedown.py``).
 
 Every expectation is checked; the demo exits 1 if any fails and leaves nothing running.
 """
@@ -46,6 +50,7 @@ from edgefill.scenes.bucket import object_exists, object_sha256
 from edgefill.scenes.long_copy import long_copy
 from edgefill.scenes.origin_changes import origin_changes
 from edgefill.scenes.premiere import premiere
+from edgefill.scenes.takedown import takedown
 from shared.messages import ENCODINGS
 
 # Step 1's objects: small, medium, a non-ASCII name and a 12 MiB video (multipart).
@@ -143,6 +148,7 @@ class Demo:
             premiere(self)
             origin_changes(self)
             long_copy(self)
+            takedown(self)
         except Exception as error:  # noqa: BLE001 - any crash is a failed expectation
             self.checks.expect("demo", "runs to the end", False, f"{type(error).__name__}: {error}")
         finally:

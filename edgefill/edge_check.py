@@ -11,6 +11,12 @@ the bucket copy's (``--bucket``/``--stack``) when one is asked for, else the ver
 edges serve. A path is ``consistent`` when every answer is a 2xx of the reference version,
 ``stale`` when some answer is another version (those edges are named), ``error`` when an
 edge did not answer (no route, TLS, timeout, 5xx).
+
+When the bucket is asked and holds **no copy** of the path (withdrawn at the origin,
+deleted, never filled), an edge is consistent when its answer did not come from the
+bucket (it carries none of edgefill's ``x-amz-meta-*`` fields: the edge failed over to
+the origin, whatever the origin answered), and stale when it still serves a bucket copy:
+after a takedown, no edge may serve the old version.
 """
 
 from __future__ import annotations
@@ -27,6 +33,23 @@ from shared.messages import ACCEPT_ENCODING
 
 # Parallel HEADs; each is tiny, the edges are few.
 DEFAULT_WORKERS: Final = 16
+# The user metadata every copy edgefill writes carries (one suffices to tell a copy).
+_COPY_METADATA: Final = (
+    "x-amz-meta-fetched-at",
+    "x-amz-meta-origin-etag",
+    "x-amz-meta-origin-last-modified",
+)
+
+
+class NoCopy:
+    """The bucket holds no copy of the path (``bucket_version``'s answer)."""
+
+    def __repr__(self) -> str:
+        return "NO_COPY"
+
+
+NO_COPY: Final = NoCopy()
+BucketVersion = str | NoCopy | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +68,7 @@ class EdgeAnswer:
     age: int | None = None
     x_cache: str | None = None
     error: str | None = None
+    from_bucket: bool = False  # the answer is a bucket copy (edgefill's x-amz-meta-*)
 
     @property
     def failed(self) -> bool:
@@ -65,6 +89,7 @@ class EdgeAnswer:
             "age": raw["age"],
             "xCache": raw["x_cache"],
             "error": raw["error"],
+            "fromBucket": raw["from_bucket"],
         }
 
 
@@ -78,6 +103,7 @@ class PathVerdict:
     edges: list[EdgeAnswer] = field(default_factory=list)
     differing: list[str] = field(default_factory=list)  # "target encoding: version"
     bucket_version: str | None = None
+    bucket_copy: bool | None = None  # None: the bucket was not asked
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +111,7 @@ class PathVerdict:
             "verdict": self.verdict,
             "reference": self.reference,
             "bucketVersion": self.bucket_version,
+            "bucketCopy": self.bucket_copy,
             "differing": self.differing,
             "edges": [answer.as_dict() for answer in self.edges],
         }
@@ -117,13 +144,16 @@ def head(
         last_modified=answer.get("last-modified"),
         age=header_number(answer.get("age")),
         x_cache=answer.get("x-cache"),
+        from_bucket=any(name in answer for name in _COPY_METADATA),
     )
 
 
 def verdict_of(
-    path: str, answers: list[EdgeAnswer], bucket_version: str | None = None
+    path: str, answers: list[EdgeAnswer], bucket_version: BucketVersion = None
 ) -> PathVerdict:
     """The verdict on ``path`` from its answers (see the module docstring)."""
+    if isinstance(bucket_version, NoCopy):
+        return _verdict_without_copy(path, answers)
     failed = [a for a in answers if a.failed]
     served = [a for a in answers if not a.failed]
     versions = Counter((a.status, a.version) for a in served)
@@ -155,7 +185,21 @@ def verdict_of(
         differing = [f"every edge answers {reference[0]}"]
     else:
         verdict = "consistent"
-    return PathVerdict(path, verdict, reference[1], answers, differing, bucket_version)
+    copy = None if bucket_version is None else True
+    return PathVerdict(path, verdict, reference[1], answers, differing, bucket_version, copy)
+
+
+def _verdict_without_copy(path: str, answers: list[EdgeAnswer]) -> PathVerdict:
+    """The bucket has no copy: every edge must answer from the origin, none from a copy."""
+    failed = [a for a in answers if a.error is not None or a.status is None]
+    differing = [
+        f"{a.target} {a.encoding} ({a.pop or a.edge}): {a.status} {a.version} (a bucket copy)"
+        for a in answers
+        if not failed.count(a) and a.from_bucket
+    ]
+    differing += [f"{a.target} {a.encoding}: {a.error or a.status}" for a in failed]
+    verdict = "error" if failed else ("stale" if differing or not answers else "consistent")
+    return PathVerdict(path, verdict, None, answers, differing, None, False)
 
 
 def check(
@@ -165,7 +209,7 @@ def check(
     encodings: Iterable[str],
     host: str,
     client: EdgeClient,
-    bucket_version: Callable[[str], str | None] | None = None,
+    bucket_version: Callable[[str], BucketVersion] | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> list[PathVerdict]:
     """Verdicts for ``paths``: ``edges`` maps each target to its edge address (``errors``

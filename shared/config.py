@@ -52,6 +52,17 @@ MAX_PARTS_IN_FLIGHT: Final = 32  # the S3 client's connection pool (shared/aws.p
 # from one minute to ten years.
 DEFAULT_REVALIDATE_AFTER: Final = 86_400
 MAX_REVALIDATE_AFTER: Final = 10 * 365 * 86_400
+# The least time between two revalidations of a copy (EDGEFILL_MIN_REVALIDATE): at least
+# the sweep's schedule period (15 minutes by default), so that ``max-age=1`` does not make
+# every sweep refresh the copy. It governs when edgefill revalidates, never the
+# Cache-Control S3 serves (always the origin's). One second is allowed for the lab.
+DEFAULT_MIN_REVALIDATE: Final = 900
+MAX_MIN_REVALIDATE: Final = 86_400
+# How far ahead the sweep queues refreshes (EDGEFILL_SWEEP_LOOKAHEAD), each delayed to its
+# copy's due time: at most SQS's 900 s DelaySeconds, and meant to equal the schedule's
+# period so that every copy is revalidated on time.
+DEFAULT_SWEEP_LOOKAHEAD: Final = 900
+MAX_SWEEP_LOOKAHEAD: Final = 900
 # CloudFront distribution IDs: upper-case letters and digits (E2EXAMPLE1234).
 _DISTRIBUTION_ID = re.compile(r"[A-Z0-9]{5,32}")
 # Resumable copies (docs/BACKFILL.md "Copies longer than one invocation"): seconds before
@@ -112,6 +123,8 @@ class BackfillConfig:
     # playlist expansion send here.
     backfill_queue_url: str | None = None
     revalidate_after: int = DEFAULT_REVALIDATE_AFTER
+    min_revalidate: int = DEFAULT_MIN_REVALIDATE
+    sweep_lookahead: int = DEFAULT_SWEEP_LOOKAHEAD
     handover_seconds: float = DEFAULT_HANDOVER_SECONDS
     max_hops: int = DEFAULT_MAX_HOPS
     # EDGEFILL_INVALIDATION_WINDOW: seconds replaced and deleted paths wait, recorded in
@@ -186,6 +199,14 @@ class BackfillConfig:
                 DEFAULT_REVALIDATE_AFTER,
                 60,
                 MAX_REVALIDATE_AFTER,
+            ),
+            min_revalidate=_bounded_int(
+                env, "EDGEFILL_MIN_REVALIDATE", DEFAULT_MIN_REVALIDATE, 1, MAX_MIN_REVALIDATE
+            ),
+            sweep_lookahead=0
+            if env.get("EDGEFILL_SWEEP_LOOKAHEAD", "").strip() == "0"
+            else _bounded_int(
+                env, "EDGEFILL_SWEEP_LOOKAHEAD", DEFAULT_SWEEP_LOOKAHEAD, 1, MAX_SWEEP_LOOKAHEAD
             ),
             handover_seconds=_bounded_seconds(
                 env,

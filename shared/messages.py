@@ -73,7 +73,9 @@ WILDCARD_PREFIX: Final = "*."
 _REGION = re.compile(REGION_PATTERN)
 # RFC 3339 UTC with seconds, fixed width: "2026-11-30T06:00:00Z" (a public contract).
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _POP = re.compile(r"[A-Z]{3}\d{1,3}-[A-Z]\d{1,3}")
 _HOST_NAME = re.compile(HOST_NAME_PATTERN)
 _HOST = re.compile(HOST_NAME_PATTERN + r"(?::\d{1,5})?")  # a Host header may carry a port
@@ -105,6 +107,9 @@ class BackfillMessage:
     # first continuation) and the token the lease was handed over to.
     hop: int = 0
     handover: str | None = None
+    # A refresh the sweep sent: the time of the due-index entry that stands for it until
+    # it completes (docs/BACKFILL.md "Freshness"), RFC 3339 UTC.
+    retry_at: str | None = None
     # Video expansion: the fill's depth below the first manifest, and the variables of
     # the multivariant playlist that named it (a media playlist's EXT-X-DEFINE IMPORT).
     depth: int = 0
@@ -113,6 +118,10 @@ class BackfillMessage:
     def __post_init__(self) -> None:
         _check_uri("uri", self.uri)
         _check_expansion(self.depth, self.variables)
+        if self.retry_at is not None and (
+            not isinstance(self.retry_at, str) or parse_time(self.retry_at) is None
+        ):
+            raise MessageError("retryAt", "must be an RFC 3339 time")
         if self.mode not in MODES:
             raise MessageError("mode", f"must be 'fill' or 'refresh', got {self.mode!r:.40}")
         if not _is_int(self.hop) or not 0 <= self.hop <= MAX_HOP:
@@ -281,6 +290,7 @@ def to_dict(message: Message) -> dict[str, Any]:
             "mode": None if message.mode == "fill" else message.mode,
             "hop": message.hop or None,
             "handover": message.handover,
+            "retryAt": message.retry_at,
         }
     else:
         out = {"v": VERSION, "type": "prewarm", "paths": list(message.paths)}
@@ -364,6 +374,7 @@ def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
         mode=_str(raw, "mode", default="fill"),
         hop=_int_field(raw, "hop"),
         handover=_optional_str(raw, "handover"),
+        retry_at=_optional_str(raw, "retryAt"),
         depth=_int_field(raw, "depth"),
         variables=_variables(raw),
     )

@@ -121,13 +121,41 @@ class StoredObject:
 @dataclass(frozen=True, slots=True)
 class StoredCopy:
     """What HeadObject says about a copy: the ETag that guards a conditional overwrite or
-    delete, its user metadata and the freshness headers S3 kept."""
+    delete, its user metadata, the representation headers S3 kept, and what tells its
+    bytes (S3's checksums, and whether the ETag is an MD5: not under SSE-KMS or SSE-C)."""
 
     etag: str
     metadata: Mapping[str, str]
     cache_control: str | None = None
     expires: str | None = None
     size: int = 0
+    content_type: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    content_encoding: str | None = None
+    last_modified: datetime | None = None
+    checksum_crc32: str | None = None
+    checksum_sha256: str | None = None
+    encryption: str | None = None  # ServerSideEncryption: AES256, aws:kms, aws:kms:dsse
+    customer_key: bool = False  # SSE-C
+
+    @property
+    def version(self) -> str:
+        """The S3 version of the copy, for telling whether it was rewritten since: its
+        ETag and Last-Modified (a copy onto itself keeps a one-part object's ETag)."""
+        modified = "" if self.last_modified is None else self.last_modified.isoformat()
+        return f"{self.etag} {modified}".strip()
+
+    def attributes(self) -> ObjectAttributes:
+        """What a write must carry to keep this copy's headers and metadata as they are."""
+        return ObjectAttributes(
+            content_type=self.content_type,
+            cache_control=self.cache_control,
+            content_disposition=self.content_disposition,
+            content_language=self.content_language,
+            content_encoding=self.content_encoding,
+            metadata=dict(self.metadata),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,20 +425,54 @@ class ObjectStore:
     # -- revalidation: copies' state and the due index
 
     def head(self, key: str) -> StoredCopy | None:
-        """The copy's ETag, metadata and freshness headers; None when it is missing."""
-        response = self._head(key)
+        """The copy's ETag, metadata, representation headers and checksums (HeadObject
+        with ``ChecksumMode``); None when it is missing."""
+        response = self._head(key, checksums=True)
         if response is None:
             return None
         expires = response.get("ExpiresString")
         if expires is None and response.get("Expires") is not None:
             expires = response["Expires"].strftime("%a, %d %b %Y %H:%M:%S GMT")
+        modified = response.get("LastModified")
         return StoredCopy(
             etag=str(response["ETag"]),
             metadata={str(k).lower(): str(v) for k, v in (response.get("Metadata") or {}).items()},
             cache_control=response.get("CacheControl"),
             expires=expires if isinstance(expires, str) else None,
             size=int(response.get("ContentLength") or 0),
+            content_type=response.get("ContentType") or None,
+            content_disposition=response.get("ContentDisposition") or None,
+            content_language=response.get("ContentLanguage") or None,
+            content_encoding=response.get("ContentEncoding") or None,
+            last_modified=modified if isinstance(modified, datetime) else None,
+            checksum_crc32=response.get("ChecksumCRC32") or None,
+            checksum_sha256=response.get("ChecksumSHA256") or None,
+            encryption=response.get("ServerSideEncryption") or None,
+            customer_key=bool(response.get("SSECustomerAlgorithm")),
         )
+
+    def update_attributes(self, key: str, etag: str, attributes: ObjectAttributes) -> bool:
+        """Rewrite the headers and metadata of ``key`` while it still has ``etag``
+        (CopyObject onto itself, ``MetadataDirective=REPLACE``, ``CopySourceIfMatch``);
+        False when it changed or is gone meanwhile. Objects up to 5 GiB (CopyObject's
+        limit). moto 5.2.5 ignores ``CopySourceIfMatch``; S3 enforces it."""
+        try:
+            self.s3.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                CopySourceIfMatch=etag,
+                MetadataDirective="REPLACE",
+                ChecksumAlgorithm="CRC32",
+                **attributes.as_params(),
+            )
+        except ClientError as error:
+            if _code(error) in _LEASE_TAKEN | _MISSING:
+                return False
+            raise StoreError(f"CopyObject {key!r}: {_describe(error)}") from error
+        except BotoCoreError as error:
+            raise StoreError(f"CopyObject {key!r}: {error}") from error
+        return True
 
     def delete_if_match(self, key: str, etag: str) -> bool:
         """Delete ``key`` only if it still has ``etag``; False when it changed or is gone."""
@@ -460,11 +522,12 @@ class ObjectStore:
 
     # -- the calls behind the methods above
 
-    def _head(self, key: str) -> dict[str, Any] | None:
-        """HeadObject's answer for ``key``; None when it is missing, StoreError on any
-        other failure."""
+    def _head(self, key: str, checksums: bool = False) -> dict[str, Any] | None:
+        """HeadObject's answer for ``key`` (with its checksums when asked); None when it
+        is missing, StoreError on any other failure."""
+        extra = {"ChecksumMode": "ENABLED"} if checksums else {}
         try:
-            response: dict[str, Any] = self.s3.head_object(Bucket=self.bucket, Key=key)
+            response: dict[str, Any] = self.s3.head_object(Bucket=self.bucket, Key=key, **extra)
         except ClientError as error:
             if _code(error) in _MISSING:
                 return None

@@ -90,7 +90,7 @@ def send_messages(
     sqs: Any,
     queue_url: str,
     bodies: Sequence[str],
-    delay_seconds: int = 0,
+    delay_seconds: int | Sequence[int] = 0,
     retries: int = BATCH_RETRIES,
     sleep: Any = time.sleep,
     max_batch_bytes: int = MAX_BATCH_BYTES,
@@ -102,9 +102,9 @@ def send_messages(
     after ``retries`` are reported by index. A call that fails as a whole (botocore has
     already retried it) raises: the caller's message is then retried. With ``keep_going``
     its entries are reported failed instead (code: the error's class) and the next calls
-    are still made, for callers whose own message must not be retried."""
-    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-        raise ValueError(f"delay_seconds must be 0 to {MAX_DELAY_SECONDS}, got {delay_seconds}")
+    are still made, for callers whose own message must not be retried. ``delay_seconds``
+    delays every body, or each its own when it is a sequence as long as ``bodies``."""
+    delays = _delays(delay_seconds, len(bodies))
     if not 0 < max_batch_bytes <= MAX_BATCH_BYTES:
         raise ValueError(f"max_batch_bytes must be 1 to {MAX_BATCH_BYTES}, got {max_batch_bytes}")
     report = SendReport()
@@ -114,9 +114,9 @@ def send_messages(
             entries: list[dict[str, Any]] = [
                 {"Id": key, "MessageBody": body} for key, body in pending.items()
             ]
-            if delay_seconds:
-                for entry in entries:
-                    entry["DelaySeconds"] = delay_seconds
+            for entry in entries:
+                if delays[int(entry["Id"])]:
+                    entry["DelaySeconds"] = delays[int(entry["Id"])]
             report.calls += 1
             try:
                 response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
@@ -142,6 +142,17 @@ def send_messages(
             sleep(min(0.05 * 2**attempt, 1.0))
     report.failed.sort()
     return report
+
+
+def _delays(delay_seconds: int | Sequence[int], count: int) -> list[int]:
+    """One delay per body, each checked against SQS's limit."""
+    delays = [delay_seconds] * count if isinstance(delay_seconds, int) else list(delay_seconds)
+    if len(delays) != count:
+        raise ValueError(f"{len(delays)} delays for {count} bodies")
+    for delay in delays:
+        if not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise ValueError(f"delay_seconds must be 0 to {MAX_DELAY_SECONDS}, got {delay}")
+    return delays
 
 
 def send_failure(

@@ -8,10 +8,12 @@ makes an inherited upload an orphan: it is aborted). A path the origin recently 
 
 The lease, the copy's errors, the handover and the release are the leased copy's
 (``flight/leased_copy.py``), as for a refresh. A copy that was made is logged
-(``backfill copied``), counted, indexed for revalidation (what ``CopyFreshness`` does,
-``freshness/stamp.py``), announced to the prewarm queue and, for a playlist, expanded
-(``expand.py``); a prewarm message that cannot be sent is logged and counted
-(``Failed{reason=prewarm_send}``), never retried: the object is in place.
+(``backfill copied``), counted, announced to the prewarm queue, for a playlist expanded
+(``expand.py``), and indexed for revalidation (what ``CopyFreshness`` does,
+``freshness/stamp.py``); a prewarm message that cannot be sent is logged and counted
+(``Failed{reason=prewarm_send}``), never retried: the object is in place. A due entry
+that cannot be written fails the record: the redelivery finds the copy ``exists`` and
+writes it (a skip as ``exists`` always writes a missing entry).
 """
 
 from __future__ import annotations
@@ -32,18 +34,22 @@ from backfill_worker.transfer.copy import CopyResult, CopyTerms, copy_object
 from backfill_worker.transfer.plan import CopyPlan
 from backfill_worker.transfer.progress import Progress
 from shared.messages import PrewarmMessage, to_json
-from shared.object_store import StoreError
+from shared.object_store import StoredCopy, StoreError
 from shared.origin import OriginError
 from shared.queues import send_and_log
 
 
 class CopyFreshness(Protocol):
     """What freshness adds to a fill: the metadata a new copy carries (``fetched-at``),
-    and the copy's due entry once it is made."""
+    the copy's due entry once it is made, and the entry of a copy found already there
+    when it has none. ``index`` and ``reindex`` raise ``TransientFailure`` when the entry
+    cannot be written (the redelivery writes it)."""
 
     def stamp(self) -> Mapping[str, str]: ...
 
     def index(self, key: str) -> None: ...
+
+    def reindex(self, key: str, copy: StoredCopy) -> None: ...
 
 
 @dataclass
@@ -62,13 +68,13 @@ class Fill:
         leased, key = self.leased, self.leased.key.key
         leased.invocation.check_deadline()
         try:
-            if leased.store.exists(key):
-                raise Skip("exists", f"{key!r} is already in the bucket")
+            self._skip_if_exists(leased.store.head(key))
             self._skip_if_missing()
             with leased.held(f"another worker is copying {key!r}") as session:
-                if leased.store.exists(key):  # copied while we waited for the lease
+                existing = leased.store.head(key)  # copied while we waited for the lease
+                if existing is not None:
                     session.abandon_inherited()
-                    raise Skip("exists", f"{key!r} is already in the bucket")
+                    self._skip_if_exists(existing)
                 self._skip_if_missing()  # found missing while we waited
                 started = self.clock()
                 result = leased.run(session, self._copy, refused=self._remember_if_missing)
@@ -81,6 +87,9 @@ class Fill:
             self._prewarm()
             if self.expander is not None:  # once per copy, never on a skip
                 self.expander.expand(leased.message, leased.key)
+            # Last: a failure here fails the record, and its redelivery finds the copy
+            # (``exists``) and writes the entry, without a second prewarm or expansion.
+            self.freshness.index(key)
         return Outcome(
             "copied" if result.created else "skipped",
             "copied" if result.created else "appeared",
@@ -100,6 +109,13 @@ class Fill:
             terms,
             progress=progress,
         )
+
+    def _skip_if_exists(self, copy: StoredCopy | None) -> None:
+        """A copy already there is skipped, its due entry written if it had none."""
+        key = self.leased.key.key
+        if copy is not None:
+            self.freshness.reindex(key, copy)
+            raise Skip("exists", f"{key!r} is already in the bucket")
 
     def _skip_if_missing(self) -> None:
         key = self.leased.key.key
@@ -150,7 +166,6 @@ class Fill:
         metrics.add_metric(name="ObjectsCopied", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="BytesCopied", unit=MetricUnit.Bytes, value=result.size)
         metrics.add_metric(name="CopySeconds", unit=MetricUnit.Seconds, value=seconds)
-        self.freshness.index(key)
 
     def _prewarm(self) -> None:
         leased = self.leased

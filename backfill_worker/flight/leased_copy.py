@@ -129,7 +129,7 @@ class LeasedCopy:
             if refused is not None:
                 refused(error)
             raise Skip(
-                error.reason, error.detail, error.directive, refused=error.refused
+                error.reason, error.detail, error.directive, error.rule, refused=error.refused
             ) from error
         except CopyFailed as error:
             raise TransientFailure(error.reason, error.detail) from error

@@ -37,12 +37,20 @@ class TransientFailure(ReasonedError):
 
 class Skip(ReasonedError):
     """The record succeeds without a copy; ``reason`` is the metric dimension,
-    ``directive`` the header that decided, when one did; ``refused``: a permanent
-    refusal, sent to the DLQ with its reason (see the module docstring)."""
+    ``directive`` the header that decided and ``rule`` the rule, when one did;
+    ``refused``: a permanent refusal, sent to the DLQ with its reason (see the module
+    docstring)."""
 
     def __init__(
-        self, reason: str, detail: str, directive: str | None = None, *, refused: bool = False
+        self,
+        reason: str,
+        detail: str,
+        directive: str | None = None,
+        rule: str | None = None,
+        *,
+        refused: bool = False,
     ) -> None:
         super().__init__(reason, detail)
         self.directive = directive
+        self.rule = rule
         self.refused = refused

@@ -35,9 +35,11 @@ still abort.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Final
 
 from backfill_worker.transfer import md5_state
@@ -57,7 +59,7 @@ from backfill_worker.transfer.plan import (
 from backfill_worker.transfer.progress import Progress, ProgressWriter
 from backfill_worker.transfer.resume import ResumePoint, resume_point
 from backfill_worker.transfer.storable import DroppedHeader, Refusal, decide
-from shared.object_store import ObjectAttributes, ObjectStore, StoreError
+from shared.object_store import ObjectAttributes, ObjectStore, StoreError, crc32_base64
 from shared.origin import (
     OriginClient,
     OriginError,
@@ -77,15 +79,19 @@ _TRANSPORT_FAILURES: Final = frozenset({"length", "aborted"})
 @dataclass(frozen=True, slots=True)
 class CopyTerms:
     """What a copy adds for freshness: ``metadata`` joins the copy's own (``fetched-at``);
-    ``conditions`` make the GET conditional (a 304 raises ``CopyUnchanged``); a 200 whose
-    ETag is ``unchanged_etag`` raises ``CopyUnchanged`` before any byte is read."""
+    ``conditions`` make the GET conditional (a 304 raises ``CopyUnchanged``); a storable
+    200 whose ETag is ``unchanged_etag`` raises ``CopyUnchanged`` before any body byte is
+    read; ``clock`` stamps the response's receipt (its apparent age, RFC 9111 §4.2.3)."""
 
     metadata: Mapping[str, str] = field(default_factory=dict)
     conditions: Mapping[str, str] = field(default_factory=dict)
     unchanged_etag: str | None = None
-    # The stored copy's MD5 (hex): a one-part body with these very bytes raises
-    # ``CopyUnchanged`` instead of being written again (origins without validators).
-    unchanged_md5: str | None = None
+    # What tells the stored copy's bytes, as ``(algorithm, value)``: ``("sha256" |
+    # "crc32", base64)`` from S3's checksum, or ``("md5", hex)`` where the S3 ETag is one.
+    # A one-part body with these very bytes raises ``CopyUnchanged`` instead of being
+    # written again (origins without validators).
+    unchanged_bytes: tuple[str, str] | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,28 +143,30 @@ def _copy_within(job: CopyJob, terms: CopyTerms, progress: Progress | None) -> C
         response = job.origin.get(job.url, job.budget, conditional=terms.conditions)
     else:
         response = job.origin.get(job.url, job.budget)
+    received_at = terms.clock()
     try:
         if response.status == 304 and terms.conditions:
-            raise CopyUnchanged("304 Not Modified")
+            raise CopyUnchanged("304 Not Modified", 304, response.headers)
+        accepted = accept_response(response.status, response.headers, job.plan, received_at)
         etag = response.headers.get("ETag")
         if terms.unchanged_etag is not None and etag == terms.unchanged_etag:
-            raise CopyUnchanged(etag)  # a 200 of the version the copy already holds
-        accepted = accept_response(response.status, response.headers, job.plan)
+            # A 200 of the version the copy already holds (and may still hold: storable).
+            raise CopyUnchanged(etag, 200, response.headers)
         length = accepted.length
         attributes = _with_terms(accepted.attributes, terms)
         too_big = header_refusal(attributes)  # S3 would refuse the write, every time
         if too_big is not None:
-            raise CopyRefused(too_big.reason, too_big.detail, too_big.directive)
-        copier = _Copier(job, attributes, accepted.expected_md5s, terms.unchanged_md5)
+            raise _refused(too_big)
+        copier = _Copier(job, attributes, accepted.expected_md5s, terms.unchanged_bytes)
         dropped = accepted.dropped
         if length is not None and length <= job.plan.part_bytes:
             data = read_exactly(response, length)
-            return copier.single(data, dropped)
+            return copier.single(data, dropped, response)
         if length is None:
             # The list lets ``streamed`` drop this part once it sits in a pool buffer.
             head = [response.read(job.plan.part_bytes)]
             if len(head[0]) < job.plan.part_bytes:  # the whole body fit in one part
-                return copier.single(head.pop(), dropped)
+                return copier.single(head.pop(), dropped, response)
             return copier.streamed(response, head, None, dropped)
         if response.accepts_ranges:
             return copier.ranged(response, length, dropped, progress)
@@ -179,7 +187,7 @@ def _resumed(job: CopyJob, terms: CopyTerms, progress: Progress) -> CopyResult |
         verdict = decide(200, point.response.headers)
         if isinstance(verdict, Refusal):
             job.store.abort(job.key, point.checkpoint.upload_id)
-            raise CopyRefused(verdict.reason, verdict.detail, verdict.directive)
+            raise _refused(verdict)
         attributes = _with_terms(verdict.attributes, terms)
         copier = _Copier(job, attributes, point.checkpoint.expected_md5s)
         return copier.ranged(
@@ -207,12 +215,18 @@ class AcceptedResponse:
     length: int | None
 
 
-def accept_response(status: int, headers: Mapping[str, str], plan: CopyPlan) -> AcceptedResponse:
-    """Plan the copy of a response from its status and headers alone, before any body
-    byte is read. Raises ``CopyRefused`` and nothing else, whatever the headers hold."""
-    verdict = decide(status, headers)
+def accept_response(
+    status: int,
+    headers: Mapping[str, str],
+    plan: CopyPlan,
+    received_at: datetime | None = None,
+) -> AcceptedResponse:
+    """Plan the copy of a response from its status and headers alone (and when it was
+    received), before any body byte is read. Raises ``CopyRefused`` and nothing else,
+    whatever the headers hold."""
+    verdict = decide(status, headers, received_at)
     if isinstance(verdict, Refusal):
-        raise CopyRefused(verdict.reason, verdict.detail, verdict.directive)
+        raise _refused(verdict)
     expected = expected_md5s(headers)
     if isinstance(expected, Refusal):
         raise CopyRefused(expected.reason, expected.detail, expected.directive)
@@ -220,6 +234,12 @@ def accept_response(status: int, headers: Mapping[str, str], plan: CopyPlan) -> 
     if length is not None and length > plan.max_object_bytes:
         raise CopyRefused("oversize", f"{length} bytes > limit {plan.max_object_bytes}")
     return AcceptedResponse(verdict.attributes, verdict.dropped, expected, length)
+
+
+def _refused(verdict: Refusal) -> CopyRefused:
+    directive = verdict.directive or ""
+    status = int(directive[5:]) if directive.startswith("HTTP ") else None
+    return CopyRefused(verdict.reason, verdict.detail, verdict.directive, verdict.rule, status)
 
 
 class _Copier:
@@ -230,7 +250,7 @@ class _Copier:
         job: CopyJob,
         attributes: ObjectAttributes,
         expected_md5s: tuple[ExpectedMD5, ...],
-        unchanged_md5: str | None = None,
+        unchanged_bytes: tuple[str, str] | None = None,
     ) -> None:
         self.origin = job.origin
         self.store = job.store
@@ -239,17 +259,22 @@ class _Copier:
         self.budget = job.budget
         self.attributes = attributes
         self.expected_md5s = expected_md5s
-        self.unchanged_md5 = unchanged_md5
+        self.unchanged_bytes = unchanged_bytes
 
-    def single(self, data: bytes, dropped: tuple[DroppedHeader, ...]) -> CopyResult:
+    def single(
+        self,
+        data: bytes,
+        dropped: tuple[DroppedHeader, ...],
+        response: OriginResponse | None = None,
+    ) -> CopyResult:
         if len(data) > self.plan.max_object_bytes:
             raise CopyRefused("oversize", f"more than {self.plan.max_object_bytes} bytes")
-        if self.expected_md5s or self.unchanged_md5:
-            digest = hashlib.md5(data).hexdigest()
-            if self.expected_md5s:
-                check_md5(self.expected_md5s, digest)
-            if digest == self.unchanged_md5:
-                raise CopyUnchanged("the same bytes as the copy")
+        if self.expected_md5s:
+            check_md5(self.expected_md5s, hashlib.md5(data).hexdigest())
+        if self.unchanged_bytes is not None and response is not None:
+            algorithm, value = self.unchanged_bytes
+            if _digest(algorithm, data) == value:
+                raise CopyUnchanged("the same bytes as the copy", 200, response.headers)
         created = self.store.put_if_absent(self.key, data, self.attributes)
         return CopyResult(created=created, size=len(data), mode="single", dropped_headers=dropped)
 
@@ -453,6 +478,17 @@ def _keep_for_redelivery(
         kept = False
     if kept:
         upload.keep()
+
+
+def _digest(algorithm: str, data: bytes) -> str | None:
+    """``data``'s digest in the form S3 reports it (``unchanged_bytes``)."""
+    if algorithm == "sha256":
+        return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+    if algorithm == "crc32":
+        return crc32_base64(data)
+    if algorithm == "md5":
+        return hashlib.md5(data).hexdigest()
+    return None
 
 
 def _resumable(

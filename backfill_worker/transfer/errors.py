@@ -3,20 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from shared.reasons import ReasonedError
 
 
 class CopyRefused(ReasonedError):
     """The object must not be copied (see ``storable``, or oversize): permanent, no retry
-    helps. ``directive`` names the header that decided, when one did; ``refused``: the
-    record goes to the DLQ with its reason rather than ending as a skip (an outcome of the
-    origin's answer, the default; ``flight/outcome.py``)."""
+    helps. ``directive`` names the header that decided and ``rule`` the rule, when one
+    did; ``status`` is the origin's status when it was not a 200 (a redirect);
+    ``refused``: the record goes to the DLQ with its reason rather than ending as a skip
+    (an outcome of the origin's answer, the default; ``flight/outcome.py``)."""
 
     def __init__(
-        self, reason: str, detail: str, directive: str | None = None, *, refused: bool = False
+        self,
+        reason: str,
+        detail: str,
+        directive: str | None = None,
+        rule: str | None = None,
+        status: int | None = None,
+        *,
+        refused: bool = False,
     ) -> None:
         super().__init__(reason, detail)
         self.directive = directive
+        self.rule = rule
+        self.status = status
         self.refused = refused
 
 
@@ -25,4 +37,11 @@ class CopyFailed(ReasonedError):
 
 
 class CopyUnchanged(Exception):
-    """The origin answered 304, or 200 with the version the copy already holds."""
+    """The origin answered 304, or a storable 200 with the version (or the very bytes)
+    the copy already holds: ``status`` and ``headers`` are that answer's, from which the
+    refresh updates the copy's header fields (RFC 9111 §4.3.4)."""
+
+    def __init__(self, detail: str, status: int, headers: Mapping[str, str]) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.headers = dict(headers)

@@ -13,7 +13,7 @@ import argparse
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rich.markup import escape
 from rich.table import Table
@@ -25,6 +25,9 @@ from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
 from edgefill.operations import OperatorError
 from edgefill.stack import read_stack
 from shared.messages import BackfillMessage, MessageError, format_time, to_json
+
+if TYPE_CHECKING:
+    from edgefill.edge_check import BucketVersion
 
 DEFAULT_WAIT_SECONDS: Final = 1800
 
@@ -235,12 +238,14 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK if consistent else EXIT_FAILED
 
 
-def _bucket_versions(args: argparse.Namespace) -> Callable[[str], str | None] | None:
-    """A function giving the bucket copy's version of a URI, when --bucket/--stack ask."""
+def _bucket_versions(args: argparse.Namespace) -> Callable[[str], BucketVersion] | None:
+    """A function giving the bucket copy's version of a URI (``NO_COPY`` when the bucket
+    has none), when --bucket/--stack ask."""
     if not args.bucket and not args.stack:
         return None
     from botocore.exceptions import ClientError
 
+    from edgefill.edge_check import NO_COPY
     from shared.keys import InvalidKey, ObjectKey
 
     session = operations.aws_session(args.region)
@@ -257,11 +262,14 @@ def _bucket_versions(args: argparse.Namespace) -> Callable[[str], str | None] | 
             session = operations.aws_session(bucket_region)  # an existing bucket elsewhere
     s3 = operations.make_client(session, "s3", args.endpoint_url)
 
-    def version(uri: str) -> str | None:
+    def version(uri: str) -> BucketVersion:
         try:
             key = ObjectKey.from_uri(uri.partition("?")[0], prefix).key
             head = s3.head_object(Bucket=bucket, Key=key)
-        except (InvalidKey, ClientError):
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return NO_COPY if status == 404 else None
+        except InvalidKey:
             return None
         metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         return metadata.get("origin-etag") or head.get("ETag")
@@ -279,7 +287,7 @@ def _print_check(verdicts: list[Any]) -> None:
         table.add_row(
             escape(verdict.path),
             f"[{style}]{verdict.verdict}[/{style}]",
-            escape(str(verdict.reference)),
+            escape(str(verdict.reference)) if verdict.bucket_copy is not False else "no copy",
             str(len(verdict.edges)),
             escape("\n".join(verdict.differing[:10])) or "—",
         )

@@ -46,6 +46,7 @@ from edgefill.lab.invalidations import (
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import QueuePoller
 from edgefill.lab.pop import Distribution, Pop, PopSite, start_pops
+from edgefill.lab.sweep_schedule import SweepSchedule
 from edgefill.lab.template_spec import TemplateError, TemplateSpec
 from edgefill.lab.tls import LabCA
 from shared.messages import ACCEPT_ENCODING, ENCODINGS
@@ -74,6 +75,11 @@ LAB_RETRY_DELAY: Final = 1
 # (the demo's feature film) arrives over several within the demo.
 LAB_BACKFILL_DEADLINE_SCALE: Final = 0.01
 LAB_HANDOVER_SECONDS: Final = 3
+# The revalidation sweep's period in the lab (the template's is 15 minutes), once a scene
+# starts it (``start_sweep``); it looks that far ahead, as the template's does, and the
+# least interval between two revalidations is a second, so that lifetimes of a few
+# seconds show what a day's would.
+LAB_SWEEP_SECONDS: Final = 2
 # Replaced paths wait a second, not a minute, for one invalidation to take them all.
 LAB_INVALIDATION_WINDOW: Final = 1
 # Environment variables the lab sets for the handlers; all restored by stop().
@@ -165,6 +171,7 @@ class Lab:
         self.dns: LabDNSServer | None = None
         self.pops: dict[str, Pop] = {}
         self.pollers: dict[str, QueuePoller] = {}
+        self.sweep: SweepSchedule | None = None
         self.env: dict[str, str] = {}
         self.invalidations: LabInvalidations | None = None
         self.distribution_id = DISTRIBUTION_ID
@@ -286,8 +293,26 @@ class Lab:
                 probe.close()
         return found
 
+    def start_sweep(self, period: float = LAB_SWEEP_SECONDS) -> SweepSchedule:
+        """Run the real revalidation sweep every ``period`` seconds until the lab stops
+        (``edgefill/lab/sweep_schedule.py``); it is off until a scene asks for it."""
+        if self.sweep is None:
+            handler = self._handler("sweep", "backfill_worker.sweep")
+            self.sweep = SweepSchedule(handler, period)
+            self.sweep.start()
+        return self.sweep
+
+    def stop_sweep(self) -> None:
+        """Stop the sweep (a run in progress finishes first)."""
+        if self.sweep is not None:
+            sweep, self.sweep = self.sweep, None
+            sweep.stop()
+
     def stop(self) -> None:
-        """Stop pollers first (an invocation in progress ends), then every server."""
+        """Stop the sweep and the pollers first (an invocation in progress ends), then
+        every server."""
+        with contextlib.suppress(RuntimeError):
+            self.stop_sweep()
         for poller in self.pollers.values():
             with contextlib.suppress(RuntimeError):
                 poller.stop()
@@ -349,6 +374,9 @@ class Lab:
             # (as the template: manifests' absolute URIs on these hosts are ours)
             "EDGEFILL_VIEWER_HOSTS": f"{settings.distribution_domain},{settings.viewer_host}",
             "EDGEFILL_HANDOVER_SECONDS": str(LAB_HANDOVER_SECONDS),
+            # Freshness on the lab's time scale (start_sweep).
+            "EDGEFILL_SWEEP_LOOKAHEAD": str(LAB_SWEEP_SECONDS),
+            "EDGEFILL_MIN_REVALIDATE": "1",
             "EDGEFILL_INVALIDATION_WINDOW": str(LAB_INVALIDATION_WINDOW),
             "POWERTOOLS_METRICS_NAMESPACE": "edgefill-lab",
             "POWERTOOLS_SERVICE_NAME": "edgefill-lab",
@@ -525,5 +553,14 @@ def _clear_container_caches() -> None:
 
 def lab_threads() -> list[threading.Thread]:
     """Threads the lab's pieces name (for checks that nothing is left behind)."""
-    prefixes = ("poller-", "pop-", "lab-origin", "lab-dns", "warm", "lab-cloudfront", "lab-inval")
+    prefixes = (
+        "poller-",
+        "pop-",
+        "lab-origin",
+        "lab-dns",
+        "warm",
+        "lab-cloudfront",
+        "lab-inval",
+        "lab-sweep",
+    )
     return [t for t in threading.enumerate() if t.name.startswith(prefixes)]

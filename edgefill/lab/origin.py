@@ -180,6 +180,10 @@ def _digest(body: _Body, kind: str) -> str:
     return hasher.hexdigest()
 
 
+# How long ago content ``put`` without ``last_modified`` was last modified (a day).
+DEFAULT_CONTENT_AGE: Final = 86_400.0
+
+
 @dataclass(frozen=True)
 class Fault:
     """How the origin misbehaves for one path; ``times`` None means until cleared.
@@ -228,6 +232,7 @@ class RequestSeen:
     query: str
     headers: tuple[tuple[str, str], ...]
     status: int
+    at: float = 0.0  # when it arrived (time.time())
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (case-insensitive), or None."""
@@ -418,7 +423,12 @@ class LabOrigin:
             body=body,
             headers=merged,
             etag_style=etag,
-            last_modified=time.time() if last_modified is None else last_modified,
+            # Content put now was last modified a day ago by default, as real content
+            # usually was: its heuristic lifetime (RFC 9111 §4.2.2, 10 % of that age) is
+            # hours, so a lab sweep does not revalidate every copy of a scene each run.
+            last_modified=(
+                time.time() - DEFAULT_CONTENT_AGE if last_modified is None else last_modified
+            ),
         )
         with self._lock:
             self._objects[path] = obj
@@ -775,9 +785,10 @@ class _Seen:
         self.path = path
         self.query = query
         self.headers = tuple((k, v) for k, v in handler.headers.items())
+        self.at = time.time()
 
     def finish(self, status: int) -> RequestSeen:
-        return RequestSeen(self.method, self.path, self.query, self.headers, status)
+        return RequestSeen(self.method, self.path, self.query, self.headers, status, self.at)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:

@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from edgefill.lab.origin import LabOrigin
-from edgefill.scenes.bucket import object_sha256
+from edgefill.scenes.bucket import check_against_bucket, object_sha256
 from edgefill.scenes.stage import Stage
 from shared.messages import ENCODINGS
 
@@ -103,18 +103,7 @@ def origin_changes(demo: Stage) -> None:
     lab.wait_idle(timeout=TIMEOUT_SECONDS)
 
     # 6. edgefill check
-    argv = [
-        "check",
-        CHANGED,
-        "--targets",
-        ",".join(sorted({pop.site.region for pop in lab.pops.values()})),
-        "--bucket",
-        bucket,
-        "--endpoint-url",
-        lab.aws.endpoint_url,
-    ]
-    demo.say("$ edgefill " + " ".join(argv))
-    code = demo.operator(argv)
+    code = check_against_bucket(demo, [CHANGED])
     demo.checks.expect(
         STEP, "edgefill check: every POP consistent on the new version", code == 0, f"exit {code}"
     )

@@ -14,6 +14,7 @@ import pytest
 
 from backfill_worker.flight.outcome import TransientFailure
 from edgefill.lab.origin import LabOrigin
+from shared.cache_control import http_date
 from shared.messages import parse_time
 from tests.integration.backfill_world import (
     BUCKET,
@@ -71,6 +72,8 @@ def test_small_object_is_copied_with_its_headers_and_announced(
     assert head["ExpiresString"] == "Wed, 21 Oct 2026 07:28:00 GMT"
     fetched_at = head["Metadata"].pop("fetched-at")  # when the bytes were copied
     assert parse_time(fetched_at) is not None and fetched_at.endswith("Z")
+    # (the origin's Date, from which the copy's age is known later: RFC 9111 §4.2.3)
+    assert http_date(head["Metadata"].pop("origin-date")) is not None
     assert head["Metadata"] == {
         "origin-etag": origin.etag("/img/ä b.jpg"),
         "origin-last-modified": "Tue, 14 Nov 2023 22:13:20 GMT",

@@ -83,7 +83,8 @@ def test_every_header_a_copy_loses_is_named_in_its_log_line(
         "Expires",
         "Last-Modified",
     }
-    assert dropped["Expires"] == "not an HTTP date (or out of range)"
+    # (an Expires beside max-age is ignored, RFC 9111 §5.3: dropped rather than refused)
+    assert dropped["Expires"] == "not an IMF-fixdate, and ignored beside max-age (RFC 9111 §5.3)"
 
 
 # ---------------------------------------------------------------- malformed headers
@@ -153,15 +154,28 @@ def test_headers_past_s3s_8_kb_request_budget_are_a_named_refusal(
 
 
 def test_garbage_dates_are_dropped_and_the_copy_succeeds(bucket: Any, origin: LabOrigin) -> None:
+    # Given an Expires no date, beside a max-age (so it is ignored), and a garbled LM
     origin.put("/d.txt", b"dated")
     origin.fault(
         "/d.txt",
         raw_headers=((b"Expires", b"Fri, 31 Dec 9999 23:59:59 -2359"),),
-        headers={"Last-Modified": "\x7f"},
+        headers={"Last-Modified": "\x7f", "Cache-Control": "max-age=60"},
     )
     outcome = make_backfiller(bucket, origin).backfill(message("/d.txt"))
     assert outcome.status == "copied"
     assert stored(bucket, "d.txt") == b"dated"
+
+
+def test_an_invalid_expires_that_governs_is_already_expired_rfc9111_5_3(
+    bucket: Any, origin: LabOrigin
+) -> None:
+    # Given an Expires that is no date and nothing else saying how long to keep it
+    origin.put("/e.txt", b"expired")
+    origin.fault("/e.txt", raw_headers=((b"Expires", b"Fri, 31 Dec 9999 23:59:59 -2359"),))
+    # Then it is refused, never written back as a valid far-future Expires
+    outcome = make_backfiller(bucket, origin).backfill(message("/e.txt"))
+    assert (outcome.status, outcome.reason) == ("skipped", "uncacheable")
+    assert keys(bucket) == []
 
 
 # ---------------------------------------------------------------- integrity

@@ -66,6 +66,7 @@ def world(moto: str, s3: Any, sqs: Any, origin: LabOrigin) -> dict[str, Any]:
         sqs,
         EDGEFILL_PREWARM_QUEUE_URL=prewarm,
         EDGEFILL_DISTRIBUTION_ID=distribution,
+        EDGEFILL_MIN_REVALIDATE="1",  # the tests read the origin's lifetimes as they are
     )
     worker.copies = ObjectStore(s3, BUCKET)
     worker.cloudfront = cloudfront
@@ -290,30 +291,24 @@ def test_without_a_distribution_nothing_is_invalidated_and_the_log_says_why(
 
 
 def _refresh_of(worker: Backfiller) -> Any:
-    from backfill_worker.freshness.due_index import DueIndex
     from backfill_worker.freshness.revalidation import Revalidation
 
     assert worker.copies is not None
-    return Revalidation(
-        worker.store,
-        worker.copies,
-        DueIndex(worker.copies),
-        worker.origin,
-        worker.config.revalidate_after,
-    )
+    return Revalidation(worker.store, worker.copies, worker.origin)
 
 
-def test_a_refused_refresh_keeps_the_copy_and_its_place_in_the_index(
+def test_a_403_on_refresh_withdraws_the_copy_and_remembers_the_path(
     world: dict[str, Any], s3: Any, origin: LabOrigin
 ) -> None:
     copied(world, origin)
-    # Given the sweep spent the copy's entry on this refresh
-    for entry in entries(s3):
-        s3.delete_object(Bucket=BUCKET, Key=entry)
+    # When the origin now refuses the page (a takedown)
     origin.fault(PATH, status=403)
-    # When the origin refuses / Then the copy stays and is due again a lifetime from now
     outcome = refresh(world["worker"])
-    assert (outcome.status, outcome.reason) == ("skipped", "origin")
-    assert stored(s3, KEY) == b"<h1>v1</h1>"
-    (entry,) = entries(s3)
-    assert json.loads(s3.get_object(Bucket=BUCKET, Key=entry)["Body"].read())["checkedAt"]
+    world["worker"].flush_invalidations()
+    # Then the copy is gone and invalidated (not warmed)
+    assert (outcome.status, outcome.reason) == ("refreshed", "withdrawn")
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=KEY)["KeyCount"] == 0
+    assert invalidations(world) == [[URI]] and drain(world) == []
+    # And the next viewer miss does not copy it back at once (a missing marker)
+    origin.clear_fault(PATH)
+    assert world["worker"].backfill(message(URI)).reason == "missing"

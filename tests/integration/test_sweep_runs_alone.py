@@ -64,7 +64,14 @@ def test_a_run_alone_sweeps_and_leaves_no_lease(sweep_env: tuple[Any, str], sqs:
     # When a run finds no other
     result = sweep_app.handler({"source": "aws.events"}, FakeLambdaContext(300))
     # Then it sweeps as before, and its lease is gone when it ends
-    assert result == {"due": 1, "sent": 1, "sendFailed": 0, "badEntries": 0, "finished": True}
+    assert result == {
+        "due": 1,
+        "sent": 1,
+        "sendFailed": 0,
+        "badEntries": 0,
+        "finished": True,
+        "delayed": 0,
+    }
     assert drain(sqs, queue) == ["/due.txt"]
     assert leases(s3) == []
 

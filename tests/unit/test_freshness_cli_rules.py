@@ -12,7 +12,7 @@ from edgefill import invalidations
 from edgefill.cli import build_parser
 from edgefill.commands import freshness
 from edgefill.commands.edge_flags import EDGE_FLAGS
-from edgefill.edge_check import EdgeAnswer, verdict_of, version_of
+from edgefill.edge_check import NO_COPY, EdgeAnswer, head, verdict_of, version_of
 from edgefill.operations import OperatorError
 
 
@@ -49,6 +49,33 @@ def test_an_edge_that_does_not_answer_is_an_error() -> None:
 
 def test_every_edge_agreeing_on_a_404_is_not_consistent() -> None:
     assert verdict_of("/a", [answer("A", None, 404), answer("B", None, 404)]).verdict == "stale"
+
+
+def test_after_a_takedown_no_edge_may_serve_the_buckets_old_copy() -> None:
+    # Given the bucket has no copy: edges that failed over to the origin agree with it,
+    # whatever the origin answers (a 403, or a private 200 of the same bytes)
+    origin_answers = [answer("NRT20-P2", None, 403), answer("FRA56-P1", '"v1"', 200)]
+    verdict = verdict_of("/a", origin_answers, bucket_version=NO_COPY)
+    assert (verdict.verdict, verdict.reference, verdict.bucket_copy) == ("consistent", None, False)
+    assert verdict.as_dict()["bucketCopy"] is False
+    # But an edge still serving the copy is stale, and named
+    still = answer("GRU3-P1", '"v1"', 200, from_bucket=True)
+    verdict = verdict_of("/a", [*origin_answers, still], bucket_version=NO_COPY)
+    assert verdict.verdict == "stale" and verdict.differing[0].startswith("GRU3-P1")
+    assert verdict.edges[-1].as_dict()["fromBucket"] is True
+
+
+def test_an_answer_carrying_edgefills_metadata_is_a_bucket_copy() -> None:
+    class Response:
+        status, content_length = 200, 3
+        headers = {"ETag": '"s3"', "x-amz-meta-origin-etag": '"v1"', "X-Cache": "Hit"}
+
+    class Client:
+        def head(self, *args: object) -> Response:
+            return Response()
+
+    found = head(Client(), "127.0.0.1", "h", "/a", "NRT20-P2", "gzip")  # type: ignore[arg-type]
+    assert found.from_bucket and found.version == '"v1"'
 
 
 def test_invalidation_paths_are_encoded_and_wildcards_kept_at_the_end() -> None:

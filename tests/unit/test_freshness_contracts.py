@@ -99,3 +99,43 @@ def test_prewarm_distribution_id() -> None:
     with pytest.raises(ConfigError) as raised:
         PrewarmConfig.from_env({**PREWARM_ENV, "EDGEFILL_DISTRIBUTION_ID": "nope!"})
     assert raised.value.variable == "EDGEFILL_DISTRIBUTION_ID"
+
+
+def test_a_refresh_names_the_due_entry_that_stands_for_it() -> None:
+    # Given a refresh the sweep sent / Then its retryAt survives the round trip
+    message = BackfillMessage(uri="/a.jpg", mode="refresh", retry_at="2026-11-30T07:00:00Z")
+    assert parse_backfill(to_json(message)) == message
+    assert json.loads(to_json(message))["retryAt"] == "2026-11-30T07:00:00Z"
+    assert "retryAt" not in json.loads(to_json(BackfillMessage(uri="/a.jpg")))
+
+
+@pytest.mark.parametrize("value", ["", "tomorrow", "٢٠٢٦-11-30T07:00:00Z", 1, ["x"], "x" * 600])
+def test_retry_at_rejects_anything_but_an_rfc3339_time(value: object) -> None:
+    body = json.dumps({"v": 1, "type": "backfill", "uri": "/a", "retryAt": value})
+    with pytest.raises(MessageError) as raised:
+        parse_backfill(body)
+    assert raised.value.field == "retryAt"
+
+
+def test_the_revalidation_floor_and_the_sweeps_look_ahead() -> None:
+    config = BackfillConfig.from_env(BACKFILL_ENV)
+    assert (config.min_revalidate, config.sweep_lookahead) == (900, 900)
+    config = BackfillConfig.from_env(
+        {**BACKFILL_ENV, "EDGEFILL_MIN_REVALIDATE": "3600", "EDGEFILL_SWEEP_LOOKAHEAD": "0"}
+    )
+    assert (config.min_revalidate, config.sweep_lookahead) == (3600, 0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EDGEFILL_MIN_REVALIDATE", "0"),
+        ("EDGEFILL_MIN_REVALIDATE", "86401"),
+        ("EDGEFILL_SWEEP_LOOKAHEAD", "901"),  # SQS delays a message at most 900 s
+        ("EDGEFILL_SWEEP_LOOKAHEAD", "-1"),
+    ],
+)
+def test_floor_and_look_ahead_out_of_range_are_named(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        BackfillConfig.from_env({**BACKFILL_ENV, variable: value})
+    assert raised.value.variable == variable

@@ -4,6 +4,7 @@ copy's planning ends in a stored plan or a named refusal, never an escaped excep
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -14,11 +15,20 @@ from backfill_worker.transfer.copy import AcceptedResponse, accept_response
 from backfill_worker.transfer.errors import CopyRefused
 from backfill_worker.transfer.integrity import expected_md5s
 from backfill_worker.transfer.plan import CopyPlan
-from backfill_worker.transfer.storable import Refusal, Storable, decide, http_date
+from backfill_worker.transfer.storable import Refusal, Storable, decide
+from shared.cache_control import (
+    age_value,
+    current_age,
+    delta_seconds,
+    freshness_lifetime,
+    http_date,
+    parse_cache_control,
+)
 from shared.header_numbers import header_number
 from shared.origin import declared_length
 from shared.redact import redact_url
 
+RECEIVED = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 PLAN = CopyPlan(max_object_bytes=10**9, part_bytes=8 * 1024**2, parts_in_flight=2)
 NAMES = [
     "Content-Length",
@@ -33,6 +43,8 @@ NAMES = [
     "Vary",
     "Expires",
     "Last-Modified",
+    "Date",
+    "Age",
     "ETag",
     "Set-Cookie2",
     "Server",
@@ -86,6 +98,10 @@ def test_planning_a_copy_raises_nothing_but_a_named_refusal(
 def test_each_decision_returns_a_verdict(headers: dict[str, str]) -> None:
     fields = CaseInsensitiveDict(headers)
     assert isinstance(decide(200, fields), Storable | Refusal)
+    assert isinstance(decide(200, fields, RECEIVED), Storable | Refusal)
+    lowered = {name.lower(): value for name, value in headers.items()}
+    assert freshness_lifetime(lowered, RECEIVED, 86_400).seconds >= 0
+    assert current_age(lowered, RECEIVED) >= 0
     assert isinstance(decide(302, fields), Refusal)
     assert isinstance(expected_md5s(fields), tuple | Refusal)
 
@@ -93,6 +109,12 @@ def test_each_decision_returns_a_verdict(headers: dict[str, str]) -> None:
 @given(VALUES)
 def test_value_parsers_never_raise_anything_unnamed(value: str) -> None:
     http_date(value)
+    delta_seconds(value)
+    age_value(value)
+    control = parse_cache_control(value)
+    for name in ("max-age", "s-maxage", "stale-if-error"):
+        control.seconds(name)
+        control.problem(name)
     redact_url(value, keep_query_names=False)
     try:
         declared_length(value)

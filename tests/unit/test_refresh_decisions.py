@@ -6,10 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from requests.structures import CaseInsensitiveDict
 
 from backfill_worker.freshness.invalidation import PendingInvalidations, invalidation_path
-from backfill_worker.freshness.revalidation import Revalidation, conditions_of, is_edgefills
+from backfill_worker.freshness.revalidation import (
+    Revalidation,
+    bytes_of,
+    conditions_of,
+    is_edgefills,
+)
 from backfill_worker.transfer.plan import CopyPlan
 from shared.object_store import StoredCopy
 
@@ -43,15 +49,6 @@ class IgnoringOrigin:
         return self.response
 
 
-class RecordingIndex:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, datetime, datetime | None, int]] = []
-
-    def record(self, key: str, fetched: datetime, checked: datetime | None, seconds: int) -> str:
-        self.records.append((key, fetched, checked, seconds))
-        return "entry"
-
-
 class NoStore:
     def replacing(self, etag: str) -> NoStore:
         return self
@@ -62,19 +59,18 @@ class NoStore:
 
 def test_a_200_with_the_stored_etag_is_unchanged_and_reads_no_body() -> None:
     origin = IgnoringOrigin('"v1"')
-    index = RecordingIndex()
-    refresh = Revalidation(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
+    refresh = Revalidation(NoStore(), None, origin, lambda: NOW)  # type: ignore[arg-type]
     copy = StoredCopy(
         etag='"s3etag"',
         metadata={"origin-etag": '"v1"', "fetched-at": "2026-11-29T06:00:00Z"},
-        cache_control="max-age=120",
     )
     result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
     assert result.status == "unchanged"
     assert origin.conditions == {"If-None-Match": '"v1"'}
     assert origin.response.closed and not origin.response.read_any
-    (record,) = index.records
-    assert record == ("k", datetime(2026, 11, 29, 6, 0, tzinfo=UTC), NOW, 120)
+    # And the next due time is the answer's: checked now, with the 200's fields
+    assert result.checked_at == NOW and result.fields is not None
+    assert result.fields["etag"] == '"v1"'
 
 
 def test_hostile_validators_are_not_sent_back_as_headers() -> None:
@@ -160,18 +156,83 @@ class NoValidatorsResponse(OneResponse):
         return self.body[:amount]
 
 
-def test_an_origin_without_validators_sending_the_same_bytes_is_unchanged() -> None:
+HELLO_MD5 = '"5d41402abc4b2a76b9719d911017c592"'  # MD5 of "hello"
+HELLO_CRC32 = "NhCmhg=="  # S3's CRC32 checksum of "hello"
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        # A one-part SSE-S3 copy: its ETag is the MD5
+        StoredCopy(etag=HELLO_MD5, metadata={"fetched-at": "2026-11-29T06:00:00Z"}),
+        # An SSE-KMS copy: its ETag is not the MD5, S3's stored CRC32 tells
+        StoredCopy(
+            etag='"0f343b0931126a20f133d67c2b018a3b"',
+            metadata={"fetched-at": "2026-11-29T06:00:00Z"},
+            checksum_crc32=HELLO_CRC32,
+            encryption="aws:kms",
+        ),
+    ],
+    ids=["md5-etag", "sse-kms-crc32"],
+)
+def test_an_origin_without_validators_sending_the_same_bytes_is_unchanged(
+    copy: StoredCopy,
+) -> None:
     # Given an origin that sends neither ETag nor Last-Modified, and a copy of "hello"
     origin = IgnoringOrigin('"x"')
     origin.response = NoValidatorsResponse(b"hello")
-    index = RecordingIndex()
-    refresh = Revalidation(NoStore(), None, index, origin, 3600, lambda: NOW)  # type: ignore[arg-type]
-    copy = StoredCopy(
-        etag='"5d41402abc4b2a76b9719d911017c592"',  # MD5 of "hello": a one-part SSE-S3 copy
-        metadata={"fetched-at": "2026-11-29T06:00:00Z"},
-    )
+    refresh = Revalidation(NoStore(), None, origin, lambda: NOW)  # type: ignore[arg-type]
     # When it is refreshed / Then the same bytes are not written again (NoStore would fail)
     result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
     assert result.status == "unchanged"
     assert origin.conditions is None  # nothing to be conditional on
-    assert index.records[0][2] == NOW
+    assert result.checked_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("copy", "expected"),
+    [
+        (StoredCopy(etag=HELLO_MD5, metadata={}), ("md5", HELLO_MD5.strip('"'))),
+        (StoredCopy(etag=HELLO_MD5, metadata={}, encryption="aws:kms"), None),
+        (StoredCopy(etag=HELLO_MD5, metadata={}, encryption="aws:kms:dsse"), None),
+        (StoredCopy(etag=HELLO_MD5, metadata={}, customer_key=True), None),
+        (StoredCopy(etag='"abc-2"', metadata={}, checksum_crc32=HELLO_CRC32), None),
+        (
+            StoredCopy(etag=HELLO_MD5, metadata={}, checksum_crc32=HELLO_CRC32),
+            ("crc32", HELLO_CRC32),
+        ),
+        (
+            StoredCopy(etag=HELLO_MD5, metadata={}, checksum_crc32="x", checksum_sha256="s"),
+            ("sha256", "s"),
+        ),
+    ],
+    ids=["sse-s3", "sse-kms", "dsse-kms", "sse-c", "multipart", "crc32", "sha256-first"],
+)
+def test_same_bytes_are_told_by_s3s_checksum_or_an_etag_that_is_an_md5(
+    copy: StoredCopy, expected: tuple[str, str] | None
+) -> None:
+    """Issue 19: an SSE-KMS ETag is not the MD5, so it never vouches for the bytes."""
+    assert bytes_of(copy) == expected
+
+
+class DeletingCopies:
+    def __init__(self) -> None:
+        self.deleted: list[tuple[str, str]] = []
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        self.deleted.append((key, etag))
+        return True
+
+
+def test_a_200_with_the_stored_etag_but_now_private_withdraws_the_copy() -> None:
+    """Issue 18: a 200 of the same version that is no longer storable is not kept."""
+    origin = IgnoringOrigin('"v1"')
+    origin.response.headers["Cache-Control"] = "private"
+    copies = DeletingCopies()
+    refresh = Revalidation(NoStore(), copies, origin, lambda: NOW)  # type: ignore[arg-type]
+    copy = StoredCopy(etag='"s3etag"', metadata={"origin-etag": '"v1"'})
+    result = refresh.revalidate("k", "http://o/k", CopyPlan(1 << 30, 8 << 20, 2), copy)
+    assert result.status == "withdrawn" and copies.deleted == [("k", '"s3etag"')]
+    assert result.withdrawal is not None
+    assert result.withdrawal.directive == "Cache-Control: private"
+    assert not origin.response.read_any

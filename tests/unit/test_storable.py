@@ -8,13 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from backfill_worker.transfer.storable import (
-    DroppedHeader,
-    Refusal,
-    Storable,
-    decide,
-    http_date,
-)
+from backfill_worker.transfer.storable import DroppedHeader, Refusal, Storable, decide
+from shared.cache_control import http_date
 
 
 def refusal(status: int, headers: dict[str, str]) -> Refusal:
@@ -69,13 +64,14 @@ def test_a_garbled_location_is_refused_without_its_query() -> None:
         ({"Cache-Control": "s-maxage=0, max-age=600"}, "Cache-Control: s-maxage=0"),
         ({"Cache-Control": "max-age=0"}, "Cache-Control: max-age=0"),
         ({"Cache-Control": "max-age=0, s-maxage=0"}, "Cache-Control: s-maxage=0"),
-        ({"Cache-Control": "max-age=-1"}, "Cache-Control: max-age=0"),  # invalid is stale
-        ({"Cache-Control": "max-age=١٢"}, "Cache-Control: max-age=0"),  # not ASCII digits
-        ({"Cache-Control": "s-maxage=soon"}, "Cache-Control: s-maxage=0"),
+        ({"Cache-Control": "max-age=-1"}, "Cache-Control: max-age=-1"),  # invalid is stale
+        ({"Cache-Control": "max-age=١٢"}, "Cache-Control: max-age=١٢"),  # not ASCII digits
+        ({"Cache-Control": "s-maxage=soon"}, "Cache-Control: s-maxage=soon"),
         ({"Pragma": "no-cache"}, "Pragma: no-cache"),
         ({"Vary": "*"}, "Vary: *"),
         ({"Vary": "Accept-Encoding, Cookie"}, "Vary: Cookie"),
         ({"Vary": "authorization"}, "Vary: authorization"),
+        ({"Vary": "Accept-Encoding, Origin"}, "Vary: Origin"),
         ({"Set-Cookie": "session=abc; Path=/"}, "Set-Cookie"),
         ({"Set-Cookie2": "session=abc"}, "Set-Cookie2"),
     ],
@@ -92,11 +88,11 @@ def test_do_not_store_signals_are_refused_naming_the_directive(
     "headers",
     [
         {"Cache-Control": "max-age=0, s-maxage=60"},  # shared caches may keep it a minute
-        {"Cache-Control": "max-age=" + "9" * 5000},  # too large to represent: 2^31 s
+        {"Cache-Control": "max-age=" + "9" * 400},  # too large to represent: 2^31 s
         {"Cache-Control": "public, max-age=31536000, immutable, no-transform"},
         {"Cache-Control": "max-age=60", "Pragma": "no-cache"},  # Cache-Control wins
         {"Vary": "Accept-Encoding"},
-        {"Vary": "Accept-Encoding, Origin"},
+        {"Vary": "accept-encoding, Accept-Encoding"},
         {"Cache-Control": 'community="no-cache"'},  # an extension whose value says no-cache
         {},
     ],
@@ -170,6 +166,7 @@ def test_representation_headers_and_validators_are_kept() -> None:
         "Metadata": {
             "origin-etag": '"abc"',
             "origin-last-modified": "Tue, 14 Nov 2023 22:13:20 GMT",
+            "origin-date": "Tue, 14 Nov 2023 22:13:20 GMT",  # for the current age, later
         },
     }
 
@@ -177,6 +174,7 @@ def test_representation_headers_and_validators_are_kept() -> None:
 def test_every_header_the_copy_loses_is_named_with_why() -> None:
     verdict = storable(
         {
+            "Cache-Control": "max-age=60",
             "Expires": "0",
             "Content-Disposition": 'inline; filename="café.txt"',
             "Last-Modified": "yesterday",
@@ -188,16 +186,16 @@ def test_every_header_the_copy_loses_is_named_with_why() -> None:
         }
     )
     assert dict(verdict.dropped) == {
-        "Expires": "not an HTTP date (or out of range)",
+        "Expires": "not an IMF-fixdate, and ignored beside max-age (RFC 9111 §5.3)",
         "Content-Disposition": "not printable ASCII",
-        "Last-Modified": "not an HTTP date (or out of range)",
+        "Last-Modified": "not an HTTP date",
         "Etag": "not an entity tag",
         "Link": "S3 does not store it",
         "X-Content-Type-Options": "S3 does not store it",
         "X-Amz-Meta-Owner": "S3 does not store it",
         "Vary": "S3 does not store it",
     }
-    assert verdict.attributes.as_params() == {}
+    assert verdict.attributes.as_params() == {"CacheControl": "max-age=60"}
 
 
 @pytest.mark.parametrize(
@@ -209,15 +207,18 @@ def test_every_header_the_copy_loses_is_named_with_why() -> None:
         "Thu, 32 Jan 2026 00:00:00 GMT",
     ],
 )
-def test_an_expires_outside_datetimes_range_is_dropped_and_the_copy_goes_on(value: str) -> None:
-    verdict = storable({"Expires": value, "Content-Type": "image/png"})
-    assert [d.name for d in verdict.dropped] == ["Expires"]
-    assert verdict.attributes.content_type == "image/png"
-    assert verdict.attributes.expires is None
+def test_an_expires_that_is_no_date_is_already_expired_rfc9111_5_3(value: str) -> None:
+    # Given an Expires outside datetime's range and no max-age / Then it is not stored
+    verdict = refusal(200, {"Expires": value, "Content-Type": "image/png"})
+    assert (verdict.reason, verdict.directive) == ("uncacheable", "Expires")
+    # And beside a max-age it is ignored, dropped and named
+    kept = storable({"Expires": value, "Cache-Control": "max-age=60"})
+    assert [d.name for d in kept.dropped] == ["Expires"] and kept.attributes.expires is None
 
 
-def test_http_dates_are_utc() -> None:
-    assert http_date("Thu, 01 Jan 2026 01:00:00 +0100") == datetime(2026, 1, 1, tzinfo=UTC)
+def test_http_dates_are_utc_and_strict_rfc9110_5_6_7() -> None:
+    assert http_date("Thu, 01 Jan 2026 01:00:00 GMT") == datetime(2026, 1, 1, 1, tzinfo=UTC)
+    assert http_date("Thu, 01 Jan 2026 01:00:00 +0100") is None
     assert http_date("not a date") is None
 
 

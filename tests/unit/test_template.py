@@ -792,6 +792,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_DISTRIBUTION_ID",
         "EDGEFILL_BACKFILL_QUEUE_URL",
         "EDGEFILL_REVALIDATE_AFTER",
+        "EDGEFILL_MIN_REVALIDATE",  # issue 18: the least interval between revalidations
         "EDGEFILL_BACKFILL_DLQ_URL",
     }
     prewarm = {
@@ -822,6 +823,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         assert names <= allowed, names - allowed
     contracts = (ROOT / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
     assert "EDGEFILL_BUCKET_REGION" in contracts
+    assert "EDGEFILL_MIN_REVALIDATE" in contracts and "EDGEFILL_SWEEP_LOOKAHEAD" in contracts
 
 
 def edge_import_problems(sources: list[Path]) -> list[str]:

@@ -38,7 +38,7 @@ def actions_of(template: Template, role: str) -> set[str]:
 
 def test_the_sweep_runs_on_the_revalidate_schedule(sam: Template, cfn: Template) -> None:
     parameter = sam["Parameters"]["RevalidateSchedule"]
-    assert parameter["Default"] == "rate(1 hour)"
+    assert parameter["Default"] == "rate(15 minutes)"  # one look-ahead: refreshes on time
     function = props(sam, SWEEP)
     assert function["Handler"] == "backfill_worker.sweep.handler"
     assert function["Runtime"] == "python3.13" and function["Architectures"] == ["x86_64"]
@@ -72,7 +72,7 @@ def test_the_sweep_role_reads_only_the_due_index_and_sends_only_refreshes(cfn: T
     assert actions == {
         "s3:ListBucket",
         "s3:GetObject",
-        "s3:PutObject",  # its run lease only (test_template_operations.py)
+        "s3:PutObject",  # its run lease, and the entry standing for a refresh in flight
         "s3:DeleteObject",
         "sqs:SendMessage",
         "logs:CreateLogStream",
@@ -153,3 +153,24 @@ def test_worker_environments_carry_the_freshness_variables(
     queue = stack.resource("BackfillQueue")
     assert backfill.backfill_queue_url == sweep.backfill_queue_url == queue
     assert stack.condition("HasDistributionToInvalidate") is (distribution is not None)
+
+
+def test_the_look_ahead_fits_sqs_delay_and_the_schedule_period(sam: Template) -> None:
+    # Given the defaults / Then the sweep looks one 15-minute period ahead, which SQS's
+    # DelaySeconds (at most 900 s) can still bring to each copy's due time
+    look_ahead = sam["Parameters"]["RevalidateLookAhead"]
+    assert (look_ahead["Default"], look_ahead["MinValue"], look_ahead["MaxValue"]) == (900, 0, 900)
+    assert sam["Parameters"]["RevalidateSchedule"]["Default"] == "rate(15 minutes)"
+    floor = sam["Parameters"]["MinRevalidateInterval"]
+    assert floor["Default"] == 900 and floor["MinValue"] >= 60  # at least the period
+    stack = ParameterValues(
+        sam,
+        {
+            "FullOriginDomain": "origin.example.com",
+            "RevalidateLookAhead": "600",
+            "MinRevalidateInterval": "1800",
+        },
+    )
+    assert BackfillConfig.from_env(stack.environment(SWEEP)).sweep_lookahead == 600
+    worker = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
+    assert worker.min_revalidate == 1800
