@@ -14,7 +14,6 @@ installed botocore is refused too, naming the botocore version to upgrade.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Mapping
 
@@ -43,8 +42,10 @@ def check_region(code: str) -> str:
     """``code`` when it is a known region; ``UnknownRegion`` (with a close match) if not."""
     if code in known_regions():
         return code
-    close = difflib.get_close_matches(code.lower(), sorted(known_regions()), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}? " if close else ""
+    from edgefill.targets import closest
+
+    close = closest(code, known_regions())
+    hint = f"did you mean {close}? " if close else ""
     raise UnknownRegion(
         f"{code!r} is not an AWS region ({hint}a code such as us-east-1; "
         f"botocore {botocore.__version__} knows {len(known_regions())} regions)"

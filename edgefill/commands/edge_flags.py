@@ -74,12 +74,19 @@ def targets_and_encodings(
     args: argparse.Namespace, paths: list[str], config: PrewarmConfig
 ) -> tuple[list[str], list[str]]:
     """The targets and encodings of the flags, else of the settings, checked with the
-    rules of a prewarm message (against the first 1,000 paths)."""
+    rules of a prewarm message (against the first 1,000 paths); a region target must have
+    a client subnet (the built-in table, EDGEFILL_REGION_SUBNETS, --region-subnets)."""
+    from edgefill.targets import check_targets
+    from shared.edns import REGION_SUBNETS
     from shared.messages import ENCODINGS, MessageError, PrewarmMessage
 
-    targets: list[str] = split_list(args.targets) or list(config.targets)
+    typed = split_list(args.targets)
+    targets: list[str] = typed or list(config.targets)
     if not targets:
         raise OperatorError("no targets: pass --targets or set EDGEFILL_TARGETS")
+    regions = set(REGION_SUBNETS) | {region for region, _ in config.region_subnets}
+    adding = "--region-subnets or EDGEFILL_REGION_SUBNETS adds one"
+    check_targets(targets, regions, "--targets" if typed else "EDGEFILL_TARGETS", adding)
     encodings: list[str] = split_list(args.encodings) or list(config.encodings or ENCODINGS)
     try:  # the same rules as a prewarm message
         PrewarmMessage(

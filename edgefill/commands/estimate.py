@@ -46,6 +46,9 @@ def register(commands: Any) -> None:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
+    from edgefill.commands.queue_commands import check_typed_targets
+
+    check_typed_targets(args)
     source = sizing.size_source(args)
     targets = operations.split_list(args.targets) or list(source.targets)
     if not targets:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,6 +34,7 @@ from edgefill.operations import OperatorError
 from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
 from edgefill.sent_journal import SentJournal, message_paths
 from edgefill.stack import read_stack
+from edgefill.targets import check_targets, worker_regions
 from shared.dead_letters import NO_REASON
 from shared.messages import ENCODINGS, MAX_PATHS
 from shared.queues import MAX_BATCH, send_messages
@@ -273,6 +275,13 @@ def send_or_print(
     return code
 
 
+def check_typed_targets(args: argparse.Namespace) -> None:
+    """``--targets`` as the worker will resolve them (``edgefill.targets``)."""
+    typed = operations.split_list(args.targets)
+    if typed:
+        check_targets(typed, worker_regions(os.environ.get("EDGEFILL_REGION_SUBNETS")))
+
+
 def paths_to_send(args: argparse.Namespace) -> list[tuple[str, str]] | None:
     """The paths of the command, less those ``--skip-sent`` lists; None when none is left."""
     paths = operations.read_paths(args.paths, args.paths_file)
@@ -288,6 +297,7 @@ def paths_to_send(args: argparse.Namespace) -> list[tuple[str, str]] | None:
 
 
 def run_prewarm(args: argparse.Namespace) -> int:
+    check_typed_targets(args)
     paths = paths_to_send(args)
     if paths is None:
         return EXIT_OK
