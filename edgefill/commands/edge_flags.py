@@ -28,6 +28,15 @@ EDGE_FLAGS: Final = {
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
     "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
 }
+# The accepted form of each, added to the worker's reason when a value is refused.
+ACCEPTED: Final = {
+    "distribution_domain": "a host name such as d111111abcdef8.cloudfront.net",
+    "viewer_host": "a host name such as cdn.example.com",
+    "resolver": "an IP address[:port] such as 8.8.8.8 or 127.0.0.1:5353",
+    "edge_port": "a port from 1 to 65535",
+    "concurrency": "a whole number from 1 to 256",
+    "region_subnets": 'a JSON object such as {"us-east-1": "198.51.100.0/24"}',
+}
 
 
 def add_edge_flags(parser: Any) -> None:
@@ -67,7 +76,8 @@ def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmCon
     except ConfigError as error:
         named = next((f for f, v in EDGE_FLAGS.items() if v == error.variable), None)
         option = f"--{named.replace('_', '-')}" if named else error.variable
-        raise OperatorError(f"{option}: {error.reason}") from None
+        form = f" (expected {ACCEPTED[named]})" if named in ACCEPTED else ""
+        raise OperatorError(f"{option}: {error.reason}{form}") from None
 
 
 def targets_and_encodings(
