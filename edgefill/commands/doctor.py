@@ -33,6 +33,7 @@ from edgefill.edge_logs import (
     find_edge_log_groups,
     set_retention,
 )
+from edgefill.sizes import human_size
 from edgefill.stack import StackInfo, read_stack
 from shared.keys import InvalidKey, ObjectKey
 
@@ -235,7 +236,7 @@ def _listed(region: str, state: Any) -> tuple[str, str, str]:
     if state is None:
         return region, "—", "no group (no replica has logged here)"
     kept = "never expires" if state.retention_days is None else f"{state.retention_days} days"
-    return region, kept, f"{state.stored_bytes} bytes stored"
+    return region, kept, f"{human_size(state.stored_bytes)} stored"
 
 
 def print_checks(results: list[Check], start: int = 1) -> None:

@@ -71,7 +71,7 @@ def unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
 
 
 class VersionAction(argparse.Action):
-    """``--version``: ``edgefill 0.1.0`` from the installed package's metadata, read only
+    """``--version``: ``edgefill 0.2.0`` from the installed package's metadata, read only
     when asked (``importlib.metadata`` costs milliseconds at every start otherwise)."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:

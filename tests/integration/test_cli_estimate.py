@@ -12,6 +12,7 @@ import pytest
 from edgefill.cli import main
 from edgefill.lab.origin import LabOrigin
 from tests.integration.test_cli import STACK_TEMPLATE, receive_all
+from tests.json_keys import snake_case_keys
 
 BUCKET = "edgefill-sizes"
 SIZES = {"site/a.jpg": 1000, "site/東京 b.png": 2500}
@@ -40,6 +41,7 @@ def deployed(moto: str, s3: Any, sqs: Any) -> dict[str, str]:
 def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     assert main(argv) == 0, capsys.readouterr().err
     document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert snake_case_keys(document) == []
     return document
 
 

@@ -50,7 +50,16 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
         assert "edgefill status $Q" in text and "edgefill prewarm $Q" in text
         # When the operator presses Ctrl-C
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        rest, errors = process.communicate(timeout=30)
+        assert process.returncode == 0
+        # Then the table and the commands were printed once, and no handler's log line or
+        # EMF metric line (the edge function logged the failover) reached the terminal
+        screen = text + rest + errors
+        assert screen.count("Try it") == 1
+        assert '"_aws"' not in screen and '"level"' not in screen, screen[-2000:]
+        log_file = re.search(r"handler logs\s*│?\s*(\S+\.log)", text)
+        assert log_file is not None, text
+        assert '"level"' in Path(log_file.group(1)).read_text(encoding="utf-8")
     finally:
         if process.poll() is None:
             process.kill()
