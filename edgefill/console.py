@@ -71,6 +71,11 @@ def count(number: int) -> str:
     return f"{number:,}".replace(",", " ")
 
 
+def plural(number: int, noun: str) -> str:
+    """``1 path``, ``6 400 paths``."""
+    return f"{count(number)} {noun}{'' if number == 1 else 's'}"
+
+
 def progress_bar(*columns: str | ProgressColumn, transient: bool = True) -> Progress:
     """A progress display on ``err`` that leaves sys.stdout and sys.stderr alone."""
     return Progress(

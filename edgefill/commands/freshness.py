@@ -31,6 +31,7 @@ from edgefill.console import (
     count,
     err,
     out,
+    plural,
     progress_bar,
 )
 from edgefill.edge_grid import check_grid, print_grid
@@ -283,7 +284,7 @@ def run_check(args: argparse.Namespace) -> int:
         out.print(json.dumps(document, indent=2), markup=False)
     else:
         _print_check(verdicts)
-        print_grid(check_grid(verdicts, targets, encodings), f"check: {len(paths)} paths")
+        print_grid(check_grid(verdicts, targets, encodings), f"check: {plural(len(paths), 'path')}")
     return EXIT_OK if consistent else EXIT_FAILED
 
 

@@ -33,6 +33,7 @@ from edgefill.console import (
     count,
     err,
     out,
+    plural,
     progress_bar,
 )
 from edgefill.edge_grid import NOT_RUN, EdgeGrid, print_grid, warm_state
@@ -163,7 +164,7 @@ def run_warm(args: argparse.Namespace) -> int:
         manifests = expansion.summary()["manifests"] if expansion is not None else {}
         for path, counts in manifests.items():
             out.print(f"expanded {path}: {json.dumps(counts)}", markup=False)
-        print_grid(tally.grid, f"warm: {count(len(plan.paths))} paths")
+        print_grid(tally.grid, f"warm: {plural(len(set(plan.paths)), 'path')}")
     if stopped.interrupted:
         err.print(
             f"{count(report.ok)} of {count(report.tasks)} warmed; {count(report.failed)} "
