@@ -42,7 +42,9 @@ ACCEPTED: Final = {
 def add_edge_flags(parser: Any) -> None:
     """``--targets``, ``--encodings`` and the flags of EDGE_FLAGS, on ``parser``."""
     parser.add_argument("--targets", action="append", help="regions or POP codes, comma-separated")
-    parser.add_argument("--encodings", action="append", help="comma-separated encodings")
+    parser.add_argument(
+        "--encodings", action="append", help="comma-separated, from br+gzip, gzip, br, identity"
+    )
     parser.add_argument("--distribution-domain", help="dxxxx.cloudfront.net")
     parser.add_argument("--viewer-host", help="Host and SNI sent to edges")
     parser.add_argument("--resolver", help="DNS resolver host[:port] (default 8.8.8.8)")

@@ -90,7 +90,8 @@ def register(commands: Any) -> None:
         "check",
         help="compare the version each edge serves (and the bucket's copy)",
         description="HEAD each path at each target's edge for each encoding and compare "
-        "versions (x-amz-meta-origin-etag, else ETag). Edge-finding flags as for warm.",
+        "versions (x-amz-meta-origin-etag, else ETag). Edge-finding flags as for warm. Ends with a "
+        "table per path and a grid of targets × encodings (hit, miss, failed, inconsistent).",
     )
     add_paths(check)
     add_edge_flags(check)  # edges are found as for warm

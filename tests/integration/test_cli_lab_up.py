@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -87,3 +88,35 @@ def _get_via(address: str, port: int, host: str, url: str, cacert: str) -> reque
         return requests.get(url, verify=cacert, timeout=20)
     finally:
         connection.create_connection = original  # type: ignore[assignment]
+
+
+def test_lab_up_json_prints_the_endpoints_as_one_document(tmp_path: Path) -> None:
+    from tests.json_keys import snake_case_keys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgefill.cli", "lab", "up", "--no-pollers", "--large-mib", "0"]
+        + ["--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not lines or lines[-1] != "}\n":
+            line = process.stdout.readline()
+            assert line, "lab up --json ended before its document"
+            lines.append(line)
+        document = json.loads("".join(lines))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert snake_case_keys(document) == []
+    assert {pop["code"] for pop in document["pops"]} >= {"NRT20-P2", "GRU3-P1"}
+    assert document["caBundle"].endswith(".pem") and document["logFile"].endswith(".log")
