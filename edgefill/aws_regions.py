@@ -20,6 +20,8 @@ from collections.abc import Mapping
 import botocore
 import botocore.session
 
+from edgefill.did_you_mean import closest
+
 
 class UnknownRegion(ValueError):
     """A region code no partition knows; the message says which, and a close one."""
@@ -42,8 +44,6 @@ def check_region(code: str) -> str:
     """``code`` when it is a known region; ``UnknownRegion`` (with a close match) if not."""
     if code in known_regions():
         return code
-    from edgefill.targets import closest
-
     close = closest(code, known_regions())
     hint = f"did you mean {close}? " if close else ""
     raise UnknownRegion(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Final, Generic, TypeVar
 
-from edgefill.console import EXIT_INTERRUPTED, err, out
+from edgefill.console import EXIT_INTERRUPTED, count, err, out
 
 # Seconds the requests in flight get to end after the first Ctrl-C (issue 22).
 GRACE_SECONDS: Final = 2.0
@@ -102,6 +102,19 @@ def run_stoppable(
     if returned:
         return Stopped(returned[0], interrupted=stop.is_set(), finished=True)
     return Stopped(None, interrupted=True, finished=not thread.is_alive())
+
+
+def report_stopped(
+    done: int, total: int, what: str, failed: int | None = None, detail: str = ""
+) -> None:
+    """The closing line of an interrupted command, on stderr: ``583 of 6 400 warmed; 0
+    failed; stopped by the operator`` (``detail`` follows ``what``; ``failed`` None: no
+    count of failures)."""
+    failures = "" if failed is None else f"; {count(failed)} failed"
+    err.print(
+        f"{count(done)} of {count(total)} {what}{detail}{failures}; stopped by the operator",
+        markup=False,
+    )
 
 
 def abandon(code: int = EXIT_INTERRUPTED) -> None:

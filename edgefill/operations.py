@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
 from edgefill.aws_regions import UnknownRegion, check_region, region_from
+from edgefill.json_keys import camel_case
 from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
 from prewarm_worker.task_cap import paths_per_message as cap_paths
 from shared.dead_letters import REASON_ATTRIBUTE, refusal_reasons
@@ -313,14 +314,7 @@ class QueueDepth:
 
     def as_json(self) -> dict[str, Any]:
         """``status --json``'s row (camelCase, as every command's JSON)."""
-        return {
-            "role": self.role,
-            "url": self.url,
-            "visible": self.visible,
-            "inFlight": self.in_flight,
-            "delayed": self.delayed,
-            "oldestAgeSeconds": self.oldest_age_seconds,
-        }
+        return dict(camel_case(asdict(self)))
 
 
 def queue_depth(sqs: Any, cloudwatch: Any | None, role: str, url: str) -> QueueDepth:

@@ -12,11 +12,11 @@ that does not parse gets its likely spelling (``nrt20p2`` → ``NRT20-P2``) when
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection, Iterable
 from typing import Final
 
+from edgefill.did_you_mean import closest
 from edgefill.operations import OperatorError
 from shared.messages import is_pop_code, is_region_code
 
@@ -35,20 +35,6 @@ def check_targets(
         if is_pop_code(target) or target in regions:
             continue
         raise OperatorError(f"{flag}: {_problem(target, regions, adding)}")
-
-
-def closest(text: str, known: Iterable[str]) -> str | None:
-    """The known code closest to ``text``: one with the same letters first (a swap,
-    ``us-esat-1``), else difflib's closest (``ap-northeast-9`` → ``ap-northeast-1``)."""
-    text = text.lower()
-    ordered = sorted(known)
-    swapped = [code for code in ordered if sorted(code) == sorted(text)]
-    if swapped:
-        return swapped[0]
-    ratios = {code: difflib.SequenceMatcher(None, text, code).ratio() for code in ordered}
-    best = max(ratios.values(), default=0.0)
-    # Equally close codes (ap-northeast-1, -2, -3 for ap-northeast-9): the first in order.
-    return next((code for code in ordered if ratios[code] == best), None) if best >= 0.75 else None
 
 
 def _problem(target: str, regions: Collection[str], adding: str) -> str:

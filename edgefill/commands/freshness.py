@@ -20,22 +20,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.table import Table
 
-from edgefill import operations
+from edgefill import console, operations
 from edgefill.commands import aws_flags, values
 from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
 from edgefill.commands.path_flags import add_paths, add_skip_sent
-from edgefill.console import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    count,
-    err,
-    out,
-    plural,
-    progress_bar,
-)
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
 from edgefill.edge_grid import check_grid, print_grid
-from edgefill.interrupts import abandon, run_stoppable
+from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
 from edgefill.stack import read_stack
 from shared.invalidations import batches
@@ -223,15 +214,14 @@ def _report_invalidations(
             table.add_column(column)
         for batch in run.batches:
             status = batch.error or batch.status or "not created"
-            table.add_row(batch.invalidation_id or "—", count(len(batch.paths)), escape(status))
+            table.add_row(
+                batch.invalidation_id or "—", console.count(len(batch.paths)), escape(status)
+            )
         out.print(table)
     if interrupted:
-        err.print(
-            f"{count(len(made))} of {count(planned)} batches created "
-            f"({count(len(in_batches))} of {count(len(paths))} paths); stopped by the operator "
-            "(created invalidations go on at CloudFront)",
-            markup=False,
-        )
+        paths_made = f" ({console.count(len(in_batches))} of {console.count(len(paths))} paths)"
+        report_stopped(len(made), planned, "batches created", detail=paths_made)
+        err.print("the invalidations created go on at CloudFront", markup=False)
         return EXIT_INTERRUPTED
     if not completed:
         err.print(f"[red]not every batch completed within {args.timeout:.0f}s[/red]")
@@ -242,7 +232,7 @@ def _wait_with_progress(cloudfront: Any, run: Any, timeout: float, stop: threadi
     from edgefill.invalidations import wait
 
     total = sum(1 for b in run.batches if b.invalidation_id)
-    with progress_bar(
+    with console.progress_bar(
         TextColumn("[bold]invalidations completed"), BarColumn(), MofNCompleteColumn()
     ) as progress:
         task = progress.add_task("wait", total=total)
@@ -285,7 +275,9 @@ def run_check(args: argparse.Namespace) -> int:
         out.print(json.dumps(document, indent=2), markup=False)
     else:
         _print_check(verdicts)
-        print_grid(check_grid(verdicts, targets, encodings), f"check: {plural(len(paths), 'path')}")
+        print_grid(
+            check_grid(verdicts, targets, encodings), f"check: {console.plural(len(paths), 'path')}"
+        )
     return EXIT_OK if consistent else EXIT_FAILED
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import signal
 import threading
 from typing import Any
@@ -19,6 +18,7 @@ from rich.table import Table
 
 from edgefill.commands import values
 from edgefill.console import EXIT_OK, err, out
+from edgefill.json_keys import camel_case
 from edgefill.operations import OperatorError
 
 
@@ -90,9 +90,7 @@ def run_lab_up(args: argparse.Namespace) -> int:
                 raise OperatorError(str(error)) from None
             objects = catalog.seed(lab.origin, large_bytes=args.large_mib * 1024 * 1024)
             if args.json:
-                info = _camel_case(lab.describe()) | {
-                    "logFile": str(log_path) if log_path else None
-                }
+                info = camel_case(lab.describe()) | {"logFile": str(log_path) if log_path else None}
                 out.print(json.dumps(info, indent=2), markup=False)
             else:
                 _print_lab(lab, [o.uri for o in objects], log_path)
@@ -107,18 +105,6 @@ def run_lab_up(args: argparse.Namespace) -> int:
                 signal.signal(number, handler)
     err.print("lab stopped; nothing left running")
     return EXIT_OK
-
-
-def _camel_case(document: Any) -> Any:
-    """``describe()``'s keys as every command's JSON spells them (``caBundle``)."""
-    if isinstance(document, dict):
-        return {
-            re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key): _camel_case(value)
-            for key, value in document.items()
-        }
-    if isinstance(document, list):
-        return [_camel_case(item) for item in document]
-    return document
 
 
 def _print_lab(lab: Any, uris: list[str], log_path: Any) -> None:

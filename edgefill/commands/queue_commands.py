@@ -16,20 +16,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgefill import operations
+from edgefill import console, operations
 from edgefill.commands import aws_flags, sizing, values
 from edgefill.commands.path_flags import add_paths, add_skip_sent
-from edgefill.console import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    count,
-    err,
-    out,
-    print_note,
-    progress_bar,
-)
-from edgefill.interrupts import abandon, run_stoppable
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out, print_note
+from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
 from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
 from edgefill.sent_journal import SentJournal, message_paths
@@ -164,7 +155,7 @@ def send_stoppable(
                 outcome.in_flight = []
             progress.advance(task, len(batch))
 
-    with progress_bar(
+    with console.progress_bar(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -188,13 +179,14 @@ def send_report(
 ) -> int:
     """The report of a send (table or JSON); the exit code (130 when interrupted)."""
     paths = [message_paths(body) for body in bodies]
+    total_paths = sum(len(p) for p in paths)
     not_sent = [path for index in outcome.not_sent() for path in paths[index]]
     in_flight = [path for index in outcome.in_flight for path in paths[index]]
     if as_json:
         document = {
             "queue": url,
             "messages": len(bodies),
-            "paths": sum(len(p) for p in paths),
+            "paths": total_paths,
             "sent": len(outcome.sent),
             "failed": len(outcome.failed),
             "inFlight": len(outcome.in_flight),
@@ -208,16 +200,14 @@ def send_report(
         }
         out.print(json.dumps(document, indent=2), markup=False)
     else:
-        _print_send_table(what, url, bodies, outcome, sum(len(p) for p in paths))
+        _print_send_table(what, url, bodies, outcome, total_paths)
         if not_sent or in_flight:
             _print_not_sent(not_sent, in_flight, journal)
     if outcome.interrupted:
         sent_paths = sum(len(paths[index]) for index in outcome.sent)
-        err.print(
-            f"{count(len(outcome.sent))} of {count(len(bodies))} {what} messages sent "
-            f"({count(sent_paths)} of {count(sum(len(p) for p in paths))} paths); "
-            f"{count(len(outcome.failed))} failed; stopped by the operator",
-            markup=False,
+        of_paths = f" ({console.count(sent_paths)} of {console.count(total_paths)} paths)"
+        report_stopped(
+            len(outcome.sent), len(bodies), f"{what} messages sent", len(outcome.failed), of_paths
         )
         return EXIT_INTERRUPTED
     return EXIT_OK if not outcome.failed else EXIT_FAILED
@@ -230,7 +220,10 @@ def _print_send_table(
     for column in ("messages", "paths", "sent", "failed"):
         table.add_column(column, justify="right")
     table.add_row(
-        count(len(bodies)), count(paths), count(len(outcome.sent)), count(len(outcome.failed))
+        console.count(len(bodies)),
+        console.count(paths),
+        console.count(len(outcome.sent)),
+        console.count(len(outcome.failed)),
     )
     out.print(table)
     for index, code, reason in outcome.failed:
@@ -242,7 +235,9 @@ def _print_not_sent(not_sent: list[str], in_flight: list[str], journal: str | No
     for path in not_sent[:SHOWN_NOT_SENT]:
         err.print(f"not sent: {path}", markup=False)
     if len(not_sent) > SHOWN_NOT_SENT:
-        err.print(f"… and {count(len(not_sent) - SHOWN_NOT_SENT)} more (--json lists them all)")
+        err.print(
+            f"… and {console.count(len(not_sent) - SHOWN_NOT_SENT)} more (--json lists them all)"
+        )
     for path in in_flight[:SHOWN_NOT_SENT]:
         err.print(f"unknown (its batch was in flight): {path}", markup=False)
     if journal:

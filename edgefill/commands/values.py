@@ -17,9 +17,10 @@ import math
 import os
 import re
 from collections.abc import Callable, Collection
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
+from edgefill.aws_regions import check_region
 from edgefill.sizes import parse_size
 
 STACK_NAME: Final = re.compile(r"[A-Za-z][-A-Za-z0-9]{0,127}")
@@ -31,18 +32,39 @@ DISTRIBUTION_ID: Final = re.compile(r"[A-Z0-9]{5,32}")
 _PROFILE: Final = re.compile(r"[\w.@+-]{1,128}")
 
 Parse = Callable[[str], object]
+T = TypeVar("T")
 
 
 def _refuse(message: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(message)
 
 
-def size(text: str) -> int:
-    """``--max-bytes``: bytes, or with a unit (edgefill/sizes.py)."""
+def _integer(text: str) -> int | None:
     try:
-        return parse_size(text)
-    except ValueError as error:
-        raise _refuse(str(error)) from None
+        return int(text, 10)
+    except ValueError:
+        return None
+
+
+def _refusing(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` as a flag type: its ``ValueError`` (which names the accepted form) becomes
+    argparse's one-line refusal."""
+
+    def flag_type(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise _refuse(str(error)) from None
+
+    flag_type.__doc__ = parse.__doc__
+    return flag_type
+
+
+# ``--max-bytes``: bytes, or with a unit (edgefill/sizes.py).
+size = _refusing(parse_size)
+# ``--region``: a region of botocore's partitions, with a "did you mean" (UnknownRegion is
+# a ValueError).
+region = _refusing(check_region)
 
 
 def dollars(text: str) -> float:
@@ -61,11 +83,8 @@ def whole(low: int, high: int | None = None, what: str = "a whole number") -> Pa
     bounds = f"from {low} to {high}" if high is not None else f"≥ {low}"
 
     def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            value = low - 1
-        if value < low or (high is not None and value > high):
+        value = _integer(text)
+        if value is None or value < low or (high is not None and value > high):
             raise _refuse(f"{text!r} is not {what} {bounds}")
         return value
 
@@ -76,11 +95,8 @@ def one_of(values: Collection[int], what: str) -> Parse:
     """A whole number among ``values`` (``--retention-days``: CloudWatch's list)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            value = -1
-        if value not in values:
+        value = _integer(text)
+        if value is None or value not in values:
             shown = ", ".join(str(v) for v in sorted(values))
             raise _refuse(f"{text!r} is not {what}: one of {shown}")
         return value
@@ -97,16 +113,6 @@ def seconds(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise _refuse(f"{text!r} is not a duration: seconds, a number > 0 such as 600")
     return value
-
-
-def region(text: str) -> str:
-    """``--region``: a region of botocore's partitions, with a "did you mean"."""
-    from edgefill.aws_regions import UnknownRegion, check_region
-
-    try:
-        return check_region(text)
-    except UnknownRegion as error:
-        raise _refuse(str(error)) from None
 
 
 def profile(text: str) -> str:

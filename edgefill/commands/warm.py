@@ -23,21 +23,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgefill import console
 from edgefill.commands import sizing
 from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
 from edgefill.commands.path_flags import add_paths
-from edgefill.console import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    count,
-    err,
-    out,
-    plural,
-    progress_bar,
-)
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
 from edgefill.edge_grid import NOT_RUN, EdgeGrid, print_grid, warm_state
-from edgefill.interrupts import abandon, run_stoppable
+from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import read_paths
 from edgefill.sizes import human_size
 
@@ -114,7 +106,7 @@ def run_warm(args: argparse.Namespace) -> int:
     context = engine.WarmContext.for_config(config, runtime.resolver, runtime.client, cancel=stop)
     plan = engine.plan_from(paths, targets, encodings, config.viewer_host)
     tally = WarmTally(plan)
-    with progress_bar(
+    with console.progress_bar(
         TextColumn("[bold]warming"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -164,20 +156,16 @@ def run_warm(args: argparse.Namespace) -> int:
         manifests = expansion.summary()["manifests"] if expansion is not None else {}
         for path, counts in manifests.items():
             out.print(f"expanded {path}: {json.dumps(counts)}", markup=False)
-        print_grid(tally.grid, f"warm: {plural(len(set(plan.paths)), 'path')}")
+        print_grid(tally.grid, f"warm: {console.plural(len(set(plan.paths)), 'path')}")
     if stopped.interrupted:
-        err.print(
-            f"{count(report.ok)} of {count(report.tasks)} warmed; {count(report.failed)} "
-            "failed; stopped by the operator",
-            markup=False,
-        )
+        report_stopped(report.ok, report.tasks, "warmed", report.failed)
     if not stopped.finished:
         abandon(code)
     return code
 
 
 def _print_warm_table(report: Any) -> None:
-    table = Table(title=f"warm: {count(report.tasks)} tasks in {report.seconds:.1f}s")
+    table = Table(title=f"warm: {console.count(report.tasks)} tasks in {report.seconds:.1f}s")
     for column in ("target", "POP", "edge", "ok", "failed", "hits", "misses", "bytes"):
         table.add_column(column, justify="left" if column in ("target", "POP", "edge") else "right")
     for target, totals in report.targets.items():
@@ -188,10 +176,10 @@ def _print_warm_table(report: Any) -> None:
             escape(totals.edge)
             if totals.edge
             else f"[red]{escape(totals.error or 'unresolved')}[/red]",
-            count(totals.ok),
-            count(totals.failed),
-            count(totals.hits),
-            count(totals.misses),
+            console.count(totals.ok),
+            console.count(totals.failed),
+            console.count(totals.hits),
+            console.count(totals.misses),
             human_size(totals.bytes),
             style="red" if totals.failed else None,
         )

@@ -8,13 +8,14 @@ slow by the lab origin's per-path latency fault: every request is a miss that wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from edgefill.interrupts import GRACE_SECONDS
 from edgefill.lab.lab import Lab
 from edgefill.lab.origin import LabOrigin
+from tests.cli_process import edgefill_process
 from tests.e2e.test_cli_against_lab import warm_flags
 
 ROOT = Path(__file__).parents[2]
@@ -31,38 +33,28 @@ PATHS = 60
 EXIT_MARGIN = 1.5
 
 
-def slow_objects(lab: Lab, latency: float) -> list[str]:
-    """``PATHS`` objects at the full origin, each answered after ``latency`` seconds."""
+@contextlib.contextmanager
+def slow_warm(lab: Lab, latency: float) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``edgefill warm`` in its own process over ``PATHS`` objects at the full origin, each
+    answered after ``latency`` seconds; killed (if still running) and the faults cleared
+    after the block."""
     base = f"/interrupt/{uuid.uuid4().hex[:8]}"
     paths = [f"{base}/{index}.js" for index in range(PATHS)]
     for path in paths:
         lab.origin.put(path, b"x" * 2048, content_type="text/javascript")
         lab.origin.fault(path, latency=latency)
-    return paths
-
-
-def start_warm(lab: Lab, paths: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, "EDGEFILL_CONCURRENCY": str(CONCURRENCY), "COLUMNS": "200"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgefill.cli",
-            "warm",
-            "--targets",
-            "GRU3-P1",
-            "--encodings",
-            "gzip",
-            "--json",
-            *warm_flags(lab),
-            *(LabOrigin.uri(path) for path in paths),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = ["warm", "--targets", "GRU3-P1", "--encodings", "gzip", "--json", *warm_flags(lab)]
+    process = edgefill_process([*argv, *(LabOrigin.uri(p) for p in paths)], env)
+    try:
+        yield process, paths
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        for path in paths:
+            lab.origin.clear_fault(path)
+        lab.wait_idle()
 
 
 def arrivals(lab: Lab, paths: list[str]) -> list[float]:
@@ -89,26 +81,20 @@ def test_ctrl_c_stops_new_requests_and_prints_the_partial_report(
     lab: Lab, latency: float, in_flight_end: str
 ) -> None:
     # Given a warm of 60 slow objects at one POP, 4 at a time, well under way
-    paths = slow_objects(lab, latency)
-    process = start_warm(lab, paths)
-    try:
+    with slow_warm(lab, latency) as (process, paths):
         wait_for_arrivals(lab, paths, CONCURRENCY * 2 if latency < 1 else CONCURRENCY, process)
         # When the operator presses Ctrl-C
         pressed = time.time()
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
         ended = time.time()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        started = arrivals(lab, paths)
     # Then it exits 130 within the grace, without a traceback
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert ended - pressed <= GRACE_SECONDS + EXIT_MARGIN, (ended - pressed, in_flight_end)
     # And no request started after the grace (none after the signal, in fact, but for one
     # a worker may have been handing out as the signal landed)
-    started = arrivals(lab, paths)
     assert max(started) <= pressed + GRACE_SECONDS
     assert sum(1 for at in started if at > pressed) <= CONCURRENCY
     assert len(started) < PATHS
@@ -119,16 +105,11 @@ def test_ctrl_c_stops_new_requests_and_prints_the_partial_report(
     assert report["ok"] + report["failed"] + report["notDone"] == PATHS
     assert report["ok"] <= len(started)
     assert "stopped by the operator" in stderr and f"of {PATHS} warmed" in stderr
-    for path in paths:
-        lab.origin.clear_fault(path)
-    lab.wait_idle()
 
 
 def test_a_second_ctrl_c_exits_at_once_without_a_traceback(lab: Lab) -> None:
     # Given a warm whose requests outlast the grace, interrupted once
-    paths = slow_objects(lab, 8.0)
-    process = start_warm(lab, paths)
-    try:
+    with slow_warm(lab, 8.0) as (process, paths):
         wait_for_arrivals(lab, paths, CONCURRENCY, process)
         process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 10
@@ -139,14 +120,7 @@ def test_a_second_ctrl_c_exits_at_once_without_a_traceback(lab: Lab) -> None:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
         ended = time.time()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     # Then it ends at once, 130, one line and no traceback
     assert process.returncode == 130
     assert ended - pressed < 1.0 + EXIT_MARGIN
     assert "stopped at once" in stderr and "Traceback" not in stderr
-    for path in paths:
-        lab.origin.clear_fault(path)
-    lab.wait_idle()

@@ -7,12 +7,12 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
+
+from tests.cli_process import edgefill_process
 
 ROOT = Path(__file__).parents[2]
 
@@ -21,14 +21,7 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
     # Given `edgefill lab up` in its own process (without pollers: fast, no workers needed)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
     env["COLUMNS"] = "400"  # one printed command per line
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgefill.cli", "lab", "up", "--no-pollers", "--large-mib", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0"], env)
     printed: list[str] = []
     try:
         assert process.stdout is not None
@@ -94,15 +87,7 @@ def test_lab_up_json_prints_the_endpoints_as_one_document(tmp_path: Path) -> Non
     from tests.json_keys import snake_case_keys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgefill.cli", "lab", "up", "--no-pollers", "--large-mib", "0"]
-        + ["--json"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0", "--json"], env)
     try:
         assert process.stdout is not None
         lines: list[str] = []

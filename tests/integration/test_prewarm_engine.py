@@ -283,19 +283,24 @@ def test_given_no_time_left_when_warmed_then_every_task_is_reported_not_started(
     assert lab.edges["127.0.0.2"].seen == []
 
 
+def cancellable(lab: Lab, cancel: threading.Event, concurrency: int = 8) -> WarmContext:
+    """A context on the lab's edges whose run stops once ``cancel`` is set."""
+    config = lab.config()
+    return WarmContext(
+        config,
+        EdgeResolver(config.resolver_host, config.resolver_port),
+        EdgeClient(port=config.port),
+        WarmSettings(concurrency=concurrency),
+        cancel=cancel,
+    )
+
+
 def test_given_a_cancel_set_before_the_run_when_warmed_then_no_request_is_made(lab: Lab) -> None:
     # Given a caller that has already said stop (a Ctrl-C before the first answer)
-    config = lab.config()
     cancel = threading.Event()
     cancel.set()
     report = warm(
-        WarmPlan(("/a", "/b"), ("us-east-1",), ("gzip", "br"), VIEWER),
-        WarmContext(
-            config,
-            EdgeResolver(config.resolver_host, config.resolver_port),
-            EdgeClient(port=config.port),
-            cancel=cancel,
-        ),
+        WarmPlan(("/a", "/b"), ("us-east-1",), ("gzip", "br"), VIEWER), cancellable(lab, cancel)
     )
     # Then nothing was requested, and the tasks are cancelled, neither failed nor retried
     assert report.ok == 0 and report.failed == 0
@@ -307,7 +312,6 @@ def test_given_a_cancel_during_the_run_when_warmed_then_no_task_starts_after_it(
     lab: Lab,
 ) -> None:
     # Given 40 tasks on one edge, two workers, and a caller that cancels after 5 results
-    config = lab.config()
     cancel = threading.Event()
     finished: list[TaskResult] = []
 
@@ -317,17 +321,8 @@ def test_given_a_cancel_during_the_run_when_warmed_then_no_task_starts_after_it(
             cancel.set()
 
     paths = tuple(f"/c/{index}" for index in range(40))
-    report = warm(
-        WarmPlan(paths, ("us-east-1",), ("gzip",), VIEWER),
-        WarmContext(
-            config,
-            EdgeResolver(config.resolver_host, config.resolver_port),
-            EdgeClient(port=config.port),
-            WarmSettings(concurrency=2),
-            cancel=cancel,
-        ),
-        progress=progress,
-    )
+    plan = WarmPlan(paths, ("us-east-1",), ("gzip",), VIEWER)
+    report = warm(plan, cancellable(lab, cancel, concurrency=2), progress=progress)
     # Then at most the two requests in flight at the cancel finished after it
     requested = len(lab.edges["127.0.0.2"].seen)
     assert 5 <= requested <= 5 + 2
