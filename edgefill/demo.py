@@ -26,15 +26,13 @@ Every expectation is checked; the demo exits 1 if any fails and leaves nothing r
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
-import logging
-import os
+import json
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +42,7 @@ from rich.table import Table
 
 from edgefill.console import redirected
 from edgefill.lab import catalog
+from edgefill.lab.handler_logs import handler_logs
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
 from edgefill.scenes.bucket import object_exists, object_sha256
@@ -110,6 +109,9 @@ class Demo:
             TimeElapsedColumn(),
             console=self.console,
             transient=False,
+            # sys.stdout is the handlers' log file here: the display must not take it over
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
 
     def wait_until(
@@ -428,27 +430,24 @@ class Demo:
             self.console.print("[green bold]every expectation met[/green bold]")
 
 
-def run_demo(operator: Callable[[list[str]], int]) -> int:
+def run_demo(
+    operator: Callable[[list[str]], int], verbose: bool = False, as_json: bool = False
+) -> int:
     """Run the demo; 0 when every expectation holds. ``operator`` runs an ``edgefill``
     command line (the CLI's ``main``, handed in by the ``demo`` command).
 
     The handlers log JSON lines to stdout, as in Lambda; the demo sends them (and what the
     servers print on stderr) to a log file it names at the end, so the narration stays
-    readable."""
-    console = Console(file=sys.stdout, highlight=False)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    log_path = Path(tempfile.gettempdir()) / f"edgefill-demo-{stamp}-{os.getpid()}.log"
-    root = logging.getLogger()
-    with (
-        log_path.open("w", encoding="utf-8") as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-    ):
-        handler = logging.StreamHandler(log)
-        root.addHandler(handler)
-        try:
-            code = Demo(console, operator).run()
-        finally:
-            root.removeHandler(handler)
-    console.print(f"handler logs (JSON lines, as CloudWatch would hold them): {log_path}")
+    readable, in a terminal as in a pipe (``edgefill/lab/handler_logs.py``); ``verbose``
+    leaves them on screen. ``as_json``: the narration goes to stderr and stdout gets the
+    checks as JSON."""
+    console = Console(file=sys.stderr if as_json else sys.stdout, highlight=False)
+    with handler_logs("edgefill-demo", verbose) as log_path:
+        demo = Demo(console, operator)
+        code = demo.run()
+    if log_path is not None:
+        console.print(f"handler logs (JSON lines, as CloudWatch would hold them): {log_path}")
+    if as_json:
+        checks = [asdict(check) for check in demo.checks.items]
+        print(json.dumps({"ok": code == 0, "checks": checks}, indent=2))
     return code

@@ -13,6 +13,7 @@ last character, as CloudFront reads it.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -77,11 +78,15 @@ def create(
     sleep: Callable[[float], None] = time.sleep,
     busy_retries: int = 30,
     on_batch: Callable[[Batch], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> InvalidationRun:
-    """Create one invalidation per batch; a batch that fails is recorded, not raised."""
+    """Create one invalidation per batch; a batch that fails is recorded, not raised.
+    Once ``stop`` is set (Ctrl-C) no batch is created: those left have no ID and no error."""
     run = InvalidationRun(distribution_id, [Batch(list(b)) for b in batches(paths)])
     for batch in run.batches:
         for attempt in range(busy_retries + 1):
+            if stop is not None and stop.is_set():
+                return run
             try:
                 invalidation = create_invalidation(
                     cloudfront, distribution_id, batch.paths, f"edgefill-cli-{uuid.uuid4()}"
@@ -90,7 +95,7 @@ def create(
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 message = str(error.response.get("Error", {}).get("Message", error))
                 if code == "TooManyInvalidationsInProgress" and attempt < busy_retries:
-                    sleep(RETRY_BUSY_SECONDS)
+                    _pause(RETRY_BUSY_SECONDS, sleep, stop)
                     continue
                 if code in ("NoSuchDistribution", "AccessDenied", "InvalidArgument") and (
                     batch is run.batches[0]
@@ -113,10 +118,14 @@ def wait(
     on_progress: Callable[[InvalidationRun], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> bool:
-    """Poll each created batch until every one is Completed; False on timeout."""
+    """Poll each created batch until every one is Completed; False on timeout, or as soon
+    as ``stop`` is set."""
     deadline = clock() + timeout
     while True:
+        if stop is not None and stop.is_set():
+            return False
         for batch in run.batches:
             if batch.invalidation_id is None or (batch.status or "").lower() == "completed":
                 continue
@@ -131,4 +140,12 @@ def wait(
             return True
         if clock() >= deadline:
             return False
-        sleep(POLL_SECONDS)
+        _pause(POLL_SECONDS, sleep, stop)
+
+
+def _pause(seconds: float, sleep: Callable[[float], None], stop: threading.Event | None) -> None:
+    """``sleep``, or, with a ``stop`` event, a wait that ends when it is set."""
+    if stop is None:
+        sleep(seconds)
+    else:
+        stop.wait(seconds)

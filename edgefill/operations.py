@@ -7,19 +7,23 @@ AWS or at the lab (``--endpoint-url``) and tests can point them at moto.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
+from edgefill.aws_regions import UnknownRegion, check_region, region_from
+from edgefill.json_keys import camel_case
 from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
 from prewarm_worker.task_cap import paths_per_message as cap_paths
 from shared.dead_letters import REASON_ATTRIBUTE, refusal_reasons
@@ -74,16 +78,46 @@ class QueueUrls:
         return str(url)
 
 
-def aws_session(region: str | None, need_credentials: bool = True) -> boto3.session.Session:
-    """A boto3 session; a clear error when it has no credentials to sign with."""
-    session = boto3.session.Session(region_name=region)
-    if need_credentials and session.get_credentials() is None:
+def aws_session(
+    region: str | None,
+    need_credentials: bool = True,
+    *,
+    profile: str | None = None,
+    fallback_region: str | None = None,
+) -> boto3.session.Session:
+    """A boto3 session as the AWS CLI v2 would make it: ``profile`` (else ``AWS_PROFILE``),
+    the region from ``region`` (``--region``), ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the
+    profile, then ``fallback_region``; the region checked against botocore's partitions.
+    A clear ``OperatorError`` (exit 2) for a missing profile, an unknown region or no
+    credentials to sign with."""
+    region, source = region_from(region, os.environ)
+    try:
+        if region is not None:
+            check_region(region)
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        if session.region_name is None and fallback_region is not None:
+            session = boto3.session.Session(profile_name=profile, region_name=fallback_region)
+        elif region is None and session.region_name is not None:
+            source = f"the region of profile {session.profile_name!r}"
+            check_region(session.region_name)
+        credentials = session.get_credentials() if need_credentials else None
+    except UnknownRegion as error:
+        raise OperatorError(f"{source}: {error}") from None
+    except ProfileNotFound:
+        named = "--profile" if profile else "AWS_PROFILE"
+        raise OperatorError(
+            f"{named}: no profile {profile or os.environ.get('AWS_PROFILE')!r} in the AWS "
+            "config files (~/.aws/config, ~/.aws/credentials; `aws configure list-profiles`)"
+        ) from None
+    if need_credentials and credentials is None:
         raise OperatorError(
             "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
             "(for the lab, use the variables `edgefill lab up` prints)"
         )
     if session.region_name is None:
-        raise OperatorError("no AWS region: pass --region or set AWS_REGION")
+        raise OperatorError(
+            "no AWS region: pass --region, set AWS_REGION, or give the profile a region"
+        )
     return session
 
 
@@ -130,22 +164,31 @@ def merge_queue_urls(from_stack: QueueUrls | None, flags: QueueUrls) -> QueueUrl
 # ---- paths and messages -------------------------------------------------------------
 def read_paths(arguments: Sequence[str], paths_file: str | None) -> list[tuple[str, str]]:
     """(where, path) pairs from the command line and a file (one path a line, ``#``
-    comments and blank lines skipped); ``where`` names the source for error messages."""
+    comments and blank lines skipped; ``-`` is standard input; a UTF-8 byte order mark,
+    as some Windows editors write, is ignored); ``where`` names the source for error
+    messages."""
     paths = [(f"argument {index + 1}", path) for index, path in enumerate(arguments)]
     if paths_file is not None:
+        name = "standard input" if paths_file == "-" else paths_file
         try:
-            with open(paths_file, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
+            if paths_file == "-":
+                text = sys.stdin.buffer.read().decode("utf-8-sig")
+            else:
+                with open(paths_file, encoding="utf-8-sig") as handle:
+                    text = handle.read()
         except FileNotFoundError:
-            raise OperatorError(f"paths file {paths_file!r} does not exist") from None
+            raise OperatorError(
+                f"--paths-file: {paths_file!r} does not exist (a file of paths, one a line, "
+                "or - for standard input)"
+            ) from None
         except (OSError, UnicodeDecodeError) as error:
-            raise OperatorError(f"cannot read paths file {paths_file!r}: {error}") from None
-        for number, line in enumerate(lines, start=1):
+            raise OperatorError(f"--paths-file: cannot read {name} as UTF-8: {error}") from None
+        for number, line in enumerate(text.splitlines(), start=1):
             stripped = line.strip()
             if stripped and not stripped.startswith("#"):
-                paths.append((f"{paths_file}:{number}", stripped))
+                paths.append((f"{name}:{number}", stripped))
     if not paths:
-        raise OperatorError("no paths given: pass PATH arguments or --paths-file")
+        raise OperatorError("no paths given: pass PATH arguments or --paths-file FILE")
     return paths
 
 
@@ -268,6 +311,10 @@ class QueueDepth:
     in_flight: int
     delayed: int
     oldest_age_seconds: float | None  # None: CloudWatch had no datapoint
+
+    def as_json(self) -> dict[str, Any]:
+        """``status --json``'s row (camelCase, as every command's JSON)."""
+        return dict(camel_case(asdict(self)))
 
 
 def queue_depth(sqs: Any, cloudwatch: Any | None, role: str, url: str) -> QueueDepth:

@@ -4,6 +4,12 @@ Used by the prewarm worker and by the CLI (``edgefill warm``) alike, so nothing 
 about Lambda, SQS or Powertools: it takes a plan and a ``WarmContext`` (configuration,
 resolver, edge client, settings, deadline), and returns a ``WarmReport``.
 
+Stopping: the caller may set ``WarmContext.cancel`` (a ``threading.Event``; ``edgefill warm``
+sets it on Ctrl-C). From then on no task starts and no request is retried; requests in
+flight finish (or time out), and the tasks never started are reported in
+``WarmReport.cancelled``, neither failed nor to be sent again by this run. The engine
+never installs a signal handler: it only reads the event.
+
 Scheduling: ``concurrency`` worker threads share one board of tasks grouped by edge. A
 worker keeps taking tasks for the edge it is on, so its keep-alive connection to that
 edge is reused; when that edge runs dry it moves to the edge with the most work left per
@@ -34,6 +40,9 @@ BACKOFF_CAP_SECONDS: Final = 5.0
 # one for TLS, the time of about two requests on a kept-alive connection.
 MOVE_COST_REQUESTS: Final = 2
 NOT_STARTED: Final = "not started: the time budget ran out"
+# How often a worker waiting for a target's answer looks at ``cancel`` (nobody notifies
+# the board when an Event is set from outside).
+CANCEL_POLL_SECONDS: Final = 0.05
 # A ``max_bytes`` run: once the bytes downloaded reach the cap no new task starts (those
 # in flight finish, so a run may pass the cap by up to ``concurrency`` objects). The tasks
 # left out go to ``WarmReport.capped``, never to ``failures``: nothing retries them.
@@ -94,8 +103,10 @@ class WarmContext:
     (``sleep``, ``jitter``; tests replace them).
 
     The worker builds one per message (the deadline is its invocation's); ``edgefill
-    warm`` builds one per run, with no deadline. What changes from call to call (the plan,
-    the progress callback, the bytes left under a cap) stays a parameter."""
+    warm`` builds one per run, with no deadline and a ``cancel`` event its Ctrl-C sets.
+    Both build it with ``for_config``, so the settings are always the configuration's.
+    What changes from call to call (the plan, the progress callback, the bytes left under
+    a cap) stays a parameter."""
 
     config: PrewarmConfig
     resolver: EdgeResolver
@@ -104,6 +115,30 @@ class WarmContext:
     deadline: float | None = None
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
+    cancel: threading.Event | None = None
+
+    @classmethod
+    def for_config(
+        cls,
+        config: PrewarmConfig,
+        resolver: EdgeResolver,
+        client: EdgeClient,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> WarmContext:
+        """The context of a run under ``config``: its concurrency and request attempts."""
+        return cls(
+            config,
+            resolver,
+            client,
+            WarmSettings.from_config(config),
+            deadline=deadline,
+            cancel=cancel,
+        )
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +180,12 @@ class TargetTotals:
     misses: int = 0
     pop_mismatches: int = 0
     error: str | None = None
+    pop: str | None = None  # the X-Amz-Cf-Pop the edge answered with (the last one seen)
 
     def as_dict(self) -> dict[str, Any]:
         out = {
             "edge": self.edge,
+            "pop": self.pop,
             "ok": self.ok,
             "failed": self.failed,
             "bytes": self.bytes,
@@ -174,9 +211,12 @@ class WarmReport:
     seconds: float = 0.0
     resolution: Resolution | None = None
     capped: list[WarmTask] = field(default_factory=list)  # left out by ``max_bytes``
+    cancelled: list[WarmTask] = field(default_factory=list)  # never started: ``cancel`` set
 
     def record(self, result: TaskResult) -> None:
         totals = self.targets.setdefault(result.task.target, TargetTotals())
+        totals.edge = totals.edge or result.edge
+        totals.pop = result.pop or totals.pop
         if result.ok:
             totals.ok += 1
         else:
@@ -226,6 +266,7 @@ class WarmReport:
             "connections": self.connections,
             "seconds": round(self.seconds, 3),
             "capped": len(self.capped),
+            "cancelled": len(self.cancelled),
             "targets": {t: totals.as_dict() for t, totals in self.targets.items()},
         }
 
@@ -245,7 +286,8 @@ def warm(
     ``deadline`` stops workers from starting new tasks; the tasks left are reported as
     failed, retryable, "not started", so a caller can send them again. ``max_bytes``
     stops new tasks once that many bytes were downloaded; the tasks left are reported in
-    ``capped`` (not failed, not to be sent again).
+    ``capped`` (not failed, not to be sent again). Once the context's ``cancel`` is set
+    no task starts; those left are reported in ``cancelled``.
     """
     settings = context.settings
     client = context.client
@@ -278,7 +320,11 @@ def warm(
     runnable = sum(len(tasks) for tasks in waiting.values())
     workers = min(settings.concurrency, runnable)
     board = _TaskBoard(
-        context.deadline, pending=len(targets), concurrency=workers, expected=runnable
+        context.deadline,
+        pending=len(targets),
+        concurrency=workers,
+        expected=runnable,
+        cancel=context.cancel,
     )
 
     def on_target(target: str, outcome: Edge | ResolveError) -> None:
@@ -301,7 +347,7 @@ def warm(
             board.publish(outcome.address, tasks)
         board.settled()
 
-    runner = _TaskRunner(plan.host, client, settings, context.sleep, context.jitter)
+    runner = _TaskRunner(plan.host, client, settings, context.sleep, context.jitter, context.cancel)
     # Workers start before the answers: each target's edge is warmed as soon as it is
     # known, so a target whose resolver times out does not hold up the others.
     go = threading.Event()
@@ -326,11 +372,13 @@ def warm(
 def _settle_untaken(
     board: _TaskBoard, report: WarmReport, finish: Callable[[TaskResult], None]
 ) -> None:
-    """Tasks never taken: capped when the byte cap stopped the board, else not started
-    (the deadline), which is retryable."""
+    """Tasks never taken: capped when the byte cap stopped the board, cancelled when the
+    caller stopped the run, else not started (the deadline), which is retryable."""
     for edge, task in board.drain():
         if board.stopped:
             report.capped.append(task)
+        elif board.cancelled:
+            report.cancelled.append(task)
         else:
             finish(TaskResult(task, ok=False, edge=edge, error=NOT_STARTED, retryable=True))
 
@@ -361,8 +409,10 @@ class _TaskBoard:
         pending: int = 0,
         concurrency: int = 0,
         expected: int = 0,
+        cancel: threading.Event | None = None,
     ) -> None:
         self._deadline = deadline
+        self._cancel = cancel
         self._pending = pending  # targets whose tasks may still arrive
         self._concurrency = concurrency
         self._expected = expected  # tasks of all targets, published or not
@@ -414,9 +464,13 @@ class _TaskBoard:
                 queue.clear()
             return left
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
+
     def take(self, current: str | None) -> tuple[str, WarmTask] | None:
         with self._ready:
-            if self._past_deadline() or self.stopped:
+            if self._past_deadline() or self.stopped or self.cancelled:
                 return None
             if current is not None and self._queues.get(current):
                 return current, self._queues[current].popleft()
@@ -429,7 +483,9 @@ class _TaskBoard:
                     return busiest, self._queues[busiest].popleft()
                 if self._pending <= 0 or self._past_deadline() or self.stopped:
                     return None
-                self._ready.wait(self._time_left())
+                if self.cancelled:
+                    return None
+                self._ready.wait(self._wait_time())
 
     def _busiest(self, moving: bool) -> str | None:
         candidates = [edge for edge, queue in self._queues.items() if queue]
@@ -459,8 +515,11 @@ class _TaskBoard:
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _time_left(self) -> float | None:
-        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+    def _wait_time(self) -> float | None:
+        left = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        if self._cancel is None:
+            return left
+        return CANCEL_POLL_SECONDS if left is None else min(left, CANCEL_POLL_SECONDS)
 
 
 def _work(
@@ -490,12 +549,14 @@ class _TaskRunner:
         settings: WarmSettings,
         sleep: Callable[[float], None],
         jitter: Callable[[], float],
+        cancel: threading.Event | None = None,
     ) -> None:
         self.host = host
         self.client = client
         self.settings = settings
         self.sleep = sleep
         self.jitter = jitter
+        self.cancel = cancel
 
     def run(self, task: WarmTask, edge: str) -> TaskResult:
         attempts = max(1, self.settings.request_attempts)
@@ -505,6 +566,8 @@ class _TaskRunner:
             if result.ok or not _worth_another_try(result) or attempt == attempts:
                 return result
             self.sleep(self._backoff(attempt))
+            if self.cancel is not None and self.cancel.is_set():
+                return result  # stopped: no request starts after the cancel, retries neither
         return result
 
     def _backoff(self, attempt: int) -> float:

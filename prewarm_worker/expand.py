@@ -171,7 +171,7 @@ def warm_expanding(
     budget = (MAX_TASKS_PER_MESSAGE if task_budget is None else task_budget) - plan.size
     current = [_Item(path, depth, expand, variables) for path in dict.fromkeys(plan.paths)]
     left_over: list[_Item] = []
-    while current:
+    while current and not context.cancelled:
         outcome.rounds += 1
         if outcome.rounds > 1:
             outcome.expanded_paths += len(current)
@@ -278,7 +278,7 @@ def warm_tree(
     outcome = warm_expanding(plan, context, progress=progress, seen=seen)
     pending = list(outcome.followups)
     outcome.followups = []
-    while pending:
+    while pending and not context.cancelled:
         follow_up = pending.pop(0)
         more = warm_expanding(
             WarmPlan(follow_up.paths, plan.targets, plan.encodings, plan.host),
@@ -470,6 +470,7 @@ def _merge(total: WarmReport, report: WarmReport) -> None:
     for target, totals in report.targets.items():
         into = total.targets.setdefault(target, TargetTotals())
         into.edge = into.edge or totals.edge
+        into.pop = totals.pop or into.pop
         into.ok += totals.ok
         into.failed += totals.failed
         into.bytes += totals.bytes
@@ -479,6 +480,7 @@ def _merge(total: WarmReport, report: WarmReport) -> None:
         into.error = into.error or totals.error
     total.failures.extend(report.failures)
     total.capped.extend(report.capped)
+    total.cancelled.extend(report.cancelled)
     total.dns_queries += report.dns_queries
     total.connections += report.connections
     total.seconds += report.seconds

@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from prewarm_worker.allowed_hosts import allowed_hosts, check_host
 from prewarm_worker.byte_cap import log_capped
-from prewarm_worker.engine import TaskResult, WarmContext, WarmPlan, WarmReport, WarmSettings
+from prewarm_worker.engine import TaskResult, WarmContext, WarmPlan, WarmReport
 from prewarm_worker.expand import expansion_summary, send_follow_ups, warm_message
 from prewarm_worker.invalidation_wait import WaitFailed, wait_for_invalidation
 from prewarm_worker.metric_targets import metric_target
@@ -193,12 +193,8 @@ def _process(
         encodings=encodings,
         host=message.host or config.viewer_host,
     )
-    context = WarmContext(
-        config,
-        rt.resolver,
-        rt.client,
-        WarmSettings.from_config(config),
-        deadline=deadline_for(remaining_ms, config),
+    context = WarmContext.for_config(
+        config, rt.resolver, rt.client, deadline=deadline_for(remaining_ms, config)
     )
     report, expansion = warm_message(message, plan, context, max_bytes=config.max_warm_bytes)
     if report.resolution is not None and report.resolution.unreachable:

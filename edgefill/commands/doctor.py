@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgefill import operations
-from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
+from edgefill.commands import aws_flags, values
+from edgefill.console import EXIT_FAILED, EXIT_OK, out, spinner
 from edgefill.doctor.canary import MAX_WAIT, http_fetch, run_canary
 from edgefill.doctor.checks import Check, run_checks
 from edgefill.doctor.facts import Clients, Facts, gather
@@ -32,23 +33,14 @@ from edgefill.edge_logs import (
     find_edge_log_groups,
     set_retention,
 )
+from edgefill.sizes import human_size
 from edgefill.stack import StackInfo, read_stack
 from shared.keys import InvalidKey, ObjectKey
-
-
-def stack_flags(stack_help: str) -> argparse.ArgumentParser:
-    """--stack (required), --region, --endpoint-url: the flags both commands take."""
-    flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("--stack", required=True, help=stack_help)
-    flags.add_argument("--region", help="the stack's region (default: AWS_REGION / profile)")
-    flags.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
-    return flags
 
 
 def register(commands: Any) -> None:
     doctor = commands.add_parser(
         "doctor",
-        parents=[stack_flags("the edgefill stack to check")],
         help="check that a deployed stack is wired right",
         description="Check a deployed stack and its distribution: stack state, origin group, "
         "failover criteria, origin-request association at the current version, the queue "
@@ -57,8 +49,11 @@ def register(commands: Any) -> None:
         "function's log groups in every edge region. "
         "Exit 0 when every check passes, 1 when any fails, 2 on bad input.",
     )
+    aws_flags.add_to(doctor, "the edgefill stack to check", stack_required=True)
     doctor.add_argument(
-        "--distribution-id", help="the distribution (default: the stack's, or its parameter)"
+        "--distribution-id",
+        type=values.distribution_id,
+        help="the distribution (default: the stack's, or its parameter)",
     )
     doctor.add_argument(
         "--canary",
@@ -71,7 +66,6 @@ def register(commands: Any) -> None:
 
     logs = commands.add_parser(
         "edge-logs",
-        parents=[stack_flags("the edgefill stack")],
         help="list the edge function's log groups, or set their retention",
         description="Lambda@Edge logs in the region where each replica ran, to "
         "/aws/lambda/us-east-1.<function>, a group Lambda creates without retention (the "
@@ -80,15 +74,16 @@ def register(commands: Any) -> None:
         "it exists (--create-missing also creates it, with that retention, where no replica "
         "has logged yet). Exit 0 done, 1 a region failed, 2 bad input.",
     )
+    aws_flags.add_to(logs, "the edgefill stack", stack_required=True)
     logs.add_argument(
         "--regions",
+        type=values.regions_or_all,
         help="comma-separated regions, or all (every region enabled in the account); "
         "default: the stack's DashboardEdgeRegions",
     )
     logs.add_argument(
         "--retention-days",
-        type=int,
-        choices=RETENTION_DAYS,
+        type=values.one_of(RETENTION_DAYS, "a retention CloudWatch Logs offers, in days"),
         metavar="N",
         help=f"set this retention in days (CloudWatch's values: {DEFAULT_RETENTION_DAYS}, 90...)",
     )
@@ -129,12 +124,10 @@ def logs_in_regions(session: Any, endpoint: str | None) -> LogsFor:
 
 def run_doctor(args: argparse.Namespace) -> int:
     canary_uri = operations.as_uri("--canary", args.canary, copied=True) if args.canary else None
-    session = operations.aws_session(args.region)
-    stack = read_stack(
-        operations.make_client(session, "cloudformation", args.endpoint_url), args.stack
-    )
+    session = aws_flags.session(args)
+    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
     clients = make_clients(args, stack, session)
-    with err.status(f"reading stack {args.stack} and its distribution"):
+    with spinner(f"reading stack {args.stack} and its distribution"):
         facts = gather(clients, stack, args.distribution_id)
     results = run_checks(facts)
     if not args.json:
@@ -161,7 +154,7 @@ def canary(uri: str, facts: Facts, clients: Clients) -> Check:
     except InvalidKey as error:
         raise operations.OperatorError(f"--canary: {error}") from None
     host = viewer_host(facts)
-    with err.status(f"canary {uri} via {host}") as status:
+    with spinner(f"canary {uri} via {host}") as status:
         return run_canary(
             uri,
             origin=http_fetch(origin),
@@ -191,10 +184,8 @@ def viewer_host(facts: Facts) -> str:
 def run_edge_logs(args: argparse.Namespace) -> int:
     if args.create_missing and args.retention_days is None:
         raise operations.OperatorError("--create-missing: only with --retention-days N")
-    session = operations.aws_session(args.region)
-    stack = read_stack(
-        operations.make_client(session, "cloudformation", args.endpoint_url), args.stack
-    )
+    session = aws_flags.session(args)
+    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
     function = edge_function_name(stack)
     if function is None:
         raise operations.OperatorError(
@@ -203,7 +194,7 @@ def run_edge_logs(args: argparse.Namespace) -> int:
     group = edge_log_group(function)
     regions = _regions(args, stack, session)
     logs_for = logs_in_regions(session, args.endpoint_url)
-    with err.status(f"reading {group} in {len(regions)} regions"):
+    with spinner(f"reading {group} in {len(regions)} regions"):
         found = find_edge_log_groups(logs_for, group, regions)
     if args.retention_days is None:
         rows = [_listed(region, state) for region, state in found.items()]
@@ -245,7 +236,7 @@ def _listed(region: str, state: Any) -> tuple[str, str, str]:
     if state is None:
         return region, "—", "no group (no replica has logged here)"
     kept = "never expires" if state.retention_days is None else f"{state.retention_days} days"
-    return region, kept, f"{state.stored_bytes} bytes stored"
+    return region, kept, f"{human_size(state.stored_bytes)} stored"
 
 
 def print_checks(results: list[Check], start: int = 1) -> None:

@@ -28,12 +28,23 @@ EDGE_FLAGS: Final = {
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
     "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
 }
+# The accepted form of each, added to the worker's reason when a value is refused.
+ACCEPTED: Final = {
+    "distribution_domain": "a host name such as d111111abcdef8.cloudfront.net",
+    "viewer_host": "a host name such as cdn.example.com",
+    "resolver": "an IP address[:port] such as 8.8.8.8 or 127.0.0.1:5353",
+    "edge_port": "a port from 1 to 65535",
+    "concurrency": "a whole number from 1 to 256",
+    "region_subnets": 'a JSON object such as {"us-east-1": "198.51.100.0/24"}',
+}
 
 
 def add_edge_flags(parser: Any) -> None:
     """``--targets``, ``--encodings`` and the flags of EDGE_FLAGS, on ``parser``."""
     parser.add_argument("--targets", action="append", help="regions or POP codes, comma-separated")
-    parser.add_argument("--encodings", action="append", help="comma-separated encodings")
+    parser.add_argument(
+        "--encodings", action="append", help="comma-separated, from br+gzip, gzip, br, identity"
+    )
     parser.add_argument("--distribution-domain", help="dxxxx.cloudfront.net")
     parser.add_argument("--viewer-host", help="Host and SNI sent to edges")
     parser.add_argument("--resolver", help="DNS resolver host[:port] (default 8.8.8.8)")
@@ -67,19 +78,27 @@ def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmCon
     except ConfigError as error:
         named = next((f for f, v in EDGE_FLAGS.items() if v == error.variable), None)
         option = f"--{named.replace('_', '-')}" if named else error.variable
-        raise OperatorError(f"{option}: {error.reason}") from None
+        form = f" (expected {ACCEPTED[named]})" if named in ACCEPTED else ""
+        raise OperatorError(f"{option}: {error.reason}{form}") from None
 
 
 def targets_and_encodings(
     args: argparse.Namespace, paths: list[str], config: PrewarmConfig
 ) -> tuple[list[str], list[str]]:
     """The targets and encodings of the flags, else of the settings, checked with the
-    rules of a prewarm message (against the first 1,000 paths)."""
+    rules of a prewarm message (against the first 1,000 paths); a region target must have
+    a client subnet (the built-in table, EDGEFILL_REGION_SUBNETS, --region-subnets)."""
+    from edgefill.targets import check_targets
+    from shared.edns import REGION_SUBNETS
     from shared.messages import ENCODINGS, MessageError, PrewarmMessage
 
-    targets: list[str] = split_list(args.targets) or list(config.targets)
+    typed = split_list(args.targets)
+    targets: list[str] = typed or list(config.targets)
     if not targets:
         raise OperatorError("no targets: pass --targets or set EDGEFILL_TARGETS")
+    regions = set(REGION_SUBNETS) | {region for region, _ in config.region_subnets}
+    adding = "--region-subnets or EDGEFILL_REGION_SUBNETS adds one"
+    check_targets(targets, regions, "--targets" if typed else "EDGEFILL_TARGETS", adding)
     encodings: list[str] = split_list(args.encodings) or list(config.encodings or ENCODINGS)
     try:  # the same rules as a prewarm message
         PrewarmMessage(

@@ -11,10 +11,11 @@ import json
 from typing import Any
 
 from edgefill import operations
-from edgefill.commands import sizing
+from edgefill.commands import sizing, values
+from edgefill.commands.path_flags import add_paths
 from edgefill.console import EXIT_OK, out
 from edgefill.operations import OperatorError
-from shared.messages import ENCODINGS
+from shared.messages import ENCODINGS, MAX_PATHS
 
 
 def register(commands: Any) -> None:
@@ -25,8 +26,7 @@ def register(commands: Any) -> None:
         "encodings, an upper bound) and dollars by target and in total, from each path's "
         "size in the bucket and a dated public price table.",
     )
-    estimate.add_argument("paths", nargs="*", metavar="PATH", help="URI path, e.g. /img/a.jpg")
-    estimate.add_argument("--paths-file", help="file with one path a line (# comments allowed)")
+    add_paths(estimate)
     estimate.add_argument(
         "--targets", action="append", help="regions or POP codes (default: the stack's)"
     )
@@ -35,8 +35,9 @@ def register(commands: Any) -> None:
     )
     estimate.add_argument(
         "--paths-per-message",
-        type=int,
+        type=values.whole(1, MAX_PATHS, "a number of paths"),
         default=operations.DEFAULT_PATHS_PER_MESSAGE,
+        metavar="N",
         help="as for prewarm: the messages' count and size price the queue and worker",
     )
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
@@ -45,6 +46,9 @@ def register(commands: Any) -> None:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
+    from edgefill.commands.queue_commands import check_typed_targets
+
+    check_typed_targets(args)
     source = sizing.size_source(args)
     targets = operations.split_list(args.targets) or list(source.targets)
     if not targets:

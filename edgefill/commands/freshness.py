@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from rich.table import Table
 
-from edgefill import operations
-from edgefill.commands import aws_flags
+from edgefill import console, operations
+from edgefill.commands import aws_flags, values
 from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
-from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
+from edgefill.commands.path_flags import add_paths, add_skip_sent
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
+from edgefill.edge_grid import check_grid, print_grid
+from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
 from edgefill.stack import read_stack
+from shared.invalidations import batches
 from shared.messages import BackfillMessage, MessageError, format_time, to_json
 
 if TYPE_CHECKING:
@@ -42,46 +48,54 @@ def register(commands: Any) -> None:
         "origin whether each copy changed, then keeps, replaces or deletes it, and "
         "invalidates what it replaced or deleted.",
     )
-    refresh.add_argument("paths", nargs="*", metavar="PATH", help="URI path, e.g. /index.html")
-    refresh.add_argument("--paths-file", help="file with one path a line (# comments allowed)")
-    refresh.add_argument("--host", help="viewer Host recorded in the messages")
+    add_paths(refresh, "/index.html")
+    refresh.add_argument("--host", type=values.host, help="viewer Host recorded in the messages")
     refresh.add_argument("--dry-run", action="store_true", help="print the messages, send none")
+    add_skip_sent(refresh)
+    refresh.add_argument("--json", action="store_true", help="print the report as JSON")
     refresh.set_defaults(run=run_refresh)
 
     invalidate = commands.add_parser(
         "invalidate",
         help="invalidate paths at CloudFront, in batches",
         description="CreateInvalidation for the paths, in batches of at most 3000 paths and "
-        "15 wildcards; --wait follows each batch until it is Completed.",
+        "15 wildcards; --wait follows each batch until it is Completed. Pass --stack or "
+        "--distribution-id. Ctrl-C creates no further batch and stops waiting (exit 130); "
+        "the batches created go on at CloudFront.",
     )
-    invalidate.add_argument("paths", nargs="*", metavar="PATH", help="/index.html or /img/*")
-    invalidate.add_argument("--paths-file", help="file with one path a line (# comments allowed)")
-    where = invalidate.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stack", help="CloudFormation stack whose distribution to invalidate")
-    where.add_argument("--distribution-id", help="the distribution (E2EXAMPLE1234)")
-    invalidate.add_argument("--region", help="AWS region of the stack")
-    invalidate.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
+    add_paths(invalidate, "/index.html or /img/*")
+    aws_flags.add_to(invalidate, "CloudFormation stack whose distribution to invalidate")
+    invalidate.add_argument(
+        "--distribution-id",
+        type=values.distribution_id,
+        help="the distribution (E2EXAMPLE1234), instead of --stack",
+    )
     invalidate.add_argument("--wait", action="store_true", help="wait until every batch completes")
     invalidate.add_argument(
-        "--timeout", type=float, default=DEFAULT_WAIT_SECONDS, help="seconds --wait waits at most"
+        "--timeout",
+        type=values.seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        help="seconds --wait waits at most",
     )
+    invalidate.add_argument("--json", action="store_true", help="print the batches as JSON")
     invalidate.set_defaults(run=run_invalidate)
 
     check = commands.add_parser(
         "check",
         help="compare the version each edge serves (and the bucket's copy)",
         description="HEAD each path at each target's edge for each encoding and compare "
-        "versions (x-amz-meta-origin-etag, else ETag). Edge-finding flags as for warm.",
+        "versions (x-amz-meta-origin-etag, else ETag). Edge-finding flags as for warm. Ends with a "
+        "table per path and a grid of targets × encodings (hit, miss, failed, inconsistent).",
     )
-    check.add_argument("paths", nargs="*", metavar="PATH")
-    check.add_argument("--paths-file")
+    add_paths(check)
     add_edge_flags(check)  # edges are found as for warm
-    bucket = check.add_mutually_exclusive_group()
-    bucket.add_argument("--bucket", help="the regional bucket, to compare against its copy")
-    bucket.add_argument("--stack", help="CloudFormation stack whose bucket to compare against")
-    check.add_argument("--key-prefix", default=None, help="key prefix in --bucket")
-    check.add_argument("--region", help="AWS region of the bucket or stack")
-    check.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
+    aws_flags.add_to(check, "CloudFormation stack whose bucket to compare against")
+    check.add_argument(
+        "--bucket", type=values.bucket, help="the regional bucket to compare against (or --stack)"
+    )
+    check.add_argument(
+        "--key-prefix", type=values.key_prefix, default=None, help="key prefix in --bucket"
+    )
     check.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     check.set_defaults(run=run_check)
 
@@ -102,43 +116,27 @@ def refresh_bodies(paths: list[tuple[str, str]], host: str | None) -> list[str]:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
-    from edgefill.commands.queue_commands import send_with_progress
+    from edgefill.commands.queue_commands import paths_to_send, send_or_print
 
-    paths = operations.read_paths(args.paths, args.paths_file)
-    bodies = refresh_bodies(paths, args.host)
-    if args.dry_run:
-        for body in bodies:
-            out.print(body, markup=False)
-        err.print(f"dry run: {len(bodies)} refresh messages, none sent")
+    paths = paths_to_send(args)
+    if paths is None:
         return EXIT_OK
-    _, sqs, urls = aws_flags.resolve_queues(args)
-    url = urls.require("backfill")
-    report = send_with_progress(sqs, url, bodies, "refresh messages")
-    table = Table(title=f"refresh messages → {url}")
-    for column in ("paths", "sent", "failed"):
-        table.add_column(column, justify="right")
-    table.add_row(str(len(bodies)), str(report.sent), str(len(report.failed)))
-    out.print(table)
-    for index, code, reason in report.failed:
-        err.print(f"[red]message {index + 1} not sent:[/red] {code}: {reason}", markup=False)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    bodies = refresh_bodies(paths, args.host)
+    return send_or_print(args, "backfill", bodies, len(paths), what="refresh")
 
 
 # ---- invalidate ---------------------------------------------------------------------
 def run_invalidate(args: argparse.Namespace) -> int:
     from edgefill import invalidations
 
+    if bool(args.stack) == bool(args.distribution_id):
+        raise OperatorError("pass --stack NAME or --distribution-id ID (one of them)")
     paths = invalidations.invalidation_paths(operations.read_paths(args.paths, args.paths_file))
-    if args.timeout <= 0:
-        raise OperatorError("--timeout must be positive")
+    # CloudFront's API lives in us-east-1 whatever the stack's region.
+    session = aws_flags.session(args, fallback_region="us-east-1")
     distribution_id = args.distribution_id
-    if distribution_id is not None and not _is_distribution_id(distribution_id):
-        # Bad input is named before any credential or network is needed.
-        raise OperatorError(f"--distribution-id: {distribution_id!r} is not a distribution ID")
-    session = operations.aws_session(args.region or "us-east-1")
     if args.stack:
-        cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
-        stack = read_stack(cloudformation, args.stack)
+        stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
         distribution_id = stack.output("DistributionId") or stack.parameters.get(
             "ExistingDistributionId"
         )
@@ -149,52 +147,96 @@ def run_invalidate(args: argparse.Namespace) -> int:
             )
     if not _is_distribution_id(distribution_id):
         raise OperatorError(f"--distribution-id: {distribution_id!r} is not a distribution ID")
-    # CloudFront's API lives in us-east-1 whatever the stack's region.
     cloudfront = session.client(
         "cloudfront", region_name="us-east-1", endpoint_url=args.endpoint_url
     )
+    planned = sum(1 for _ in batches(paths))
+    created: list[Any] = []
 
-    def created(batch: Any) -> None:
+    def on_batch(batch: Any) -> None:
+        created.append(batch)
         if batch.error:
             err.print(
                 f"[red]batch of {len(batch.paths)} paths refused:[/red] {escape(batch.error)}"
             )
-        else:
+        elif not args.json:
             err.print(
                 f"invalidation {batch.invalidation_id}: {len(batch.paths)} paths, {batch.status}",
                 markup=False,
             )
 
-    run = invalidations.create(cloudfront, distribution_id, paths, on_batch=created)
-    completed = True
-    if args.wait and any(b.invalidation_id for b in run.batches):
-        completed = _wait_with_progress(cloudfront, run, args.timeout, invalidations.wait)
-    table = Table(title=f"invalidations of {distribution_id}")
-    for column in ("invalidation", "paths", "status"):
-        table.add_column(column)
-    for batch in run.batches:
-        status = batch.status or ""
-        table.add_row(
-            batch.invalidation_id or "—", str(len(batch.paths)), escape(batch.error or status)
-        )
-    out.print(table)
+    stop = threading.Event()
+    completed: list[bool] = []
+
+    def work() -> Any:
+        run = invalidations.create(cloudfront, distribution_id, paths, on_batch=on_batch, stop=stop)
+        if args.wait and any(b.invalidation_id for b in run.batches):
+            completed.append(_wait_with_progress(cloudfront, run, args.timeout, stop))
+        return run
+
+    stopped = run_stoppable(work, stop)
+    run = stopped.value or invalidations.InvalidationRun(distribution_id, list(created))
+    done = all(completed) if args.wait else True
+    code = _report_invalidations(args, run, paths, planned, stopped.interrupted, done)
+    if not stopped.finished:
+        abandon(code)
+    return code
+
+
+def _report_invalidations(
+    args: argparse.Namespace,
+    run: Any,
+    paths: list[str],
+    planned: int,
+    interrupted: bool,
+    completed: bool,
+) -> int:
+    made = [b for b in run.batches if b.invalidation_id]
+    in_batches = {path for b in made for path in b.paths}
+    not_created = [path for path in paths if path not in in_batches]
+    if args.json:
+        document = {
+            "distributionId": run.distribution_id,
+            "batches": [
+                {
+                    "id": b.invalidation_id,
+                    "paths": len(b.paths),
+                    "status": b.status,
+                    "error": b.error,
+                }
+                for b in run.batches
+            ],
+            "completed": completed and bool(made) and len(made) == len(run.batches),
+            "interrupted": interrupted,
+            "notCreatedPaths": not_created,
+        }
+        out.print(json.dumps(document, indent=2), markup=False)
+    else:
+        table = Table(title=f"invalidations of {run.distribution_id}")
+        for column in ("invalidation", "paths", "status"):
+            table.add_column(column)
+        for batch in run.batches:
+            status = batch.error or batch.status or "not created"
+            table.add_row(
+                batch.invalidation_id or "—", console.count(len(batch.paths)), escape(status)
+            )
+        out.print(table)
+    if interrupted:
+        paths_made = f" ({console.count(len(in_batches))} of {console.count(len(paths))} paths)"
+        report_stopped(len(made), planned, "batches created", detail=paths_made)
+        err.print("the invalidations created go on at CloudFront", markup=False)
+        return EXIT_INTERRUPTED
     if not completed:
         err.print(f"[red]not every batch completed within {args.timeout:.0f}s[/red]")
     return EXIT_OK if run.ok and completed else EXIT_FAILED
 
 
-def _wait_with_progress(
-    cloudfront: Any, run: Any, timeout: float, wait: Callable[..., bool]
-) -> bool:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+def _wait_with_progress(cloudfront: Any, run: Any, timeout: float, stop: threading.Event) -> bool:
+    from edgefill.invalidations import wait
 
     total = sum(1 for b in run.batches if b.invalidation_id)
-    with Progress(
-        TextColumn("[bold]invalidations completed"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
+    with console.progress_bar(
+        TextColumn("[bold]invalidations completed"), BarColumn(), MofNCompleteColumn()
     ) as progress:
         task = progress.add_task("wait", total=total)
         return wait(
@@ -202,13 +244,12 @@ def _wait_with_progress(
             run,
             timeout,
             on_progress=lambda r: progress.update(task, completed=r.completed),
+            stop=stop,
         )
 
 
 def _is_distribution_id(value: object) -> bool:
-    import re
-
-    return isinstance(value, str) and re.fullmatch(r"[A-Z0-9]{5,32}", value) is not None
+    return isinstance(value, str) and values.DISTRIBUTION_ID.fullmatch(value) is not None
 
 
 # ---- check --------------------------------------------------------------------------
@@ -217,6 +258,8 @@ def run_check(args: argparse.Namespace) -> int:
     from prewarm_worker.worker import build_runtime
     from shared.edns import resolve_edges
 
+    if args.stack and args.bucket:
+        raise OperatorError("pass --stack or --bucket, not both")
     config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL", "EDGEFILL_DISTRIBUTION_ID"))
     read = operations.read_paths(args.paths, args.paths_file)
     paths = [operations.as_uri(where, path) for where, path in read]
@@ -235,6 +278,9 @@ def run_check(args: argparse.Namespace) -> int:
         out.print(json.dumps(document, indent=2), markup=False)
     else:
         _print_check(verdicts)
+        print_grid(
+            check_grid(verdicts, targets, encodings), f"check: {console.plural(len(paths), 'path')}"
+        )
     return EXIT_OK if consistent else EXIT_FAILED
 
 
@@ -248,18 +294,17 @@ def _bucket_versions(args: argparse.Namespace) -> Callable[[str], BucketVersion]
     from edgefill.edge_check import NO_COPY
     from shared.keys import InvalidKey, ObjectKey
 
-    session = operations.aws_session(args.region)
+    session = aws_flags.session(args)
     bucket, prefix = args.bucket, args.key_prefix or ""
     if args.stack:
-        cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
-        stack = read_stack(cloudformation, args.stack)
+        stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
         bucket = stack.output("BucketName")
         prefix = args.key_prefix or stack.parameters.get("KeyPrefix", "")
         if not bucket:
             raise OperatorError(f"stack {args.stack!r} has no BucketName output")
         bucket_region = stack.output("BucketRegion")
         if bucket_region and bucket_region != session.region_name:
-            session = operations.aws_session(bucket_region)  # an existing bucket elsewhere
+            session = aws_flags.session(args, bucket_region)  # an existing bucket elsewhere
     s3 = operations.make_client(session, "s3", args.endpoint_url)
 
     def version(uri: str) -> BucketVersion:

@@ -16,7 +16,9 @@ from typing import Any
 
 from rich.table import Table
 
+from edgefill.commands import values
 from edgefill.console import EXIT_OK, err, out
+from edgefill.json_keys import camel_case
 from edgefill.operations import OperatorError
 
 
@@ -31,21 +33,38 @@ def register(commands: Any) -> None:
     up = lab_commands.add_parser(
         "up",
         help="start the lab and wait for Ctrl-C",
-        description="Start the lab, seed the full origin, print the commands to try, and "
-        "run until Ctrl-C or SIGTERM.",
+        description="Start the lab, seed the full origin, print its endpoints and the "
+        "commands to try once, and run until Ctrl-C or SIGTERM. The handlers' logs (JSON "
+        "lines, EMF metrics) go to a log file named in the table; --verbose shows them here.",
     )
-    up.add_argument("--edge-port", type=int, default=0, help="port for every POP (default: free)")
     up.add_argument(
-        "--large-mib", type=int, default=256, help="size of the generated trailer (0: none)"
+        "--edge-port",
+        type=values.whole(0, 65535, "a port"),
+        default=0,
+        help="port for every POP (default: a free one)",
+    )
+    up.add_argument(
+        "--large-mib",
+        type=values.whole(0, 4096, "a size in MiB"),
+        default=256,
+        help="size of the generated trailer (0: none)",
     )
     up.add_argument("--no-pollers", action="store_true", help="leave the queues unconsumed")
+    up.add_argument("--verbose", action="store_true", help="show the handlers' logs here")
+    up.add_argument(
+        "--json", action="store_true", help="print the endpoints as JSON (then wait as well)"
+    )
     up.set_defaults(run=run_lab_up)
 
     demo = commands.add_parser(
         "demo",
         help="run the narrated lab scenario (make demo)",
         description="Run the whole pipeline in the lab, narrated and checked; exit 1 if any "
-        "expectation fails.",
+        "expectation fails. The handlers' logs go to a log file named at the end.",
+    )
+    demo.add_argument("--verbose", action="store_true", help="show the handlers' logs here")
+    demo.add_argument(
+        "--json", action="store_true", help="narrate on stderr, print the checks as JSON"
     )
     demo.set_defaults(run=run_demo)
 
@@ -53,6 +72,7 @@ def register(commands: Any) -> None:
 # ---- lab up ---------------------------------------------------------------------------
 def run_lab_up(args: argparse.Namespace) -> int:
     from edgefill.lab import catalog
+    from edgefill.lab.handler_logs import handler_logs
     from edgefill.lab.lab import Lab, LabError, LabSettings
 
     stop = threading.Event()
@@ -61,29 +81,37 @@ def run_lab_up(args: argparse.Namespace) -> int:
         number: signal.signal(number, lambda *_: stop.set())
         for number in (signal.SIGINT, signal.SIGTERM)
     }
-    lab = Lab(LabSettings(edge_port=args.edge_port, pollers=not args.no_pollers))
-    try:
+    with handler_logs("edgefill-lab", args.verbose) as log_path:
+        lab = Lab(LabSettings(edge_port=args.edge_port, pollers=not args.no_pollers))
         try:
-            lab.start()
-        except LabError as error:
-            raise OperatorError(str(error)) from None
-        objects = catalog.seed(lab.origin, large_bytes=args.large_mib * 1024 * 1024)
-        _print_lab(lab, [o.uri for o in objects])
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
-                pass
-        err.print("stopping the lab…")
-    finally:
-        lab.stop()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+            try:
+                lab.start()
+            except LabError as error:
+                raise OperatorError(str(error)) from None
+            objects = catalog.seed(lab.origin, large_bytes=args.large_mib * 1024 * 1024)
+            if args.json:
+                info = camel_case(lab.describe()) | {"logFile": str(log_path) if log_path else None}
+                out.print(json.dumps(info, indent=2), markup=False)
+            else:
+                _print_lab(lab, [o.uri for o in objects], log_path)
+            out.file.flush()
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
+                    pass
+            err.print("stopping the lab…")
+        finally:
+            lab.stop()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     err.print("lab stopped; nothing left running")
     return EXIT_OK
 
 
-def _print_lab(lab: Any, uris: list[str]) -> None:
+def _print_lab(lab: Any, uris: list[str], log_path: Any) -> None:
+    """The lab's endpoints and the commands to paste, printed once."""
     info = lab.describe()
     table = Table(title="edgefill lab", show_header=False)
+    table.add_row("handler logs", str(log_path) if log_path else "on this terminal (--verbose)")
     table.add_row("S3 + SQS (moto)", info["moto"])
     table.add_row("bucket", info["bucket"])
     table.add_row("full origin", info["origin"])
@@ -137,4 +165,4 @@ def _print_lab(lab: Any, uris: list[str]) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from edgefill.demo import run_demo as demo
 
-    return demo(operator=args.operator)
+    return demo(operator=args.operator, verbose=args.verbose, as_json=args.json)

@@ -7,22 +7,30 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
-from typing import Any
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgefill import operations
-from edgefill.commands import aws_flags, sizing
-from edgefill.console import EXIT_FAILED, EXIT_OK, err, out, print_note
+from edgefill import console, operations
+from edgefill.commands import aws_flags, sizing, values
+from edgefill.commands.path_flags import add_paths, add_skip_sent
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out, print_note
+from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
 from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
+from edgefill.sent_journal import SentJournal, message_paths
 from edgefill.stack import read_stack
+from edgefill.targets import check_targets, worker_regions
 from shared.dead_letters import NO_REASON
-from shared.messages import ENCODINGS
-from shared.queues import MAX_BATCH, SendReport, send_messages
+from shared.messages import ENCODINGS, MAX_PATHS
+from shared.queues import MAX_BATCH, send_messages
+
+SHOWN_NOT_SENT: Final = 10  # paths listed one by one; --json lists every one
 
 
 def register(commands: Any) -> None:
@@ -32,7 +40,8 @@ def register(commands: Any) -> None:
         parents=[aws],
         help="queue prewarm messages for paths",
         description="Queue prewarm messages: the prewarm worker warms each path at each "
-        "target's edge for each encoding.",
+        "target's edge for each encoding. Ctrl-C stops sending at once and reports which "
+        "messages were sent (exit 130); --skip-sent FILE makes a rerun send only the rest.",
     )
     add_paths(prewarm)
     prewarm.add_argument(
@@ -41,11 +50,18 @@ def register(commands: Any) -> None:
     prewarm.add_argument(
         "--encodings", action="append", help=f"comma-separated, from {', '.join(ENCODINGS)}"
     )
-    prewarm.add_argument("--host", help="viewer Host to warm (default: the worker's)")
     prewarm.add_argument(
-        "--paths-per-message", type=int, default=operations.DEFAULT_PATHS_PER_MESSAGE
+        "--host", type=values.host, help="viewer Host to warm (default: the worker's)"
+    )
+    prewarm.add_argument(
+        "--paths-per-message",
+        type=values.whole(1, MAX_PATHS, "a number of paths"),
+        default=operations.DEFAULT_PATHS_PER_MESSAGE,
+        metavar="N",
     )
     prewarm.add_argument("--dry-run", action="store_true", help="print the messages, send none")
+    add_skip_sent(prewarm)
+    prewarm.add_argument("--json", action="store_true", help="print the report as JSON")
     sizing.add_cap_flags(prewarm, with_stack=False)
     prewarm.add_argument(
         "--expand",
@@ -59,11 +75,13 @@ def register(commands: Any) -> None:
         parents=[aws],
         help="queue backfill messages for paths",
         description="Queue backfill messages: the backfill worker copies each path from the "
-        "full origin into the regional bucket.",
+        "full origin into the regional bucket. Ctrl-C stops sending at once (exit 130).",
     )
     add_paths(backfill)
-    backfill.add_argument("--host", help="viewer Host recorded in the messages")
+    backfill.add_argument("--host", type=values.host, help="viewer Host recorded in the messages")
     backfill.add_argument("--dry-run", action="store_true", help="print the messages, send none")
+    add_skip_sent(backfill)
+    backfill.add_argument("--json", action="store_true", help="print the report as JSON")
     backfill.set_defaults(run=run_backfill)
 
     status = commands.add_parser(
@@ -87,65 +105,197 @@ def register(commands: Any) -> None:
     redrive.add_argument("--queue", choices=("backfill", "prewarm", "both"), default="both")
     redrive.add_argument("--wait", action="store_true", help="wait until the move task ends")
     redrive.add_argument("--dry-run", action="store_true", help="count the reasons, move nothing")
+    redrive.add_argument("--json", action="store_true", help="print JSON instead of tables")
     redrive.set_defaults(run=run_redrive)
 
 
-def add_paths(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="URI path, e.g. /img/a.jpg")
-    parser.add_argument("--paths-file", help="file with one path a line (# comments allowed)")
-
-
 # ---- sending ------------------------------------------------------------------------
-def send_with_progress(sqs: Any, url: str, bodies: list[str], what: str) -> SendReport:
-    """``send_messages`` ten at a time under a progress bar; failures keep their index."""
-    total = SendReport()
-    with Progress(
+@dataclass
+class SendOutcome:
+    """What a stoppable send did, message by message (indices into the bodies)."""
+
+    messages: int
+    sent: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str, str]] = field(default_factory=list)
+    in_flight: list[int] = field(default_factory=list)  # a batch not answered when stopped
+    interrupted: bool = False
+    finished: bool = True  # False: a batch was still in flight after the grace
+
+    def not_sent(self) -> list[int]:
+        """Messages certainly not on the queue: failed, or never tried."""
+        done = set(self.sent) | set(self.in_flight)
+        return [index for index in range(self.messages) if index not in done]
+
+
+def send_stoppable(
+    sqs: Any, url: str, bodies: list[str], what: str, journal: SentJournal | None = None
+) -> SendOutcome:
+    """``send_messages`` ten at a time under a progress bar, until done or Ctrl-C (then no
+    new batch starts; the one in flight gets the grace of ``edgefill.interrupts``). Each
+    batch's accepted paths go to ``journal`` before the next batch starts."""
+    outcome = SendOutcome(len(bodies))
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def work() -> None:
+        for start in range(0, len(bodies), MAX_BATCH):
+            if stop.is_set():
+                return
+            batch = list(range(start, min(start + MAX_BATCH, len(bodies))))
+            with lock:
+                outcome.in_flight = batch
+            report = send_messages(sqs, url, bodies[start : start + MAX_BATCH])
+            refused = {start + index for index, _, _ in report.failed}
+            accepted = [index for index in batch if index not in refused]
+            if journal is not None:
+                journal.record(path for index in accepted for path in message_paths(bodies[index]))
+            with lock:
+                outcome.sent += accepted
+                outcome.failed += [(start + i, code, reason) for i, code, reason in report.failed]
+                outcome.in_flight = []
+            progress.advance(task, len(batch))
+
+    with console.progress_bar(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
     ) as progress:
         task = progress.add_task(f"sending {what}", total=len(bodies))
-        for start in range(0, len(bodies), MAX_BATCH):
-            report = send_messages(sqs, url, bodies[start : start + MAX_BATCH])
-            total.sent += report.sent
-            total.failed.extend(
-                (start + index, code, reason) for index, code, reason in report.failed
-            )
-            progress.advance(task, min(MAX_BATCH, len(bodies) - start))
-    return total
+        stopped = run_stoppable(work, stop)
+    with lock:  # a copy: a batch still in flight must not change the report being printed
+        return SendOutcome(
+            outcome.messages,
+            list(outcome.sent),
+            list(outcome.failed),
+            list(outcome.in_flight),
+            interrupted=stopped.interrupted,
+            finished=stopped.finished,
+        )
 
 
-def _print_send_summary(
-    what: str, url: str, bodies: list[str], report: SendReport, paths: int
+def send_report(
+    what: str, url: str, bodies: list[str], outcome: SendOutcome, as_json: bool, journal: str | None
 ) -> int:
+    """The report of a send (table or JSON); the exit code (130 when interrupted)."""
+    paths = [message_paths(body) for body in bodies]
+    total_paths = sum(len(p) for p in paths)
+    not_sent = [path for index in outcome.not_sent() for path in paths[index]]
+    in_flight = [path for index in outcome.in_flight for path in paths[index]]
+    if as_json:
+        document = {
+            "queue": url,
+            "messages": len(bodies),
+            "paths": total_paths,
+            "sent": len(outcome.sent),
+            "failed": len(outcome.failed),
+            "inFlight": len(outcome.in_flight),
+            "interrupted": outcome.interrupted,
+            "failures": [
+                {"message": index + 1, "code": code, "reason": reason}
+                for index, code, reason in outcome.failed
+            ],
+            "notSentPaths": not_sent,
+            "inFlightPaths": in_flight,
+        }
+        out.print(json.dumps(document, indent=2), markup=False)
+    else:
+        _print_send_table(what, url, bodies, outcome, total_paths)
+        if not_sent or in_flight:
+            _print_not_sent(not_sent, in_flight, journal)
+    if outcome.interrupted:
+        sent_paths = sum(len(paths[index]) for index in outcome.sent)
+        of_paths = f" ({console.count(sent_paths)} of {console.count(total_paths)} paths)"
+        report_stopped(
+            len(outcome.sent), len(bodies), f"{what} messages sent", len(outcome.failed), of_paths
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK if not outcome.failed else EXIT_FAILED
+
+
+def _print_send_table(
+    what: str, url: str, bodies: list[str], outcome: SendOutcome, paths: int
+) -> None:
     table = Table(title=escape(f"{what} messages → {url}"))
     for column in ("messages", "paths", "sent", "failed"):
         table.add_column(column, justify="right")
-    table.add_row(str(len(bodies)), str(paths), str(report.sent), str(len(report.failed)))
+    table.add_row(
+        console.count(len(bodies)),
+        console.count(paths),
+        console.count(len(outcome.sent)),
+        console.count(len(outcome.failed)),
+    )
     out.print(table)
-    for index, code, reason in report.failed:
+    for index, code, reason in outcome.failed:
         err.print(f"[red]message {index + 1} not sent:[/red] {escape(f'{code}: {reason}')}")
-    return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _send_or_print(args: argparse.Namespace, role: str, bodies: list[str], paths: int) -> int:
-    """Print the messages (``--dry-run``) or send them to the ``role`` queue with a summary."""
+def _print_not_sent(not_sent: list[str], in_flight: list[str], journal: str | None) -> None:
+    """Which paths are not on the queue, so that a rerun can send them."""
+    for path in not_sent[:SHOWN_NOT_SENT]:
+        err.print(f"not sent: {path}", markup=False)
+    if len(not_sent) > SHOWN_NOT_SENT:
+        err.print(
+            f"… and {console.count(len(not_sent) - SHOWN_NOT_SENT)} more (--json lists them all)"
+        )
+    for path in in_flight[:SHOWN_NOT_SENT]:
+        err.print(f"unknown (its batch was in flight): {path}", markup=False)
+    if journal:
+        err.print(f"sent paths are listed in {journal}: the same command again sends the rest")
+    else:
+        err.print("--skip-sent FILE records what is sent, so that a rerun sends only the rest")
+
+
+def send_or_print(
+    args: argparse.Namespace, role: str, bodies: list[str], paths: int, what: str | None = None
+) -> int:
+    """Print the messages (``--dry-run``) or send them to the ``role`` queue, then report."""
+    what = what or role
     if args.dry_run:
-        for body in bodies:
-            out.print(body, markup=False)
-        err.print(f"dry run: {len(bodies)} {role} messages for {paths} paths, none sent")
+        if args.json:
+            documents = [json.loads(body) for body in bodies]
+            out.print(json.dumps({"dryRun": True, "messages": documents}, indent=2), markup=False)
+        else:
+            for body in bodies:
+                out.print(body, markup=False)
+        err.print(f"dry run: {len(bodies)} {what} messages for {paths} paths, none sent")
         return EXIT_OK
     _, sqs, urls = aws_flags.resolve_queues(args)
     url = urls.require(role)
-    report = send_with_progress(sqs, url, bodies, f"{role} messages")
-    return _print_send_summary(role, url, bodies, report, paths)
+    journal = SentJournal(args.skip_sent) if args.skip_sent else None
+    outcome = send_stoppable(sqs, url, bodies, what, journal)
+    code = send_report(what, url, bodies, outcome, args.json, args.skip_sent)
+    if not outcome.finished:
+        abandon(code)  # a batch is still in flight: its thread is not waited for
+    return code
+
+
+def check_typed_targets(args: argparse.Namespace) -> None:
+    """``--targets`` as the worker will resolve them (``edgefill.targets``)."""
+    typed = operations.split_list(args.targets)
+    if typed:
+        check_targets(typed, worker_regions(os.environ.get("EDGEFILL_REGION_SUBNETS")))
+
+
+def paths_to_send(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    """The paths of the command, less those ``--skip-sent`` lists; None when none is left."""
+    paths = operations.read_paths(args.paths, args.paths_file)
+    if not args.skip_sent:
+        return paths
+    left = SentJournal(args.skip_sent).skip(paths)
+    if len(left) < len(paths):
+        print_note(f"--skip-sent: {len(paths) - len(left)} of {len(paths)} paths already sent")
+    if not left:
+        err.print("nothing left to send", markup=False)
+        return None
+    return left
 
 
 def run_prewarm(args: argparse.Namespace) -> int:
-    paths = operations.read_paths(args.paths, args.paths_file)
+    check_typed_targets(args)
+    paths = paths_to_send(args)
+    if paths is None:
+        return EXIT_OK
     bodies = operations.prewarm_bodies(
         paths,
         operations.split_list(args.targets),
@@ -165,7 +315,7 @@ def run_prewarm(args: argparse.Namespace) -> int:
         return refused
     if args.host:
         _check_host(args)
-    return _send_or_print(args, "prewarm", bodies, len(paths))
+    return send_or_print(args, "prewarm", bodies, len(paths))
 
 
 def _check_host(args: argparse.Namespace) -> None:
@@ -178,22 +328,23 @@ def _check_host(args: argparse.Namespace) -> None:
                 "it must be the viewer host, the distribution domain or an allowed alias"
             )
         return
-    session = operations.aws_session(args.region)
-    cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
-    stack = read_stack(cloudformation, args.stack)
+    session = aws_flags.session(args)
+    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
     check_prewarm_host(args.host, stack_allowed_hosts(stack), args.stack)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
-    paths = operations.read_paths(args.paths, args.paths_file)
+    paths = paths_to_send(args)
+    if paths is None:
+        return EXIT_OK
     bodies = operations.backfill_bodies(paths, args.host)
-    return _send_or_print(args, "backfill", bodies, len(paths))
+    return send_or_print(args, "backfill", bodies, len(paths))
 
 
 # ---- status and redrive -------------------------------------------------------------
 def run_status(args: argparse.Namespace) -> int:
     session, sqs, urls = aws_flags.resolve_queues(args)
-    cloudwatch = operations.make_client(session, "cloudwatch", args.endpoint_url)
+    cloudwatch = aws_flags.client(args, session, "cloudwatch")
     roles = [
         (role, getattr(urls, role.replace("-", "_")))
         for role in ("backfill", "backfill-dlq", "prewarm", "prewarm-dlq")
@@ -204,7 +355,7 @@ def run_status(args: argparse.Namespace) -> int:
     depths = [operations.queue_depth(sqs, cloudwatch, role, url) for role, url in known]
     dashboard = _dashboard_url(session, args)
     if args.json:
-        out.print(json.dumps([asdict(depth) for depth in depths], indent=2), markup=False)
+        out.print(json.dumps([depth.as_json() for depth in depths], indent=2), markup=False)
         if dashboard:
             err.print(f"dashboard: {dashboard}", markup=False)
         return EXIT_OK
@@ -233,8 +384,9 @@ def _dashboard_url(session: Any, args: argparse.Namespace) -> str | None:
     """The stack's ``DashboardUrl`` output (``--stack`` only); a note when it has none."""
     if not args.stack:
         return None
-    cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
-    url = read_stack(cloudformation, args.stack).output("DashboardUrl")
+    url = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack).output(
+        "DashboardUrl"
+    )
     if url is None:
         print_note(f"stack {args.stack!r} has no DashboardUrl output (deployed before it?)")
     return url
@@ -244,27 +396,56 @@ def run_redrive(args: argparse.Namespace) -> int:
     _, sqs, urls = aws_flags.resolve_queues(args)
     roles = ("backfill", "prewarm") if args.queue == "both" else (args.queue,)
     lab = args.endpoint_url is not None
+    say = _Say(args.json)
+    code = EXIT_OK
     for role in roles:
         dlq, destination = urls.require(f"{role}-dlq"), urls.require(role)
         reasons = operations.dead_letter_reasons(sqs, dlq)
-        _print_reasons(role, reasons)
+        row: dict[str, Any] = {
+            "queue": role,
+            "dlq": dlq,
+            "reasons": dict(reasons.counts.most_common()),
+            "read": reasons.read,
+            "approximate": reasons.approximate,
+            "method": None,
+            "moved": None,
+            "taskHandle": None,
+            "taskStatus": None,
+        }
+        say.rows.append(row)
+        if not args.json:
+            _print_reasons(role, reasons)
         if args.dry_run or not (reasons.read or reasons.approximate):
             continue
         result = operations.redrive(sqs, dlq, destination, lab_fallback=lab, log=print_note)
+        row.update(method=result.method, moved=result.moved, taskHandle=result.task_handle)
         if result.task_handle:
-            out.print(f"{role}: move task started ({result.task_handle})", markup=False)
+            say(f"{role}: move task started ({result.task_handle})")
             if args.wait:
                 task = operations.wait_for_move_task(sqs, dlq)
-                out.print(
-                    f"{role}: move task {task.get('Status')}, "
-                    f"{task.get('ApproximateNumberOfMessagesMoved', 0)} messages moved",
-                    markup=False,
-                )
+                moved = task.get("ApproximateNumberOfMessagesMoved", 0)
+                row.update(taskStatus=task.get("Status"), moved=moved)
+                say(f"{role}: move task {task.get('Status')}, {moved} messages moved")
                 if task.get("Status") != "COMPLETED":
-                    return EXIT_FAILED
+                    code = EXIT_FAILED
+                    break
         else:
-            out.print(f"{role}: {result.moved} messages moved back ({result.method})")
-    return EXIT_OK
+            say(f"{role}: {result.moved} messages moved back ({result.method})")
+    if args.json:
+        out.print(json.dumps(say.rows, indent=2), markup=False)
+    return code
+
+
+class _Say:
+    """Lines for the table form; with ``--json`` the rows are printed at the end instead."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, line: str) -> None:
+        if not self.as_json:
+            out.print(line, markup=False)
 
 
 def _print_reasons(role: str, reasons: operations.DeadLetterReasons) -> None:
@@ -281,8 +462,8 @@ def _print_reasons(role: str, reasons: operations.DeadLetterReasons) -> None:
     table = Table(title=escape(f"{role} DLQ by reason"))
     table.add_column("reason")
     table.add_column("messages", justify="right")
-    for reason, count in reasons.counts.most_common():
-        table.add_row(escape(reason), str(count))
+    for reason, messages in reasons.counts.most_common():
+        table.add_row(escape(reason), str(messages))
     out.print(table)
     if reasons.sampled:
         print_note(

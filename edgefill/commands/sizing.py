@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgefill import operations
-from edgefill.console import EXIT_FAILED, err, out
+from edgefill.commands import aws_flags, values
+from edgefill.console import EXIT_FAILED, err, out, spinner
 from edgefill.cost_estimate import Estimate, estimate
 from edgefill.object_sizes import (
     MAX_WORKERS,
@@ -24,6 +25,7 @@ from edgefill.object_sizes import (
 )
 from edgefill.operations import OperatorError
 from edgefill.pricing import load_prices
+from edgefill.sizes import human_size
 from edgefill.spend_caps import cap_problems
 from edgefill.stack import read_stack
 from shared.messages import ENCODINGS
@@ -45,23 +47,37 @@ class SizeSource:
 def add_size_flags(parser: argparse.ArgumentParser, with_stack: bool) -> None:
     """``--bucket``/``--key-prefix``/``--origin-url``/``--prices`` (and, for a command
     without the deployment flags, ``--stack``/``--region``/``--endpoint-url``)."""
-    group = parser.add_argument_group("where sizes come from")
     if with_stack:
-        group.add_argument("--stack", help="stack whose bucket holds the objects")
-        group.add_argument("--region", help="AWS region (default: AWS_REGION / profile)")
-        group.add_argument("--endpoint-url", help="AWS endpoint, e.g. the lab's moto server")
-    group.add_argument("--bucket", help="the regional bucket (instead of --stack)")
-    group.add_argument("--key-prefix", default="", help="key prefix in --bucket (KeyPrefix)")
-    group.add_argument("--origin-url", help="full origin to HEAD for paths the bucket lacks")
-    group.add_argument("--prices", metavar="FILE", help="JSON prices replacing the built-in")
+        aws_flags.add_to(parser, "stack whose bucket holds the objects")
+    group = parser.add_argument_group("where sizes come from")
+    group.add_argument(
+        "--bucket", type=values.bucket, help="the regional bucket (instead of --stack)"
+    )
+    group.add_argument(
+        "--key-prefix", type=values.key_prefix, default="", help="key prefix in --bucket"
+    )
+    group.add_argument(
+        "--origin-url", type=values.origin_url, help="full origin to HEAD for what the bucket lacks"
+    )
+    group.add_argument(
+        "--prices",
+        metavar="FILE",
+        type=values.readable_file,
+        help="JSON prices replacing the built-in",
+    )
 
 
 def add_cap_flags(parser: argparse.ArgumentParser, with_stack: bool) -> None:
     caps = parser.add_argument_group("caps (sizes from --stack or --bucket)")
     caps.add_argument(
-        "--max-bytes", type=_non_negative_int, help="refuse if the warms could move more bytes"
+        "--max-bytes",
+        type=values.size,
+        metavar="SIZE",
+        help="refuse if the warms could move more: bytes, or 50GB, 1.5TiB (GB = 10^9, GiB = 2^30)",
     )
-    caps.add_argument("--max-usd", type=_non_negative_float, help="refuse if it could cost more")
+    caps.add_argument(
+        "--max-usd", type=values.dollars, metavar="USD", help="refuse if it could cost more"
+    )
     add_size_flags(parser, with_stack)
 
 
@@ -72,9 +88,8 @@ def size_source(args: argparse.Namespace) -> SizeSource:
         return SizeSource(args.bucket, args.key_prefix, args.region)
     if not args.stack:
         raise OperatorError("sizes need --stack NAME or --bucket BUCKET")
-    session = operations.aws_session(args.region)
-    cloudformation = operations.make_client(session, "cloudformation", args.endpoint_url)
-    stack = read_stack(cloudformation, args.stack)
+    session = aws_flags.session(args)
+    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
     bucket = stack.output("BucketName")
     if bucket is None:
         raise OperatorError(f"stack {args.stack!r} has no BucketName output")
@@ -92,7 +107,7 @@ def size_source(args: argparse.Namespace) -> SizeSource:
 def look_up_sizes(
     args: argparse.Namespace, source: SizeSource, uris: Sequence[str]
 ) -> list[SizeLookup]:
-    session = operations.aws_session(source.region or args.region)
+    session = aws_flags.session(args, source.region)
     # One pooled connection per HeadObject in flight.
     config = Config(
         retries={"max_attempts": 3, "mode": "standard"},
@@ -100,7 +115,7 @@ def look_up_sizes(
         max_pool_connections=MAX_WORKERS,
     )
     s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config)
-    with err.status(f"reading {len(set(uris))} sizes"):
+    with spinner(f"reading {len(set(uris))} sizes"):
         found = bucket_sizes(s3, source.bucket, uris, source.prefix)
         return with_origin_fallback(found, args.origin_url)
 
@@ -131,13 +146,13 @@ def print_estimate(result: Estimate, sizes: Sequence[SizeLookup]) -> None:
             escape(name),
             escape(geography),
             str(target.warms),
-            _human(target.bytes),
+            human_size(target.bytes),
             f"{target.usd:.4f}",
         )
     if result.workers_usd:
         table.add_row("prewarm worker + SQS", "", "", "", f"{result.workers_usd:.4f}")
     table.add_row(
-        "total", "", str(result.warms), _human(result.bytes), f"{result.usd:.4f}", style="bold"
+        "total", "", str(result.warms), human_size(result.bytes), f"{result.usd:.4f}", style="bold"
     )
     out.print(table)
     if any(not t.geography_known for t in result.by_target.values()):
@@ -170,39 +185,10 @@ def refuse_over_caps(
     result, sizes = launch_estimate(args, source, uris, targets, encodings, message_bytes)
     problems = cap_problems(result, args.max_bytes, args.max_usd)
     if not problems:
-        err.print(f"under the caps: {_human(result.bytes)}, ${result.usd:.4f}")
+        err.print(f"under the caps: {human_size(result.bytes)}, ${result.usd:.4f}")
         return None
     print_estimate(result, sizes)
     for problem in problems:
         err.print(f"[red]refused:[/red] {escape(problem)}")
     err.print("nothing sent")
     return EXIT_FAILED
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of bytes, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of dollars, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite amount ≥ 0, got {text!r}")
-    return value

@@ -1,22 +1,39 @@
 """``edgefill warm``: run the prewarm worker's engine from this machine now (no Lambda).
 
 The engine, the DNS resolver and the worker's settings are imported only when the
-command runs, so the other commands never load them."""
+command runs, so the other commands never load them. The settings are the worker's
+(``WarmContext.for_config``): ``--concurrency``/``EDGEFILL_CONCURRENCY`` and
+``EDGEFILL_REQUEST_ATTEMPTS`` apply here as in Lambda.
+
+Ctrl-C (``edgefill.interrupts``): the engine's ``cancel`` event is set, so no task starts
+and none is retried; the command waits at most 2 s for the requests in flight, then prints
+what was done ("583 of 6 400 warmed; 0 failed; stopped by the operator"; with ``--json``
+the partial report with ``"interrupted": true``) and exits 130. When the engine has not
+returned by then, the report is the command's own tally of the results that came in.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import threading
 from typing import Any
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgefill import console
 from edgefill.commands import sizing
 from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
-from edgefill.console import EXIT_FAILED, EXIT_OK, err, out
+from edgefill.commands.path_flags import add_paths
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
+from edgefill.edge_grid import NOT_RUN, EdgeGrid, print_grid, warm_state
+from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import read_paths
+from edgefill.sizes import human_size
+
+SHOWN_FAILURES = 20
 
 
 def register(commands: Any) -> None:
@@ -24,10 +41,11 @@ def register(commands: Any) -> None:
         "warm",
         help="warm paths at edges from this machine now (no Lambda)",
         description="Runs the prewarm worker's engine here. Settings default to the "
-        "EDGEFILL_* variables the worker reads; flags override them.",
+        "EDGEFILL_* variables the worker reads; flags override them. Ends with a table per "
+        "target and a grid of targets × encodings. Ctrl-C stops at once: no new request, "
+        "at most 2 s for those in flight, a partial report, exit 130.",
     )
-    warm.add_argument("paths", nargs="*", metavar="PATH")
-    warm.add_argument("--paths-file")
+    add_paths(warm)
     add_edge_flags(warm)
     warm.add_argument("--json", action="store_true", help="print the report as JSON")
     sizing.add_cap_flags(warm, with_stack=True)
@@ -39,10 +57,41 @@ def register(commands: Any) -> None:
     warm.set_defaults(run=run_warm)
 
 
+class WarmTally:
+    """What the command saw of a run, result by result (the engine calls ``record`` one
+    result at a time): the grid, and a report of its own for when the engine does not
+    return within the grace of a Ctrl-C. ``freeze`` ends it: results of requests still
+    in flight afterwards are not counted in the report being printed."""
+
+    def __init__(self, plan: Any) -> None:
+        from prewarm_worker.engine import WarmReport
+
+        self.report = WarmReport(tasks=plan.size)
+        self.grid = EdgeGrid.of(plan.targets, plan.encodings)
+        self._lock = threading.Lock()
+        self._frozen = False
+
+    def record(self, result: Any) -> None:
+        with self._lock:
+            if self._frozen:
+                return
+            self.report.record(result)
+            self.grid.add(result.task.target, result.task.encoding, warm_state(result))
+
+    def freeze(self) -> None:
+        with self._lock:
+            self._frozen = True
+
+    def not_run(self, tasks: Any) -> None:
+        """Tasks the engine left out (a Ctrl-C, a byte cap)."""
+        for task in tasks:
+            self.grid.add(task.target, task.encoding, NOT_RUN)
+
+
 # ---- warm -----------------------------------------------------------------------------
 def run_warm(args: argparse.Namespace) -> int:
     from edgefill.operations import as_uri
-    from prewarm_worker.engine import WarmContext, plan_from, warm
+    from prewarm_worker import engine
     from prewarm_worker.expand import expansion_summary, warm_tree
     from prewarm_worker.worker import build_runtime
 
@@ -53,34 +102,44 @@ def run_warm(args: argparse.Namespace) -> int:
     if refused is not None:
         return refused
     runtime = build_runtime(config)
-    context = WarmContext(config, runtime.resolver, runtime.client)
-    plan = plan_from(paths, targets, encodings, config.viewer_host)
-    with Progress(
+    stop = threading.Event()
+    context = engine.WarmContext.for_config(config, runtime.resolver, runtime.client, cancel=stop)
+    plan = engine.plan_from(paths, targets, encodings, config.viewer_host)
+    tally = WarmTally(plan)
+    with console.progress_bar(
         TextColumn("[bold]warming"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
     ) as progress:
-        task = progress.add_task("warm", total=plan.size, failed=0)
-        failed = 0
+        bar = progress.add_task("warm", total=plan.size, failed=0)
 
         def advance(result: Any) -> None:
-            nonlocal failed
-            failed += 0 if result.ok else 1
-            progress.update(task, advance=1, failed=failed)
+            tally.record(result)
+            progress.update(bar, advance=1, failed=tally.report.failed)
 
-        expansion = None
-        if args.expand:  # video: the tree below each playlist too, in passes (bounded)
-            progress.update(task, total=None)
-            expansion = warm_tree(plan, context, progress=advance)
-            report = expansion.report
-        else:
-            report = warm(plan, context, progress=advance)
+        def work() -> Any:
+            if args.expand:  # video: the tree below each playlist too, in passes (bounded)
+                progress.update(bar, total=None)
+                return warm_tree(plan, context, progress=advance)
+            return engine.warm(plan, context, progress=advance)
+
+        stopped = run_stoppable(work, stop)
+        tally.freeze()
+    expansion = stopped.value if args.expand else None
+    if stopped.finished and stopped.value is not None:
+        report = expansion.report if expansion is not None else stopped.value
+        tally.not_run([*report.cancelled, *report.capped])
+    else:
+        report = tally.report  # the engine is still busy: what came in, and nothing after
+    code = EXIT_OK if report.failed == 0 else EXIT_FAILED
+    if stopped.interrupted:
+        code = EXIT_INTERRUPTED
     if args.json:
         summary = report.summary() | expansion_summary(expansion)
+        summary["interrupted"] = stopped.interrupted
+        summary["notDone"] = max(0, report.tasks - report.ok - report.failed)
         summary["failures"] = [
             {
                 "path": f.task.path,
@@ -97,30 +156,36 @@ def run_warm(args: argparse.Namespace) -> int:
         manifests = expansion.summary()["manifests"] if expansion is not None else {}
         for path, counts in manifests.items():
             out.print(f"expanded {path}: {json.dumps(counts)}", markup=False)
-    return EXIT_OK if report.failed == 0 else EXIT_FAILED
+        print_grid(tally.grid, f"warm: {console.plural(len(set(plan.paths)), 'path')}")
+    if stopped.interrupted:
+        report_stopped(report.ok, report.tasks, "warmed", report.failed)
+    if not stopped.finished:
+        abandon(code)
+    return code
 
 
 def _print_warm_table(report: Any) -> None:
-    table = Table(title=f"warm: {report.tasks} tasks in {report.seconds:.1f}s")
-    for column in ("target", "edge", "ok", "failed", "hits", "misses", "bytes"):
-        table.add_column(column, justify="left" if column in ("target", "edge") else "right")
+    table = Table(title=f"warm: {console.count(report.tasks)} tasks in {report.seconds:.1f}s")
+    for column in ("target", "POP", "edge", "ok", "failed", "hits", "misses", "bytes"):
+        table.add_column(column, justify="left" if column in ("target", "POP", "edge") else "right")
     for target, totals in report.targets.items():
         # Targets and errors (DNS names, resolver text) are shown as they are, never as markup.
         table.add_row(
             escape(target),
+            escape(totals.pop or "—"),
             escape(totals.edge)
             if totals.edge
             else f"[red]{escape(totals.error or 'unresolved')}[/red]",
-            str(totals.ok),
-            str(totals.failed),
-            str(totals.hits),
-            str(totals.misses),
-            str(totals.bytes),
+            console.count(totals.ok),
+            console.count(totals.failed),
+            console.count(totals.hits),
+            console.count(totals.misses),
+            human_size(totals.bytes),
             style="red" if totals.failed else None,
         )
     out.print(table)
-    for failure in report.failures[:20]:
+    for failure in report.failures[:SHOWN_FAILURES]:
         detail = f"{failure.task.target} {failure.task.encoding} {failure.task.path}: "
         err.print(f"[red]failed[/red] {escape(detail + str(failure.error or failure.status))}")
-    if len(report.failures) > 20:
-        err.print(f"... and {len(report.failures) - 20} more failures")
+    if len(report.failures) > SHOWN_FAILURES:
+        err.print(f"... and {len(report.failures) - SHOWN_FAILURES} more failures")

@@ -229,6 +229,9 @@ class Pop:
         self.distribution = distribution
         self.stats = PopStats()
         self.history: deque[dict[str, Any]] = deque(maxlen=1000)  # recent requests, newest last
+        # (wall-clock time, path) as each viewer request arrives, before any cache or origin
+        # work: tests tell when requests started (across processes, hence time.time()).
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=10000)
         self._s3 = s3
         self._edge_handler = edge_handler
         self._cache_dir = cache_dir / site.code
@@ -614,6 +617,7 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         self.server.pop.count("requests")
+        self.server.pop.arrivals.append((time.time(), self.path))
         host = (self.headers.get("Host") or "").split(":")[0].lower()
         if host not in self.server.pop.distribution.viewer_hosts:
             self.server.pop.count("errors")

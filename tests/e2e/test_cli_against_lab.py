@@ -12,6 +12,7 @@ import pytest
 from edgefill.cli import main as edgefill
 from edgefill.lab.lab import Lab
 from edgefill.lab.origin import LabOrigin
+from tests.json_keys import snake_case_keys
 
 
 def queue_flags(lab: Lab) -> list[str]:
@@ -118,6 +119,8 @@ def test_warm_reports_per_target_and_json(lab: Lab, capsys: pytest.CaptureFixtur
     report: dict[str, Any] = printed_json(capsys.readouterr().out)
     # Then every task succeeded, each target resolved to its POP's address
     assert code == 0
+    assert snake_case_keys(report) == [] and report["interrupted"] is False
+    assert report["targets"]["NRT20-P2"]["pop"] == "NRT20-P2"
     assert report["tasks"] == 4 and report["ok"] == 4 and report["failed"] == 0
     assert report["targets"]["eu-central-1"]["edge"] == lab.pop("FRA56-P1").site.address
     assert report["targets"]["NRT20-P2"]["edge"] == lab.pop("NRT20-P2").site.address
@@ -127,11 +130,14 @@ def test_warm_reports_per_target_and_json(lab: Lab, capsys: pytest.CaptureFixtur
         assert time.monotonic() < deadline, "FRA56-P1 never cached the warmed br variant"
         time.sleep(0.02)
     lab.wait_idle()
-    # And the table form names each target
+    # And the table form names each target and its POP, and ends with the grid
     assert (
         edgefill(["warm", LabOrigin.uri(path), "--targets", "eu-central-1", *warm_flags(lab)]) == 0
     )
-    assert "eu-central-1" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "eu-central-1" in table and "FRA56-P1" in table
+    # (hits or misses: the prewarm worker may have warmed the other encodings meanwhile)
+    assert "warm: 1 path" in table and "br+gzip" in table and "hit" in table
 
 
 def test_warm_exits_non_zero_when_a_task_fails(

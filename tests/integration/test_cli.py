@@ -10,6 +10,7 @@ import pytest
 
 from edgefill.cli import main
 from shared.messages import parse_backfill, parse_prewarm
+from tests.json_keys import snake_case_keys
 
 # These tests create stacks in moto, whose first CreateStack imports every moto backend
 # (about 3 s of CPU): they share one xdist worker, and its moto server, to pay that once.
@@ -179,8 +180,11 @@ def test_status_shows_each_queue_depth(
     for _ in range(3):
         sqs.send_message(QueueUrl=stack["bf-dlq"], MessageBody="{}")
     assert main(["status", "--stack", "edgefill", "--endpoint-url", moto, "--json"]) == 0
-    depths = {d["role"]: d for d in json.loads(capsys.readouterr().out)}
+    document = json.loads(capsys.readouterr().out)
+    assert snake_case_keys(document) == []  # inFlight, oldestAgeSeconds (issue 22)
+    depths = {d["role"]: d for d in document}
     assert depths["backfill-dlq"]["visible"] == 3 and depths["backfill"]["visible"] == 0
+    assert depths["backfill"]["inFlight"] == 0 and "oldestAgeSeconds" in depths["backfill"]
     assert set(depths) == {"backfill", "backfill-dlq", "prewarm", "prewarm-dlq"}
     assert main(["status", "--stack", "edgefill", "--endpoint-url", moto]) == 0
     assert "backfill-dlq" in capsys.readouterr().out
@@ -232,6 +236,11 @@ def test_redrive_counts_the_reasons_before_moving_anything(
     # And an empty DLQ moves nothing
     assert main(argv) == 0
     assert "the DLQ is empty, nothing to move" in capsys.readouterr().out
+    # And --json says the same as one document
+    assert main([*argv, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["queue"] == "backfill" and row["read"] == 0 and row["moved"] is None
+    assert snake_case_keys(row) == []
 
 
 def test_redrive_against_aws_uses_the_move_task(mocker: Any) -> None:

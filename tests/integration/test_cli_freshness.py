@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -11,6 +12,7 @@ from edgefill.cli import main
 from shared.messages import parse_backfill
 from tests.integration.test_cli import receive_all
 from tests.integration.test_refresh import create_distribution
+from tests.json_keys import snake_case_keys
 
 
 def test_refresh_sends_refresh_messages_to_the_backfill_queue(moto: str, sqs: Any) -> None:
@@ -59,6 +61,12 @@ def test_invalidate_waits_until_completed(moto: str, capsys: pytest.CaptureFixtu
     paths = detail["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
     assert paths == ["/index.html", "/img/a%20b.jpg", "/img/*"]
     assert item["Id"] in capsys.readouterr().out
+    # And --json reports the batch as one document
+    assert main([*argv, distribution, "--endpoint-url", moto, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["distributionId"] == distribution and document["interrupted"] is False
+    assert [batch["paths"] for batch in document["batches"]] == [3]
+    assert document["notCreatedPaths"] == [] and snake_case_keys(document) == []
 
 
 def test_invalidate_an_unknown_distribution_exits_2(moto: str) -> None:

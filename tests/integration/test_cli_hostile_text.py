@@ -36,11 +36,20 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["backfill", "--dry-run", "--host", "café.example", "/a"], "café.example"),
     (["backfill", "--dry-run", "/a\x07[/]"], "control character"),
     (["status", "--prewarm-queue-url", "https://sqs.[/red]/1/q"], "[/red]"),
-    (["status", "--stack", "[/red]日本"], "credentials"),
+    (["status", "--stack", "[/red]日本"], "'[/red]日本' is not a stack name"),
     (["redrive", "--prewarm-queue-url", "http://[/]é/1/q"], "[/]é"),
-    (["estimate", "--targets", "[link=x]y[/link]", "--bucket", "b1", "/a"], "[link=x]y[/link]"),
+    (["estimate", "--targets", "[link=x]y[/link]", "--bucket", "bkt", "/a"], "[link=x]y[/link]"),
     (
-        ["estimate", "/a[/red]", "--targets", "us-east-1", "--bucket", "b1", "--prices", "/n/[b]€"],
+        [
+            "estimate",
+            "/a[/red]",
+            "--targets",
+            "us-east-1",
+            "--bucket",
+            "bkt",
+            "--prices",
+            "/n/[b]€",
+        ],
         "[b]€",
     ),
     (["doctor", "--stack", "[/red]Ω"], ""),
@@ -186,15 +195,16 @@ def test_tables_and_failure_lines_print_remote_text_literally(
     # Given text from SQS, DNS and paths that looks like markup
     from edgefill.commands import queue_commands, warm
     from prewarm_worker.engine import TargetTotals, TaskResult, WarmReport, WarmTask
-    from shared.queues import SendReport
 
-    report = SendReport(sent=0, failed=[(0, "Code[/]", "reason [/red] é")])
+    report = queue_commands.SendOutcome(1, failed=[(0, "Code[/]", "reason [/red] é")])
+    body = '{"v": 1, "type": "prewarm", "paths": ["/[b]"]}'
     warm_report = WarmReport(tasks=1)
     warm_report.targets["NRT20-P2"] = TargetTotals(error="answered [/bold] 日本")
     failure = TaskResult(WarmTask("/[b]", "NRT20-P2", "gzip"), ok=False, error="[/link] Ω")
     warm_report.failures.append(failure)
     # When the send summary and the warm table print them
-    assert queue_commands._print_send_summary("prewarm", "http://q/[/]", ["{}"], report, 1) == 1
+    code = queue_commands.send_report("prewarm", "http://q/[/]", [body], report, False, None)
+    assert code == 1
     warm._print_warm_table(warm_report)
     # Then each shows as written
     captured = capsys.readouterr()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
+
+from tests.cli_process import edgefill_process
 
 ROOT = Path(__file__).parents[2]
 
@@ -20,14 +21,7 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
     # Given `edgefill lab up` in its own process (without pollers: fast, no workers needed)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
     env["COLUMNS"] = "400"  # one printed command per line
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgefill.cli", "lab", "up", "--no-pollers", "--large-mib", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0"], env)
     printed: list[str] = []
     try:
         assert process.stdout is not None
@@ -50,7 +44,16 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
         assert "edgefill status $Q" in text and "edgefill prewarm $Q" in text
         # When the operator presses Ctrl-C
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        rest, errors = process.communicate(timeout=30)
+        assert process.returncode == 0
+        # Then the table and the commands were printed once, and no handler's log line or
+        # EMF metric line (the edge function logged the failover) reached the terminal
+        screen = text + rest + errors
+        assert screen.count("Try it") == 1
+        assert '"_aws"' not in screen and '"level"' not in screen, screen[-2000:]
+        log_file = re.search(r"handler logs\s*│?\s*(\S+\.log)", text)
+        assert log_file is not None, text
+        assert '"level"' in Path(log_file.group(1)).read_text(encoding="utf-8")
     finally:
         if process.poll() is None:
             process.kill()
@@ -78,3 +81,27 @@ def _get_via(address: str, port: int, host: str, url: str, cacert: str) -> reque
         return requests.get(url, verify=cacert, timeout=20)
     finally:
         connection.create_connection = original  # type: ignore[assignment]
+
+
+def test_lab_up_json_prints_the_endpoints_as_one_document(tmp_path: Path) -> None:
+    from tests.json_keys import snake_case_keys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
+    process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0", "--json"], env)
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not lines or lines[-1] != "}\n":
+            line = process.stdout.readline()
+            assert line, "lab up --json ended before its document"
+            lines.append(line)
+        document = json.loads("".join(lines))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert snake_case_keys(document) == []
+    assert {pop["code"] for pop in document["pops"]} >= {"NRT20-P2", "GRU3-P1"}
+    assert document["caBundle"].endswith(".pem") and document["logFile"].endswith(".log")

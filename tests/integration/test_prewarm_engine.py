@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from edgefill.lab.dns import LabDNSServer
@@ -280,3 +281,52 @@ def test_given_no_time_left_when_warmed_then_every_task_is_reported_not_started(
     assert report.failed == 4 and report.ok == 0
     assert all(f.retryable and "not started" in (f.error or "") for f in report.failures)
     assert lab.edges["127.0.0.2"].seen == []
+
+
+def cancellable(lab: Lab, cancel: threading.Event, concurrency: int = 8) -> WarmContext:
+    """A context on the lab's edges whose run stops once ``cancel`` is set."""
+    config = lab.config()
+    return WarmContext(
+        config,
+        EdgeResolver(config.resolver_host, config.resolver_port),
+        EdgeClient(port=config.port),
+        WarmSettings(concurrency=concurrency),
+        cancel=cancel,
+    )
+
+
+def test_given_a_cancel_set_before_the_run_when_warmed_then_no_request_is_made(lab: Lab) -> None:
+    # Given a caller that has already said stop (a Ctrl-C before the first answer)
+    cancel = threading.Event()
+    cancel.set()
+    report = warm(
+        WarmPlan(("/a", "/b"), ("us-east-1",), ("gzip", "br"), VIEWER), cancellable(lab, cancel)
+    )
+    # Then nothing was requested, and the tasks are cancelled, neither failed nor retried
+    assert report.ok == 0 and report.failed == 0
+    assert len(report.cancelled) == 4 and report.summary()["cancelled"] == 4
+    assert lab.edges["127.0.0.2"].seen == []
+
+
+def test_given_a_cancel_during_the_run_when_warmed_then_no_task_starts_after_it(
+    lab: Lab,
+) -> None:
+    # Given 40 tasks on one edge, two workers, and a caller that cancels after 5 results
+    cancel = threading.Event()
+    finished: list[TaskResult] = []
+
+    def progress(result: TaskResult) -> None:
+        finished.append(result)
+        if len(finished) == 5:
+            cancel.set()
+
+    paths = tuple(f"/c/{index}" for index in range(40))
+    plan = WarmPlan(paths, ("us-east-1",), ("gzip",), VIEWER)
+    report = warm(plan, cancellable(lab, cancel, concurrency=2), progress=progress)
+    # Then at most the two requests in flight at the cancel finished after it
+    requested = len(lab.edges["127.0.0.2"].seen)
+    assert 5 <= requested <= 5 + 2
+    assert report.ok == requested and report.failed == 0
+    # And every other task is reported cancelled, with the POP the edge named
+    assert len(report.cancelled) == 40 - requested
+    assert report.targets["us-east-1"].pop is not None
