@@ -68,6 +68,7 @@ from shared.redact import query_names
 _SKIP_LOG_LEVEL: Final = {
     "bad_message": logging.ERROR,
     "bad_key": logging.ERROR,
+    "wrong_region": logging.ERROR,  # a misrouted queue or stack: configuration to fix
     "missing": logging.INFO,  # a path the origin does not have, remembered
     "exists": logging.INFO,
     "leased": logging.INFO,
@@ -251,6 +252,17 @@ class Backfiller:
             key = ObjectKey.from_uri(message.uri, self.config.key_prefix)
         except InvalidKey as error:  # reason: bad_key, or non_canonical (CONTRACTS §4)
             raise Skip(error.reason, f"uri rejected: {error}", refused=True) from None
+        own = self.config.fills_region
+        if message.region is not None and own is not None and message.region != own:
+            # Another region's fill on this region's queue (a misrouted message, a queue
+            # URL copied between stacks): writing it here would put an object in a bucket
+            # whose viewers never asked for it. Refused for good, never retried.
+            raise Skip(
+                "wrong_region",
+                f"region: the message is for {message.region}'s bucket; this worker fills"
+                f" {own}'s ({self.config.bucket})",
+                refused=True,
+            )
         decoded = unquote(message.uri)
         if not self.config.accepts(decoded):
             raise Skip("filtered", f"{decoded[:200]!r} is excluded by EDGEFILL_INCLUDE/EXCLUDE")

@@ -27,13 +27,24 @@ from typing import Any, Final, Protocol
 from edge_origin_request.log_lines import log_error, log_queued, log_send_failed, log_skipped
 from edge_origin_request.recently_queued import RecentlyQueued, object_digest
 from shared.keys import InvalidKey, ObjectKey, normalize_prefix
-from shared.messages import BackfillMessage, MessageError, format_time, is_host_name, to_json
+from shared.messages import (
+    BackfillMessage,
+    MessageError,
+    format_time,
+    is_host_name,
+    is_region_code,
+    to_json,
+)
 from shared.redact import redact_query
 
 MARKER_HEADER: Final = "x-edgefill-queue"
 # Optional, next to the marker: the stack's KeyPrefix, so the key check counts the prefix
 # toward S3's 1 024-byte key limit exactly as the worker does.
 KEY_PREFIX_HEADER: Final = "x-edgefill-key-prefix"
+# Regions (issue 20): the bucket region whose miss this origin stands for. The queue URL
+# names the queue; this names the region the worker must fill, so a message that reached
+# another region's queue is refused there rather than written into the wrong bucket.
+REGION_HEADER: Final = "x-edgefill-region"
 OWN_HEADER_PREFIX: Final = "x-edgefill-"
 # Origin groups fail over only for GET, HEAD and OPTIONS; OPTIONS names no object to copy.
 QUEUED_METHODS: Final = frozenset({"GET", "HEAD"})
@@ -65,7 +76,7 @@ class FailoverReporter:
         True when a message was sent. Raises the sender's error when sending failed; the
         object is then not remembered, so the next miss sends again.
         """
-        digest = object_digest(message.host, message.uri, message.query)
+        digest = object_digest(message.host, message.uri, message.query, queue_url)
         if self.recently_queued.seen(digest):
             return False
         started = time.perf_counter()
@@ -122,7 +133,8 @@ def _report_failover(
             return
         queue_url = _marker_value(custom_headers)
         prefix = _key_prefix(custom_headers)
-        message = _backfill_message(event, request, request_id)
+        region = _bucket_region(custom_headers, request_id)
+        message = _backfill_message(event, request, request_id, region)
         # The worker's own key check: what it would refuse is not worth a message.
         ObjectKey.from_uri(message.uri, prefix)
     except InvalidKey as error:
@@ -206,6 +218,24 @@ def _key_prefix(custom_headers: dict[str, Any]) -> str:
     return ""
 
 
+def _bucket_region(custom_headers: dict[str, Any], request_id: str | None) -> str | None:
+    """The ``x-edgefill-region`` value; None when the origin has none. A value that is not
+    a region code is logged and left out: the backfill still goes to the queue the marker
+    names (its worker's own region then), and the viewer is never affected."""
+    for name, entries in custom_headers.items():
+        if isinstance(name, str) and name.lower() == REGION_HEADER:
+            value = _first_header_value(entries)
+            if value is not None and is_region_code(value):
+                return value
+            log_error(
+                f"origin custom header {REGION_HEADER}",
+                f"must be [{{'key': ..., 'value': '<AWS region code>'}}], got {value!r:.40}",
+                requestId=request_id,
+            )
+            return None
+    return None
+
+
 def _strip_own_headers(custom_headers: dict[str, Any]) -> None:
     for name in [n for n in custom_headers if str(n).lower().startswith(OWN_HEADER_PREFIX)]:
         del custom_headers[name]
@@ -221,7 +251,7 @@ def _first_header_value(entries: Any) -> str | None:
 
 
 def _backfill_message(
-    event: Any, request: dict[str, Any], request_id: str | None
+    event: Any, request: dict[str, Any], request_id: str | None, region: str | None = None
 ) -> BackfillMessage:
     uri = request.get("uri")
     if not isinstance(uri, str):
@@ -247,6 +277,7 @@ def _backfill_message(
         request_id=request_id,
         edge_region=os.environ.get("AWS_REGION") or None,
         at=format_time(datetime.now(UTC)),
+        region=region,
     )
 
 

@@ -25,9 +25,13 @@ DUPLICATE_MEMORY_CAPACITY: Final = 4096
 DUPLICATE_MEMORY_TTL_SECONDS: Final = 300.0
 
 
-def object_digest(host: str | None, uri: str, query: str) -> bytes:
-    """A fixed-size key for (host, uri, query); NUL cannot occur in any of them."""
-    text = f"{host or ''}\x00{uri}\x00{query}"
+def object_digest(host: str | None, uri: str, query: str, queue_url: str = "") -> bytes:
+    """A fixed-size key for (host, uri, query, queue); NUL cannot occur in any of them.
+
+    The queue is part of the key (issue 20): one replica serves viewers of several
+    regions, and a miss in Frankfurt must not be taken for the one just queued for
+    Singapore's bucket."""
+    text = f"{host or ''}\x00{uri}\x00{query}\x00{queue_url}"
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 

@@ -37,7 +37,7 @@ from shared.backoff import backoff_with_jitter
 from shared.config import ConfigError, PrewarmConfig
 from shared.dead_letters import DeadLetterNotSent, DeadLetters, dead_letters_for
 from shared.edge_http import EdgeClient
-from shared.edns import EdgeResolver
+from shared.edns import EdgeResolver, region_subnets
 from shared.messages import (
     MessageError,
     PrewarmMessage,
@@ -91,6 +91,15 @@ def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
         cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,
         dead_letters=dead_letters_for(config.dlq_url),
     )
+
+
+def default_targets(config: PrewarmConfig) -> tuple[str, ...]:
+    """EDGEFILL_TARGETS, else the worker's own region (issue 20: a fill in R warms R's
+    edges, where R's viewers are) when a client subnet is known for it, else none."""
+    if config.targets:
+        return config.targets
+    region = config.worker_region
+    return (region,) if region is not None and region in region_subnets(config) else ()
 
 
 @lru_cache(maxsize=1)
@@ -170,9 +179,12 @@ def _process(
         waiting = _after_invalidation(message, rt, log)
         if waiting is not None:
             return waiting
-    targets = message.targets or config.targets
+    targets = message.targets or default_targets(config)
     if not targets:
-        reason = "no targets: the message names none and EDGEFILL_TARGETS is empty"
+        reason = (
+            "no targets: the message names none, EDGEFILL_TARGETS is empty and the worker's"
+            f" region ({config.worker_region or 'AWS_REGION unset'}) has no known client subnet"
+        )
         log.error("prewarm message not processed", extra={"messageId": message_id, "error": reason})
         raise NotProcessed(reason)
     encodings = message.encodings or config.encodings

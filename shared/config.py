@@ -112,6 +112,9 @@ class BackfillConfig:
     # Extension of the contract (EDGEFILL_BUCKET_REGION): the bucket's region when it is
     # not the worker's own (an existing bucket elsewhere); None means the worker's region.
     bucket_region: str | None = None
+    # The worker's own region (AWS_REGION, set by Lambda); with ``bucket_region`` it says
+    # which region's fills this worker takes (issue 20: a message for another is refused).
+    worker_region: str | None = None
     part_bytes: int = DEFAULT_PART_BYTES
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
     # Freshness: invalidations go to this distribution (None: none are made), the sweep
@@ -150,6 +153,11 @@ class BackfillConfig:
         """``host[:port]`` of the full origin: the only host the worker may contact."""
         return urlsplit(self.origin_url).netloc
 
+    @property
+    def fills_region(self) -> str | None:
+        """The region whose bucket this worker fills: the bucket's, else its own."""
+        return self.bucket_region or self.worker_region
+
     def accepts(self, decoded_path: str) -> bool:
         """Include/exclude globs on the decoded path (``/img/a b.jpg``); exclude wins."""
         if self.include and not any(fnmatch.fnmatchcase(decoded_path, g) for g in self.include):
@@ -186,6 +194,7 @@ class BackfillConfig:
             exclude=_list(env, "EDGEFILL_EXCLUDE"),
             query=query,  # type: ignore[arg-type]
             bucket_region=bucket_region,
+            worker_region=_aws_region(env),
             part_bytes=_bounded_int(
                 env, "EDGEFILL_PART_BYTES", DEFAULT_PART_BYTES, MIN_PART_BYTES, MAX_PART_BYTES
             ),
@@ -267,6 +276,10 @@ class PrewarmConfig:
     # Video (issue 21): the full origin (EDGEFILL_ORIGIN_URL, optional here): absolute
     # manifest URIs on it, under its path, name the same objects as for the backfill.
     origin_url: str | None = None
+    # Regions (issue 20): the worker's own region (AWS_REGION). With no targets in the
+    # message nor in EDGEFILL_TARGETS, a regional prewarm worker warms its own region's
+    # edges: a fill in R warms R, where R's viewers are.
+    worker_region: str | None = None
 
     @property
     def port(self) -> int:
@@ -311,6 +324,7 @@ class PrewarmConfig:
             resolver_host=resolver_host,
             resolver_port=resolver_port,
             region_subnets=_region_subnets(env.get("EDGEFILL_REGION_SUBNETS", "")),
+            worker_region=_aws_region(env),
             edge_port=_port("EDGEFILL_EDGE_PORT", edge_port) if edge_port else None,
             prewarm_queue_url=_optional_url(env, "EDGEFILL_PREWARM_QUEUE_URL"),
             concurrency=_bounded_int(env, "EDGEFILL_CONCURRENCY", DEFAULT_CONCURRENCY, 1, 256),
@@ -560,3 +574,11 @@ def _region_subnets(raw: str) -> tuple[tuple[str, Network], ...]:
                 "EDGEFILL_REGION_SUBNETS", f"{region}: {cidr!r} is not a CIDR block"
             ) from None
     return tuple(out)
+
+
+def _aws_region(env: Mapping[str, str]) -> str | None:
+    """``AWS_REGION`` when it is a region code; Lambda always sets one. Anything else (a
+    local shell without it) is no region: a message's ``region`` is then not checked
+    against it, only against ``EDGEFILL_BUCKET_REGION`` when that is set."""
+    value = env.get("AWS_REGION", "").strip()
+    return value if is_region_code(value) else None

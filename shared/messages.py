@@ -114,10 +114,20 @@ class BackfillMessage:
     # the multivariant playlist that named it (a media playlist's EXT-X-DEFINE IMPORT).
     depth: int = 0
     variables: tuple[tuple[str, str], ...] | None = None
+    # Regions (issue 20): the bucket region this fill is for, named by the marked origin's
+    # x-edgefill-region header. A regional worker refuses another region's message; None
+    # (a single-stack distribution, the sweep, the CLI) is any worker's.
+    region: str | None = None
 
     def __post_init__(self) -> None:
         _check_uri("uri", self.uri)
         _check_expansion(self.depth, self.variables)
+        if self.region is not None and (
+            not isinstance(self.region, str) or not _REGION.fullmatch(self.region)
+        ):
+            raise MessageError(
+                "region", f"must be an AWS region code (ap-southeast-1), got {_shown(self.region)}"
+            )
         if self.retry_at is not None and (
             not isinstance(self.retry_at, str) or parse_time(self.retry_at) is None
         ):
@@ -291,6 +301,7 @@ def to_dict(message: Message) -> dict[str, Any]:
             "hop": message.hop or None,
             "handover": message.handover,
             "retryAt": message.retry_at,
+            "region": message.region,
         }
     else:
         out = {"v": VERSION, "type": "prewarm", "paths": list(message.paths)}
@@ -377,6 +388,7 @@ def _backfill_from(raw: dict[str, Any]) -> BackfillMessage:
         retry_at=_optional_str(raw, "retryAt"),
         depth=_int_field(raw, "depth"),
         variables=_variables(raw),
+        region=_optional_str(raw, "region"),
     )
 
 

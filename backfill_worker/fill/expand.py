@@ -201,6 +201,7 @@ class PlaylistExpander:
                     at=at,
                     depth=child.depth,
                     variables=child.variables or None,
+                    region=message.region,  # the segments belong in the same bucket
                 )
                 bodies.append(to_json(fill))
             except MessageError:  # the parser's rules keep this from happening; never raise

@@ -152,6 +152,56 @@ def test_a_refused_backfill_reaches_the_dlq_with_its_reason_on_the_first_receive
     assert keys(s3) == ["img/a.jpg"]
 
 
+def test_another_regions_backfill_is_refused_to_the_dlq_naming_both_regions(
+    backfill_queues: tuple[str, str, str],
+    sqs: Any,
+    s3: Any,
+    origin: LabOrigin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the worker of us-east-1's bucket (issue 20), and its queue holding a fill for
+    # Frankfurt's bucket, one for its own region's and one naming no region
+    monkeypatch.setenv("EDGEFILL_BUCKET_REGION", "us-east-1")
+    backfiller.cache_clear()
+    url, _, dlq = backfill_queues
+    for name in ("a", "b", "c"):
+        origin.put(f"/img/{name}.jpg", b"jpeg", content_type="image/jpeg")
+    misrouted = json.dumps(
+        {"v": 1, "type": "backfill", "uri": "/img/a.jpg", "region": "eu-central-1"}
+    )
+    for body in (
+        misrouted,
+        json.dumps({"v": 1, "type": "backfill", "uri": "/img/b.jpg", "region": "us-east-1"}),
+        json.dumps({"v": 1, "type": "backfill", "uri": "/img/c.jpg"}),
+    ):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    # When the worker consumes its queue
+    poller = consume(sqs, backfill_queues, backfill_app.handler, 1, function_timeout=900)
+    # Then Frankfurt's fill is in the DLQ at once, its detail naming both regions, and
+    # nothing of it was written here; the other two are copied
+    assert poller.stats.failed == 0 and poller.stats.deleted == 3
+    (moved,) = dead_letters(sqs, dlq, 1)
+    assert moved["Body"] == misrouted
+    assert refusal_reason(moved) == "wrong_region"
+    detail = moved["MessageAttributes"][DETAIL_ATTRIBUTE]["StringValue"]
+    assert "eu-central-1" in detail and "us-east-1" in detail
+    assert keys(s3) == ["img/b.jpg", "img/c.jpg"]
+
+
+@pytest.mark.parametrize(
+    "region", ["", "EU-CENTRAL-1", "eu-central", 7, ["eu-central-1"], "eu-central-1\n"]
+)
+def test_a_backfill_whose_region_is_not_a_region_code_is_refused_naming_the_field(
+    region: Any,
+) -> None:
+    from shared.messages import MessageError, parse_backfill
+
+    body = json.dumps({"v": 1, "type": "backfill", "uri": "/a.jpg", "region": region})
+    with pytest.raises(MessageError) as raised:
+        parse_backfill(body)
+    assert raised.value.field == "region"
+
+
 def test_a_backfill_refusal_the_dlq_does_not_take_is_retried_not_dropped(
     backfill_queues: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
