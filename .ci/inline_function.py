@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     updated = inlined(template, SOURCE.read_text(encoding="utf-8"))
     if "--check" in argv:
         if updated != template:
-            print(f"{TEMPLATE.name}: the inline function differs from {SOURCE.name}; run make function")
+            print(f"{TEMPLATE.name}: its function differs from {SOURCE.name}; run make function")
             return 1
         return 0
     if updated != template:
