@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint build bench venv clean function
+.PHONY: test demo lint build bench venv clean function node-check
 .DEFAULT_GOAL := test
 
 venv: $(STAMP)
@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 
 # The CloudFront Function's tests run it in Node.js: without node, stop and say so (a
 # skipped test would pass a suite that never ran the code the distribution runs).
-test: $(STAMP)
+node-check:
 	@command -v node >/dev/null 2>&1 || { echo "make test: node not found; install Node.js 18 or later (apt-get install nodejs, brew install node, or https://nodejs.org)" >&2; exit 1; }
+
+test: node-check $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -4,6 +4,9 @@ bucket with the full origin behind it, and no configuration makes it throw."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from shared import edge_routing
 from tests.cloudfront_function import node_executable, run_code, run_function, viewer_event
 
+ROOT = Path(__file__).resolve().parents[2]
 ROUTES = "ap-southeast-1:SG,MY;eu-central-1:DE,FR"
 CODES = [403, 404, 500, 502, 503, 504]
 
@@ -165,3 +169,25 @@ def test_the_file_is_an_fn_sub_body_with_only_the_three_placeholders() -> None:
     assert edge_routing.placeholders(code) == list(edge_routing.PLACEHOLDERS)
     for name in edge_routing.PLACEHOLDERS:
         assert f"'${{{name}}}'" in code
+
+
+def test_make_test_stops_with_one_line_when_node_is_missing(tmp_path: Path) -> None:
+    # Given a PATH holding make and nothing else (no node)
+    make = shutil.which("make")
+    assert make, "make is needed to run this repository's tests"
+    (tmp_path / "make").symlink_to(make)
+    # When `make test` runs (the virtualenv taken as it is)
+    done = subprocess.run(
+        [str(tmp_path / "make"), "-s", "-C", str(ROOT), "-o", ".venv/.installed", "test"],
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # Then it fails before any test, with one line saying how to install Node.js
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if not line.startswith(("make: ", "make["))]
+    assert len(lines) == 1, done.stderr
+    assert "node not found" in lines[0] and "install Node.js" in lines[0]
+    assert "passed" not in done.stdout
