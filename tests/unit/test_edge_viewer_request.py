@@ -191,3 +191,14 @@ def test_make_test_stops_with_one_line_when_node_is_missing(tmp_path: Path) -> N
     assert len(lines) == 1, done.stderr
     assert "node not found" in lines[0] and "install Node.js" in lines[0]
     assert "passed" not in done.stdout
+
+
+def test_the_function_fits_cloudfronts_size_limit_with_every_country_routed() -> None:
+    # CloudFront Functions take at most 10 KB of code (CloudFront quotas): even with all
+    # 676 two-letter codes routed over five regions, the rendered function fits
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    countries = [a + b for a in letters for b in letters]
+    regions = ["ap-southeast-1", "eu-central-1", "us-west-2", "sa-east-1", "ap-northeast-1"]
+    routes = {country: regions[i % 5] for i, country in enumerate(countries)}
+    code = edge_routing.render(edge_routing.function_code(), routes, "eu-central-1")
+    assert len(code.encode("utf-8")) <= 10 * 1024
