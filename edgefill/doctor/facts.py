@@ -64,6 +64,7 @@ class Facts:
     """What the doctor knows; a ``str`` in place of a fact is why it could not be read."""
 
     stack: StackInfo
+    region: str | None = None  # the regional stack's region (None: a single-stack deployment)
     distribution_id: str | None = None
     distribution: dict[str, Any] | str | None = None  # DistributionConfig
     cache_policies: dict[str, dict[str, Any] | str] = field(default_factory=dict)
@@ -82,8 +83,9 @@ def gather(
     stack: StackInfo,
     distribution_id: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    region: str | None = None,
 ) -> Facts:
-    facts = Facts(stack=stack)
+    facts = Facts(stack=stack, region=region)
     facts.distribution_id = (
         distribution_id
         or stack.output("DistributionId")
