@@ -273,7 +273,7 @@ def send_or_print(
         sending = bodies if per_region is None or region is None else per_region.get(region, [])
         if not sending:
             continue
-        url = urls.require(role)
+        url = _require(args, region, urls, role)
         if grouped and not args.json:
             out.print(f"[bold]region {escape(str(region))}[/bold]")
         outcome = send_stoppable(sqs, url, sending, what, journal)
@@ -294,6 +294,16 @@ def send_or_print(
     if grouped and args.json:
         out.print(json.dumps(documents, indent=2), markup=False)
     return code
+
+
+def _require(args: argparse.Namespace, region: str | None, urls: Any, role: str) -> str:
+    """The ``role`` queue's URL; without it, exit 2 naming the stack output it lacks."""
+    if args.stack and region is not None and not getattr(urls, role.replace("-", "_")):
+        found = aws_flags.deployment(args)
+        name = found.edge.name if found.single_stack else found.regional_name
+        output = operations.STACK_OUTPUTS[role]
+        raise OperatorError(f"stack {name!r} in {region} has no {output} output")
+    return str(urls.require(role))
 
 
 def _print_dry_run(args: argparse.Namespace, bodies: list[str], paths: int, what: str) -> int:

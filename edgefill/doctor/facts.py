@@ -64,7 +64,6 @@ class Facts:
     """What the doctor knows; a ``str`` in place of a fact is why it could not be read."""
 
     stack: StackInfo
-    region: str | None = None  # the regional stack's region (None: a single-stack deployment)
     distribution_id: str | None = None
     distribution: dict[str, Any] | str | None = None  # DistributionConfig
     cache_policies: dict[str, dict[str, Any] | str] = field(default_factory=dict)
@@ -73,6 +72,7 @@ class Facts:
     mappings: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
     worker_metrics: dict[str, dict[str, float]] | str = field(default_factory=dict)
     edge_logs: Found | str | None = None  # region → the edge log group (None: not read)
+    region: str | None = None  # the regional stack's region (None: a single-stack deployment)
 
     def output(self, key: str) -> str | None:
         return self.stack.output(key)
