@@ -102,8 +102,6 @@ def deployment_checks(
 
 def routes_check(found: Deployment) -> Check:
     """The ``Routes`` output: valid, and every region it names has a regional stack."""
-    from shared.edge_routing import parse_routes
-
     text = found.edge.output("Routes") or ""
     remedy = (
         "fix the edge stack's RegionNCountries parameters (one region per slot, ISO 3166-1 "
@@ -111,7 +109,7 @@ def routes_check(found: Deployment) -> Check:
         "they route to"
     )
     try:
-        routes = parse_routes(text) if text.strip() else {}
+        routes = _parsed(text) if text.strip() else {}
     except ValueError as error:
         return Check("routes", False, f"Routes {text[:200]!r}: {error}", remedy)
     problems = []
@@ -136,3 +134,9 @@ def routes_check(found: Deployment) -> Check:
         return Check("routes", False, "; ".join(problems), remedy)
     routed = "; ".join(f"{r} ← {','.join(c)}" for r, c in by_region.items()) or "no country"
     return Check("routes", True, f"{routed}; every other viewer → {default}")
+
+
+def _parsed(text: str) -> dict[str, str]:
+    from shared.edge_routing import parse_routes  # the CloudFront Function's own reading
+
+    return dict(parse_routes(text))
