@@ -296,7 +296,7 @@ def test_register_stacks_refuses_a_description_that_is_not_the_contract(moto: st
     def cloudformation_in(region: str) -> Any:
         return client(moto, "cloudformation", region)
 
-    region = {k: "x" for k in ("Region", "BucketName")}
+    region = dict.fromkeys(("Region", "BucketName"), "x")
     with pytest.raises(ValueError, match="missing outputs BucketRegion"):
         register_stacks(cloudformation_in, edge_outputs(), [region])
     described = regional_outputs(moto, "ap-southeast-1")
