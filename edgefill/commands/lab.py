@@ -137,12 +137,7 @@ def _print_lab(lab: Any, uris: list[str], log_path: Any) -> None:
     lines = [
         f"curl -sS -D- -o /dev/null --cacert {info['ca_bundle']} "
         f"--resolve {host}:{port}:{first['address']} https://{host}:{port}{uris[4]}",
-        f"export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_REGION=us-east-1 "
-        f"AWS_ENDPOINT_URL={info['moto']} AWS_ENDPOINT_URL_CLOUDFRONT={info['cloudfront']} "
-        f"REQUESTS_CA_BUNDLE={info['ca_bundle']}",
-        f"export EDGEFILL_RESOLVER={info['dns']} EDGEFILL_EDGE_PORT={port} "
-        f"EDGEFILL_REGION_SUBNETS='{json.dumps(lab.settings.subnets)}' "
-        "EDGEFILL_ALLOW_PRIVATE_EDGES=true",
+        *export_lines(operator_env(lab)),
         f"edgefill status --stack {stack}",
         f"edgefill prewarm --stack {stack} --targets ap-northeast-1,FRA56-P1 {uris[3]} {uris[5]}",
         f"edgefill backfill --stack {stack} {uris[6]}",
@@ -157,6 +152,38 @@ def _print_lab(lab: Any, uris: list[str], log_path: Any) -> None:
     for line in lines:
         out.print(line, markup=False)
     out.print("\nCtrl-C stops everything.", markup=False)
+
+
+def operator_env(lab: Any) -> dict[str, str]:
+    """The variables under which the README's commands run against ``lab`` as written."""
+    info = lab.describe()
+    return {
+        "AWS_ACCESS_KEY_ID": "lab",
+        "AWS_SECRET_ACCESS_KEY": "lab",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": info["moto"],
+        "AWS_ENDPOINT_URL_CLOUDFRONT": info["cloudfront"],
+        "REQUESTS_CA_BUNDLE": info["ca_bundle"],
+        "EDGEFILL_RESOLVER": info["dns"],
+        "EDGEFILL_EDGE_PORT": str(info["edge_port"]),
+        "EDGEFILL_REGION_SUBNETS": json.dumps(dict(lab.settings.subnets)),
+        "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",
+    }
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """``export`` lines for ``env``: AWS's first, then edgefill's (quoted for a shell)."""
+    import shlex
+
+    groups = [
+        {k: v for k, v in env.items() if not k.startswith("EDGEFILL_")},
+        {k: v for k, v in env.items() if k.startswith("EDGEFILL_")},
+    ]
+    return [
+        "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in group.items())
+        for group in groups
+        if group
+    ]
 
 
 # ---- demo -----------------------------------------------------------------------------
