@@ -137,6 +137,15 @@ def routes_check(found: Deployment) -> Check:
 
 
 def _parsed(text: str) -> dict[str, str]:
-    from shared.edge_routing import parse_routes  # the CloudFront Function's own reading
+    """The routes as the CloudFront Function reads them, each region known to botocore."""
+    from edgefill.aws_regions import UnknownRegion, check_region
+    from shared.edge_routing import parse_routes
 
-    return dict(parse_routes(text))
+    routes = parse_routes(text)
+    for number, entry in enumerate(text.split(";"), start=1):
+        region = entry.partition(":")[0]
+        try:
+            check_region(region)
+        except UnknownRegion as error:
+            raise ValueError(f"Routes entry {number} ({entry!r}): {error}") from None
+    return routes

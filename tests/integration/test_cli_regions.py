@@ -306,3 +306,29 @@ def test_register_stacks_refuses_a_description_that_is_not_the_contract(moto: st
         register_stacks(cloudformation_in, edge_outputs(), [described])
     with pytest.raises(ValueError, match="described twice"):
         register_stacks(cloudformation_in, edge_outputs(), [described, described])
+
+
+def test_doctor_checks_the_edge_once_and_each_region_on_its_own(
+    moto: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy(moto, edge=edge_outputs(Routes="eu-central-1:DE;us-west-2:US"))
+    # When the doctor checks the deployment
+    assert main(["doctor", "--stack", "edgefill", "--json"]) == 1
+    results = printed(capsys)
+    # Then the edge's checks come once (no region), each region's with its region
+    edge = [r["check"] for r in results if r["region"] is None]
+    assert edge[0] == "stack" and "routes" in edge and "origin-group" in edge
+    for region in REGIONS:
+        assert [r["check"] for r in results if r["region"] == region] == [
+            "stack",
+            "queue-header",
+            "bucket-policy",
+            "queues",
+            "event-sources",
+        ]
+    # And the route to a region without a regional stack fails, naming the entry
+    routes = next(r for r in results if r["check"] == "routes")
+    assert not routes["ok"] and "route us-west-2:US" in routes["detail"]
+    # --region checks that region's stack only (and the edge)
+    assert main(["doctor", "--stack", "edgefill", "--region", "eu-central-1", "--json"]) == 1
+    assert {r["region"] for r in printed(capsys)} == {None, "eu-central-1"}
