@@ -29,6 +29,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 # policies or Lambda event source mappings, so the doctor's wiring checks fail (exit 1);
 # its canary cannot reach the viewer host, which only the lab's DNS knows.
 DOCUMENTED: Final = {"doctor": 1}
+DOCTOR_PASSES: Final = {"stack", "edge-logs", "routes", "queues"}  # in the lab (LAB.md)
 CANARY: Final = "/launch/new.jpg"  # at the full origin, not in the bucket (README)
 PATHS_FILES: Final = {
     "launch-paths.txt": ("/launch/index.html", "/launch/hero.jpg"),
@@ -99,5 +100,7 @@ def test_every_operate_command_of_the_readme_runs_against_the_lab(lab: Lab, tmp_
                 f"{done.stderr[-1500:]}{done.stdout[-1500:]}"
             )
         if "--json" in argv and done.returncode in (0, 1):
-            json.loads(done.stdout)  # the machine form parses
+            document = json.loads(done.stdout)  # the machine form parses
+            if argv[1] == "doctor":  # and fails exactly the checks LAB.md says it does
+                assert {r["check"] for r in document if r["ok"]} == DOCTOR_PASSES, document
     assert not failures, "\n\n".join(failures)
