@@ -60,6 +60,12 @@ class Deployment:
             )
         return [region]
 
+    def checked_edge(self) -> StackInfo:
+        """The edge stack, its outputs checked (what ``warm``, ``invalidate`` and
+        ``prewarm --host`` read: a broken regional stack does not stop them)."""
+        check_outputs(self.edge, self.regions[0], self.endpoint_hosts)
+        return self.edge
+
     def view(self, region: str) -> StackInfo:
         """The edge stack and ``region``'s regional stack in one, its values checked."""
         regional = self.regional.get(region)

@@ -68,14 +68,11 @@ def from_stack(args: argparse.Namespace) -> None:
     from edgefill.commands import aws_flags
     from edgefill.deployment import required
 
-    found = aws_flags.deployment(args)
-    found.view(found.selected(args.region)[0])  # the outputs checked
+    edge = aws_flags.deployment(args).checked_edge()
     if args.distribution_domain is None:
-        args.distribution_domain = required(found.edge, "DistributionDomain")
+        args.distribution_domain = required(edge, "DistributionDomain")
     if args.viewer_host is None:
-        args.viewer_host = found.edge.output("ViewerHost") or found.edge.parameters.get(
-            "ViewerHost"
-        )
+        args.viewer_host = edge.output("ViewerHost") or edge.parameters.get("ViewerHost")
 
 
 def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmConfig:

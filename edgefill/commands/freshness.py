@@ -141,9 +141,7 @@ def run_invalidate(args: argparse.Namespace) -> int:
     session = aws_flags.session(args, fallback_region="us-east-1")
     distribution_id = args.distribution_id
     if args.stack:
-        found = aws_flags.deployment(args)
-        found.view(found.selected(args.region)[0])  # the outputs checked
-        stack = found.edge
+        stack = aws_flags.deployment(args).checked_edge()
         distribution_id = stack.output("DistributionId") or stack.parameters.get(
             "ExistingDistributionId"
         )

@@ -410,7 +410,7 @@ def _check_host(args: argparse.Namespace) -> None:
                 "it must be the viewer host, the distribution domain or an allowed alias"
             )
         return
-    edge = aws_flags.deployment(args).edge
+    edge = aws_flags.deployment(args).checked_edge()
     check_prewarm_host(args.host, stack_allowed_hosts(edge), args.stack)
 
 

@@ -332,3 +332,41 @@ def test_doctor_checks_the_edge_once_and_each_region_on_its_own(
     # --region checks that region's stack only (and the edge)
     assert main(["doctor", "--stack", "edgefill", "--region", "eu-central-1", "--json"]) == 1
     assert {r["region"] for r in printed(capsys)} == {None, "eu-central-1"}
+
+
+def test_a_deleted_regional_stack_does_not_stop_what_only_needs_the_edge(
+    moto: str, deployed: list[dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    client(moto, "cloudformation", "ap-southeast-1").delete_stack(StackName="edgefill-regional")
+    cloudfront = client(moto, "cloudfront", "us-east-1")
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": "regions",
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "full",
+                        "DomainName": "origin.example.com",
+                        "CustomOriginConfig": {
+                            "HTTPPort": 80,
+                            "HTTPSPort": 443,
+                            "OriginProtocolPolicy": "https-only",
+                        },
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {"TargetOriginId": "full", "ViewerProtocolPolicy": "allow-all"},
+            "Comment": "",
+            "Enabled": True,
+        }
+    )["Distribution"]["Id"]
+    cloudformation = client(moto, "cloudformation", "us-east-1")
+    cloudformation.delete_stack(StackName="edgefill")
+    body = {"Resources": {"X": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
+    outputs = edge_outputs() | {"DistributionId": distribution}
+    body["Outputs"] = {k: {"Value": v} for k, v in outputs.items()}  # type: ignore[assignment]
+    cloudformation.create_stack(StackName="edgefill", TemplateBody=json.dumps(body))
+    # invalidate needs only the distribution: it still works
+    assert main(["invalidate", "--stack", "edgefill", "/a", "--json"]) == 0
+    assert printed(capsys)["distributionId"] == distribution
