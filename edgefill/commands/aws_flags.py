@@ -39,7 +39,8 @@ def add_to(
     group.add_argument(
         "--region",
         type=values.region,
-        help="AWS region of the API calls (default: AWS_REGION, AWS_DEFAULT_REGION, profile)",
+        help="AWS region of the API calls (default: AWS_REGION, AWS_DEFAULT_REGION, profile); "
+        "with --stack, the region whose regional stack to use (default: every region)",
     )
     group.add_argument(
         "--endpoint-url", type=values.endpoint_url, help="AWS endpoint, e.g. the lab's moto server"
