@@ -75,11 +75,10 @@ def stack_template(description: str, outputs: Mapping[str, str]) -> str:
     )
 
 
-def _checked(
-    what: str, outputs: Mapping[str, str], names: Sequence[str], extra: Sequence[str] = ()
-) -> dict[str, str]:
+def _checked(what: str, outputs: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
+    """``outputs`` when they are exactly ``names`` (each with a value), else ValueError."""
     missing = [n for n in names if n not in outputs or (not outputs[n] and n not in _MAY_BE_EMPTY)]
-    unknown = [n for n in outputs if n not in names and n not in extra]
+    unknown = [n for n in outputs if n not in names]
     if missing or unknown:
         raise ValueError(
             f"{what}: "
@@ -92,7 +91,7 @@ def _checked(
                 if part
             )
         )
-    return {key: str(outputs[key]) for key in (*names, *[e for e in extra if e in outputs])}
+    return {key: str(outputs[key]) for key in names}
 
 
 def register_stacks(
@@ -156,8 +155,3 @@ def _create(
         TemplateBody=json.dumps(body),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
     )
-
-
-def delete_regional_stack(cloudformation: Any, name: str) -> None:
-    """Delete one regional stack (the tests' deleted region)."""
-    cloudformation.delete_stack(StackName=name)
