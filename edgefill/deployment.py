@@ -106,8 +106,9 @@ def read_deployment(
                 f"stack {name!r} has no Regions output (an edge stack lists its regions) "
                 "and no queue outputs: is it an edgefill stack?"
             )
-        region = edge.output("BucketRegion") or EDGE_REGION
-        return Deployment(edge, (region,), {region: edge}, region, True, hosts)
+        # Its queues are in its own region (us-east-1); its bucket may be elsewhere
+        # (BucketRegion), which the commands reading the bucket take from the output.
+        return Deployment(edge, (EDGE_REGION,), {EDGE_REGION: edge}, EDGE_REGION, True, hosts)
     regions = tuple(r.strip() for r in listed.split(","))
     for region in regions:
         try:

@@ -370,3 +370,25 @@ def test_a_deleted_regional_stack_does_not_stop_what_only_needs_the_edge(
     # invalidate needs only the distribution: it still works
     assert main(["invalidate", "--stack", "edgefill", "/a", "--json"]) == 0
     assert printed(capsys)["distributionId"] == distribution
+
+
+def test_a_stack_from_before_the_split_with_its_bucket_elsewhere_still_works(
+    moto: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a single stack (queues in us-east-1) whose existing bucket is in eu-west-1
+    sqs = client(moto, "sqs", "us-east-1")
+    outputs = {
+        name: sqs.create_queue(QueueName=f"old-{name}")["QueueUrl"]
+        for name in ("BackfillQueueUrl", "BackfillDLQUrl", "PrewarmQueueUrl", "PrewarmDLQUrl")
+    }
+    outputs |= {"BucketName": "old-bucket", "BucketRegion": "eu-west-1"}
+    body = {"Resources": {"X": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
+    body["Outputs"] = {k: {"Value": v} for k, v in outputs.items()}  # type: ignore[assignment]
+    cloudformation = client(moto, "cloudformation", "us-east-1")
+    cloudformation.create_stack(StackName="edgefill", TemplateBody=json.dumps(body))
+    # Then status reads its queues and prints as before (a list, not keyed by region)
+    assert main(["status", "--stack", "edgefill", "--json"]) == 0
+    rows = printed(capsys)
+    assert [row["url"] for row in rows if row["role"] == "backfill"] == [
+        outputs["BackfillQueueUrl"]
+    ]
