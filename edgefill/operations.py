@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from edgefill.aws_regions import UnknownRegion, check_region, region_from
 from edgefill.json_keys import camel_case
@@ -39,7 +39,7 @@ from shared.messages import (
     to_json,
 )
 
-# CloudFormation outputs of template.yaml naming the queues, by the role the CLI gives them.
+# Stack outputs naming the queues (a regional stack's), by the role the CLI gives them.
 STACK_OUTPUTS: Final = {
     "backfill": "BackfillQueueUrl",
     "prewarm": "PrewarmQueueUrl",
@@ -127,27 +127,6 @@ def make_client(session: boto3.session.Session, service: str, endpoint_url: str 
         endpoint_url=endpoint_url,
         config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5),
     )
-
-
-def stack_queue_urls(cloudformation: Any, stack: str) -> QueueUrls:
-    """The queue URLs from the outputs of ``stack``."""
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except NoCredentialsError:
-        raise OperatorError("no AWS credentials found to read the stack") from None
-    except ClientError as error:
-        message = error.response.get("Error", {}).get("Message", str(error))
-        if "does not exist" in message:
-            raise OperatorError(f"stack {stack!r} not found in this account and region") from None
-        raise OperatorError(f"cannot read stack {stack!r}: {message}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    missing = [name for name in STACK_OUTPUTS.values() if name not in outputs]
-    if len(missing) == len(STACK_OUTPUTS):
-        raise OperatorError(
-            f"stack {stack!r} has none of the outputs {', '.join(STACK_OUTPUTS.values())}; "
-            "is it an edgefill stack?"
-        )
-    return QueueUrls(*(outputs.get(name) for name in STACK_OUTPUTS.values()))
 
 
 def merge_queue_urls(from_stack: QueueUrls | None, flags: QueueUrls) -> QueueUrls:
