@@ -659,7 +659,8 @@ class RegionsLab:
         try:
             return self.regions[name]
         except KeyError:
-            raise LabError(f"no lab region {name!r}; the lab has {', '.join(self.regions)}") from None
+            known = ", ".join(self.regions)
+            raise LabError(f"no lab region {name!r}; the lab has {known}") from None
 
     def put(self, path: str, body: bytes, **kwargs: Any) -> None:
         """Put ``path`` on every region's copy of the full origin."""
@@ -709,7 +710,8 @@ class RegionsLab:
         source = None
         if country is not None:
             if country not in COUNTRY_ADDRESSES:
-                raise LabError(f"the lab geolocates {', '.join(COUNTRY_ADDRESSES)}, not {country!r}")
+                known = ", ".join(COUNTRY_ADDRESSES)
+                raise LabError(f"the lab geolocates {known}, not {country!r}")
             source = (COUNTRY_ADDRESSES[country], 0)
         host = self.settings.viewer_host
         context = ssl.create_default_context(cafile=str(self.ca.bundle_path))
