@@ -276,6 +276,7 @@ class RegionsLab:
         self.dns: LabDNSServer | None = None
         self.directory: Path | None = None
         self.log_path: Path | None = None
+        self.env: dict[str, str] = {}  # what this process's origin-request function sees
         self.running = False
         self._moto: MotoProcess | None = None
         self._stack = contextlib.ExitStack()
@@ -359,10 +360,24 @@ class RegionsLab:
         self._start_pops()
         self._start_dns()
         if settings.pollers:
-            self.log_path = settings.log_path or self.directory / "workers.log"
-            log = self._stack.enter_context(self.log_path.open("a", encoding="utf-8"))
+            log = self._worker_log()
             for lab_region in self.regions.values():
                 lab_region.workers = RegionWorkers(self._worker_config(lab_region), log).start()
+
+    def _worker_log(self) -> IO[str]:
+        """Where the workers' log lines go: ``log_path``, else this process's stderr when it
+        is a file (the demo's handler log, or a terminal with ``--verbose``), else a file
+        in the lab's directory."""
+        assert self.directory is not None
+        if self.settings.log_path is None:
+            try:
+                sys.stderr.fileno()
+            except (AttributeError, OSError, ValueError):
+                pass
+            else:
+                return sys.stderr
+        self.log_path = self.settings.log_path or self.directory / "workers.log"
+        return self._stack.enter_context(self.log_path.open("a", encoding="utf-8"))
 
     def _create_regional_resources(self, lab_region: LabRegion) -> None:
         """The regional stack's bucket and queues, in its region (DLQs first)."""
@@ -556,6 +571,7 @@ class RegionsLab:
         for name in ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
             os.environ.pop(name, None)
         os.environ.update(env)
+        self.env = env
         _clear_container_caches()
 
     def _restore_env(self) -> None:
