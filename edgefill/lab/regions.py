@@ -354,7 +354,7 @@ class RegionsLab:
         self.distribution_id = create_lab_distribution(
             self.client("cloudfront"), f"127.0.0.1:{first.origin.port}", [settings.viewer_host]
         )
-        self.function = ViewerFunction(settings.function_code or self._rendered_function())
+        self.function = ViewerFunction(settings.function_code or self.rendered_function())
         self._stack.callback(self.function.stop)
         self.function.start()
         self._start_pops()
@@ -412,7 +412,9 @@ class RegionsLab:
                 )
             sqs.create_queue(QueueName=f"{self.settings.name}-{queue}", Attributes=attributes)
 
-    def _rendered_function(self) -> str:
+    def rendered_function(self) -> str:
+        """The checkout's CloudFront Function rendered for this lab's routes, as the edge
+        stack's ``Fn::Sub`` renders it."""
         root = (self.settings.template or default_template()).parent
         path = root / FUNCTION_FILE
         try:
@@ -692,11 +694,15 @@ class RegionsLab:
             keys.update(item["Key"] for item in page.get("Contents", []))
         return {key for key in keys if not key.startswith("_edgefill/")}
 
-    def queue_messages(self, region: str, queue: str = "backfill") -> list[dict[str, Any]]:
+    def queue_messages(
+        self, region: str, queue: str = "backfill", wait_seconds: int = 0
+    ) -> list[dict[str, Any]]:
         """Receive (and leave for their visibility timeout) the bodies on a region's queue."""
         sqs = self.client("sqs", region)
         answer = sqs.receive_message(
-            QueueUrl=self.region(region).queues[queue], MaxNumberOfMessages=10, WaitTimeSeconds=1
+            QueueUrl=self.region(region).queues[queue],
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_seconds,
         )
         return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
 
@@ -718,18 +724,18 @@ class RegionsLab:
     ) -> ViewerResponse:
         """GET ``uri`` from POP ``code`` as a viewer in ``country`` (its connection leaves
         from the country's address; None: from 127.0.0.1, a country the lab cannot tell)."""
-        assert self.ca is not None
-        try:
-            pop = self.pops[code]
-        except KeyError:
-            raise LabError(f"no lab POP {code!r}; the lab has {', '.join(self.pops)}") from None
         source = None
         if country is not None:
             if country not in COUNTRY_ADDRESSES:
                 known = ", ".join(COUNTRY_ADDRESSES)
                 raise LabError(f"the lab geolocates {known}, not {country!r}")
             source = (COUNTRY_ADDRESSES[country], 0)
+        try:
+            pop = self.pops[code]
+        except KeyError:
+            raise LabError(f"no lab POP {code!r}; the lab has {', '.join(self.pops)}") from None
         host = self.settings.viewer_host
+        assert self.ca is not None
         context = ssl.create_default_context(cafile=str(self.ca.bundle_path))
         raw = socket.create_connection(
             (pop.site.address, pop.port), timeout=timeout, source_address=source

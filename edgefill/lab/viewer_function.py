@@ -16,7 +16,8 @@ function fails, the lab does (chosen from AWS's "HTTP 503 status code" page):
   viewer gets 503 (``FunctionExecutionError``), nothing is fetched;
 - it runs past ``timeout_ms`` (CloudFront's limit is on compute utilization; the lab's is
   wall time, generous for loopback): 503 (``FunctionThrottledError``);
-- the node process itself dies: 503 for that request, and a new process for the next.
+- the node process dies: the request it was answering gets 503; the next request starts
+  a new process.
 
 Only the origin choice of the returned request is used; the lab's POPs do not apply other
 changes a function makes to the request (edgefill's makes none).
