@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgefill.lab.viewer_function import OriginChoice, ViewerFunction, ViewerFunctionError
+from edgefill.lab.viewer_function import OriginChoice, ViewerFunction
 
 CODE = """import cf from 'cloudfront';
 function handler(event) {
