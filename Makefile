@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# The CloudFront Function's tests run it in Node.js: without node, stop and say so (a
+# skipped test would pass a suite that never ran the code the distribution runs).
 test: $(STAMP)
+	@command -v node >/dev/null 2>&1 || { echo "make test: node not found; install Node.js 18 or later (apt-get install nodejs, brew install node, or https://nodejs.org)" >&2; exit 1; }
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
