@@ -83,6 +83,7 @@ from edgefill.lab.pop import Distribution, Pop, PopSite, ViewerRequestError, sta
 from edgefill.lab.template_spec import TemplateError, TemplateSpec
 from edgefill.lab.tls import LabCA
 from edgefill.lab.viewer_function import OriginChoice, ViewerFunction, ViewerFunctionError
+from shared.edge_routing import parse_routes, render
 from shared.messages import ACCEPT_ENCODING, ENCODINGS
 
 # moto's account: bucket names and queue URLs carry it, as the deployed ones carry yours.
@@ -267,6 +268,10 @@ class RegionsLab:
         self.default_region = self.settings.default_region or names[0]
         if self.default_region not in names:
             raise LabError(f"default region {self.default_region!r} is not one of {names}")
+        try:
+            parse_routes(routes_text(self.settings.regions), names)
+        except ValueError as error:
+            raise LabError(f"the lab's routes: {error}") from None
         self.regions: dict[str, LabRegion] = {}
         self.pops: dict[str, Pop] = {}
         self.function: ViewerFunction | None = None
@@ -414,22 +419,17 @@ class RegionsLab:
 
     def rendered_function(self) -> str:
         """The checkout's CloudFront Function rendered for this lab's routes, as the edge
-        stack's ``Fn::Sub`` renders it."""
-        root = (self.settings.template or default_template()).parent
-        path = root / FUNCTION_FILE
-        try:
-            from shared.edge_routing import render  # the templates' renderer (Fn::Sub's rules)
-        except ImportError:
-            raise LabError(
-                "shared/edge_routing.py is missing: the regions lab renders the deployed "
-                "CloudFront Function with it"
-            ) from None
+        stack's ``Fn::Sub`` renders it (``shared.edge_routing.render``)."""
+        path = (self.settings.template or default_template()).parent / FUNCTION_FILE
         try:
             code = path.read_text(encoding="utf-8")
         except OSError as error:
             raise LabError(f"cannot read the CloudFront Function {path}: {error}") from None
-        codes = ",".join(str(c) for c in sorted(self._failover_codes()))
-        return str(render(code, routes_text(self.settings.regions), self.default_region, codes))
+        codes = sorted(self._failover_codes())
+        try:
+            return render(code, routes_text(self.settings.regions), self.default_region, codes)
+        except ValueError as error:
+            raise LabError(f"the lab's routes: {error}") from None
 
     def _failover_codes(self) -> frozenset[int]:
         """The static origin group's failover codes (the edge template's)."""

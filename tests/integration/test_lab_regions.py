@@ -150,5 +150,9 @@ def test_the_regions_lab_refuses_regions_it_cannot_route() -> None:
         RegionsLab(RegionsLabSettings(regions=(REGIONS[0], REGIONS[0])))
     with pytest.raises(LabError, match="default region 'eu-west-1'"):
         RegionsLab(RegionsLabSettings(regions=REGIONS, default_region="eu-west-1"))
+    with pytest.raises(LabError, match="routes: .*'sg'"):
+        RegionsLab(RegionsLabSettings(regions=(RegionSpec(ASIA, ("sg",)),)))
+    with pytest.raises(LabError, match="routes: .*DE"):
+        RegionsLab(RegionsLabSettings(regions=(RegionSpec(ASIA, ("DE",)), REGIONS[1])))
     with pytest.raises(LabError, match="geolocates"):
         RegionsLab().viewer_get("SIN2-P1", "/", country="ZZ")
