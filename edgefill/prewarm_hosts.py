@@ -3,9 +3,10 @@
 The prewarm worker refuses a message whose ``host`` is not its viewer host, its
 distribution domain or one of ``EDGEFILL_ALLOWED_HOSTS`` (``prewarm_worker.allowed_hosts``).
 With ``--stack`` the CLI knows those hosts (the ``PrewarmAllowedHosts`` output; for a stack
-deployed before that output, the ``DistributionDomain`` output and the ``ViewerHost`` and
-``Aliases`` parameters) and refuses such a ``--host`` before anything is sent, rather
-than sending messages the worker would only move to the DLQ.
+deployed before that output, and for an edge stack, the ``DistributionDomain`` and
+``ViewerHost`` outputs and the ``ViewerHost`` and ``Aliases`` parameters) and refuses
+such a ``--host`` before anything is sent, rather than sending messages the worker would
+only move to the DLQ.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def stack_allowed_hosts(stack: StackInfo) -> tuple[str, ...]:
         listed = ",".join(
             (
                 stack.output("DistributionDomain") or "",
-                stack.parameters.get("ViewerHost", ""),
+                stack.output("ViewerHost") or stack.parameters.get("ViewerHost", ""),
                 stack.parameters.get("Aliases", ""),
             )
         )

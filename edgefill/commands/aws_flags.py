@@ -16,7 +16,9 @@ from typing import Any
 
 from edgefill import operations
 from edgefill.commands import values
+from edgefill.deployment import Deployment, read_deployment
 from edgefill.operations import OperatorError, QueueUrls
+from edgefill.stack import StackInfo
 from shared.queues import region_in_queue_url
 
 
@@ -72,22 +74,97 @@ def client(args: argparse.Namespace, session: Any, service: str) -> Any:
     return operations.make_client(session, service, args.endpoint_url)
 
 
-def resolve_queues(args: argparse.Namespace) -> tuple[Any, Any, QueueUrls]:
-    """(session, sqs client, queue URLs) for the command's flags."""
+def cloudformation_in(args: argparse.Namespace) -> Any:
+    """region → a CloudFormation client there (the edge stack's is us-east-1's), each
+    made once."""
+    made: dict[str, Any] = {}
+
+    def client_in(region: str) -> Any:
+        if region not in made:
+            made[region] = client(args, session(args, region), "cloudformation")
+        return made[region]
+
+    return client_in
+
+
+def deployment(args: argparse.Namespace) -> Deployment:
+    """The deployment ``--stack`` names (read once per command)."""
+    found = getattr(args, "_deployment", None)
+    if found is None:
+        found = read_deployment(cloudformation_in(args), args.stack, args.endpoint_url)
+        args._deployment = found
+    return found
+
+
+def regions(args: argparse.Namespace) -> list[tuple[str, StackInfo]]:
+    """(region, view) of each region the command works in: ``--region R``, else every
+    region of the deployment (``--stack``)."""
+    found = deployment(args)
+    return [(region, found.view(region)) for region in found.selected(args.region)]
+
+
+def regional_queues(args: argparse.Namespace) -> list[tuple[str | None, Any, Any, QueueUrls]]:
+    """(region, session, sqs client, queue URLs) of each region the command works in:
+    with ``--stack``, each selected regional stack's (explicit queue flags win, for one
+    region only); without, the flags' (region None)."""
     flags = QueueUrls(args.backfill, args.prewarm, args.backfill_dlq, args.prewarm_dlq)
+    if not args.stack:
+        aws, sqs, urls = _flag_queues(args, flags)
+        return [(None, aws, sqs, urls)]
+    views = regions(args)
+    given = [name for name, url in zip(_QUEUE_FLAGS, _urls(flags), strict=True) if url]
+    if given and len(views) > 1:
+        raise OperatorError(
+            f"{given[0]} names one region's queue, and stack {args.stack!r} has "
+            f"{len(views)} regions ({', '.join(r for r, _ in views)}): add --region R"
+        )
+    found: list[tuple[str | None, Any, Any, QueueUrls]] = []
+    for region, view in views:
+        from_stack = QueueUrls(*(view.output(o) for o in operations.STACK_OUTPUTS.values()))
+        aws = session(args, region)
+        found.append(
+            (region, aws, client(args, aws, "sqs"), operations.merge_queue_urls(from_stack, flags))
+        )
+    return found
+
+
+def keyed_by_region(args: argparse.Namespace) -> bool:
+    """Whether the command's output is grouped by region: ``--stack`` names an edge stack
+    (a stack from before the split, or queue flags alone, print as they did)."""
+    return bool(args.stack) and not deployment(args).single_stack
+
+
+def resolve_queues(args: argparse.Namespace) -> tuple[Any, Any, QueueUrls]:
+    """(session, sqs client, queue URLs) of a command of one region; with a deployment of
+    several regions, ``--region`` chooses."""
+    found = regional_queues(args)
+    if len(found) > 1:
+        listed = ", ".join(str(region) for region, *_ in found)
+        raise OperatorError(
+            f"stack {args.stack!r} has {len(found)} regions ({listed}): add --region R"
+        )
+    _, aws, sqs, urls = found[0]
+    return aws, sqs, urls
+
+
+_QUEUE_FLAGS = (
+    "--backfill-queue-url",
+    "--prewarm-queue-url",
+    "--backfill-dlq-url",
+    "--prewarm-dlq-url",
+)
+
+
+def _urls(urls: QueueUrls) -> tuple[str | None, ...]:
+    return (urls.backfill, urls.prewarm, urls.backfill_dlq, urls.prewarm_dlq)
+
+
+def _flag_queues(args: argparse.Namespace, flags: QueueUrls) -> tuple[Any, Any, QueueUrls]:
     # A queue URL names its region (sqs.REGION.amazonaws.com); the flag still wins, and
     # a URL that names none (the lab's) leaves it to the environment and the profile.
     try:
-        named = [
-            region_in_queue_url(url)
-            for url in (flags.backfill, flags.prewarm, flags.backfill_dlq, flags.prewarm_dlq)
-            if url
-        ]
+        named = [region_in_queue_url(url) for url in _urls(flags) if url]
     except ValueError as error:
         raise OperatorError(str(error)) from None
     aws = session(args, args.region or next((r for r in named if r), None))
-    from_stack = None
-    if args.stack:
-        from_stack = operations.stack_queue_urls(client(args, aws, "cloudformation"), args.stack)
-    urls = operations.merge_queue_urls(from_stack, flags)
-    return aws, client(args, aws, "sqs"), urls
+    return aws, client(args, aws, "sqs"), flags

@@ -23,6 +23,7 @@ from edgefill.console import EXIT_FAILED, EXIT_OK, out, spinner
 from edgefill.doctor.canary import MAX_WAIT, http_fetch, run_canary
 from edgefill.doctor.checks import Check, run_checks
 from edgefill.doctor.facts import Clients, Facts, gather
+from edgefill.doctor.regions import deployment_checks
 from edgefill.edge_logs import (
     DEFAULT_RETENTION_DAYS,
     RETENTION_DAYS,
@@ -34,7 +35,7 @@ from edgefill.edge_logs import (
     set_retention,
 )
 from edgefill.sizes import human_size
-from edgefill.stack import StackInfo, read_stack
+from edgefill.stack import StackInfo
 from shared.keys import InvalidKey, ObjectKey
 
 
@@ -124,12 +125,30 @@ def logs_in_regions(session: Any, endpoint: str | None) -> LogsFor:
 
 def run_doctor(args: argparse.Namespace) -> int:
     canary_uri = operations.as_uri("--canary", args.canary, copied=True) if args.canary else None
-    session = aws_flags.session(args)
-    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
-    clients = make_clients(args, stack, session)
-    with spinner(f"reading stack {args.stack} and its distribution"):
-        facts = gather(clients, stack, args.distribution_id)
-    results = run_checks(facts)
+    found = aws_flags.deployment(args)
+    if found.single_stack:  # a stack from before the split: one stack, every check once
+        session = aws_flags.session(args)
+        stack = found.edge
+        clients = make_clients(args, stack, session)
+        with spinner(f"reading stack {args.stack} and its distribution"):
+            facts = gather(clients, stack, args.distribution_id)
+        results = run_checks(facts)
+    else:
+        made: dict[str, Clients] = {}
+
+        def facts_of(region: str, view: StackInfo) -> Facts:
+            made[region] = make_clients(args, view, aws_flags.session(args, region))
+            return gather(made[region], view, args.distribution_id, region=region)
+
+        chosen = found.selected(args.region)
+        with spinner(f"reading stack {args.stack}, its distribution and {len(chosen)} regions"):
+            results, by_region = deployment_checks(found, facts_of, chosen)
+        default = found.default_region if found.default_region in by_region else None
+        region = default or next(iter(by_region), None)
+        if canary_uri is not None and region is None:
+            raise operations.OperatorError("--canary: no region's stack could be read")
+        if region is not None:
+            facts, clients = by_region[region], made[region]
     if not args.json:
         print_checks(results)
     if canary_uri is not None:
@@ -185,7 +204,7 @@ def run_edge_logs(args: argparse.Namespace) -> int:
     if args.create_missing and args.retention_days is None:
         raise operations.OperatorError("--create-missing: only with --retention-days N")
     session = aws_flags.session(args)
-    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
+    stack = aws_flags.deployment(args).edge
     function = edge_function_name(stack)
     if function is None:
         raise operations.OperatorError(
@@ -247,8 +266,13 @@ def print_checks(results: list[Check], start: int = 1) -> None:
     table.add_column("detail")
     for number, result in enumerate(results, start):
         mark = "[green]✓[/green]" if result.ok else "[red]✗[/red]"
-        table.add_row(str(number), result.check, mark, escape(result.detail))
+        name = f"{result.check} ({result.region})" if result.region else result.check
+        table.add_row(str(number), escape(name), mark, escape(result.detail))
     out.print(table)
     for number, result in enumerate(results, start):
         if not result.ok and result.remedy:
-            out.print(f"  {number} {result.check}: [bold]remedy:[/bold] {escape(result.remedy)}")
+            where = f" ({result.region})" if result.region else ""
+            out.print(
+                f"  {number} {escape(result.check + where)}: [bold]remedy:[/bold] "
+                f"{escape(result.remedy)}"
+            )

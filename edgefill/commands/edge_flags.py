@@ -60,6 +60,24 @@ def add_edge_flags(parser: Any) -> None:
     )
 
 
+def from_stack(args: argparse.Namespace) -> None:
+    """With ``--stack``: the distribution domain and the viewer host of the edge stack's
+    outputs, where the flags do not name them (a flag given wins)."""
+    if not getattr(args, "stack", None):
+        return
+    from edgefill.commands import aws_flags
+    from edgefill.deployment import required
+
+    found = aws_flags.deployment(args)
+    found.view(found.selected(args.region)[0])  # the outputs checked
+    if args.distribution_domain is None:
+        args.distribution_domain = required(found.edge, "DistributionDomain")
+    if args.viewer_host is None:
+        args.viewer_host = found.edge.output("ViewerHost") or found.edge.parameters.get(
+            "ViewerHost"
+        )
+
+
 def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmConfig:
     """The worker's settings from the environment with the flags laid over it and the
     ``unset`` variables removed; a bad value is an OperatorError naming its flag (or its

@@ -22,13 +22,18 @@ from rich.table import Table
 
 from edgefill import console, operations
 from edgefill.commands import aws_flags, values
-from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
+from edgefill.commands.edge_flags import (
+    add_edge_flags,
+    from_stack,
+    prewarm_config,
+    targets_and_encodings,
+)
 from edgefill.commands.path_flags import add_paths, add_skip_sent
 from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
+from edgefill.deployment import required
 from edgefill.edge_grid import check_grid, print_grid
 from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
-from edgefill.stack import read_stack
 from shared.invalidations import batches
 from shared.messages import BackfillMessage, MessageError, format_time, to_json
 
@@ -136,7 +141,9 @@ def run_invalidate(args: argparse.Namespace) -> int:
     session = aws_flags.session(args, fallback_region="us-east-1")
     distribution_id = args.distribution_id
     if args.stack:
-        stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
+        found = aws_flags.deployment(args)
+        found.view(found.selected(args.region)[0])  # the outputs checked
+        stack = found.edge
         distribution_id = stack.output("DistributionId") or stack.parameters.get(
             "ExistingDistributionId"
         )
@@ -254,57 +261,84 @@ def _is_distribution_id(value: object) -> bool:
 
 # ---- check --------------------------------------------------------------------------
 def run_check(args: argparse.Namespace) -> int:
+    """Edges against the bucket: with ``--stack`` on an edge stack, against each region's
+    bucket in turn (``--region R``: R's), grouped by region (``--json`` keyed by it)."""
     from edgefill import edge_check
     from prewarm_worker.worker import build_runtime
     from shared.edns import resolve_edges
 
     if args.stack and args.bucket:
         raise OperatorError("pass --stack or --bucket, not both")
+    from_stack(args)
     config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL", "EDGEFILL_DISTRIBUTION_ID"))
     read = operations.read_paths(args.paths, args.paths_file)
     paths = [operations.as_uri(where, path) for where, path in read]
     targets, encodings = targets_and_encodings(args, paths, config)
-    bucket_version = _bucket_versions(args)
+    references = _references(args)
     runtime = build_runtime(config)
     resolution = resolve_edges(targets, config, runtime.resolver)
     edges = {t: (e.address if (e := resolution.edges.get(t)) else None) for t in targets}
     errors = {t: error.reason for t, error in resolution.errors.items()}
-    verdicts = edge_check.check(
-        paths, edges, errors, encodings, config.viewer_host, runtime.client, bucket_version
-    )
-    consistent = all(v.verdict == "consistent" for v in verdicts)
-    if args.json:
-        document = {"consistent": consistent, "paths": [v.as_dict() for v in verdicts]}
-        out.print(json.dumps(document, indent=2), markup=False)
-    else:
-        _print_check(verdicts)
-        print_grid(
-            check_grid(verdicts, targets, encodings), f"check: {console.plural(len(paths), 'path')}"
+    grouped = bool(args.stack) and aws_flags.keyed_by_region(args)
+    documents: dict[str, Any] = {}
+    every = True
+    for region, bucket_version in references:
+        verdicts = edge_check.check(
+            paths, edges, errors, encodings, config.viewer_host, runtime.client, bucket_version
         )
-    return EXIT_OK if consistent else EXIT_FAILED
+        consistent = all(v.verdict == "consistent" for v in verdicts)
+        every = every and consistent
+        document = {"consistent": consistent, "paths": [v.as_dict() for v in verdicts]}
+        if args.json and grouped:
+            documents[str(region)] = document
+        elif args.json:
+            out.print(json.dumps(document, indent=2), markup=False)
+        else:
+            title = f"check: {console.plural(len(paths), 'path')}"
+            if grouped:
+                out.print(f"[bold]region {escape(str(region))}[/bold]")
+                title += f" against the bucket in {region}"
+            _print_check(verdicts)
+            print_grid(check_grid(verdicts, targets, encodings), title)
+    if args.json and grouped:
+        out.print(json.dumps(documents, indent=2), markup=False)
+    return EXIT_OK if every else EXIT_FAILED
 
 
-def _bucket_versions(args: argparse.Namespace) -> Callable[[str], BucketVersion] | None:
+def _references(
+    args: argparse.Namespace,
+) -> list[tuple[str | None, Callable[[str], BucketVersion] | None]]:
+    """(region, the bucket copy's version of a URI) for each bucket to compare against:
+    ``--bucket``'s, each selected region's (``--stack``), or none."""
+    if args.bucket:
+        return [(None, _bucket_versions(args, args.bucket, args.key_prefix or "", None))]
+    if not args.stack:
+        return [(None, None)]
+    return [
+        (
+            region,
+            _bucket_versions(
+                args,
+                required(view, "BucketName"),
+                args.key_prefix or view.parameters.get("KeyPrefix", ""),
+                view.output("BucketRegion") or region,
+            ),
+        )
+        for region, view in aws_flags.regions(args)
+    ]
+
+
+def _bucket_versions(
+    args: argparse.Namespace, bucket: str, prefix: str, region: str | None
+) -> Callable[[str], BucketVersion]:
     """A function giving the bucket copy's version of a URI (``NO_COPY`` when the bucket
-    has none), when --bucket/--stack ask."""
-    if not args.bucket and not args.stack:
-        return None
+    has none)."""
     from botocore.exceptions import ClientError
 
     from edgefill.edge_check import NO_COPY
     from shared.keys import InvalidKey, ObjectKey
 
-    session = aws_flags.session(args)
-    bucket, prefix = args.bucket, args.key_prefix or ""
-    if args.stack:
-        stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
-        bucket = stack.output("BucketName")
-        prefix = args.key_prefix or stack.parameters.get("KeyPrefix", "")
-        if not bucket:
-            raise OperatorError(f"stack {args.stack!r} has no BucketName output")
-        bucket_region = stack.output("BucketRegion")
-        if bucket_region and bucket_region != session.region_name:
-            session = aws_flags.session(args, bucket_region)  # an existing bucket elsewhere
+    session = aws_flags.session(args, region)
     s3 = operations.make_client(session, "s3", args.endpoint_url)
 
     def version(uri: str) -> BucketVersion:

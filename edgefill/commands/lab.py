@@ -124,41 +124,66 @@ def _print_lab(lab: Any, uris: list[str], log_path: Any) -> None:
         )
     for name, url in info["queues"].items():
         table.add_row(name, url)
+    table.add_row("CloudFormation stacks", ", ".join(info["stacks"]))
     out.print(table)
     first = info["pops"][0]
     host, port = info["viewer_host"], info["edge_port"]
-    queues = info["queues"]
+    stack = lab.stacks.edge if lab.stacks else "edgefill"
     out.print("\n[bold]Try it[/bold] (another terminal):", markup=True)
+    # With these variables every README command that takes --stack runs here as written:
+    # botocore reads AWS_ENDPOINT_URL (moto) and AWS_ENDPOINT_URL_CLOUDFRONT (the lab's
+    # CloudFront, which makes the POPs obey invalidations); warm and check read the
+    # EDGEFILL_* variables as the prewarm worker does.
     lines = [
         f"curl -sS -D- -o /dev/null --cacert {info['ca_bundle']} "
         f"--resolve {host}:{port}:{first['address']} https://{host}:{port}{uris[4]}",
-        f"export AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab AWS_REGION=us-east-1 "
-        f"REQUESTS_CA_BUNDLE={info['ca_bundle']}",
-        f'Q="--endpoint-url {info["moto"]}'
-        f" --backfill-queue-url {queues['BackfillQueue']}"
-        f" --prewarm-queue-url {queues['PrewarmQueue']}"
-        f" --backfill-dlq-url {queues['BackfillDLQ']}"
-        f' --prewarm-dlq-url {queues["PrewarmDLQ"]}"',
-        "edgefill status $Q",
-        f"edgefill prewarm $Q --targets ap-northeast-1,FRA56-P1 {uris[3]} {uris[5]}",
-        f"edgefill backfill $Q {uris[6]}",
-        f"edgefill warm --distribution-domain {info['distribution_domain']} --viewer-host {host} "
-        f"--resolver {info['dns']} --edge-port {port} "
-        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --allow-private-edges "
-        f"--targets sa-east-1 {uris[2]}",
-        "edgefill redrive $Q",
-        f"edgefill refresh $Q {uris[6]}",
-        f"edgefill invalidate --distribution-id {info['distribution_id']} "
-        f"--endpoint-url {info['cloudfront']} --wait '/*'",
-        f"edgefill check --distribution-domain {info['distribution_domain']} --viewer-host {host} "
-        f"--resolver {info['dns']} --edge-port {port} "
-        f"--region-subnets '{json.dumps(lab.settings.subnets)}' --allow-private-edges "
-        f"--targets ap-northeast-1,sa-east-1 --bucket {info['bucket']} "
-        f"--endpoint-url {info['moto']} {uris[6]}",
+        *export_lines(operator_env(lab)),
+        f"edgefill status --stack {stack}",
+        f"edgefill prewarm --stack {stack} --targets ap-northeast-1,FRA56-P1 {uris[3]} {uris[5]}",
+        f"edgefill backfill --stack {stack} {uris[6]}",
+        f"edgefill warm --stack {stack} --targets sa-east-1 {uris[2]}",
+        f"edgefill redrive --stack {stack}",
+        f"edgefill refresh --stack {stack} {uris[6]}",
+        f"edgefill invalidate --stack {stack} --wait '/*'",
+        f"edgefill check --stack {stack} --targets ap-northeast-1,sa-east-1 {uris[6]}",
+        f"edgefill doctor --stack {stack}   # moto has no origin groups, Lambda mappings: "
+        "exit 1 (docs/LAB.md)",
     ]
     for line in lines:
         out.print(line, markup=False)
     out.print("\nCtrl-C stops everything.", markup=False)
+
+
+def operator_env(lab: Any) -> dict[str, str]:
+    """The variables under which the README's commands run against ``lab`` as written."""
+    info = lab.describe()
+    return {
+        "AWS_ACCESS_KEY_ID": "lab",
+        "AWS_SECRET_ACCESS_KEY": "lab",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": info["moto"],
+        "AWS_ENDPOINT_URL_CLOUDFRONT": info["cloudfront"],
+        "REQUESTS_CA_BUNDLE": info["ca_bundle"],
+        "EDGEFILL_RESOLVER": info["dns"],
+        "EDGEFILL_EDGE_PORT": str(info["edge_port"]),
+        "EDGEFILL_REGION_SUBNETS": json.dumps(dict(lab.settings.subnets)),
+        "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",
+    }
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """``export`` lines for ``env``: AWS's first, then edgefill's (quoted for a shell)."""
+    import shlex
+
+    groups = [
+        {k: v for k, v in env.items() if not k.startswith("EDGEFILL_")},
+        {k: v for k, v in env.items() if k.startswith("EDGEFILL_")},
+    ]
+    return [
+        "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in group.items())
+        for group in groups
+        if group
+    ]
 
 
 # ---- demo -----------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
 from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
 from edgefill.sent_journal import SentJournal, message_paths
-from edgefill.stack import read_stack
 from edgefill.targets import check_targets, worker_regions
 from shared.dead_letters import NO_REASON
 from shared.messages import ENCODINGS, MAX_PATHS
@@ -183,22 +182,7 @@ def send_report(
     not_sent = [path for index in outcome.not_sent() for path in paths[index]]
     in_flight = [path for index in outcome.in_flight for path in paths[index]]
     if as_json:
-        document = {
-            "queue": url,
-            "messages": len(bodies),
-            "paths": total_paths,
-            "sent": len(outcome.sent),
-            "failed": len(outcome.failed),
-            "inFlight": len(outcome.in_flight),
-            "interrupted": outcome.interrupted,
-            "failures": [
-                {"message": index + 1, "code": code, "reason": reason}
-                for index, code, reason in outcome.failed
-            ],
-            "notSentPaths": not_sent,
-            "inFlightPaths": in_flight,
-        }
-        out.print(json.dumps(document, indent=2), markup=False)
+        out.print(json.dumps(send_document(url, bodies, outcome), indent=2), markup=False)
     else:
         _print_send_table(what, url, bodies, outcome, total_paths)
         if not_sent or in_flight:
@@ -211,6 +195,26 @@ def send_report(
         )
         return EXIT_INTERRUPTED
     return EXIT_OK if not outcome.failed else EXIT_FAILED
+
+
+def send_document(url: str, bodies: list[str], outcome: SendOutcome) -> dict[str, Any]:
+    """The JSON report of one send."""
+    paths = [message_paths(body) for body in bodies]
+    return {
+        "queue": url,
+        "messages": len(bodies),
+        "paths": sum(len(p) for p in paths),
+        "sent": len(outcome.sent),
+        "failed": len(outcome.failed),
+        "inFlight": len(outcome.in_flight),
+        "interrupted": outcome.interrupted,
+        "failures": [
+            {"message": index + 1, "code": code, "reason": reason}
+            for index, code, reason in outcome.failed
+        ],
+        "notSentPaths": [path for index in outcome.not_sent() for path in paths[index]],
+        "inFlightPaths": [path for index in outcome.in_flight for path in paths[index]],
+    }
 
 
 def _print_send_table(
@@ -247,27 +251,89 @@ def _print_not_sent(not_sent: list[str], in_flight: list[str], journal: str | No
 
 
 def send_or_print(
-    args: argparse.Namespace, role: str, bodies: list[str], paths: int, what: str | None = None
+    args: argparse.Namespace,
+    role: str,
+    bodies: list[str],
+    paths: int,
+    what: str | None = None,
+    per_region: dict[str, list[str]] | None = None,
 ) -> int:
-    """Print the messages (``--dry-run``) or send them to the ``role`` queue, then report."""
+    """Print the messages (``--dry-run``) or send them to the ``role`` queue of each
+    region the command works in (``per_region``: other bodies for some regions; a region
+    it leaves out gets none), then report: by region with ``--stack`` on an edge stack."""
     what = what or role
     if args.dry_run:
-        if args.json:
-            documents = [json.loads(body) for body in bodies]
-            out.print(json.dumps({"dryRun": True, "messages": documents}, indent=2), markup=False)
-        else:
-            for body in bodies:
-                out.print(body, markup=False)
-        err.print(f"dry run: {len(bodies)} {what} messages for {paths} paths, none sent")
-        return EXIT_OK
-    _, sqs, urls = aws_flags.resolve_queues(args)
-    url = urls.require(role)
+        return _print_dry_run(args, bodies, paths, what)
+    queues = aws_flags.regional_queues(args)
+    grouped = aws_flags.keyed_by_region(args)
     journal = SentJournal(args.skip_sent) if args.skip_sent else None
-    outcome = send_stoppable(sqs, url, bodies, what, journal)
-    code = send_report(what, url, bodies, outcome, args.json, args.skip_sent)
-    if not outcome.finished:
-        abandon(code)  # a batch is still in flight: its thread is not waited for
+    code = EXIT_OK
+    documents: dict[str, Any] = {}
+    for region, _, sqs, urls in queues:
+        sending = bodies if per_region is None or region is None else per_region.get(region, [])
+        if not sending:
+            continue
+        url = _require(args, region, urls, role)
+        if grouped and not args.json:
+            out.print(f"[bold]region {escape(str(region))}[/bold]")
+        outcome = send_stoppable(sqs, url, sending, what, journal)
+        if grouped and args.json:
+            documents[str(region)] = send_document(url, sending, outcome)
+            region_code = _send_code(outcome)
+            if outcome.interrupted:
+                report_stopped(len(outcome.sent), len(sending), f"{what} messages sent")
+        else:
+            region_code = send_report(what, url, sending, outcome, args.json, args.skip_sent)
+        code = max(code, region_code) if region_code != EXIT_INTERRUPTED else region_code
+        if not outcome.finished:
+            if documents:
+                out.print(json.dumps(documents, indent=2), markup=False)
+            abandon(code)  # a batch is still in flight: its thread is not waited for
+        if outcome.interrupted:
+            break
+    if grouped and args.json:
+        out.print(json.dumps(documents, indent=2), markup=False)
     return code
+
+
+def _require(args: argparse.Namespace, region: str | None, urls: Any, role: str) -> str:
+    """The ``role`` queue's URL; without it, exit 2 naming the stack output it lacks."""
+    if args.stack and region is not None and not getattr(urls, role.replace("-", "_")):
+        found = aws_flags.deployment(args)
+        name = found.edge.name if found.single_stack else found.regional_name
+        output = operations.STACK_OUTPUTS[role]
+        raise OperatorError(f"stack {name!r} in {region} has no {output} output")
+    return str(urls.require(role))
+
+
+def _print_dry_run(args: argparse.Namespace, bodies: list[str], paths: int, what: str) -> int:
+    if args.json:
+        documents = [json.loads(body) for body in bodies]
+        out.print(json.dumps({"dryRun": True, "messages": documents}, indent=2), markup=False)
+    else:
+        for body in bodies:
+            out.print(body, markup=False)
+    err.print(f"dry run: {len(bodies)} {what} messages for {paths} paths, none sent")
+    return EXIT_OK
+
+
+def _send_code(outcome: SendOutcome) -> int:
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if not outcome.failed else EXIT_FAILED
+
+
+def route_targets(
+    targets: list[str], regions: list[str], default_region: str
+) -> dict[str, list[str]]:
+    """Which region's prewarm worker warms each target: a region of the deployment warms
+    its own edges (from beside them), every other target (a POP, another region) is
+    warmed from the default region; each target once."""
+    home = default_region if default_region in regions else regions[0]
+    routed: dict[str, list[str]] = {}
+    for target in targets:
+        routed.setdefault(target if target in regions else home, []).append(target)
+    return routed
 
 
 def check_typed_targets(args: argparse.Namespace) -> None:
@@ -315,7 +381,23 @@ def run_prewarm(args: argparse.Namespace) -> int:
         return refused
     if args.host:
         _check_host(args)
-    return send_or_print(args, "prewarm", bodies, len(paths))
+    per_region = None
+    targets = operations.split_list(args.targets)
+    if targets and args.stack and not args.dry_run and aws_flags.keyed_by_region(args):
+        found = aws_flags.deployment(args)
+        routed = route_targets(targets, found.selected(args.region), found.default_region)
+        per_region = {
+            region: operations.prewarm_bodies(
+                paths,
+                chosen,
+                operations.split_list(args.encodings),
+                args.host,
+                args.paths_per_message,
+                expand=args.expand,
+            )
+            for region, chosen in routed.items()
+        }
+    return send_or_print(args, "prewarm", bodies, len(paths), per_region=per_region)
 
 
 def _check_host(args: argparse.Namespace) -> None:
@@ -328,9 +410,8 @@ def _check_host(args: argparse.Namespace) -> None:
                 "it must be the viewer host, the distribution domain or an allowed alias"
             )
         return
-    session = aws_flags.session(args)
-    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
-    check_prewarm_host(args.host, stack_allowed_hosts(stack), args.stack)
+    edge = aws_flags.deployment(args).edge
+    check_prewarm_host(args.host, stack_allowed_hosts(edge), args.stack)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
@@ -343,23 +424,39 @@ def run_backfill(args: argparse.Namespace) -> int:
 
 # ---- status and redrive -------------------------------------------------------------
 def run_status(args: argparse.Namespace) -> int:
-    session, sqs, urls = aws_flags.resolve_queues(args)
-    cloudwatch = aws_flags.client(args, session, "cloudwatch")
-    roles = [
-        (role, getattr(urls, role.replace("-", "_")))
-        for role in ("backfill", "backfill-dlq", "prewarm", "prewarm-dlq")
-    ]
-    known = [(role, url) for role, url in roles if url]
-    if not known:
-        raise OperatorError("no queue URLs: pass --stack NAME or --*-queue-url / --*-dlq-url")
-    depths = [operations.queue_depth(sqs, cloudwatch, role, url) for role, url in known]
-    dashboard = _dashboard_url(session, args)
-    if args.json:
-        out.print(json.dumps([depth.as_json() for depth in depths], indent=2), markup=False)
-        if dashboard:
-            err.print(f"dashboard: {dashboard}", markup=False)
-        return EXIT_OK
-    table = Table(title="edgefill queues")
+    """Each region's queues (``--stack`` on an edge stack: grouped, ``--json`` keyed by
+    region); the flags' queues otherwise."""
+    grouped = aws_flags.keyed_by_region(args)
+    documents: dict[str, Any] = {}
+    for region, session, sqs, urls in aws_flags.regional_queues(args):
+        cloudwatch = aws_flags.client(args, session, "cloudwatch")
+        roles = [
+            (role, getattr(urls, role.replace("-", "_")))
+            for role in ("backfill", "backfill-dlq", "prewarm", "prewarm-dlq")
+        ]
+        known = [(role, url) for role, url in roles if url]
+        if not known:
+            raise OperatorError("no queue URLs: pass --stack NAME or --*-queue-url / --*-dlq-url")
+        depths = [operations.queue_depth(sqs, cloudwatch, role, url) for role, url in known]
+        dashboard = _dashboard_url(args, region)
+        rows = [depth.as_json() for depth in depths]
+        if args.json and grouped:
+            documents[str(region)] = {"queues": rows, "dashboardUrl": dashboard}
+        elif args.json:
+            out.print(json.dumps(rows, indent=2), markup=False)
+            if dashboard:
+                err.print(f"dashboard: {dashboard}", markup=False)
+        else:
+            _print_status(depths, dashboard, f" in {region}" if grouped else "")
+    if args.json and grouped:
+        out.print(json.dumps(documents, indent=2), markup=False)
+    elif not args.json:
+        err.print("oldest: CloudWatch ApproximateAgeOfOldestMessage (— when it has no datapoint)")
+    return EXIT_OK
+
+
+def _print_status(depths: list[operations.QueueDepth], dashboard: str | None, where: str) -> None:
+    table = Table(title=escape(f"edgefill queues{where}"))
     for column in ("queue", "visible", "in flight", "delayed", "oldest (s)"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for depth in depths:
@@ -374,21 +471,20 @@ def run_status(args: argparse.Namespace) -> int:
             style=style,
         )
     out.print(table)
-    err.print("oldest: CloudWatch ApproximateAgeOfOldestMessage (— when it has no datapoint)")
     if dashboard:
         out.print(f"dashboard: {dashboard}", markup=False)
-    return EXIT_OK
 
 
-def _dashboard_url(session: Any, args: argparse.Namespace) -> str | None:
-    """The stack's ``DashboardUrl`` output (``--stack`` only); a note when it has none."""
-    if not args.stack:
+def _dashboard_url(args: argparse.Namespace, region: str | None) -> str | None:
+    """The region's ``DashboardUrl`` output (``--stack`` only); a note when it has none."""
+    if not args.stack or region is None:
         return None
-    url = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack).output(
-        "DashboardUrl"
-    )
+    found = aws_flags.deployment(args)
+    url = found.view(region).output("DashboardUrl")
     if url is None:
-        print_note(f"stack {args.stack!r} has no DashboardUrl output (deployed before it?)")
+        print_note(
+            f"stack {found.regional_name!r} has no DashboardUrl output (deployed before it?)"
+        )
     return url
 
 

@@ -16,6 +16,7 @@ from edgefill import operations
 from edgefill.commands import aws_flags, values
 from edgefill.console import EXIT_FAILED, err, out, spinner
 from edgefill.cost_estimate import Estimate, estimate
+from edgefill.deployment import required
 from edgefill.object_sizes import (
     MAX_WORKERS,
     SizeLookup,
@@ -27,7 +28,6 @@ from edgefill.operations import OperatorError
 from edgefill.pricing import load_prices
 from edgefill.sizes import human_size
 from edgefill.spend_caps import cap_problems
-from edgefill.stack import read_stack
 from shared.messages import ENCODINGS
 
 SHOWN_UNKNOWN = 10  # unknown sizes listed one by one; the rest are counted
@@ -88,16 +88,21 @@ def size_source(args: argparse.Namespace) -> SizeSource:
         return SizeSource(args.bucket, args.key_prefix, args.region)
     if not args.stack:
         raise OperatorError("sizes need --stack NAME or --bucket BUCKET")
-    session = aws_flags.session(args)
-    stack = read_stack(aws_flags.client(args, session, "cloudformation"), args.stack)
-    bucket = stack.output("BucketName")
-    if bucket is None:
-        raise OperatorError(f"stack {args.stack!r} has no BucketName output")
+    # Across regions, a launch is sized once: the objects are the same in every bucket,
+    # read from the default region's (or --region's); its targets are every region's.
+    views = aws_flags.regions(args)
+    default = aws_flags.deployment(args).default_region
+    region, stack = next(((r, v) for r, v in views if r == default), views[0])
+    targets = [
+        target
+        for _, view in views
+        for target in operations.split_list([view.parameters.get("PrewarmTargets", "")]) or ()
+    ]
     return SizeSource(
-        bucket=bucket,
+        bucket=required(stack, "BucketName"),
         prefix=stack.parameters.get("KeyPrefix", ""),
-        region=stack.output("BucketRegion") or args.region,
-        targets=tuple(operations.split_list([stack.parameters.get("PrewarmTargets", "")]) or ()),
+        region=stack.output("BucketRegion") or region,
+        targets=tuple(dict.fromkeys(targets)),
         encodings=tuple(
             operations.split_list([stack.parameters.get("PrewarmEncodings", "")]) or ()
         ),

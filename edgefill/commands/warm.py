@@ -25,7 +25,12 @@ from rich.table import Table
 
 from edgefill import console
 from edgefill.commands import sizing
-from edgefill.commands.edge_flags import add_edge_flags, prewarm_config, targets_and_encodings
+from edgefill.commands.edge_flags import (
+    add_edge_flags,
+    from_stack,
+    prewarm_config,
+    targets_and_encodings,
+)
 from edgefill.commands.path_flags import add_paths
 from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
 from edgefill.edge_grid import NOT_RUN, EdgeGrid, print_grid, warm_state
@@ -95,6 +100,7 @@ def run_warm(args: argparse.Namespace) -> int:
     from prewarm_worker.expand import expansion_summary, warm_tree
     from prewarm_worker.worker import build_runtime
 
+    from_stack(args)  # --stack: the distribution domain and viewer host
     config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL",))  # no re-enqueue here
     paths = [as_uri(where, path) for where, path in read_paths(args.paths, args.paths_file)]
     targets, encodings = targets_and_encodings(args, paths, config)

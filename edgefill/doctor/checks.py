@@ -17,6 +17,28 @@ from edgefill.doctor.facts import WORKER_QUEUES, Facts
 from edgefill.edge_logs import DEFAULT_RETENTION_DAYS, EdgeLogGroup
 from shared.keys import RESERVED_PREFIX
 
+# An edge stack's and a regional stack's outputs (docs/CONTRACTS.md §8).
+EDGE_OUTPUTS: Final = (
+    "DistributionId",
+    "DistributionArn",
+    "DistributionDomain",
+    "ViewerHost",
+    "Regions",
+    "DefaultRegion",
+    "RegionalStackName",
+    "EdgeFunctionVersionArn",
+)
+REGIONAL_OUTPUTS: Final = (
+    "Region",
+    "BucketName",
+    "BucketRegion",
+    "BackfillQueueUrl",
+    "BackfillDLQUrl",
+    "PrewarmQueueUrl",
+    "PrewarmDLQUrl",
+    "EdgeStackName",
+)
+REGION_HEADER: Final = "x-edgefill-region"
 REQUIRED_OUTPUTS: Final = (
     "BackfillQueueUrl",
     "BackfillDLQUrl",
@@ -38,9 +60,13 @@ class Check:
     ok: bool
     detail: str
     remedy: str = ""
+    region: str | None = None  # a regional stack's region; None: the edge (or single) stack
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def of(self, region: str | None) -> Check:
+        return Check(self.check, self.ok, self.detail, self.remedy, region)
 
 
 def run_checks(facts: Facts) -> list[Check]:
@@ -48,9 +74,9 @@ def run_checks(facts: Facts) -> list[Check]:
 
 
 # ---------------------------------------------------------------- 1. the stack
-def stack_check(facts: Facts) -> Check:
+def stack_check(facts: Facts, required: tuple[str, ...] = REQUIRED_OUTPUTS) -> Check:
     name, status = facts.stack.name, facts.stack.status
-    missing = [key for key in REQUIRED_OUTPUTS if not facts.output(key)]
+    missing = [key for key in required if not facts.output(key)]
     if status not in GOOD_STATES and status != "UPDATE_ROLLBACK_COMPLETE":
         return Check(
             "stack",
@@ -229,8 +255,19 @@ def queue_header_check(facts: Facts) -> Check:
         return groups
     queue = facts.output("BackfillQueueUrl") or ""
     problems = []
-    for wiring in groups:
-        origin = wiring.secondary or {}
+    origins = [wiring.secondary or {} for wiring in groups]
+    config = _distribution(facts)
+    if facts.region is not None and isinstance(config, dict):
+        # An edge stack: region R's misses reach its own full origin, full-<R> (the
+        # CloudFront Function builds R's origin group from it).
+        own = [o for o in _items(config.get("Origins")) if o.get("Id") == f"full-{facts.region}"]
+        origins = own or origins
+        problems += [
+            f"origin {o.get('Id')} sends {REGION_HEADER}: {h}, not {facts.region}"
+            for o in own
+            if (h := _custom_headers(o).get(REGION_HEADER)) != facts.region
+        ]
+    for origin in origins:
         headers = {
             str(h.get("HeaderName", "")).lower(): h.get("HeaderValue")
             for h in _items(origin.get("CustomHeaders"))
@@ -512,6 +549,13 @@ def _items(value: Any) -> list[Any]:
         items = value.get("Items") or []
         return items if isinstance(items, list) else []
     return []
+
+
+def _custom_headers(origin: dict[str, Any]) -> dict[str, Any]:
+    return {
+        str(h.get("HeaderName", "")).lower(): h.get("HeaderValue")
+        for h in _items(origin.get("CustomHeaders"))
+    }
 
 
 def _behaviors(config: dict[str, Any]) -> list[dict[str, Any]]:

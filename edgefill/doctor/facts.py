@@ -72,6 +72,7 @@ class Facts:
     mappings: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
     worker_metrics: dict[str, dict[str, float]] | str = field(default_factory=dict)
     edge_logs: Found | str | None = None  # region → the edge log group (None: not read)
+    region: str | None = None  # the regional stack's region (None: a single-stack deployment)
 
     def output(self, key: str) -> str | None:
         return self.stack.output(key)
@@ -82,8 +83,9 @@ def gather(
     stack: StackInfo,
     distribution_id: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    region: str | None = None,
 ) -> Facts:
-    facts = Facts(stack=stack)
+    facts = Facts(stack=stack, region=region)
     facts.distribution_id = (
         distribution_id
         or stack.output("DistributionId")

@@ -165,11 +165,15 @@ class LabAws:
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` talking to this moto with lab credentials."""
+        return self.client_in(LAB_REGION, service)
+
+    def client_in(self, region: str, service: str = "cloudformation") -> Any:
+        """A client of ``service`` in ``region`` (moto keeps each region's resources apart)."""
         if not self.endpoint_url:
             raise RuntimeError("the lab's moto server is not running")
         return boto3.client(
             service,
-            region_name=LAB_REGION,
+            region_name=region,
             endpoint_url=self.endpoint_url,
             aws_access_key_id=LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],

@@ -46,6 +46,7 @@ from edgefill.lab.invalidations import (
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pollers import QueuePoller
 from edgefill.lab.pop import Distribution, Pop, PopSite, start_pops
+from edgefill.lab.stacks import LabStacks, register_stacks
 from edgefill.lab.sweep_schedule import SweepSchedule
 from edgefill.lab.template_spec import TemplateError, TemplateSpec
 from edgefill.lab.tls import LabCA
@@ -54,6 +55,10 @@ from shared.messages import ACCEPT_ENCODING, ENCODINGS
 DISTRIBUTION_DOMAIN: Final = "d111111abcdef8.cloudfront.net"
 VIEWER_HOST: Final = "cdn.edgefill.test"
 DISTRIBUTION_ID: Final = "E2EDGEFILLLAB"
+# The lab's stacks (edgefill/lab/stacks.py), named as a deployment's defaults (Name=edgefill).
+EDGE_STACK: Final = "edgefill"
+REGIONAL_STACK: Final = "edgefill-regional"
+MOTO_ACCOUNT: Final = "123456789012"  # moto's default account
 # The lab's POPs: one per region, each on its own loopback address. The client subnets
 # are documentation networks (RFC 5737) so nothing here looks like a real AWS range.
 DEFAULT_SITES: Final = (
@@ -175,6 +180,7 @@ class Lab:
         self.env: dict[str, str] = {}
         self.invalidations: LabInvalidations | None = None
         self.distribution_id = DISTRIBUTION_ID
+        self.stacks: LabStacks | None = None
         self.running = False
         self._listening: list[tuple[str, int]] = []
 
@@ -273,8 +279,63 @@ class Lab:
         moto = urlsplit(self.aws.endpoint_url)
         self._listening.append((str(moto.hostname), int(moto.port or 80)))
         self._apply_env(spec)
+        self.stacks = self._register_stacks()
         if settings.pollers:
             self._start_pollers(spec)
+
+    def _register_stacks(self) -> LabStacks:
+        """The lab's edge stack and its regional stack in moto, with the lab's values as
+        outputs (``edgefill --stack edgefill`` then finds everything)."""
+        assert self.aws is not None
+        aws, settings = self.aws, self.settings
+        targets = settings.prewarm_targets or tuple(
+            dict.fromkeys(site.region for site in settings.sites)
+        )
+        dashboard = "https://console.aws.amazon.com/cloudwatch/home?region={0}#dashboards:name={1}"
+        edge = {
+            "DistributionId": self.distribution_id,
+            "DistributionArn": f"arn:aws:cloudfront::{MOTO_ACCOUNT}:distribution/"
+            f"{self.distribution_id}",
+            "DistributionDomain": settings.distribution_domain,
+            "ViewerHost": settings.viewer_host,
+            "Regions": LAB_REGION,
+            "DefaultRegion": LAB_REGION,
+            "Routes": "",
+            "RegionalStackName": REGIONAL_STACK,
+            "EdgeFunctionVersionArn": f"arn:aws:lambda:{LAB_REGION}:{MOTO_ACCOUNT}:function:"
+            "edgefill-lab-edge:1",
+            "DashboardUrl": dashboard.format(LAB_REGION, "edgefill-lab-edge"),
+        }
+        regional = {
+            "Region": LAB_REGION,
+            "BucketName": settings.bucket,
+            "BucketRegion": LAB_REGION,
+            "BackfillQueueUrl": aws.queue("BackfillQueue").url,
+            "BackfillDLQUrl": aws.queue("BackfillDLQ").url,
+            "PrewarmQueueUrl": aws.queue("PrewarmQueue").url,
+            "PrewarmDLQUrl": aws.queue("PrewarmDLQ").url,
+            "EdgeStackName": EDGE_STACK,
+            "DashboardUrl": dashboard.format(LAB_REGION, f"edgefill-lab-{LAB_REGION}"),
+        }
+        origin = urlsplit(self.origin.url)
+        return register_stacks(
+            aws.client_in,
+            edge,
+            [regional],
+            edge_parameters={
+                "Name": EDGE_STACK,
+                "FullOriginDomain": str(origin.netloc),
+                "FullOriginProtocol": str(origin.scheme),
+            },
+            regional_parameters={
+                LAB_REGION: {
+                    "Name": EDGE_STACK,
+                    "EdgeStackName": EDGE_STACK,
+                    "PrewarmTargets": ",".join(targets),
+                    "PrewarmEncodings": ",".join(settings.encodings),
+                }
+            },
+        )
 
     def leftovers(self) -> list[str]:
         """What is still running or listening after ``stop()`` (empty when all is gone):
@@ -524,6 +585,7 @@ class Lab:
                 for p in self.pops.values()
             ],
             "queues": {q.logical_id: q.url for q in self.aws.queues.values()},
+            "stacks": self.stacks.names() if self.stacks else [],
         }
 
 

@@ -76,7 +76,7 @@ def test_against_moto_the_doctor_fails_check_2_naming_the_origin_group(
     results = json.loads(capsys.readouterr().out)
     # Then every check is reported in the documented shape, and check 2 fails
     assert code == 1
-    assert all(set(r) == {"check", "ok", "detail", "remedy"} for r in results)
+    assert all(set(r) == {"check", "ok", "detail", "remedy", "region"} for r in results)
     assert len(results) == 11
     by_name = {r["check"]: r for r in results}
     assert results[1]["check"] == "origin-group" and not results[1]["ok"]

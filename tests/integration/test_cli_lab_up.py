@@ -41,7 +41,8 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
         host, port, address = resolve.groups()
         answer = _get_via(address, int(port), host, url.group(1), cacert.group(1))
         assert answer.status_code == 200 and answer.headers["X-Cache"].startswith("Miss")
-        assert "edgefill status $Q" in text and "edgefill prewarm $Q" in text
+        assert "edgefill status --stack edgefill" in text and "edgefill prewarm --stack" in text
+        assert "edgefill (us-east-1), edgefill-regional (us-east-1)" in text
         # When the operator presses Ctrl-C
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=30)

@@ -52,7 +52,7 @@ def wait_for_the_stop_notice() -> None:
 
 def use(monkeypatch: pytest.MonkeyPatch, sqs: SlowToInterrupt) -> None:
     monkeypatch.setattr(
-        aws_flags, "resolve_queues", lambda args: (None, sqs, QueueUrls(QUEUE, QUEUE))
+        aws_flags, "regional_queues", lambda args: [(None, None, sqs, QueueUrls(QUEUE, QUEUE))]
     )
 
 
