@@ -80,6 +80,7 @@ from edgefill.lab.lab import (
 )
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pop import Distribution, Pop, PopSite, ViewerRequestError, start_pops
+from edgefill.lab.stacks import LabStacks, register_stacks
 from edgefill.lab.template_spec import TemplateError, TemplateSpec
 from edgefill.lab.tls import LabCA
 from edgefill.lab.viewer_function import OriginChoice, ViewerFunction, ViewerFunctionError
@@ -282,6 +283,7 @@ class RegionsLab:
         self.directory: Path | None = None
         self.log_path: Path | None = None
         self.env: dict[str, str] = {}  # what this process's origin-request function sees
+        self.stacks: LabStacks | None = None
         self.running = False
         self._moto: MotoProcess | None = None
         self._stack = contextlib.ExitStack()
@@ -364,10 +366,52 @@ class RegionsLab:
         self.function.start()
         self._start_pops()
         self._start_dns()
+        self.stacks = self._register_stacks()
         if settings.pollers:
             log = self._worker_log()
             for lab_region in self.regions.values():
                 lab_region.workers = RegionWorkers(self._worker_config(lab_region), log).start()
+
+    def _register_stacks(self) -> LabStacks:
+        """The edge stack (us-east-1) and each region's ``<Name>-regional`` stack in moto,
+        their outputs by the contract's names (``edgefill/lab/stacks.py``)."""
+        settings = self.settings
+        name = settings.name
+        dashboard = "https://console.aws.amazon.com/cloudwatch/home?region={0}#dashboards:name={1}"
+        edge = {
+            "DistributionId": self.distribution_id,
+            "DistributionArn": f"arn:aws:cloudfront::{LAB_ACCOUNT}:distribution/"
+            f"{self.distribution_id}",
+            "DistributionDomain": settings.distribution_domain,
+            "ViewerHost": settings.viewer_host,
+            "Regions": ",".join(self.regions),
+            "DefaultRegion": self.default_region,
+            "Routes": routes_text(settings.regions),
+            "RegionalStackName": f"{name}-regional",
+            "EdgeFunctionVersionArn": f"arn:aws:lambda:{EDGE_REGION}:{LAB_ACCOUNT}:function:"
+            f"{name}-edge:1",
+            "DashboardUrl": dashboard.format(EDGE_REGION, f"{name}-edge"),
+        }
+        regional = [
+            {
+                "Region": r.region,
+                "BucketName": r.bucket,
+                "BucketRegion": r.region,
+                "BackfillQueueUrl": r.queues["backfill"],
+                "BackfillDLQUrl": r.queues["backfill-dlq"],
+                "PrewarmQueueUrl": r.queues["prewarm"],
+                "PrewarmDLQUrl": r.queues["prewarm-dlq"],
+                "EdgeStackName": name,
+                "DashboardUrl": dashboard.format(r.region, f"{name}-{r.region}"),
+            }
+            for r in self.regions.values()
+        ]
+        try:
+            return register_stacks(
+                lambda region: self.client("cloudformation", region), edge, regional
+            )
+        except ValueError as error:
+            raise LabError(f"cannot register the lab's stacks: {error}") from None
 
     def _worker_log(self) -> IO[str]:
         """Where the workers' log lines go: ``log_path``, else this process's stderr when it

@@ -145,6 +145,25 @@ def test_a_function_leaving_the_static_group_in_place_routes_to_region1(lab: Reg
     assert lab.region(EUROPE).failovers(path) == 0
 
 
+def test_the_lab_registers_the_edge_stack_and_one_regional_stack_per_region(
+    lab: RegionsLab,
+) -> None:
+    def outputs(region: str, stack: str) -> dict[str, str]:
+        described = lab.client("cloudformation", region).describe_stacks(StackName=stack)
+        return {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0]["Outputs"]}
+
+    edge = outputs("us-east-1", "edgefill")
+    assert edge["Regions"] == f"{ASIA},{EUROPE},{GONE}"
+    assert edge["Routes"] == f"{ASIA}:SG,MY;{EUROPE}:DE,FR;{GONE}:JP"
+    assert edge["DefaultRegion"] == ASIA
+    for region in (ASIA, EUROPE, GONE):
+        regional = outputs(region, "edgefill-regional")
+        assert regional["BucketName"] == f"edgefill-123456789012-{region}"
+        assert regional["BackfillQueueUrl"] == (
+            f"https://sqs.{region}.amazonaws.com/123456789012/edgefill-backfill"
+        )
+
+
 def test_the_regions_lab_refuses_regions_it_cannot_route() -> None:
     with pytest.raises(LabError, match="distinct regions"):
         RegionsLab(RegionsLabSettings(regions=(REGIONS[0], REGIONS[0])))
