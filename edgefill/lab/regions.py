@@ -49,6 +49,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -291,6 +292,7 @@ class RegionsLab:
         self._groups: dict[tuple[str, str, frozenset[int]], Distribution] = {}
         self._geo = {address: country for country, address in COUNTRY_ADDRESSES.items()}
         self._listening: list[tuple[str, int]] = []
+        self._threads_before: set[threading.Thread] = set()
         self._spec: TemplateSpec | None = None
         self._forward_host = False
         self._failover: frozenset[int] = frozenset(FAILOVER_CODES)
@@ -327,6 +329,9 @@ class RegionsLab:
 
     def _start(self) -> None:
         settings = self.settings
+        # Another lab may run in this process (the e2e tests' single-region one): only the
+        # threads started from here on are this lab's.
+        self._threads_before = set(lab_threads())
         template = settings.template or default_template()
         self._spec = _regional_spec(template)
         edge_spec = _load_spec(template)
@@ -833,7 +838,11 @@ class RegionsLab:
 
     def leftovers(self) -> list[str]:
         """What is still running or listening after ``stop()`` (empty when all is gone)."""
-        found = [f"thread {thread.name}" for thread in lab_threads()]
+        found = [
+            f"thread {thread.name}"
+            for thread in lab_threads()
+            if thread not in self._threads_before
+        ]
         if self._moto is not None and self._moto.running:
             found.append("moto child process")
         found += [
