@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint build bench venv clean
+.PHONY: test demo lint build bench venv clean function
 .DEFAULT_GOAL := test
 
 venv: $(STAMP)
@@ -41,16 +41,27 @@ bench: $(STAMP)
 $(SAM):
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install -q --upgrade pip
-	$(SAM_VENV)/bin/pip install -q 'aws-sam-cli>=1.120,<2'
+	$(SAM_VENV)/bin/pip install -q 'aws-sam-cli>=1.170,<2'  # Fn::GetStackOutput: cfn-lint >= 1.58
 
-# --build-in-source: SAM would otherwise copy the whole checkout (virtual environments
-# included) to a scratch directory once per function before calling the build-* targets.
-# The artifact check then zips each artifact and fails if the edge one is too big or
-# holds anything besides its package and the light parts of shared/.
+# Two stacks, each validated and built into its own directory: the edge stack
+# (template.yaml, us-east-1) and the regional stack (regional.yaml, linted for one of its
+# regions). --build-in-source: SAM would otherwise copy the whole checkout (virtual
+# environments included) to a scratch directory once per function before calling the
+# build-* targets. The artifact check then zips each artifact and fails if the edge one is
+# too big or holds anything besides its package and the light parts of shared/.
+# `sam deploy --config-env edge|regional` (samconfig.toml) deploys what this built.
 build: $(SAM)
-	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region us-east-1
-	SAM_CLI_TELEMETRY=0 $(SAM) build --build-in-source --region us-east-1
-	$(PYTHON) .ci/check_artifacts.py .aws-sam/build
+	@$(PYTHON) .ci/inline_function.py --check
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml --region us-east-1
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template regional.yaml --region ap-southeast-1
+	SAM_CLI_TELEMETRY=0 $(SAM) build --config-env edge
+	SAM_CLI_TELEMETRY=0 $(SAM) build --config-env regional
+	$(PYTHON) .ci/check_artifacts.py .aws-sam/build-edge .aws-sam/build-regional
+
+# The viewer-request function is deployed inline (AWS::CloudFront::Function takes no
+# file): copy edge_viewer_request/select_origin.js into template.yaml after editing it.
+function:
+	$(PYTHON) .ci/inline_function.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

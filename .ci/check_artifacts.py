@@ -1,4 +1,6 @@
-"""Check and report the three Lambda artifacts that ``sam build`` left in .aws-sam/build.
+"""Check and report the Lambda artifacts ``sam build`` left for the two stacks: the edge
+function in the edge stack's build directory (.aws-sam/build-edge), the two workers in the
+regional stack's (.aws-sam/build-regional).
 
 Run by ``make build``. For each function it prints the zipped size (what Lambda stores and
 what a cold start downloads), the file count and the top-level entries, and it fails when:
@@ -77,10 +79,10 @@ def worker_problems(name: str, root: Path, package: str, requires: tuple[str, ..
     return problems
 
 
-def main(build_dir: str) -> int:
-    build = Path(build_dir)
+def main(edge_build: str, regional_build: str) -> int:
     problems: list[str] = []
     for name in (EDGE, *WORKERS):
+        build = Path(edge_build if name == EDGE else regional_build)
         root = build / name
         if not root.is_dir():
             problems.append(f"{name}: no artifact in {build}")
@@ -101,4 +103,8 @@ def main(build_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ".aws-sam/build"))
+    arguments = sys.argv[1:] or [".aws-sam/build-edge", ".aws-sam/build-regional"]
+    if len(arguments) != 2:
+        print("usage: check_artifacts.py EDGE_BUILD_DIR REGIONAL_BUILD_DIR", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(*arguments))

@@ -1,10 +1,16 @@
-"""What the lab mirrors from ``template.yaml``: queue attributes and SQS event sources.
+"""What the lab mirrors from the stacks' templates: queue attributes and SQS event
+sources from ``regional.yaml``, the origin group's failover codes from ``template.yaml``.
 
-The lab must behave like the deployed stack, so it reads the numbers (visibility timeouts,
+The lab must behave like the deployed stacks, so it reads the numbers (visibility timeouts,
 redrive policies, batch sizes, batching windows, maximum concurrency, function timeouts)
-from the template rather than repeating them. Only the small subset of CloudFormation the
-template uses for those numbers is resolved: literals, ``!Ref`` to a parameter's
+from the templates rather than repeating them. Only the small subset of CloudFormation the
+templates use for those numbers is resolved: literals, ``!Ref`` to a parameter's
 ``Default``, ``!GetAtt X.Arn``/``!Ref X`` naming a queue, and SAM ``Globals``.
+
+Since issue 20 the queues live in the regional stack and the distribution in the edge
+stack: ``TemplateSpec.load`` given either file reads its sibling for the other half, and
+``from_text`` takes the edge stack's text as ``edge_text`` (one text holding both, as the
+lab's tests write it, still works).
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from typing import Any, Final
 
 import yaml
 
-# The queues edgefill's template declares, by logical ID; the lab creates exactly these.
+# The two stacks' files, side by side at the top of the repository.
+EDGE_TEMPLATE: Final = "template.yaml"
+REGIONAL_TEMPLATE: Final = "regional.yaml"
+# The queues edgefill's regional stack declares, by logical ID; the lab creates exactly these.
 QUEUE_IDS: Final = ("BackfillQueue", "BackfillDLQ", "PrewarmQueue", "PrewarmDLQ")
 # Queue attributes the lab copies as they are (SSE settings are meaningless in moto).
 _COPIED_ATTRIBUTES: Final = (
@@ -34,7 +43,7 @@ _DEFAULT_FUNCTION_TIMEOUT: Final = 3
 
 
 class TemplateError(ValueError):
-    """``template.yaml`` lacks something the lab needs, or uses a form it cannot resolve."""
+    """A template lacks something the lab needs, or uses a form it cannot resolve."""
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -106,21 +115,21 @@ class TemplateSpec:
 
     @classmethod
     def load(cls, path: Path) -> TemplateSpec:
-        """Read ``path`` (a SAM template) and resolve what the lab mirrors."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise TemplateError(f"cannot read {path}: {error.strerror}") from None
+        """Read ``path`` (either stack's SAM template) and its sibling, and resolve what the
+        lab mirrors: the queues from ``regional.yaml``, the distribution from
+        ``template.yaml``. A file holding both (no sibling needed) is read alone."""
+        text = _read(path)
+        if path.name == EDGE_TEMPLATE and (path.parent / REGIONAL_TEMPLATE).is_file():
+            return cls.from_text(_read(path.parent / REGIONAL_TEMPLATE), edge_text=text)
+        if path.name == REGIONAL_TEMPLATE and (path.parent / EDGE_TEMPLATE).is_file():
+            return cls.from_text(text, edge_text=_read(path.parent / EDGE_TEMPLATE))
         return cls.from_text(text)
 
     @classmethod
-    def from_text(cls, text: str) -> TemplateSpec:
-        try:
-            document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-        except yaml.YAMLError as error:
-            raise TemplateError(f"template is not valid YAML: {error}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
-            raise TemplateError("template has no Resources section")
+    def from_text(cls, text: str, edge_text: str | None = None) -> TemplateSpec:
+        """Resolve the queues and event sources of ``text`` (the regional stack) and the
+        distribution of ``edge_text`` (the edge stack; ``None``: ``text`` holds it)."""
+        document = _document(text)
         resolver = _Resolver(document)
         queues = {queue_id: resolver.queue(queue_id) for queue_id in QUEUE_IDS}
         sources = tuple(
@@ -129,8 +138,26 @@ class TemplateSpec:
             if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function"
             for source in resolver.event_sources(function_id, resource)
         )
-        failover, forwards_host = resolver.distribution()
+        edge = resolver if edge_text is None else _Resolver(_document(edge_text))
+        failover, forwards_host = edge.distribution()
         return cls(queues, sources, failover, forwards_host)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TemplateError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _document(text: str) -> dict[str, Any]:
+    try:
+        document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise TemplateError(f"template is not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise TemplateError("template has no Resources section")
+    return document
 
 
 class _Resolver:

@@ -58,7 +58,7 @@ def build(tmp_path: Path) -> Path:
 def test_a_good_build_passes_and_reports_sizes(
     check: ModuleType, build: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert check.main(str(build)) == 0
+    assert check.main(str(build), str(build)) == 0
     report = capsys.readouterr().out
     assert "EdgeOriginRequestFunction: 0.00 MB zipped, 6 files" in report
     assert "BackfillWorkerFunction:" in report and "PrewarmWorkerFunction:" in report
@@ -68,7 +68,7 @@ def test_a_third_party_package_in_the_edge_artifact_fails(
     check: ModuleType, build: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     touch(build / "EdgeOriginRequestFunction" / "requests" / "__init__.py")
-    assert check.main(str(build)) == 1
+    assert check.main(str(build), str(build)) == 1
     assert "unexpected file requests/__init__.py" in capsys.readouterr().err
 
 
@@ -76,7 +76,7 @@ def test_a_heavy_shared_module_in_the_edge_artifact_fails(
     check: ModuleType, build: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     touch(build / "EdgeOriginRequestFunction" / "shared" / "observability.py")
-    assert check.main(str(build)) == 1
+    assert check.main(str(build), str(build)) == 1
     assert "shared/observability.py" in capsys.readouterr().err
 
 
@@ -88,7 +88,7 @@ def test_an_edge_artifact_of_1_mb_fails(
         build / "EdgeOriginRequestFunction" / "edge_origin_request" / "blob.py",
         os.urandom(1_100_000),
     )
-    assert check.main(str(build)) == 1
+    assert check.main(str(build), str(build)) == 1
     assert "under 1 MB" in capsys.readouterr().err
 
 
@@ -101,7 +101,7 @@ def test_a_worker_extension_built_for_another_python_fails(
         / "charset_normalizer"
         / "cd.cpython-311-x86_64-linux-gnu.so"
     )
-    assert check.main(str(build)) == 1
+    assert check.main(str(build), str(build)) == 1
     assert "not built for cp313-x86_64-linux-gnu" in capsys.readouterr().err
 
 
@@ -110,7 +110,20 @@ def test_a_missing_artifact_or_requirement_fails(
 ) -> None:
     shutil.rmtree(build / "PrewarmWorkerFunction" / "dns")
     shutil.rmtree(build / "BackfillWorkerFunction")
-    assert check.main(str(build)) == 1
+    assert check.main(str(build), str(build)) == 1
     errors = capsys.readouterr().err
     assert "PrewarmWorkerFunction: dns/ is missing" in errors
     assert "BackfillWorkerFunction: no artifact" in errors
+
+
+def test_each_stack_is_checked_in_its_own_build_directory(
+    check: ModuleType, build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the workers built only into the edge stack's directory (a wrong --build-dir)
+    empty = tmp_path / "regional-build"
+    empty.mkdir()
+    # When the check reads the regional stack's directory / Then both workers are missing
+    assert check.main(str(build), str(empty)) == 1
+    errors = capsys.readouterr().err
+    assert "BackfillWorkerFunction: no artifact in" in errors
+    assert "PrewarmWorkerFunction: no artifact in" in errors

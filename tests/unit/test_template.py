@@ -1,4 +1,5 @@
-"""template.yaml: lint-clean as written and as translated by SAM, and the rules lint cannot see.
+"""The two stacks, template.yaml (edge) and regional.yaml: lint-clean as written and as
+translated by SAM, and the rules lint cannot see.
 
 The SAM template is translated offline with aws-sam-translator (no AWS call: a stub
 stands in for the managed-policy lookup and each CodeUri is replaced by an S3 URI, as
@@ -13,7 +14,7 @@ import copy
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +23,57 @@ import pytest
 from shared.config import BackfillConfig, PrewarmConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = {
-    "EdgeOriginRequestFunction": "edge_origin_request.app.handler",
+TEMPLATE = ROOT / "template.yaml"  # the edge stack (us-east-1)
+REGIONAL = ROOT / "regional.yaml"  # the regional stack, once per bucket region
+# The regions cfn-lint checks both stacks for (issue 20's "Done when").
+LINT_REGIONS = ("us-east-1", "ap-southeast-1", "eu-central-1")
+EDGE_FUNCTIONS = {"EdgeOriginRequestFunction": "edge_origin_request.app.handler"}
+REGIONAL_FUNCTIONS = {
     "BackfillWorkerFunction": "backfill_worker.app.handler",
     "PrewarmWorkerFunction": "prewarm_worker.app.handler",
 }
+FUNCTIONS = {**EDGE_FUNCTIONS, **REGIONAL_FUNCTIONS}
 # Queue -> (its DLQ, the function consuming it).
 QUEUES = {
     "BackfillQueue": ("BackfillDLQ", "BackfillWorkerFunction"),
     "PrewarmQueue": ("PrewarmDLQ", "PrewarmWorkerFunction"),
 }
 FAILOVER_CODES = [403, 404, 500, 502, 503, 504]
-REQUIRED_OUTPUTS = {
+# The outputs the CLI, the lab and doctor read (docs/CONTRACTS.md "Stacks"). Routes is
+# conditional: absent when no slot lists a country.
+EDGE_OUTPUTS = {
+    "DistributionId",
+    "DistributionArn",
+    "DistributionDomain",
+    "ViewerHost",
+    "Regions",
+    "DefaultRegion",
+    "Routes",
+    "RegionalStackName",
+    "EdgeFunctionVersionArn",
+    "DashboardUrl",
+}
+REGIONAL_OUTPUTS = {
+    "Region",
+    "BucketName",
+    "BucketRegion",
     "BackfillQueueUrl",
     "BackfillDLQUrl",
     "PrewarmQueueUrl",
     "PrewarmDLQUrl",
-    "BucketName",
+    "EdgeStackName",
+    "DashboardUrl",
+}
+# The edge stack's outputs each regional stack reads with Fn::GetStackOutput.
+EDGE_OUTPUTS_READ = {
+    "DistributionId",
+    "DistributionArn",
     "DistributionDomain",
-    "EdgeFunctionVersionArn",
+    "ViewerHost",
+    "PrewarmAllowedHosts",
+    "FullOriginUrl",
+    "KeyPrefixPath",
+    "QueryStrings",
 }
 # Light modules of shared/ the edge artifact carries (Makefile EDGE_SHARED).
 EDGE_SHARED = {"messages", "keys", "queues", "redact"}
@@ -59,11 +91,11 @@ class ManagedPoliciesOffline:
 # about 1.5 s (sympy, networkx...), and every xdist worker collects this module.
 
 
-def load_sam() -> Template:
+def load_sam(path: Path = TEMPLATE) -> Template:
     from cfnlint.decode import decode_str
     from cfnlint.decode.utils import convert_dict
 
-    template, matches = decode_str(TEMPLATE.read_text(encoding="utf-8"))
+    template, matches = decode_str(path.read_text(encoding="utf-8"))
     assert not matches, [str(m) for m in matches]
     plain: Template = json.loads(json.dumps(convert_dict(template)))
     return plain
@@ -92,12 +124,24 @@ def cfn(sam: Template) -> Template:
         return translate(sam)
 
 
-def lint_errors(text: str) -> list[str]:
-    """Errors and warnings cfn-lint finds for us-east-1 (informational notes are allowed)."""
+@pytest.fixture(scope="module")
+def regional() -> Template:
+    return load_sam(REGIONAL)
+
+
+@pytest.fixture(scope="module")
+def regional_cfn(regional: Template) -> Template:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "ap-southeast-1")
+        return translate(regional)
+
+
+def lint_errors(text: str, regions: Sequence[str] = ("us-east-1",)) -> list[str]:
+    """Errors and warnings cfn-lint finds for ``regions`` (informational notes allowed)."""
     from cfnlint.api import lint
     from cfnlint.config import ManualArgs
 
-    matches = lint(text, config=ManualArgs(regions=["us-east-1"]))
+    matches = lint(text, config=ManualArgs(regions=list(regions)))
     return [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches]
 
 
@@ -144,6 +188,11 @@ def rendered(value: Any) -> Iterator[str]:
     elif isinstance(value, dict) and "Fn::If" in value:
         for branch in value["Fn::If"][1:]:
             yield from rendered(branch)
+    elif isinstance(value, dict) and "Fn::GetStackOutput" in value:
+        name = str(value["Fn::GetStackOutput"].get("OutputName"))
+        # KeyPrefixPath begins and ends with "/" ("/" alone for no prefix): an ARN built
+        # on it stays inside the bucket (test_the_key_prefix_path_is_slash_delimited).
+        yield f"/${{edge:{name}}}/" if name == "KeyPrefixPath" else f"${{edge:{name}}}"
     elif isinstance(value, dict) and "Fn::Sub" in value:
         sub = value["Fn::Sub"]
         text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
@@ -217,9 +266,40 @@ def edge_role_problems(sam: Template, cfn: Template) -> list[str]:
         for action in as_list(statement["Action"]):
             if action.startswith("logs:"):
                 continue
-            if action != "sqs:SendMessage" or not refers_to(statement["Resource"], "BackfillQueue"):
-                problems.append(f"edge role allows {action} beyond SendMessage on BackfillQueue")
+            if action != "sqs:SendMessage" or not only_slot_backfill_queues(statement["Resource"]):
+                problems.append(
+                    f"edge role allows {action} beyond SendMessage on the slots' backfill queues"
+                )
     return problems
+
+
+# The backfill queue of slot N's region, by its deterministic name (regional.yaml).
+_SLOT_QUEUE_ARN = re.compile(
+    r"arn:\$\{AWS::Partition\}:sqs:\$\{Region[1-5]\}:\$\{AWS::AccountId\}:\$\{Name\}-backfill"
+)
+
+
+def slot_items(items: list[Any]) -> Iterator[tuple[str | None, Any]]:
+    """(condition or None, item) for a list whose items may be ``!If [C, item, NoValue]``."""
+    for item in items:
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:
+            condition, yes, no = item["Fn::If"]
+            assert no == {"Ref": "AWS::NoValue"}, f"an If whose else is not NoValue: {item}"
+            yield condition, yes
+        else:
+            yield None, item
+
+
+def only_slot_backfill_queues(resource: Any) -> bool:
+    """True when every resource is a used slot's backfill queue ARN, and Region1's is one."""
+    items = list(slot_items(as_list(resource)))
+    texts = [(c, t) for c, item in items for t in rendered(item)]
+    return (
+        bool(texts)
+        and all(_SLOT_QUEUE_ARN.fullmatch(t) for _, t in texts)
+        and any(c is None and "${Region1}" in t for c, t in texts)
+        and all(c == f"HasRegion{t.split('${Region')[1][0]}" for c, t in texts if c is not None)
+    )
 
 
 def association_problems(sam: Template, cfn: Template) -> list[str]:
@@ -247,9 +327,11 @@ def association_problems(sam: Template, cfn: Template) -> list[str]:
     return problems
 
 
-def function_problems(sam: Template, makefile: str) -> list[str]:
+def function_problems(
+    sam: Template, makefile: str, functions: dict[str, str] = FUNCTIONS
+) -> list[str]:
     problems = []
-    for name, handler in FUNCTIONS.items():
+    for name, handler in functions.items():
         function = props(sam, name)
         if function.get("Handler") != handler:
             problems.append(f"{name} handler must be {handler}")
@@ -397,11 +479,8 @@ def bucket_problems(sam: Template) -> list[str]:
         problems.append("bucket policy does not deny CloudFront reads of _edgefill/*")
     allows = [s for s in cloudfront if s["Effect"] == "Allow"]
     if not allows or not all(
-        any(
-            "Distribution" in t or "DistributionId" in t
-            for t in rendered(
-                s.get("Condition", {}).get("StringEquals", {}).get("AWS:SourceArn", "")
-            )
+        is_edge_output(
+            s.get("Condition", {}).get("StringEquals", {}).get("AWS:SourceArn"), "DistributionArn"
         )
         for s in allows
     ):
@@ -409,27 +488,49 @@ def bucket_problems(sam: Template) -> list[str]:
     return problems
 
 
+def is_edge_output(value: Any, output: str) -> bool:
+    """True when ``value`` is the edge stack's ``output``, read from us-east-1 with
+    Fn::GetStackOutput on the EdgeStackName parameter."""
+    read = value.get("Fn::GetStackOutput") if isinstance(value, dict) else None
+    return read == {
+        "StackName": {"Ref": "EdgeStackName"},
+        "OutputName": output,
+        "Region": "us-east-1",
+    }
+
+
 def distribution_problems(sam: Template) -> list[str]:
     problems = []
     config = props(sam, "Distribution")["DistributionConfig"]
-    origins = {o["Id"]: o for o in config["Origins"]}
+    origins = {next(rendered(o["Id"])): o for _, o in slot_items(config["Origins"])}
     groups = config.get("OriginGroups", {}).get("Items", [])
     if len(groups) != 1:
         return ["distribution must have one origin group"]
     group = groups[0]
     if group["FailoverCriteria"]["StatusCodes"]["Items"] != FAILOVER_CODES:
         problems.append(f"origin group must fail over on {FAILOVER_CODES}")
-    primary, secondary = (origins[m["OriginId"]] for m in group["Members"]["Items"])
+    members = [next(rendered(m["OriginId"])) for m in group["Members"]["Items"]]
+    if members != ["bucket-${Region1}", "full-${Region1}"]:
+        problems.append(f"origin group must be bucket-<Region1>, full-<Region1>, not {members}")
+        return problems
+    primary, secondary = (origins[m] for m in members)
     if "S3OriginConfig" not in primary or not refers_to(
         primary.get("OriginAccessControlId"), "OriginAccessControl"
     ):
         problems.append("primary origin must be the bucket through OAC")
     headers = {h["HeaderName"]: h["HeaderValue"] for h in secondary.get("OriginCustomHeaders", [])}
-    if not refers_to(headers.get("x-edgefill-queue"), "BackfillQueue"):
-        problems.append("secondary origin must carry x-edgefill-queue: <BackfillQueue URL>")
+    if list(rendered(headers.get("x-edgefill-queue", ""))) != [
+        "https://sqs.${Region1}.${AWS::URLSuffix}/${AWS::AccountId}/${Name}-backfill"
+    ]:
+        problems.append(
+            "secondary origin must carry x-edgefill-queue: <Region1's backfill queue URL>"
+        )
     if "x-edgefill-queue" in {h["HeaderName"] for h in primary.get("OriginCustomHeaders", [])}:
         problems.append("the bucket origin must not carry x-edgefill-queue")
-    if config["DefaultCacheBehavior"].get("TargetOriginId") != group["Id"]:
+    if (
+        next(rendered(config["DefaultCacheBehavior"].get("TargetOriginId", "")))
+        != "group-${Region1}"
+    ):
         problems.append("default cache behavior must target the origin group")
     cache = props(sam, "CachePolicy")["CachePolicyConfig"][
         "ParametersInCacheKeyAndForwardedToOrigin"
@@ -441,17 +542,19 @@ def distribution_problems(sam: Template) -> list[str]:
 
 def output_problems(sam: Template) -> list[str]:
     outputs = sam.get("Outputs", {})
-    problems = [f"missing output {name}" for name in sorted(REQUIRED_OUTPUTS - set(outputs))]
+    problems = [f"missing output {name}" for name in sorted(EDGE_OUTPUTS - set(outputs))]
     attach = outputs.get("AttachToExistingDistribution", {})
     text = " ".join(rendered(attach.get("Value", "")))
     if attach.get("Condition") != "AttachToExisting":
         problems.append("AttachToExistingDistribution must be shown when the toggle is off")
     for needle in (
         "x-edgefill-queue",
-        "${BackfillQueue}",
+        "x-edgefill-region",
+        "-backfill",
         "origin-request",
         "${EdgeOriginRequestFunction.Version}",
         "403,404,500,502,503,504",
+        "CloudFront-Viewer-Country",
     ):
         if needle not in text:
             problems.append(f"AttachToExistingDistribution does not state {needle}")
@@ -462,44 +565,63 @@ def output_problems(sam: Template) -> list[str]:
     return problems
 
 
-ALL_RULES: list[Callable[[Template, Template], list[str]]] = [
+def regional_output_problems(regional: Template) -> list[str]:
+    outputs = regional.get("Outputs", {})
+    return [f"missing output {name}" for name in sorted(REGIONAL_OUTPUTS - set(outputs))]
+
+
+EDGE_RULES: list[Callable[[Template, Template], list[str]]] = [
     edge_problems,
     association_problems,
-    lambda sam, cfn: function_problems(sam, (ROOT / "Makefile").read_text(encoding="utf-8")),
-    queue_problems,
+    lambda sam, cfn: function_problems(
+        sam, (ROOT / "Makefile").read_text(encoding="utf-8"), EDGE_FUNCTIONS
+    ),
     lambda sam, cfn: iam_problems(cfn),
-    lambda sam, cfn: bucket_problems(sam),
     lambda sam, cfn: distribution_problems(sam),
     lambda sam, cfn: output_problems(sam),
     lambda sam, cfn: region_problems(sam),
 ]
+REGIONAL_RULES: list[Callable[[Template, Template], list[str]]] = [
+    lambda sam, cfn: function_problems(
+        sam, (ROOT / "Makefile").read_text(encoding="utf-8"), REGIONAL_FUNCTIONS
+    ),
+    queue_problems,
+    lambda sam, cfn: iam_problems(cfn),
+    lambda sam, cfn: bucket_problems(sam),
+    lambda sam, cfn: regional_output_problems(sam),
+]
 
 
-def all_problems(sam: Template) -> list[str]:
-    cfn = translate(sam)
-    return [problem for rule in ALL_RULES for problem in rule(sam, cfn)]
+def all_problems(template: Template) -> list[str]:
+    """Every problem the rules of ``template``'s stack (edge or regional) find in it."""
+    rules = EDGE_RULES if "EdgeOriginRequestFunction" in template["Resources"] else REGIONAL_RULES
+    cfn = translate(template)
+    return [problem for rule in rules for problem in rule(template, cfn)]
 
 
 # ---------------------------------------------------------------- the tests
 
 
-def test_sam_template_is_lint_clean() -> None:
-    # Given the SAM template as written / When cfn-lint checks it for us-east-1
-    # Then it finds no error and no warning
-    assert lint_errors(TEMPLATE.read_text(encoding="utf-8")) == []
+@pytest.mark.parametrize("path", [TEMPLATE, REGIONAL], ids=["edge", "regional"])
+def test_sam_templates_are_lint_clean_in_each_region(path: Path) -> None:
+    # Given each stack's SAM template as written / When cfn-lint checks it for us-east-1,
+    # ap-southeast-1 and eu-central-1 / Then it finds no error and no warning
+    assert lint_errors(path.read_text(encoding="utf-8"), LINT_REGIONS) == []
 
 
-def test_translated_template_is_lint_clean(cfn: Template) -> None:
-    # Given the CloudFormation template SAM produces / When cfn-lint checks it
+def test_translated_templates_are_lint_clean(cfn: Template, regional_cfn: Template) -> None:
+    # Given the CloudFormation templates SAM produces / When cfn-lint checks them
     # Then it finds no error and no warning
     assert lint_errors(json.dumps(cfn, indent=1)) == []
+    assert lint_errors(json.dumps(regional_cfn, indent=1), LINT_REGIONS) == []
 
 
-def test_template_keeps_every_rule_lint_cannot_see(sam: Template) -> None:
-    # Given the template / When each structural rule inspects it / Then none finds a problem
+def test_templates_keep_every_rule_lint_cannot_see(sam: Template, regional: Template) -> None:
+    # Given each template / When each structural rule inspects it / Then none finds a problem
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         assert all_problems(sam) == []
+        assert all_problems(regional) == []
 
 
 def _set(path: str, value: Any) -> Callable[[Template], None]:
@@ -542,14 +664,19 @@ _EDGE_TRUST = (
 
 
 @pytest.mark.parametrize(
-    ("mutation", "expected"),
+    ("stack", "mutation", "expected"),
     [
-        (_set(f"{_EDGE}.Environment", {"Variables": {"A": "b"}}), "has Environment"),
-        (_set(f"{_EDGE}.Architectures", ["arm64"]), "must be x86_64"),
-        (_set(f"{_EDGE}.Timeout", 60), "at most 30 s"),
-        (_set(f"{_EDGE}.AutoPublishAlias", KeyError), "AutoPublishAlias"),
-        (_set(f"{_EDGE_TRUST}.Service", "lambda.amazonaws.com"), "edgelambda.amazonaws.com"),
+        ("edge", _set(f"{_EDGE}.Environment", {"Variables": {"A": "b"}}), "has Environment"),
+        ("edge", _set(f"{_EDGE}.Architectures", ["arm64"]), "must be x86_64"),
+        ("edge", _set(f"{_EDGE}.Timeout", 60), "at most 30 s"),
+        ("edge", _set(f"{_EDGE}.AutoPublishAlias", KeyError), "AutoPublishAlias"),
         (
+            "edge",
+            _set(f"{_EDGE_TRUST}.Service", "lambda.amazonaws.com"),
+            "edgelambda.amazonaws.com",
+        ),
+        (
+            "edge",
             _set(
                 f"{_DIST}.DefaultCacheBehavior.LambdaFunctionAssociations.0.LambdaFunctionARN",
                 {"Fn::GetAtt": ["EdgeOriginRequestFunction", "Arn"]},
@@ -557,16 +684,22 @@ _EDGE_TRUST = (
             "EdgeOriginRequestFunction.Version",
         ),
         (
+            "edge",
             _set(
                 f"{_DIST}.DefaultCacheBehavior.LambdaFunctionAssociations.0.EventType",
                 "viewer-request",
             ),
             "origin-request association",
         ),
-        (_set("Resources.BackfillQueue.Properties.RedrivePolicy.maxReceiveCount", 3), "at least 5"),
-        (_set("Resources.PrewarmQueue.Properties.VisibilityTimeout", 900), "6 x"),
-        (_set("Resources.BackfillWorkerFunction.Properties.Timeout", 901), "6 x"),
         (
+            "regional",
+            _set("Resources.BackfillQueue.Properties.RedrivePolicy.maxReceiveCount", 3),
+            "at least 5",
+        ),
+        ("regional", _set("Resources.PrewarmQueue.Properties.VisibilityTimeout", 900), "6 x"),
+        ("regional", _set("Resources.BackfillWorkerFunction.Properties.Timeout", 901), "6 x"),
+        (
+            "regional",
             _set(
                 "Resources.BackfillWorkerFunction.Properties.Events.BackfillMessages.Properties"
                 ".FunctionResponseTypes",
@@ -575,6 +708,7 @@ _EDGE_TRUST = (
             "ReportBatchItemFailures",
         ),
         (
+            "regional",
             _set(
                 "Resources.PrewarmWorkerFunction.Properties.Events.PrewarmMessages.Properties"
                 ".ScalingConfig",
@@ -582,17 +716,23 @@ _EDGE_TRUST = (
             ),
             "MaximumConcurrency",
         ),
-        (_set("Resources.PrewarmDLQ.Properties.SqsManagedSseEnabled", False), "not encrypted"),
-        (_add_wildcard_statement, "wildcard resource"),
-        (_let_edge_read_the_queue, "sqs:ReceiveMessage beyond SendMessage"),
-        (_add_star_action, "Action '*'"),
         (
+            "regional",
+            _set("Resources.PrewarmDLQ.Properties.SqsManagedSseEnabled", False),
+            "not encrypted",
+        ),
+        ("regional", _add_wildcard_statement, "wildcard resource"),
+        ("edge", _let_edge_read_the_queue, "sqs:ReceiveMessage beyond SendMessage"),
+        ("regional", _add_star_action, "Action '*'"),
+        (
+            "regional",
             _set(
                 "Resources.OriginBucketPolicy.Properties.PolicyDocument.Statement.1.Effect", "Allow"
             ),
             "_edgefill/*",
         ),
         (
+            "regional",
             _set(
                 "Resources.OriginBucket.Properties.LifecycleConfiguration.Rules.0"
                 ".AbortIncompleteMultipartUpload",
@@ -601,11 +741,13 @@ _EDGE_TRUST = (
             "multipart",
         ),
         (
+            "edge",
             _set(f"{_DIST}.OriginGroups.Items.0.FailoverCriteria.StatusCodes.Items", [403, 404]),
             "fail over on",
         ),
-        (_set(f"{_DIST}.Origins.1.OriginCustomHeaders", []), "x-edgefill-queue"),
+        ("edge", _set(f"{_DIST}.Origins.1.OriginCustomHeaders", []), "x-edgefill-queue"),
         (
+            "edge",
             _set(
                 "Resources.CachePolicy.Properties.CachePolicyConfig"
                 ".ParametersInCacheKeyAndForwardedToOrigin.EnableAcceptEncodingBrotli",
@@ -613,12 +755,13 @@ _EDGE_TRUST = (
             ),
             "gzip and Brotli",
         ),
-        (_set("Outputs.BackfillDLQUrl", KeyError), "missing output BackfillDLQUrl"),
-        (_set("Resources.PrewarmWorkerFunction.Metadata", {}), "BuildMethod"),
-        (_set("Rules.DeployInUsEast1.Assertions", []), "us-east-1"),
-        (_set(f"{_POLICY}.0.Condition", KeyError), "plain HTTP"),
-        (_set(f"{_POLICY}.2.Fn::If.1.Condition", KeyError), "AWS:SourceArn"),
+        ("regional", _set("Outputs.BackfillDLQUrl", KeyError), "missing output BackfillDLQUrl"),
+        ("regional", _set("Resources.PrewarmWorkerFunction.Metadata", {}), "BuildMethod"),
+        ("edge", _set("Rules.DeployInUsEast1.Assertions", []), "us-east-1"),
+        ("regional", _set(f"{_POLICY}.0.Condition", KeyError), "plain HTTP"),
+        ("regional", _set(f"{_POLICY}.2.Condition", KeyError), "AWS:SourceArn"),
         (
+            "regional",
             _set(
                 "Resources.OriginBucket.Properties.OwnershipControls.Rules.0.ObjectOwnership",
                 "ObjectWriter",
@@ -626,6 +769,7 @@ _EDGE_TRUST = (
             "BucketOwnerEnforced",
         ),
         (
+            "regional",
             _set(
                 "Resources.OriginBucket.Properties.PublicAccessBlockConfiguration"
                 ".RestrictPublicBuckets",
@@ -636,10 +780,14 @@ _EDGE_TRUST = (
     ],
 )
 def test_each_rule_catches_what_it_guards(
-    sam: Template, mutation: Callable[[Template], None], expected: str
+    sam: Template,
+    regional: Template,
+    stack: str,
+    mutation: Callable[[Template], None],
+    expected: str,
 ) -> None:
-    # Given the template with one rule broken
-    broken = copy.deepcopy(sam)
+    # Given the stack's template with one rule broken
+    broken = copy.deepcopy(sam if stack == "edge" else regional)
     mutation(broken)
     # When the structural rules inspect it
     with pytest.MonkeyPatch.context() as patch:
@@ -653,22 +801,39 @@ def test_each_rule_catches_what_it_guards(
 
 
 class ParameterValues:
-    """Evaluates the few intrinsics the worker environments use, for given parameters."""
+    """Evaluates the few intrinsics the stacks use, for given parameters. A regional stack
+    reads the edge stack's outputs from ``edge`` (an evaluated edge stack)."""
 
-    def __init__(self, template: Template, overrides: dict[str, str]) -> None:
+    def __init__(
+        self,
+        template: Template,
+        overrides: dict[str, str],
+        region: str = "us-east-1",
+        edge: ParameterValues | None = None,
+    ) -> None:
         self.template = template
+        self.edge = edge
+        self.region = region
         self.values = {
             name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()
         }
         self.values.update(overrides)
         self.values.update(
             {
-                "AWS::Region": "us-east-1",
+                "AWS::Region": region,
                 "AWS::AccountId": "123456789012",
                 "AWS::Partition": "aws",
-                "AWS::StackName": "edgefill",
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::StackName": "edgefill" if edge is None else "edgefill-regional",
             }
         )
+
+    def output(self, name: str) -> str:
+        """The value of output ``name`` (``KeyError`` when its condition leaves it out)."""
+        output = self.template["Outputs"][name]
+        if "Condition" in output and not self.condition(output["Condition"]):
+            raise KeyError(name)
+        return self.value(output["Value"])
 
     def condition(self, name: str) -> bool:
         return self.truth(self.template["Conditions"][name])
@@ -691,6 +856,15 @@ class ParameterValues:
         if isinstance(expression, str | int):
             return str(expression)
         ((function, argument),) = expression.items()
+        if function == "Fn::GetStackOutput":
+            assert self.edge is not None, "Fn::GetStackOutput outside a regional stack"
+            assert argument["Region"] == "us-east-1"
+            assert self.value(argument["StackName"]) == "edgefill"
+            return self.edge.output(argument["OutputName"])
+        if function == "Fn::Join":
+            separator, items = argument
+            kept = [i for i in items if not self.is_no_value(i)]
+            return separator.join(self.value(i) for i in kept)
         if function == "Ref":
             return self.values[argument] if argument in self.values else self.resource(argument)
         if function == "Fn::GetAtt":
@@ -707,10 +881,19 @@ class ParameterValues:
             )
         raise AssertionError(f"unsupported intrinsic {function}")
 
+    def is_no_value(self, expression: Any) -> bool:
+        """True when ``expression`` is AWS::NoValue, directly or through the If taken."""
+        if expression == {"Ref": "AWS::NoValue"}:
+            return True
+        if isinstance(expression, dict) and set(expression) == {"Fn::If"}:
+            condition, yes, no = expression["Fn::If"]
+            return self.is_no_value(yes if self.condition(condition) else no)
+        return False
+
     def resource(self, name: str) -> str:
         kind = self.template["Resources"][name.split(".")[0]]["Type"]
         if kind == "AWS::SQS::Queue":
-            return f"https://sqs.us-east-1.amazonaws.com/123456789012/edgefill-{name}"
+            return f"https://sqs.{self.region}.amazonaws.com/123456789012/edgefill-{name}"
         if kind == "AWS::S3::Bucket":
             return "edgefill-originbucket-1a2b3c"
         if kind == "AWS::CloudFront::Distribution":
@@ -720,20 +903,42 @@ class ParameterValues:
 
     def environment(self, function: str) -> dict[str, str]:
         variables = props(self.template, function)["Environment"]["Variables"]
-        return {name: self.value(value) for name, value in variables.items()}
+        return {
+            name: self.value(value)
+            for name, value in variables.items()
+            if not self.is_no_value(value)
+        }
+
+
+def deployment(
+    edge: Template,
+    regional: Template,
+    parameters: dict[str, str],
+    region: str = "us-east-1",
+) -> ParameterValues:
+    """The regional stack in ``region`` of a deployment whose stacks both get
+    ``parameters`` (each keeps those it declares), its edge stack evaluated beside it."""
+    edge_stack = ParameterValues(
+        edge, {"Region1": region, **_declared(edge, parameters)}, "us-east-1"
+    )
+    return ParameterValues(regional, _declared(regional, parameters), region, edge_stack)
+
+
+def _declared(template: Template, parameters: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in parameters.items() if k in template["Parameters"]}
 
 
 _DEPLOYMENTS = [
-    pytest.param({"FullOriginDomain": "origin.example.com"}, id="defaults"),
+    pytest.param({"FullOriginDomain": "origin.example.com"}, "us-east-1", id="defaults"),
     pytest.param(
         {
             "FullOriginDomain": "origin.example.com",
             "FullOriginPath": "/assets",
             "FullOriginProtocol": "http",
             "ExistingBucketName": "my-tokyo-bucket",
-            "ExistingBucketRegion": "ap-northeast-1",
             "KeyPrefix": "media/2026",
             "CreateDistribution": "false",
+            "ExistingDistributionId": "E2EXAMPLE",
             "ExistingDistributionDomain": "d222.cloudfront.net",
             "QueryStrings": "forward",
             "Include": "/img/*,*.jpg",
@@ -741,17 +946,18 @@ _DEPLOYMENTS = [
             "PrewarmTargets": "eu-west-3,NRT20-P2",
             "PrewarmEncodings": "gzip,identity",
         },
+        "ap-northeast-1",
         id="existing-bucket-and-distribution",
     ),
 ]
 
 
-@pytest.mark.parametrize("parameters", _DEPLOYMENTS)
+@pytest.mark.parametrize(("parameters", "region"), _DEPLOYMENTS)
 def test_worker_environments_satisfy_the_config_contract(
-    sam: Template, parameters: dict[str, str]
+    sam: Template, regional: Template, parameters: dict[str, str], region: str
 ) -> None:
-    # Given a deployment's parameters
-    stack = ParameterValues(sam, parameters)
+    # Given a deployment's parameters, its regional stack in ``region``
+    stack = deployment(sam, regional, parameters, region)
     # When each worker reads the environment the template gives it
     backfill = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
     prewarm = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
@@ -761,7 +967,8 @@ def test_worker_environments_satisfy_the_config_contract(
         + parameters.get("FullOriginPath", "")
     )
     assert backfill.bucket == parameters.get("ExistingBucketName", "edgefill-originbucket-1a2b3c")
-    assert backfill.bucket_region == parameters.get("ExistingBucketRegion", "us-east-1")
+    # And the bucket is in the stack's own region: the workers live beside it
+    assert backfill.bucket_region == region
     assert backfill.key_prefix == (
         parameters["KeyPrefix"] + "/" if "KeyPrefix" in parameters else ""
     )
@@ -773,9 +980,23 @@ def test_worker_environments_satisfy_the_config_contract(
     assert prewarm.distribution_domain == parameters.get(
         "ExistingDistributionDomain", "d111111abcdef8.cloudfront.net"
     )
+    assert backfill.distribution_id == parameters.get("ExistingDistributionId", "E1EDGEFILLTEST")
+    # And a fill warms this region's edges unless PrewarmTargets names others (issue 20)
+    expected = tuple(parameters.get("PrewarmTargets", region).split(","))
+    assert prewarm.targets == expected
+    assert stack.environment("BackfillWorkerFunction").get("EDGEFILL_TARGETS") == parameters.get(
+        "PrewarmTargets"
+    )
 
 
-def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
+@pytest.mark.parametrize("prefix", ["", "media", "media/2026"])
+def test_the_key_prefix_path_is_slash_delimited(sam: Template, prefix: str) -> None:
+    # The regional stack's ARNs and EDGEFILL_KEY_PREFIX read it: /<prefix>/ or /
+    stack = ParameterValues(sam, {"Region1": "us-east-1", "KeyPrefix": prefix})
+    assert stack.output("KeyPrefixPath") == (f"/{prefix}/" if prefix else "/")
+
+
+def test_worker_variables_are_those_of_the_contract(regional: Template) -> None:
     # Given the documented variables (DESIGN.md + EDGEFILL_BUCKET_REGION, docs/CONTRACTS.md)
     backfill = {
         "EDGEFILL_BUCKET",
@@ -794,6 +1015,7 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         "EDGEFILL_REVALIDATE_AFTER",
         "EDGEFILL_MIN_REVALIDATE",  # issue 18: the least interval between revalidations
         "EDGEFILL_BACKFILL_DLQ_URL",
+        "EDGEFILL_TARGETS",  # issue 20: set only when PrewarmTargets is
     }
     prewarm = {
         "EDGEFILL_DISTRIBUTION_DOMAIN",
@@ -817,7 +1039,9 @@ def test_worker_variables_are_those_of_the_contract(sam: Template) -> None:
         ("PrewarmWorkerFunction", prewarm),
     ):
         names = {
-            n for n in props(sam, function)["Environment"]["Variables"] if n.startswith("EDGEFILL_")
+            n
+            for n in props(regional, function)["Environment"]["Variables"]
+            if n.startswith("EDGEFILL_")
         }
         # Then each is part of the contract
         assert names <= allowed, names - allowed

@@ -1,4 +1,4 @@
-"""template.yaml: custom domain, KMS key, edge versions, allowed hosts, dependency floors."""
+"""The stacks: custom domain, KMS key, edge versions, allowed hosts, dependency floors."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import pytest
 
 from shared.config import PrewarmConfig
 from tests.unit.test_template import (
+    REGIONAL,
     ROOT,
     TEMPLATE,
-    ParameterValues,
     Template,
     as_list,
+    deployment,
     policy_statements,
     props,
+    regional,
     sam,
     translate,
 )
 
-__all__ = ["sam"]  # fixtures of test_template
+__all__ = ["regional", "sam"]  # fixtures of test_template
 
 # What the tests of this tree ran with; the functions' requirements may not ask for less.
 TESTED_BOTO = "1.44.8"
@@ -47,6 +49,8 @@ def rule_holds(sam: Template, rule: str, parameters: dict[str, str]) -> bool:
             return all(truth(a) for a in argument)
         if function == "Fn::Or":
             return any(truth(a) for a in argument)
+        if function == "Fn::Contains":
+            return truth(argument[1]) in [truth(a) for a in argument[0]]
         raise AssertionError(f"unsupported rule function {function}")
 
     spec = sam["Rules"][rule]
@@ -127,9 +131,12 @@ def test_the_distribution_serves_the_aliases_by_sni_with_tls_1_2_2021(sam: Templ
         "*.example.com,cdn.example.com",  # a wildcard alias (issue 19): a valid environment
     ],
 )
-def test_the_aliases_become_hosts_a_prewarm_message_may_name(sam: Template, aliases: str) -> None:
-    stack = ParameterValues(
+def test_the_aliases_become_hosts_a_prewarm_message_may_name(
+    sam: Template, regional: Template, aliases: str
+) -> None:
+    stack = deployment(
         sam,
+        regional,
         {
             "FullOriginDomain": "origin.example.com",
             "ViewerHost": "cdn.example.com",
@@ -138,13 +145,19 @@ def test_the_aliases_become_hosts_a_prewarm_message_may_name(sam: Template, alia
         },
     )
     config = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
-    assert config.allowed_hosts == tuple(aliases.split(","))
+    # the distribution domain and the viewer host, then the aliases (PrewarmAllowedHosts)
+    assert config.allowed_hosts == (
+        "d111111abcdef8.cloudfront.net",
+        "cdn.example.com",
+        *aliases.split(","),
+    )
     assert not config.allow_private_edges
     assert "PrewarmAllowedHosts" in sam["Outputs"]
 
 
 def test_the_template_never_allows_private_edges() -> None:
-    assert "EDGEFILL_ALLOW_PRIVATE_EDGES" not in TEMPLATE.read_text(encoding="utf-8")
+    for path in (TEMPLATE, REGIONAL):
+        assert "EDGEFILL_ALLOW_PRIVATE_EDGES" not in path.read_text(encoding="utf-8")
 
 
 def test_the_edge_function_publishes_a_version_for_any_property_change(sam: Template) -> None:
@@ -153,7 +166,8 @@ def test_the_edge_function_publishes_a_version_for_any_property_change(sam: Temp
     assert edge["MemorySize"] == 512
 
 
-def test_the_workers_may_use_the_bucket_key_and_no_other(sam: Template) -> None:
+def test_the_workers_may_use_the_bucket_key_and_no_other(regional: Template) -> None:
+    sam = regional
     # Given the policy the template adds for an SSE-KMS bucket
     policy = sam["Resources"]["BucketKmsKeyAccess"]
     assert policy["Condition"] == "HasBucketKmsKey"

@@ -1,6 +1,8 @@
-"""The stack's CloudWatch dashboard: its body is valid JSON once CloudFormation has filled
-it in, it shows what an operator watches, and every metric it names is really emitted,
-by AWS (documented SQS/Lambda metrics) or by an emitter in this repository's code."""
+"""The stacks' CloudWatch dashboards: each body is valid JSON once CloudFormation has
+filled it in, together they show what an operator watches (the edge stack the edge's
+metrics, each regional stack its queues and workers), and every metric they name is
+really emitted, by AWS (documented SQS/Lambda metrics) or by an emitter in this
+repository's code."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from typing import Any
 import pytest
 
 from edge_origin_request import log_lines
-from tests.unit.test_template import ROOT, Template, sam
+from tests.unit.test_template import ROOT, Template, regional, sam
 
-__all__ = ["sam"]  # fixtures of test_template
+__all__ = ["regional", "sam"]  # fixtures of test_template
 
 SOURCES = ("shared", "edge_origin_request", "backfill_worker", "prewarm_worker")
 # The metrics AWS publishes that the dashboard may name (SQS and Lambda documentation).
@@ -49,7 +51,7 @@ def _evaluate(value: Any, parameters: dict[str, Any]) -> Any:
 def dashboard_body(sam: Template) -> dict[str, Any]:
     """The dashboard's JSON with the parameter defaults and placeholder resource names."""
     sub = sam["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    text, variables = sub
+    text, variables = (sub, {}) if isinstance(sub, str) else sub
     for name, value in variables.items():
         text = text.replace("${" + name + "}", _evaluate(value, sam["Parameters"]))
     text = text.replace("${AWS::Region}", "us-east-1")
@@ -128,16 +130,28 @@ def unemitted(body: dict[str, Any], emitted: set[str]) -> list[str]:
 
 # ---------------------------------------------------------------- tests
 @pytest.fixture(scope="module")
-def body(sam: Template) -> dict[str, Any]:
-    return dashboard_body(sam)
+def body(sam: Template, regional: Template) -> dict[str, Any]:
+    """The widgets an operator sees across one edge stack and one regional stack."""
+    return {"widgets": dashboard_body(sam)["widgets"] + dashboard_body(regional)["widgets"]}
 
 
-def test_the_dashboard_is_named_after_the_stack(sam: Template) -> None:
-    dashboard = sam["Resources"]["Dashboard"]
-    assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
-    assert dashboard["Properties"]["DashboardName"] == {"Ref": "AWS::StackName"}
-    url = sam["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
-    assert url.endswith("#dashboards/dashboard/${Dashboard}")
+def test_each_dashboard_is_named_after_its_stack(sam: Template, regional: Template) -> None:
+    for template in (sam, regional):
+        dashboard = template["Resources"]["Dashboard"]
+        assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
+        assert dashboard["Properties"]["DashboardName"] == {"Ref": "AWS::StackName"}
+        url = template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+        assert url.endswith("#dashboards/dashboard/${Dashboard}")
+
+
+def test_each_stack_shows_what_it_runs(sam: Template, regional: Template) -> None:
+    # The edge stack shows the edge function's metrics; a regional stack its queues and
+    # workers, in its own region, and nothing of the edge (which every region would repeat)
+    edge = named_metrics(dashboard_body(sam))
+    local = named_metrics(dashboard_body(regional))
+    assert edge == {("edgefill", "FailoversQueued"), ("edgefill", "SendFailures")}
+    assert not edge & local
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in local
 
 
 def test_every_metric_the_dashboard_names_is_emitted(body: dict[str, Any]) -> None:
@@ -190,11 +204,13 @@ def test_worker_widgets_show_invocations_errors_throttles_and_duration(
 
 
 def test_worker_metrics_carry_the_service_the_workers_emit(
-    sam: Template, body: dict[str, Any]
+    regional: Template, body: dict[str, Any]
 ) -> None:
     # Given the service each worker's Powertools Metrics stamps (its environment)
     services = {
-        sam["Resources"][name]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        regional["Resources"][name]["Properties"]["Environment"]["Variables"][
+            "POWERTOOLS_SERVICE_NAME"
+        ]
         for name in WORKERS
     } | {log_lines.SERVICE}
     # Then every edgefill metric line and SEARCH selects one of them

@@ -19,15 +19,19 @@ import pytest
 from edgefill.lab.template_spec import TemplateSpec
 from shared.keys import normalize_prefix
 from tests.unit.test_template import (
+    REGIONAL,
     TEMPLATE,
     ParameterValues,
     Template,
+    deployment,
     props,
+    refers_to,
+    regional,
     resources,
     sam,
 )
 
-__all__ = ["sam"]  # fixtures of test_template
+__all__ = ["regional", "sam"]  # fixtures of test_template
 
 # The GetObject query parameters S3 acts on with s3:GetObject alone (the API reference's
 # "Overriding response header values" plus partNumber), and versionId.
@@ -85,11 +89,22 @@ def query_problems(template: Template) -> list[str]:
         if mode == "forward" and S3_GET_PARAMETERS - names:
             missing = sorted(S3_GET_PARAMETERS - names)
             problems.append(f"QueryStrings=forward lets {missing} through")
+    # An origin request policy adds what it names to what the cache key forwards: the
+    # viewer-country policy (issue 20) must add no query string.
+    policies = resources(template, "AWS::CloudFront::OriginRequestPolicy")
     for name, resource in resources(template, "AWS::CloudFront::Distribution").items():
         config = resource["Properties"]["DistributionConfig"]
         behaviors = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
-        if any("OriginRequestPolicyId" in behavior for behavior in behaviors):
-            problems.append(f"{name}: an origin request policy could forward more queries")
+        for behavior in behaviors:
+            if "OriginRequestPolicyId" not in behavior:
+                continue
+            named = [p for p in policies if refers_to(behavior["OriginRequestPolicyId"], p)]
+            queries = [
+                policies[p]["Properties"]["OriginRequestPolicyConfig"]["QueryStringsConfig"]
+                for p in named
+            ]
+            if not named or any(q != {"QueryStringBehavior": "none"} for q in queries):
+                problems.append(f"{name}: an origin request policy could forward more queries")
     return problems
 
 
@@ -105,9 +120,11 @@ def test_forward_keeps_every_other_query_in_the_cache_key(sam: Template) -> None
     assert len(names) <= 10  # CloudFront's default quota of names per cache policy
 
 
-def test_the_worker_mode_follows_the_parameter(sam: Template) -> None:
+def test_the_worker_mode_follows_the_parameter(sam: Template, regional: Template) -> None:
     for mode in ("ignore", "forward"):
-        stack = ParameterValues(sam, {"FullOriginDomain": "o.example.com", "QueryStrings": mode})
+        stack = deployment(
+            sam, regional, {"FullOriginDomain": "o.example.com", "QueryStrings": mode}
+        )
         assert stack.environment("BackfillWorkerFunction")["EDGEFILL_QUERY"] == mode
 
 
@@ -177,17 +194,18 @@ def backfill_batch_size(template: Template, parameters: dict[str, str]) -> int:
     return int(stack.value(source["Properties"]["BatchSize"]))
 
 
-def test_the_backfill_batch_size_is_a_parameter_defaulting_to_one(sam: Template) -> None:
-    parameter = sam["Parameters"]["BackfillBatchSize"]
+def test_the_backfill_batch_size_is_a_parameter_defaulting_to_one(regional: Template) -> None:
+    parameter = regional["Parameters"]["BackfillBatchSize"]
     assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (1, 1, 10)
-    assert backfill_batch_size(sam, {}) == 1
-    assert backfill_batch_size(sam, {"BackfillBatchSize": "4"}) == 4
+    assert backfill_batch_size(regional, {}) == 1
+    assert backfill_batch_size(regional, {"BackfillBatchSize": "4"}) == 4
 
 
 def test_the_lab_polls_the_backfill_queue_one_record_at_a_time() -> None:
     # The lab reads the same number from the template, so the demo and e2e behave alike.
-    spec = TemplateSpec.load(TEMPLATE)
-    assert spec.event_source_for("BackfillQueue").batch_size == 1
+    for path in (TEMPLATE, REGIONAL):  # the edge stack's path finds regional.yaml beside it
+        spec = TemplateSpec.load(path)
+        assert spec.event_source_for("BackfillQueue").batch_size == 1
 
 
 # ---------------------------------------------------------------- the edge's key prefix
@@ -204,12 +222,14 @@ def full_origin_headers(template: Template, parameters: dict[str, str]) -> dict[
     }
 
 
-def test_the_full_origin_tells_the_edge_the_key_prefix_when_there_is_one(sam: Template) -> None:
+def test_the_full_origin_tells_the_edge_the_key_prefix_when_there_is_one(
+    sam: Template, regional: Template
+) -> None:
     # Given the stack with and without a key prefix / Then the full origin names it, and
     # the edge reads the same prefix the worker's EDGEFILL_KEY_PREFIX holds
     for parameters, expected in (({"KeyPrefix": "media/2026"}, "media/2026/"), ({}, "")):
         header = full_origin_headers(sam, parameters)["x-edgefill-key-prefix"]
         assert normalize_prefix(header) == expected
-        stack = ParameterValues(sam, {"FullOriginDomain": "o.example.com", **parameters})
+        stack = deployment(sam, regional, {"FullOriginDomain": "o.example.com", **parameters})
         variable = stack.environment("BackfillWorkerFunction")["EDGEFILL_KEY_PREFIX"]
         assert normalize_prefix(variable) == expected

@@ -13,10 +13,13 @@ from tests.unit.test_template import (
     ParameterValues,
     Template,
     as_list,
-    cfn,
+    deployment,
+    is_edge_output,
     policy_statements,
     props,
     refers_to,
+    regional,
+    regional_cfn,
     rendered,
     resources,
     sam,
@@ -25,7 +28,11 @@ from tests.unit.test_template import (
 SWEEP = "RevalidationSweepFunction"
 
 
-__all__ = ["cfn", "sam"]  # the template and its translation, fixtures of test_template
+__all__ = [
+    "regional",
+    "regional_cfn",
+    "sam",
+]  # the template and its translation, fixtures of test_template
 
 
 def statements_of(template: Template, role: str) -> list[dict[str, Any]]:
@@ -36,18 +43,20 @@ def actions_of(template: Template, role: str) -> set[str]:
     return {a for s in statements_of(template, role) for a in as_list(s.get("Action", []))}
 
 
-def test_the_sweep_runs_on_the_revalidate_schedule(sam: Template, cfn: Template) -> None:
-    parameter = sam["Parameters"]["RevalidateSchedule"]
+def test_the_sweep_runs_on_the_revalidate_schedule(
+    regional: Template, regional_cfn: Template
+) -> None:
+    parameter = regional["Parameters"]["RevalidateSchedule"]
     assert parameter["Default"] == "rate(15 minutes)"  # one look-ahead: refreshes on time
-    function = props(sam, SWEEP)
+    function = props(regional, SWEEP)
     assert function["Handler"] == "backfill_worker.sweep.handler"
     assert function["Runtime"] == "python3.13" and function["Architectures"] == ["x86_64"]
-    assert sam["Resources"][SWEEP]["Metadata"]["BuildMethod"] == "makefile"
+    assert regional["Resources"][SWEEP]["Metadata"]["BuildMethod"] == "makefile"
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "\nbuild-RevalidationSweepFunction: build-BackfillWorkerFunction" in makefile
     # Runs never overlap, by a lease (test_template_operations.py), not by a reservation
     assert "ReservedConcurrentExecutions" not in function
-    rules = resources(cfn, "AWS::Events::Rule")
+    rules = resources(regional_cfn, "AWS::Events::Rule")
     assert any(
         refers_to(r["Properties"]["ScheduleExpression"], "RevalidateSchedule")
         for r in rules.values()
@@ -57,18 +66,18 @@ def test_the_sweep_runs_on_the_revalidate_schedule(sam: Template, cfn: Template)
 @pytest.mark.parametrize(
     ("schedule", "created"), [("rate(1 hour)", True), ("cron(0 3 * * ? *)", True), ("none", False)]
 )
-def test_none_creates_no_sweep(sam: Template, schedule: str, created: bool) -> None:
-    stack = ParameterValues(
-        sam, {"FullOriginDomain": "o.example.com", "RevalidateSchedule": schedule}
-    )
+def test_none_creates_no_sweep(regional: Template, schedule: str, created: bool) -> None:
+    stack = ParameterValues(regional, {"RevalidateSchedule": schedule})
     assert stack.condition("HasRevalidateSchedule") is created
     for name in (SWEEP, "RevalidationSweepRole", "RevalidationSweepLogGroup"):
-        assert sam["Resources"][name]["Condition"] == "HasRevalidateSchedule"
+        assert regional["Resources"][name]["Condition"] == "HasRevalidateSchedule"
 
 
-def test_the_sweep_role_reads_only_the_due_index_and_sends_only_refreshes(cfn: Template) -> None:
-    statements = statements_of(cfn, "RevalidationSweepRole")
-    actions = actions_of(cfn, "RevalidationSweepRole")
+def test_the_sweep_role_reads_only_the_due_index_and_sends_only_refreshes(
+    regional_cfn: Template,
+) -> None:
+    statements = statements_of(regional_cfn, "RevalidationSweepRole")
+    actions = actions_of(regional_cfn, "RevalidationSweepRole")
     assert actions == {
         "s3:ListBucket",
         "s3:GetObject",
@@ -91,7 +100,18 @@ def test_the_sweep_role_reads_only_the_due_index_and_sends_only_refreshes(cfn: T
             assert refers_to(statement["Resource"], "BackfillQueue")
 
 
-def test_invalidation_grants_are_on_the_one_distribution(cfn: Template) -> None:
+def test_the_distribution_arn_the_grants_name_is_one_distribution(sam: Template) -> None:
+    # The edge stack's DistributionArn output, which the regional grants and bucket
+    # policy read: one distribution's ARN, never a pattern
+    for parameters in ({}, {"CreateDistribution": "false", "ExistingDistributionId": "E2X"}):
+        arn = ParameterValues(sam, {"Region1": "eu-central-1", **parameters}).output(
+            "DistributionArn"
+        )
+        assert arn.startswith("arn:aws:cloudfront::123456789012:distribution/E"), arn
+        assert "*" not in arn
+
+
+def test_invalidation_grants_are_on_the_one_distribution(regional_cfn: Template) -> None:
     grants = {
         "BackfillWorkerRole": "cloudfront:CreateInvalidation",
         "PrewarmWorkerRole": "cloudfront:GetInvalidation",
@@ -99,21 +119,22 @@ def test_invalidation_grants_are_on_the_one_distribution(cfn: Template) -> None:
     for role, action in grants.items():
         found = [
             s
-            for s in statements_of(cfn, role)
+            for s in statements_of(regional_cfn, role)
             if any(a.startswith("cloudfront:") for a in as_list(s["Action"]))
         ]
         assert [as_list(s["Action"]) for s in found] == [[action]], role
-        for text in rendered(found[0]["Resource"]):
-            assert text.startswith(
-                "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/"
-            )
-            assert "*" not in text
-    assert not any(a.startswith("cloudfront:") for a in actions_of(cfn, "RevalidationSweepRole"))
-    assert "cloudfront:CreateInvalidation" not in actions_of(cfn, "PrewarmWorkerRole")
+        # the edge stack's distribution, by its ARN output
+        assert is_edge_output(found[0]["Resource"], "DistributionArn"), role
+    assert not any(
+        a.startswith("cloudfront:") for a in actions_of(regional_cfn, "RevalidationSweepRole")
+    )
+    assert "cloudfront:CreateInvalidation" not in actions_of(regional_cfn, "PrewarmWorkerRole")
 
 
-def test_the_backfill_worker_may_keep_the_index_and_delete_gone_copies(cfn: Template) -> None:
-    statements = statements_of(cfn, "BackfillWorkerRole")
+def test_the_backfill_worker_may_keep_the_index_and_delete_gone_copies(
+    regional_cfn: Template,
+) -> None:
+    statements = statements_of(regional_cfn, "BackfillWorkerRole")
     index = [s for s in statements if s.get("Sid") == "KeepTheDueIndex"]
     assert index and as_list(index[0]["Action"]) == ["s3:PutObject"]
     assert all(t.endswith("/_edgefill/due/*") for t in rendered(index[0]["Resource"]))
@@ -133,17 +154,15 @@ def test_the_backfill_worker_may_keep_the_index_and_delete_gone_copies(cfn: Temp
             },
             "E2EXISTING1234",
         ),
-        (
-            {"CreateDistribution": "false", "ExistingDistributionDomain": "d222.cloudfront.net"},
-            None,
-        ),
     ],
 )
 def test_worker_environments_carry_the_freshness_variables(
-    sam: Template, parameters: dict[str, str], distribution: str | None
+    sam: Template, regional: Template, parameters: dict[str, str], distribution: str
 ) -> None:
-    stack = ParameterValues(
-        sam, {"FullOriginDomain": "origin.example.com", "RevalidateAfter": "3600", **parameters}
+    stack = deployment(
+        sam,
+        regional,
+        {"FullOriginDomain": "origin.example.com", "RevalidateAfter": "3600", **parameters},
     )
     backfill = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
     prewarm = PrewarmConfig.from_env(stack.environment("PrewarmWorkerFunction"))
@@ -152,19 +171,31 @@ def test_worker_environments_carry_the_freshness_variables(
     assert backfill.revalidate_after == sweep.revalidate_after == 3600
     queue = stack.resource("BackfillQueue")
     assert backfill.backfill_queue_url == sweep.backfill_queue_url == queue
-    assert stack.condition("HasDistributionToInvalidate") is (distribution is not None)
 
 
-def test_the_look_ahead_fits_sqs_delay_and_the_schedule_period(sam: Template) -> None:
+def test_an_existing_distribution_must_be_named_by_its_id(sam: Template) -> None:
+    # Every regional stack's bucket policy and invalidation grant need the distribution
+    (assertion,) = [
+        a
+        for a in sam["Rules"]["ExistingDistributionNeedsDomain"]["Assertions"]
+        if a["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExistingDistributionId"}, ""]}]}
+    ]
+    assert "ExistingDistributionId" in assertion["AssertDescription"]
+
+
+def test_the_look_ahead_fits_sqs_delay_and_the_schedule_period(
+    sam: Template, regional: Template
+) -> None:
     # Given the defaults / Then the sweep looks one 15-minute period ahead, which SQS's
     # DelaySeconds (at most 900 s) can still bring to each copy's due time
-    look_ahead = sam["Parameters"]["RevalidateLookAhead"]
+    look_ahead = regional["Parameters"]["RevalidateLookAhead"]
     assert (look_ahead["Default"], look_ahead["MinValue"], look_ahead["MaxValue"]) == (900, 0, 900)
-    assert sam["Parameters"]["RevalidateSchedule"]["Default"] == "rate(15 minutes)"
-    floor = sam["Parameters"]["MinRevalidateInterval"]
+    assert regional["Parameters"]["RevalidateSchedule"]["Default"] == "rate(15 minutes)"
+    floor = regional["Parameters"]["MinRevalidateInterval"]
     assert floor["Default"] == 900 and floor["MinValue"] >= 60  # at least the period
-    stack = ParameterValues(
+    stack = deployment(
         sam,
+        regional,
         {
             "FullOriginDomain": "origin.example.com",
             "RevalidateLookAhead": "600",

@@ -17,12 +17,14 @@ from tests.unit.test_template import (
     policy_statements,
     props,
     refers_to,
+    regional,
+    regional_cfn,
     rendered,
     sam,
 )
 from tests.unit.test_template_freshness import statements_of
 
-__all__ = ["cfn", "sam"]  # the template and its translation, fixtures of test_template
+__all__ = ["cfn", "regional", "regional_cfn", "sam"]  # the templates and translations
 
 WORKERS = {
     "BackfillWorkerFunction": ("BackfillWorkerRole", "BackfillDLQ", "EDGEFILL_BACKFILL_DLQ_URL"),
@@ -33,11 +35,12 @@ WORKERS = {
 # ---- refusals reach the DLQ ------------------------------------------------------------
 @pytest.mark.parametrize("function", sorted(WORKERS))
 def test_each_worker_sends_its_refusals_to_its_own_queues_dlq(
-    sam: Template, cfn: Template, function: str
+    regional: Template, regional_cfn: Template, function: str
 ) -> None:
+    cfn = regional_cfn
     role, dlq, variable = WORKERS[function]
     # Given the worker's environment: its own queue's DLQ
-    variables = props(sam, function)["Environment"]["Variables"]
+    variables = props(regional, function)["Environment"]["Variables"]
     assert refers_to(variables[variable], dlq)
     (other,) = {v for _, (_, _, v) in WORKERS.items()} - {variable}
     assert other not in variables
@@ -53,20 +56,22 @@ def test_each_worker_sends_its_refusals_to_its_own_queues_dlq(
 
 
 # ---- the stack deploys on any account -------------------------------------------------------
-def test_no_function_reserves_concurrency(sam: Template, cfn: Template) -> None:
+def test_no_function_reserves_concurrency(
+    sam: Template, cfn: Template, regional: Template, regional_cfn: Template
+) -> None:
     # Lambda refuses a reservation that leaves the account's unreserved concurrency below
     # its minimum: on a new or low-quota account the stack would fail to create.
-    for template in (sam, cfn):
+    for template in (sam, cfn, regional, regional_cfn):
         for name, resource in template["Resources"].items():
             if resource["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
                 assert "ReservedConcurrentExecutions" not in resource.get("Properties", {}), name
 
 
-def test_the_sweep_may_hold_its_run_lease_and_no_other(cfn: Template) -> None:
+def test_the_sweep_may_hold_its_run_lease_and_no_other(regional_cfn: Template) -> None:
     # Given the sweep's statements on leases
     leases = [
         s
-        for s in statements_of(cfn, "RevalidationSweepRole")
+        for s in statements_of(regional_cfn, "RevalidationSweepRole")
         if any("/_edgefill/leases/" in text for r in as_list(s["Resource"]) for text in rendered(r))
     ]
     # Then there is one, on the run lease's object exactly
@@ -122,18 +127,20 @@ def test_the_full_origin_refuses_what_is_no_public_name(sam: Template, value: st
 
 
 # ---- the bucket's KMS key, only where S3 is read or written ---------------------------------
-def test_only_roles_that_touch_s3_may_use_the_bucket_key(sam: Template, cfn: Template) -> None:
+def test_only_roles_that_touch_s3_may_use_the_bucket_key(
+    regional: Template, regional_cfn: Template
+) -> None:
     # Given the roles granted the bucket's KMS key
     granted = {
         role
-        for item in props(sam, "BucketKmsKeyAccess")["Roles"]
+        for item in props(regional, "BucketKmsKeyAccess")["Roles"]
         for role in ("BackfillWorkerRole", "PrewarmWorkerRole", "RevalidationSweepRole")
         if refers_to(item, role)
     }
     # And the roles whose policies name an S3 object or bucket action
     touching_s3 = {
         owner
-        for owner, statement in policy_statements(cfn)
+        for owner, statement in policy_statements(regional_cfn)
         if owner.endswith("Role")
         and any(str(action).startswith("s3:") for action in as_list(statement.get("Action", [])))
     }

@@ -12,8 +12,8 @@ from tests.unit.test_template import (
     as_list,
     policy_statements,
     props,
+    regional,  # noqa: F401 - the module-scoped fixture
     rendered,
-    sam,  # noqa: F401 - the module-scoped fixture
 )
 
 
@@ -22,9 +22,9 @@ def lifecycle_rules(template: Template) -> list[dict[str, Any]]:
     return rules
 
 
-def test_missing_path_markers_expire_by_lifecycle(sam: Template) -> None:  # noqa: F811
+def test_missing_path_markers_expire_by_lifecycle(regional: Template) -> None:  # noqa: F811
     # Given the bucket's lifecycle rules
-    rules = [r for r in lifecycle_rules(sam) if r.get("Prefix") == MISSING_PREFIX]
+    rules = [r for r in lifecycle_rules(regional) if r.get("Prefix") == MISSING_PREFIX]
     # Then one enabled rule expires the markers' prefix, which is where markers are written
     assert len(rules) == 1
     assert rules[0]["Status"] == "Enabled" and rules[0]["ExpirationInDays"] == 1
@@ -32,10 +32,10 @@ def test_missing_path_markers_expire_by_lifecycle(sam: Template) -> None:  # noq
     assert marker_key("img/a.jpg").startswith(MISSING_PREFIX)
 
 
-def test_viewers_cannot_read_the_markers(sam: Template) -> None:  # noqa: F811
+def test_viewers_cannot_read_the_markers(regional: Template) -> None:  # noqa: F811
     denies = [
         s
-        for owner, s in policy_statements(sam)
+        for owner, s in policy_statements(regional)
         if owner == "OriginBucketPolicy"
         and s["Effect"] == "Deny"
         and "s3:GetObject" in as_list(s["Action"])
@@ -45,10 +45,10 @@ def test_viewers_cannot_read_the_markers(sam: Template) -> None:  # noqa: F811
     )
 
 
-def test_the_worker_may_read_and_write_markers(sam: Template) -> None:  # noqa: F811
+def test_the_worker_may_read_and_write_markers(regional: Template) -> None:  # noqa: F811
     statements = [
         s
-        for owner, s in policy_statements(sam)
+        for owner, s in policy_statements(regional)
         if owner == "BackfillWorkerRole" and s["Effect"] == "Allow"
     ]
     grants = [

@@ -8,27 +8,31 @@ from typing import Any
 from tests.unit.test_template import (
     Template,
     as_list,
-    cfn,
     policy_statements,
     props,
     refers_to,
-    sam,
+    regional,
+    regional_cfn,
 )
 
-__all__ = ["cfn", "sam"]  # fixtures of test_template
+__all__ = ["regional_cfn", "regional"]  # fixtures of test_template
 
 
 def actions(statement: dict[str, Any]) -> list[str]:
     return [str(action) for action in as_list(statement["Action"])]
 
 
-def test_the_backfill_worker_sends_continuations_to_its_own_queue(sam: Template) -> None:
-    variables = props(sam, "BackfillWorkerFunction")["Environment"]["Variables"]
+def test_the_backfill_worker_sends_continuations_to_its_own_queue(regional: Template) -> None:
+    variables = props(regional, "BackfillWorkerFunction")["Environment"]["Variables"]
     assert refers_to(variables["EDGEFILL_BACKFILL_QUEUE_URL"], "BackfillQueue")
 
 
-def test_the_backfill_role_may_send_to_its_queue_and_list_open_uploads(cfn: Template) -> None:
-    statements = [s for owner, s in policy_statements(cfn) if owner == "BackfillWorkerRole"]
+def test_the_backfill_role_may_send_to_its_queue_and_list_open_uploads(
+    regional_cfn: Template,
+) -> None:
+    statements = [
+        s for owner, s in policy_statements(regional_cfn) if owner == "BackfillWorkerRole"
+    ]
     sends = [s for s in statements if "sqs:SendMessage" in actions(s) and s["Effect"] == "Allow"]
     assert any(refers_to(s["Resource"], "BackfillQueue") for s in sends)
     listing = [s for s in statements if "s3:ListBucketMultipartUploads" in actions(s)]

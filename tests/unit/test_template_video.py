@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from shared.config import BackfillConfig, PrewarmConfig
 from tests.unit.test_template import (
-    ParameterValues,
     Template,
+    deployment,
     policy_statements,
     refers_to,
+    regional,
     sam,
 )
 
-__all__ = ["sam"]  # fixtures of test_template
+__all__ = ["regional", "sam"]  # fixtures of test_template
 
 ORIGIN = {"FullOriginDomain": "origin.example.com"}
 
 
-def test_expansion_is_on_by_default_and_sends_to_the_backfill_queue(sam: Template) -> None:
+def test_expansion_is_on_by_default_and_sends_to_the_backfill_queue(
+    sam: Template, regional: Template
+) -> None:
     # Given the template's defaults
-    stack = ParameterValues(sam, ORIGIN)
+    stack = deployment(sam, regional, ORIGIN)
     # When the backfill worker reads its environment
     config = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
     # Then copied playlists expand, into the backfill queue, 20,000 objects at most
@@ -27,19 +30,19 @@ def test_expansion_is_on_by_default_and_sends_to_the_backfill_queue(sam: Templat
     assert config.expand_max == 20_000
 
 
-def test_expansion_can_be_turned_off_and_capped(sam: Template) -> None:
-    stack = ParameterValues(sam, {**ORIGIN, "ExpandPlaylists": "false", "ExpandMax": "500"})
+def test_expansion_can_be_turned_off_and_capped(sam: Template, regional: Template) -> None:
+    stack = deployment(sam, regional, {**ORIGIN, "ExpandPlaylists": "false", "ExpandMax": "500"})
     config = BackfillConfig.from_env(stack.environment("BackfillWorkerFunction"))
     assert config.expand_playlists is False and config.expand_max == 500
 
 
 def test_only_the_backfill_worker_may_send_to_the_backfill_queue_besides_the_edge(
-    sam: Template,
+    regional: Template,
 ) -> None:
     # Given every statement allowing sqs:SendMessage on the backfill queue
     senders = {
         owner
-        for owner, statement in policy_statements(sam)
+        for owner, statement in policy_statements(regional)
         if statement.get("Effect") == "Allow"
         and "sqs:SendMessage" in str(statement.get("Action"))
         and refers_to(statement.get("Resource"), "BackfillQueue")
@@ -49,10 +52,13 @@ def test_only_the_backfill_worker_may_send_to_the_backfill_queue_besides_the_edg
     assert "PrewarmWorkerRole" not in senders
 
 
-def test_both_workers_read_manifests_against_the_same_hosts(sam: Template) -> None:
-    # Given a stack with aliases, a viewer host and an origin path
-    stack = ParameterValues(
+def test_both_workers_read_manifests_against_the_same_hosts(
+    sam: Template, regional: Template
+) -> None:
+    # Given a deployment with aliases, a viewer host and an origin path
+    stack = deployment(
         sam,
+        regional,
         {
             **ORIGIN,
             "FullOriginPath": "/vod",
