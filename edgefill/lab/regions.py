@@ -42,7 +42,6 @@ import importlib
 import importlib.util
 import json
 import os
-import secrets
 import shutil
 import socket
 import ssl
@@ -55,7 +54,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
-from urllib.parse import parse_qsl
 
 import boto3
 import requests
@@ -80,11 +78,11 @@ from edgefill.lab.lab import (
     queue_depth,
 )
 from edgefill.lab.origin import LabOrigin
-from edgefill.lab.pop import Distribution, Pop, PopSite, ViewerRequestError, start_pops
+from edgefill.lab.pop import Distribution, Pop, PopSite, start_pops
 from edgefill.lab.stacks import LabStacks, register_stacks
 from edgefill.lab.template_spec import TemplateError, TemplateSpec
 from edgefill.lab.tls import LabCA
-from edgefill.lab.viewer_function import OriginChoice, ViewerFunction, ViewerFunctionError
+from edgefill.lab.viewer_function import ViewerFunction, choose_group
 from shared.edge_routing import parse_routes, render
 from shared.messages import ACCEPT_ENCODING, ENCODINGS
 
@@ -536,54 +534,18 @@ class RegionsLab:
     def _select(self, viewer: dict[str, Any]) -> Distribution:
         """The origin group the CloudFront Function picks for this viewer request."""
         assert self.function is not None
-        headers = {name: {"value": value} for name, value in viewer["headers"].items()}
-        country = self._geo.get(viewer["client_ip"], "")
-        if country:
-            headers["cloudfront-viewer-country"] = {"value": country}
-        event = {
-            "version": "1.0",
-            "context": {
-                "distributionDomainName": self.settings.distribution_domain,
-                "distributionId": self.distribution_id,
-                "eventType": "viewer-request",
-                "requestId": secrets.token_urlsafe(30),
-            },
-            "viewer": {"ip": viewer["client_ip"]},
-            "request": {
-                "method": viewer["method"],
-                "uri": viewer["uri"],
-                "querystring": {
-                    name: {"value": value}
-                    for name, value in parse_qsl(viewer["query"], keep_blank_values=True)
-                },
-                "headers": headers,
-                "cookies": {},
-            },
-        }
-        try:
-            _, choice = self.function.run(event)
-        except ViewerFunctionError as error:
-            raise ViewerRequestError(503, f"{error.kind}: {error.detail}") from None
-        if choice is None:  # the function left the static origin group in place
+        group = choose_group(
+            self.function,
+            viewer,
+            self._geo.get(viewer["client_ip"], ""),
+            self.settings.distribution_domain,
+            self.distribution_id,
+            list(self.regions),
+        )
+        if group is None:  # the function left the static origin group in place
             static = self.default_region_static()
             return self._group(static, static, self._failover_codes())
-        return self._chosen(choice)
-
-    def _chosen(self, choice: OriginChoice) -> Distribution:
-        ids = choice.origin_ids
-        known = {f"{kind}-{region}" for region in self.regions for kind in ("bucket", "full")}
-        unknown = [origin_id for origin_id in ids if origin_id not in known]
-        if unknown:
-            raise ViewerRequestError(
-                503, f"FunctionExecutionError: origin {unknown[0]!r} is not in the distribution"
-            )
-        if len(ids) != 2 or not ids[0].startswith("bucket-") or not ids[1].startswith("full-"):
-            raise ViewerRequestError(
-                503, f"the lab's POPs serve an origin group [bucket-R, full-R], not {list(ids)}"
-            )
-        return self._group(
-            ids[0].removeprefix("bucket-"), ids[1].removeprefix("full-"), choice.failover_statuses
-        )
+        return self._group(*group)
 
     def _group(self, bucket_region: str, full_region: str, codes: frozenset[int]) -> Distribution:
         key = (bucket_region, full_region, codes)

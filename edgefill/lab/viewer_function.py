@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from edgefill.lab.pop import ViewerRequestError
 
 # The time one request may take inside the function before the lab answers 503.
 DEFAULT_TIMEOUT_MS: Final = 200
@@ -247,3 +252,65 @@ class ViewerFunction:
             detail += f" (exit {process.returncode}: {process.stderr.read()[-300:].strip()})"
         self._kill()
         raise ViewerFunctionError("FunctionExecutionError", detail)
+
+
+def viewer_request_event(
+    viewer: dict[str, Any], country: str, domain: str, distribution_id: str
+) -> dict[str, Any]:
+    """The viewer-request event CloudFront gives a function, for a lab POP's ``viewer``
+    (its client_ip, method, uri, query, headers); ``country`` "" adds no country header."""
+    headers = {name: {"value": value} for name, value in viewer["headers"].items()}
+    if country:
+        headers["cloudfront-viewer-country"] = {"value": country}
+    return {
+        "version": "1.0",
+        "context": {
+            "distributionDomainName": domain,
+            "distributionId": distribution_id,
+            "eventType": "viewer-request",
+            "requestId": secrets.token_urlsafe(30),
+        },
+        "viewer": {"ip": viewer["client_ip"]},
+        "request": {
+            "method": viewer["method"],
+            "uri": viewer["uri"],
+            "querystring": {
+                name: {"value": value}
+                for name, value in parse_qsl(viewer["query"], keep_blank_values=True)
+            },
+            "headers": headers,
+            "cookies": {},
+        },
+    }
+
+
+def choose_group(
+    function: ViewerFunction,
+    viewer: dict[str, Any],
+    country: str,
+    domain: str,
+    distribution_id: str,
+    regions: Collection[str],
+) -> tuple[str, str, frozenset[int]] | None:
+    """Run the function for ``viewer``: (bucket region, full-origin region, failover codes)
+    of the origin group it built, None when it left the static group in place. A failure,
+    or an origin the distribution (``bucket-R``/``full-R`` for each of ``regions``) lacks,
+    raises ``ViewerRequestError`` (503), as CloudFront answers."""
+    try:
+        _, choice = function.run(viewer_request_event(viewer, country, domain, distribution_id))
+    except ViewerFunctionError as error:
+        raise ViewerRequestError(503, f"{error.kind}: {error.detail}") from None
+    if choice is None:
+        return None
+    ids = choice.origin_ids
+    known = {f"{kind}-{region}" for region in regions for kind in ("bucket", "full")}
+    unknown = [origin_id for origin_id in ids if origin_id not in known]
+    if unknown:
+        raise ViewerRequestError(
+            503, f"FunctionExecutionError: origin {unknown[0]!r} is not in the distribution"
+        )
+    if len(ids) != 2 or not ids[0].startswith("bucket-") or not ids[1].startswith("full-"):
+        raise ViewerRequestError(
+            503, f"the lab's POPs serve an origin group [bucket-R, full-R], not {list(ids)}"
+        )
+    return ids[0].removeprefix("bucket-"), ids[1].removeprefix("full-"), choice.failover_statuses
