@@ -226,11 +226,18 @@ class RegionWorkers:
 
     def command(self, line: str) -> str:
         child = self._child
-        if child is None or child.stdin is None or child.stdout is None:
-            raise LabError("the region's workers are not running")
-        child.stdin.write(line + "\n")
-        child.stdin.flush()
-        return child.stdout.readline().strip()
+        region = self._config["env"]["AWS_REGION"]
+        if child is None or child.stdin is None or child.stdout is None or child.poll() is not None:
+            raise LabError(f"the {region} workers are not running; see {self._log.name}")
+        try:
+            child.stdin.write(line + "\n")
+            child.stdin.flush()
+        except OSError as error:
+            raise LabError(f"the {region} workers stopped listening: {error}") from None
+        answer = child.stdout.readline().strip()
+        if not answer:
+            raise LabError(f"the {region} workers exited; see {self._log.name}")
+        return answer
 
     @property
     def busy(self) -> int:

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from edgefill.cli import main as edgefill
 from edgefill.demo import Demo
+from edgefill.lab.lab import LabError
 from edgefill.lab.regions import RegionsLab
 from edgefill.scenes.regions import regions
 
@@ -59,3 +60,14 @@ def test_each_bucket_ends_with_exactly_its_own_regions_objects(regions_lab: Regi
         "regions/poster 東京.jpg",
         "regions/de-launch.css",
     }
+
+
+def test_a_regions_dead_worker_process_is_named_not_waited_for(regions_lab: RegionsLab) -> None:
+    # (runs last in this module: it kills eu-central-1's workers)
+    workers = regions_lab.region("eu-central-1").workers
+    assert workers is not None and workers.running
+    assert workers._child is not None
+    workers._child.kill()
+    workers._child.wait()
+    with pytest.raises(LabError, match="eu-central-1 workers"):
+        regions_lab.wait_idle(timeout=10)
