@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import select
 import shutil
 import subprocess
 import tempfile
@@ -222,17 +223,13 @@ class ViewerFunction:
             process.stdin.flush()
         except OSError as error:
             self._died(f"cannot write to node: {error}")
-        reply: list[str] = []
-        reader = threading.Thread(
-            target=lambda: reply.append(process.stdout.readline()),  # type: ignore[union-attr]
-            name="lab-function-read",
-            daemon=True,
-        )
-        reader.start()
-        reader.join(_ANSWER_SECONDS)
-        if reader.is_alive() or not reply or not reply[0]:
+        # One request, one answer line, written whole: once the pipe is readable, the line
+        # is there (nothing else is ever buffered ahead of it).
+        readable, _, _ = select.select([process.stdout], [], [], _ANSWER_SECONDS)
+        line = process.stdout.readline() if readable else ""
+        if not line:
             self._died("node stopped answering")
-        answer = json.loads(reply[0])
+        answer = json.loads(line)
         if "error" in answer:
             raise ViewerFunctionError(str(answer["error"]), str(answer.get("detail", "")))
         request = answer.get("request")
