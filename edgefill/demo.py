@@ -19,6 +19,11 @@
    sweep running, they leave the bucket within their lifetime plus one sweep interval,
    are invalidated, every POP fails over to the origin, and ``edgefill check`` finds no
    edge serving the old version (``edgefill/scenes/takedown.py``).
+10. Two regions (in the regions lab, ``edgefill/lab/regions.py``, once the single-region
+    lab has stopped): viewers in Singapore, Malaysia, Germany and France; the deployed
+    CloudFront Function routes each to its region's bucket; each bucket ends with exactly
+    its region's objects, the one asked in both is copied into both (each copy fetched
+    from the origin once) and warmed at its own region's edges (scenes/regions.py).
 
 Every expectation is checked; the demo exits 1 if any fails and leaves nothing running.
 """
@@ -45,10 +50,13 @@ from edgefill.lab import catalog
 from edgefill.lab.handler_logs import handler_logs
 from edgefill.lab.lab import Lab, LabSettings, queue_depth
 from edgefill.lab.origin import LabOrigin
+from edgefill.lab.regions import RegionsLab
 from edgefill.scenes.bucket import object_exists, object_sha256
 from edgefill.scenes.long_copy import long_copy
 from edgefill.scenes.origin_changes import origin_changes
 from edgefill.scenes.premiere import premiere
+from edgefill.scenes.regions import STEP as REGIONS_STEP
+from edgefill.scenes.regions import regions
 from edgefill.scenes.takedown import takedown
 from shared.messages import ENCODINGS
 
@@ -159,6 +167,7 @@ class Demo:
         self.checks.expect(
             "teardown", "no lab thread, server or port left", not leftover, ", ".join(leftover)
         )
+        self.regions_scene()
         elapsed = time.monotonic() - self.started
         self.checks.expect(
             "demo",
@@ -168,6 +177,28 @@ class Demo:
         )
         self.summary(elapsed)
         return 1 if self.checks.failed else 0
+
+    def regions_scene(self) -> None:
+        """Scene 10 needs several regional stacks: it runs in the regions lab, started
+        once the single-region lab of scenes 1-9 has stopped (one lab's environment at a
+        time in this process)."""
+        lab = RegionsLab()
+        try:
+            lab.start()
+            regions(self, lab)
+        except Exception as error:  # noqa: BLE001 - any crash is a failed expectation
+            self.checks.expect(
+                REGIONS_STEP, "runs to the end", False, f"{type(error).__name__}: {error}"
+            )
+        finally:
+            lab.stop()
+        leftover = lab.leftovers()
+        self.checks.expect(
+            "teardown",
+            "no regions-lab thread, process, server or port left",
+            not leftover,
+            ", ".join(leftover),
+        )
 
     def describe_lab(self) -> None:
         info = self.lab.describe()

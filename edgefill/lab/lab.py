@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -50,6 +50,8 @@ from edgefill.lab.stacks import LabStacks, register_stacks
 from edgefill.lab.sweep_schedule import SweepSchedule
 from edgefill.lab.template_spec import TemplateError, TemplateSpec
 from edgefill.lab.tls import LabCA
+from edgefill.lab.viewer_function import ViewerFunction, choose_group
+from shared.edge_routing import function_code, render
 from shared.messages import ACCEPT_ENCODING, ENCODINGS
 
 DISTRIBUTION_DOMAIN: Final = "d111111abcdef8.cloudfront.net"
@@ -179,6 +181,7 @@ class Lab:
         self.sweep: SweepSchedule | None = None
         self.env: dict[str, str] = {}
         self.invalidations: LabInvalidations | None = None
+        self.function: ViewerFunction | None = None
         self.distribution_id = DISTRIBUTION_ID
         self.stacks: LabStacks | None = None
         self.running = False
@@ -242,6 +245,15 @@ class Lab:
             failover_statuses=spec.failover_statuses,
             forward_host=spec.forwards_host,
         )
+        # The edge stack's CloudFront Function runs at every POP, as deployed: with no
+        # routes, every viewer goes to the one region's group, the static group.
+        try:
+            code = render(function_code(), "", LAB_REGION, sorted(spec.failover_statuses))
+        except (OSError, ValueError) as error:
+            raise LabError(f"cannot render the CloudFront Function: {error}") from None
+        self.function = ViewerFunction(code)
+        self._stack.callback(self.function.stop)
+        self.function.start()
         pop_names = [settings.distribution_domain, settings.viewer_host]
         pop_names += [self._pop_name(site.code) for site in settings.sites]
         context = self.ca.server_context(*pop_names)
@@ -254,6 +266,7 @@ class Lab:
                 edge_handler,
                 self.directory / "pops",
                 port=settings.edge_port,
+                origin_selector=lambda viewer: self._route(viewer, distribution),
             )
         except OSError as error:
             raise LabError(f"cannot start the POPs: {error}") from None
@@ -336,6 +349,21 @@ class Lab:
                 }
             },
         )
+
+    def _route(self, viewer: dict[str, Any], static: Distribution) -> Distribution:
+        """The origin group the CloudFront Function builds (the lab's one region's)."""
+        assert self.function is not None
+        group = choose_group(
+            self.function,
+            viewer,
+            "",
+            self.settings.distribution_domain,
+            self.distribution_id,
+            [LAB_REGION],
+        )
+        if group is None or group[2] == static.failover_statuses:
+            return static
+        return replace(static, failover_statuses=group[2])
 
     def leftovers(self) -> list[str]:
         """What is still running or listening after ``stop()`` (empty when all is gone):

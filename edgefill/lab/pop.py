@@ -57,6 +57,10 @@ from edgefill.lab.tls import TLSThreadingHTTPServer
 from shared.messages import ENCODINGS
 
 EdgeHandler = Callable[[dict[str, Any], Any], Any]
+# Chooses the origin group for one viewer request (the lab's viewer-request function:
+# edgefill/lab/regions.py); given the viewer (client_ip, host, uri, query, method, headers),
+# returns the distribution as that request sees it. Raises ``ViewerRequestError``.
+OriginSelector = Callable[[dict[str, Any]], "Distribution"]
 
 QUEUE_HEADER: Final = "x-edgefill-queue"
 # The template's origin group fails over on these statuses from the primary.
@@ -181,6 +185,14 @@ class OriginResponse:
     close: Callable[[], None] = field(default=lambda: None)
 
 
+class ViewerRequestError(RuntimeError):
+    """The viewer-request function failed; CloudFront answers ``status`` (503)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class EdgeFunctionError(RuntimeError):
     """The origin-request function raised or returned something CloudFront rejects."""
 
@@ -224,9 +236,11 @@ class Pop:
         edge_handler: EdgeHandler,
         cache_dir: Path,
         origin_ca_bundle: str | None = None,
+        origin_selector: OriginSelector | None = None,
     ) -> None:
         self.site = site
         self.distribution = distribution
+        self.origin_selector = origin_selector
         self.stats = PopStats()
         self.history: deque[dict[str, Any]] = deque(maxlen=1000)  # recent requests, newest last
         # (wall-clock time, path) as each viewer request arrives, before any cache or origin
@@ -304,19 +318,27 @@ class Pop:
         self.count("stored")
 
     # ---- origin group ------------------------------------------------------------
+    def route(self, viewer: dict[str, Any]) -> Distribution:
+        """The distribution as this viewer request sees it: the origin group a
+        viewer-request function chose, else the cache behaviour's own."""
+        if self.origin_selector is None:
+            return self.distribution
+        return self.origin_selector(viewer)
+
     def fetch(self, viewer: dict[str, Any]) -> OriginResponse:
         """One origin-group fetch for a viewer request: primary, then on a failover
         status the secondary, each behind the origin-request function."""
         self.count("primary_fetches")
+        dist: Distribution = viewer.get("routing") or self.distribution
         request = self._invoke_edge(self._origin_request_event(viewer, secondary=False))
         if "status" in request:
             return _generated_response(request)
         try:
-            response = self._fetch_s3(request)
+            response = self._fetch_s3(request, dist)
         except (BotoCoreError, OSError) as error:
             _log.warning("%s: primary origin unreachable (%s); failing over", self.site.code, error)
             response = None
-        if response is not None and response.status not in self.distribution.failover_statuses:
+        if response is not None and response.status not in dist.failover_statuses:
             return response
         if response is not None:
             response.close()
@@ -324,10 +346,10 @@ class Pop:
         request = self._invoke_edge(self._origin_request_event(viewer, secondary=True))
         if "status" in request:
             return _generated_response(request)
-        return self._fetch_custom(request)
+        return self._fetch_custom(request, dist)
 
     def _origin_request_event(self, viewer: dict[str, Any], secondary: bool) -> dict[str, Any]:
-        dist = self.distribution
+        dist: Distribution = viewer.get("routing") or self.distribution
         headers = {
             "x-forwarded-for": [{"key": "X-Forwarded-For", "value": viewer["client_ip"]}],
             "user-agent": [{"key": "User-Agent", "value": "Amazon CloudFront"}],
@@ -411,12 +433,9 @@ class Pop:
             raise EdgeFunctionError("the returned request has malformed headers or origin")
         return result
 
-    def _fetch_s3(self, request: dict[str, Any]) -> OriginResponse:
+    def _fetch_s3(self, request: dict[str, Any], dist: Distribution) -> OriginResponse:
         origin = request["origin"].get("s3")
-        if (
-            not isinstance(origin, dict)
-            or origin.get("domainName") != self.distribution.bucket_domain
-        ):
+        if not isinstance(origin, dict) or origin.get("domainName") != dist.bucket_domain:
             raise EdgeFunctionError(
                 f"the function routed the primary to {origin!r:.120}, not the lab bucket"
             )
@@ -424,9 +443,9 @@ class Pop:
         method = request.get("method", "GET")
         try:
             if method == "HEAD":
-                answer = self._s3.head_object(Bucket=self.distribution.bucket, Key=key)
+                answer = self._s3.head_object(Bucket=dist.bucket, Key=key)
             else:
-                answer = self._s3.get_object(Bucket=self.distribution.bucket, Key=key)
+                answer = self._s3.get_object(Bucket=dist.bucket, Key=key)
         except ClientError as error:
             status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
             # Behind OAC without s3:ListBucket, S3 answers 403 for a missing key.
@@ -453,9 +472,9 @@ class Pop:
             close=(lambda: None) if body is None else body.close,
         )
 
-    def _fetch_custom(self, request: dict[str, Any]) -> OriginResponse:
+    def _fetch_custom(self, request: dict[str, Any], dist: Distribution) -> OriginResponse:
         origin = request["origin"].get("custom")
-        configured = urlsplit(self.distribution.origin_url)
+        configured = urlsplit(dist.origin_url)
         configured_port = configured.port or (443 if configured.scheme == "https" else 80)
         if (
             not isinstance(origin, dict)
@@ -625,6 +644,22 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
             return
         path = self.path if self.path.startswith("/") else "/"
         uri, _, query = path.partition("?")
+        # A viewer-request function runs for every request, hits included, before the cache.
+        try:
+            routing = self.server.pop.route(
+                {
+                    "client_ip": self.client_address[0],
+                    "host": host,
+                    "uri": uri,
+                    "query": query,
+                    "method": "HEAD" if head else "GET",
+                    "headers": {name.lower(): value for name, value in self.headers.items()},
+                }
+            )
+        except ViewerRequestError as error:
+            self.server.pop.count("errors")
+            self._send_error(error.status, str(error))
+            return
         encoding = normalize_accept_encoding(self.headers.get("Accept-Encoding"))
         key = (host, path, encoding)
         entry = self.server.pop.lookup(key)
@@ -647,6 +682,7 @@ class _PopRequestHandler(BaseHTTPRequestHandler):
                 "request_id": _cf_id(),
                 "origin_encoding": _ORIGIN_ENCODING[encoding],
                 "via": f"1.1 {secrets.token_hex(16)}.cloudfront.net (CloudFront)",
+                "routing": routing,
             }
             self._send_from_origin(viewer, key, head)
 
@@ -787,9 +823,13 @@ def start_pops(
     port: int = 0,
     origin_ca_bundle: str | None = None,
     attempts: int = 5,
+    origin_selector: OriginSelector | None = None,
+    edge_handler_for: Callable[[PopSite], EdgeHandler] | None = None,
 ) -> list[Pop]:
     """Start one POP per site, every one on the same port (the first POP picks a free one
-    when ``port`` is 0; another process holding it on a later address means a new try)."""
+    when ``port`` is 0; another process holding it on a later address means a new try).
+    ``edge_handler_for`` gives each POP its own origin-request handler (its own Lambda@Edge
+    container) instead of ``edge_handler`` for all."""
     last_error: OSError | None = None
     for _ in range(attempts):
         pops: list[Pop] = []
@@ -802,9 +842,10 @@ def start_pops(
                     chosen,
                     tls_context,
                     s3,
-                    edge_handler,
+                    edge_handler if edge_handler_for is None else edge_handler_for(site),
                     cache_dir,
                     origin_ca_bundle,
+                    origin_selector,
                 )
                 pops.append(pop)
                 chosen = pop.port
