@@ -116,7 +116,9 @@ class RTTProxy:
         # Client → server: nothing leaves before the emulated TCP handshake is over.
         _Direction(self, client, upstream, accepted + self.rtt, turn, True, ends[0]).start()
         _Direction(self, upstream, client, 0.0, turn, False, ends[1]).start()
-        threading.Thread(target=self._close_after, args=(ends, client, upstream), daemon=True).start()
+        threading.Thread(
+            target=self._close_after, args=(ends, client, upstream), daemon=True
+        ).start()
 
     def _close_after(self, ends: list[threading.Event], *sockets: socket.socket) -> None:
         for end in ends:
