@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -121,6 +122,7 @@ class _S3Front(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     moto_port = 0  # set on the subclass made per run
+    calls: list[str]  # the S3 calls relayed, in the order they arrived (set with moto_port)
 
     def _relay(self) -> None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -135,6 +137,7 @@ class _S3Front(BaseHTTPRequestHandler):
         try:
             moto.request(self.command, self.path, body=body, headers=headers)
             answer = moto.getresponse()
+            self.calls.append(_s3_call(self.command, self.path, answer.status))
             data = answer.read()
         finally:
             moto.close()
@@ -151,6 +154,21 @@ class _S3Front(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
+
+
+def _s3_call(method: str, target: str, status: int) -> str:
+    """``PUT part 200``, ``GET .edgefill/… 404``: the call, which kind of key, the status."""
+    parts = urlsplit(target)
+    names = {item.partition("=")[0] for item in parts.query.split("&") if item} - {"x-id"}
+    key = parts.path.lstrip("/").partition("/")[2]  # path style: /bucket/key
+    if not key.startswith("placement-"):
+        key = "/".join(key.split("/")[:2]) + "/…" if "/" in key else key or "(bucket)"
+    else:
+        key = "object"
+    call = {"uploads": "create", "partNumber": "part"}.get(min(names, default=""), "")
+    if names == {"uploadId"}:
+        call = "complete" if method == "POST" else "abort" if method == "DELETE" else "list"
+    return f"{method} {call or key} {status}"
 
 
 _HOP_BY_HOP = frozenset(
@@ -241,7 +259,8 @@ def main(rounds: int, size_mib: int) -> int:  # noqa: PLR0915
         ca = LabCA(Path(tmp))
         origin = LabOrigin(ssl_context=ca.server_context("127.0.0.1"))
         origin.start()
-        front_handler = type("_Front", (_S3Front,), {"moto_port": int(moto.url.rsplit(":", 1)[1])})
+        moto_port = int(moto.url.rsplit(":", 1)[1])
+        front_handler = type("_Front", (_S3Front,), {"moto_port": moto_port, "calls": []})
         front = TLSThreadingHTTPServer(
             ("127.0.0.1", 0), front_handler, ca.server_context("127.0.0.1")
         )
@@ -309,10 +328,12 @@ def main(rounds: int, size_mib: int) -> int:  # noqa: PLR0915
             moto.reset()
             s3.create_bucket(Bucket=backfill.BUCKET)
             proxies.reset()
+            front_handler.calls.clear()
             copy = backfill.subprocess_run(copy_env, "--worker", "copy", "--uri", path)
             counts = proxies.counts()
             copy["origin"] = counts[f"{placement.name}/origin"]
             copy["bucket"] = counts[f"{placement.name}/bucket"]
+            copy["s3_calls"] = list(front_handler.calls)
             sha_ok = backfill.s3_sha256(s3, path[1:]) == origin.sha256(path)
             if copy["status"] != "copied" or not sha_ok:
                 failures.append(f"{placement.name}: copy {copy['status']}, sha256 ok {sha_ok}")
@@ -372,6 +393,18 @@ class _Zeros:
         return b"\0" * amount
 
 
+def _runs(items: list[str]) -> str:
+    """``a, b ×4, c``: consecutive repeats collapsed."""
+    out: list[str] = []
+    count = 0
+    for index, item in enumerate(items):
+        count += 1
+        if index + 1 == len(items) or items[index + 1] != item:
+            out.append(f"{item} ×{count}" if count > 1 else item)
+            count = 0
+    return ", ".join(out)
+
+
 def report(legs: dict[str, dict[str, list[dict[str, Any]]]], size: int) -> None:
     far, near = (p.name for p in PLACEMENTS)
 
@@ -390,6 +423,8 @@ def report(legs: dict[str, dict[str, list[dict[str, Any]]]], size: int) -> None:
                 statistics.median(run[side][key] for run in legs[name][leg]) for name in (far, near)
             ]
             print(f"  {leg} {side} {key:22s} {values[0]:10.0f} {values[1]:10.0f}")
+    calls = legs[far]["copy"][0]["s3_calls"]
+    print(f"  copy's S3 calls ({len(calls)}, in arrival order): {_runs(calls)}")
     gb = size / 1e9
     far_cost, near_cost = INTER_REGION_OUT_OF_US_EAST_1, IN_REGION
     print(
