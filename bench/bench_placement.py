@@ -90,6 +90,10 @@ PLACEMENTS = (
 # priced by the edge, the same wherever the worker stands.
 INTER_REGION_OUT_OF_US_EAST_1 = 0.02
 IN_REGION = 0.00
+# Lambda duration, x86, first tier: the same rate in us-east-1 and ap-southeast-1. The
+# memory sizes are template.yaml's (BackfillFunction 1769 MB, PrewarmFunction 512 MB).
+LAMBDA_GB_SECOND = 0.0000166667
+MEMORY_GB = {"copy": 1769 / 1024, "warm": 512 / 1024}
 
 
 # ---- the edges behind the proxies (this process) ---------------------------------------
@@ -427,6 +431,10 @@ def report(legs: dict[str, dict[str, list[dict[str, Any]]]], size: int) -> None:
     print(f"  copy's S3 calls ({len(calls)}, in arrival order): {_runs(calls)}")
     gb = size / 1e9
     far_cost, near_cost = INTER_REGION_OUT_OF_US_EAST_1, IN_REGION
+    runs = {"copy": f"copies of {size // MIB} MiB", "warm": "warm runs of 300 requests"}
+    for leg in ("copy", "warm"):
+        extra = (median(far, leg) - median(near, leg)) * MEMORY_GB[leg] * LAMBDA_GB_SECOND
+        print(f"Lambda duration, {leg}: ${extra * 1e6:.1f} more in {far} per million {runs[leg]}")
     print(
         f"transfer, worker → bucket per GB copied: {far} ${far_cost:.3f} (inter-region out of "
         f"us-east-1), {near} ${near_cost:.3f} (same region): ${far_cost - near_cost:.3f}/GB "
