@@ -181,7 +181,7 @@ _HOP_BY_HOP = frozenset(
 
 
 def _read_chunked(stream: Any) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int(stream.readline().split(b";")[0].strip(), 16)
         if size == 0:
@@ -264,7 +264,9 @@ def main(rounds: int, size_mib: int) -> int:  # noqa: PLR0915
         origin = LabOrigin(ssl_context=ca.server_context("127.0.0.1"))
         origin.start()
         moto_port = int(moto.url.rsplit(":", 1)[1])
-        front_handler = type("_Front", (_S3Front,), {"moto_port": moto_port, "calls": []})
+        front_handler: type[_S3Front] = type(
+            "_Front", (_S3Front,), {"moto_port": moto_port, "calls": []}
+        )
         front = TLSThreadingHTTPServer(
             ("127.0.0.1", 0), front_handler, ca.server_context("127.0.0.1")
         )
