@@ -41,7 +41,15 @@ def slow_warm(lab: Lab, latency: float) -> Iterator[tuple[subprocess.Popen[str],
     base = f"/interrupt/{uuid.uuid4().hex[:8]}"
     paths = [f"{base}/{index}.js" for index in range(PATHS)]
     for path in paths:
-        lab.origin.put(path, b"x" * 2048, content_type="text/javascript")
+        # "private": the lab's own pipeline (failover → backfill → prewarm at every
+        # region's POP) must not copy these, or its prewarm's requests at GRU3-P1 would
+        # count as the CLI's arrivals after the Ctrl-C (a flake seen in full runs).
+        lab.origin.put(
+            path,
+            b"x" * 2048,
+            content_type="text/javascript",
+            headers={"Cache-Control": "private"},
+        )
         lab.origin.fault(path, latency=latency)
     env = {**os.environ, "EDGEFILL_CONCURRENCY": str(CONCURRENCY), "COLUMNS": "200"}
     argv = ["warm", "--targets", "GRU3-P1", "--encodings", "gzip", "--json", *warm_flags(lab)]

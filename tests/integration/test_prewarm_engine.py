@@ -258,7 +258,10 @@ def test_given_a_target_whose_resolver_times_out_when_warmed_then_the_others_do_
         ),
         progress=note,
     )
-    assert finished["us-east-1"] < 0.5 < 1.0 <= finished["ap-northeast-1"]
+    # us-east-1 was warmed before the dropped resolver gave up (two 0.5 s tries): an
+    # order and a lower bound, never an upper bound on a shared machine's clock
+    assert finished["us-east-1"] < finished["ap-northeast-1"]
+    assert finished["ap-northeast-1"] >= 1.0
     assert report.targets["us-east-1"].ok == 2
     failed = {f.task.path: f for f in report.failures}
     assert set(failed) == {"/a", "/b"} and all(f.retryable for f in failed.values())
