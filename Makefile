@@ -13,11 +13,12 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 # uv (from PyPI, into the venv) resolves and installs in parallel: about half of pip's time
-# from a clean clone, and no pip self-upgrade first (docs/BENCHMARKS.md, the suite's time).
+# from a clean clone, and no pip self-upgrade first; --compile-bytecode as pip does, or each
+# of the suite's four workers would compile the same modules at start (docs/BENCHMARKS.md).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check 'uv>=0.5,<1'
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
 	@touch $(STAMP)
 
 test: $(STAMP)
