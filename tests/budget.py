@@ -2,8 +2,8 @@
 
 Each property declares its deep count (`@settings(max_examples=examples(1500))`). `make test`
 runs a quarter of it, never fewer than Hypothesis's own default of 100: Hypothesis tries
-small and boundary values early (empty, one character, the limits of each strategy), and a
-counterexample found once is pinned with `@example`, which runs whatever the count. The suite
+small and boundary values early (empty, one character, the limits of each strategy), and the
+shapes worth keeping are pinned with `@example`, which runs whatever the count. The suite
 has to stay within three minutes on two cores, and at their deep counts these properties
 took about a third of its in-process CPU (docs/BENCHMARKS.md, "The test suite's time").
 `make fuzz` (EDGEFILL_FUZZ=1) runs four times the deep count, for the search that finds new
