@@ -7,15 +7,18 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint build bench venv clean function node-check
+.PHONY: test fuzz demo lint build bench venv clean function node-check
 .DEFAULT_GOAL := test
 
 venv: $(STAMP)
 
+# uv (from PyPI, into the venv) resolves and installs in parallel: about half of pip's time
+# from a clean clone, and no pip self-upgrade first; --compile-bytecode as pip does, or each
+# of the suite's four workers would compile the same modules at start (docs/BENCHMARKS.md).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check 'uv>=0.5,<1'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
 	@touch $(STAMP)
 
 # The CloudFront Function's tests run it in Node.js: without node, stop and say so (a
@@ -25,6 +28,11 @@ node-check:
 
 test: node-check $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The Hypothesis properties at four times their deep counts (tests/budget.py); make test runs
+# a quarter of the deep count to stay within three minutes on two cores.
+fuzz: $(STAMP)
+	EDGEFILL_FUZZ=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests/unit
 
 demo: $(STAMP)
 	$(VENV)/bin/edgefill demo

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from edge_origin_request.failover import FailoverReporter, cloudfront_request, handle_origin_request
 from edge_origin_request.recently_queued import RecentlyQueued
+from tests.budget import examples
 from tests.sample_events import load_event
 
 json_values = st.recursive(
@@ -54,7 +55,7 @@ def replace(request: Any, path: tuple[Any, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(["edge_failover_get", "edge_s3_origin", "edge_failover_post"]),
     path=st.sampled_from(PATHS),

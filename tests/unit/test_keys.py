@@ -17,6 +17,7 @@ from shared.keys import (
     ObjectKey,
     normalize_prefix,
 )
+from tests.budget import examples
 
 # ---------------------------------------------------------------- accepted URIs
 
@@ -221,7 +222,7 @@ def _segments(key: str) -> list[str]:
     return key.replace("\\", "/").split("/")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.one_of(_URIS, _URIS.map(lambda u: "/" + u), st.text(max_size=40)), _PREFIXES)
 @example("/a/%2e%2e/%2e%2e/b", "media")
 @example("/%2e%2e%2fetc", "media")
@@ -247,7 +248,7 @@ def test_no_accepted_uri_maps_outside_the_prefix(uri: str, prefix: str) -> None:
     assert ObjectKey.from_uri(uri_back, prefix).key == key
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     st.lists(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), max_size=3),
     st.sampled_from(["..", ".", "%2e%2e", "%2E%2e", ".%2e", "%2e", "%2E"]),
@@ -265,7 +266,7 @@ def test_a_dot_segment_is_rejected_however_it_is_spelled(
         ObjectKey.from_uri(uri)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=60))
 def test_every_safe_key_round_trips_through_its_uri(text: str) -> None:
     # Given a key a viewer could ask for

@@ -18,6 +18,7 @@ from edge_origin_request.failover import FailoverReporter, cloudfront_request, h
 from edge_origin_request.recently_queued import RecentlyQueued
 from shared.observability import worker_logger
 from shared.redact import query_names, redact_query, redact_text, redact_uri, redact_url
+from tests.budget import examples
 from tests.sample_events import load_event
 
 # A CloudFront signed URL's query (canned policy and custom policy parameters together).
@@ -94,7 +95,7 @@ _NAME = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.", min_s
 _VALUE = st.text("0123456789%+/~!$'()*,;:@", min_size=1, max_size=20).map(lambda v: "Z9" + v)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(st.tuples(_NAME, _VALUE), min_size=1, max_size=30), st.booleans())
 def test_no_value_ever_survives_redaction(pairs: list[tuple[str, str]], with_url: bool) -> None:
     # Given a query whose every value carries a marker no name has ("Z9")

@@ -15,6 +15,7 @@ from shared.manifests import (
     manifest_format,
     parse_manifest,
 )
+from tests.budget import examples
 
 HOST = "cdn.example.com"
 
@@ -603,7 +604,7 @@ def assert_on_viewer_host(result: Manifest) -> None:
         ObjectKey.from_uri(reference.path)  # raises if a key rule is broken
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.binary(max_size=2000),
     st.sampled_from([None, "application/x-mpegurl", "application/dash+xml"]),
@@ -613,7 +614,7 @@ def test_parser_never_raises_on_arbitrary_bytes(body: bytes, content_type: str |
     assert_on_viewer_host(result)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -640,7 +641,7 @@ def test_hls_never_yields_a_uri_outside_the_viewer_host(lines: list[tuple[str, s
     assert_on_viewer_host(result)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(uri_text, max_size=8), st.lists(uri_text, max_size=4))
 def test_dash_never_yields_a_uri_outside_the_viewer_host(
     media: list[str], bases: list[str]
@@ -681,7 +682,7 @@ DEFINES = [
 ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.sampled_from(DEFINES),
     st.lists(st.tuples(st.sampled_from(HOSTILE_TAGS), uri_text), max_size=12),

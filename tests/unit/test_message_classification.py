@@ -16,6 +16,7 @@ from backfill_worker.record import Backfiller
 from shared.config import BackfillConfig
 from shared.messages import MessageError, parse, parse_backfill, parse_prewarm
 from shared.observability import worker_logger, worker_metrics
+from tests.budget import examples
 
 # JSON values of every kind, including the ones Python's json accepts beyond the standard
 # (NaN, Infinity) and strings holding lone surrogates.
@@ -112,7 +113,7 @@ def test_deep_nesting_is_named_as_such() -> None:
     assert caught.value.field == "body"
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_BODIES)
 @example(_nested(50_000))
 def test_any_body_parses_or_raises_a_message_error(body: Any) -> None:
@@ -165,7 +166,7 @@ def test_the_worker_skips_a_hostile_body_for_good(worker: Backfiller, body: Any)
         logging.disable(logging.NOTSET)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_BODIES)
 def test_the_worker_skips_any_malformed_body_for_good(worker: Backfiller, body: Any) -> None:
     logging.disable(logging.CRITICAL)

@@ -25,6 +25,7 @@ from shared.messages import (
     to_dict,
     to_json,
 )
+from tests.budget import examples
 
 BACKFILL = {
     "v": 1,
@@ -328,21 +329,21 @@ def prewarm_messages(draw: st.DrawFn) -> PrewarmMessage:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(backfill_messages())
 def test_backfill_round_trips_through_json(message: BackfillMessage) -> None:
     assert parse(to_json(message)) == message
     assert parse_backfill(to_json(message).encode("ascii")) == message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(prewarm_messages())
 def test_prewarm_round_trips_through_json(message: PrewarmMessage) -> None:
     assert parse(to_json(message)) == message
     assert parse_prewarm(to_json(message)) == message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text_is_parsed_or_rejected_with_a_field(raw: str) -> None:
     # Whatever arrives on a queue, parse either returns a message or names a field:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from shared.keys import InvalidKey, NonCanonicalUri, ObjectKey
 from shared.origin import OriginClient
+from tests.budget import examples
 
 ORIGIN = OriginClient("https://origin.example.com/base")
 
@@ -67,7 +68,7 @@ def key_or_none(uri: str) -> str | None:
         return None
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(two_spellings())
 @example(("/a%2Bb", "/a+b"))
 @example(("/a/b", "/a%2Fb"))
@@ -87,7 +88,7 @@ def test_no_two_accepted_uris_share_a_key_unless_the_origin_gets_one_path(
     assert origin_path(first) == origin_path(second)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(two_spellings().map(lambda pair: pair[0]))
 @example("/a%2Bb.jpg")
 @example("/mirror/https%3A//example.com/a")
@@ -110,7 +111,7 @@ def test_the_plus_and_slash_spellings_are_refused_and_2b_is_kept() -> None:
     assert origin_path("/a%2Bb.jpg") == "/base/a%2Bb.jpg"
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(two_spellings().map(lambda pair: pair[0]))
 @example("/mirror/https%3A//example.com/a")
 @example("/a:%3A//b")

@@ -27,6 +27,7 @@ from shared.cache_control import (
 from shared.header_numbers import header_number
 from shared.origin import declared_length
 from shared.redact import redact_url
+from tests.budget import examples
 
 RECEIVED = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 PLAN = CopyPlan(max_object_bytes=10**9, part_bytes=8 * 1024**2, parts_in_flight=2)
@@ -71,7 +72,7 @@ HEADERS = st.dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(status=st.integers(min_value=100, max_value=599), headers=HEADERS)
 def test_planning_a_copy_raises_nothing_but_a_named_refusal(
     status: int, headers: dict[str, str]
@@ -93,7 +94,7 @@ def test_planning_a_copy_raises_nothing_but_a_named_refusal(
     accepted.attributes.as_params()  # what S3 is handed builds too
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(headers=HEADERS)
 def test_each_decision_returns_a_verdict(headers: dict[str, str]) -> None:
     fields = CaseInsensitiveDict(headers)

@@ -34,6 +34,7 @@ from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
 from shared.edns import EdgeResolver
 from shared.messages import PrewarmMessage, parse_prewarm, to_json
+from tests.budget import examples
 
 PATHS = ("/a", "/b", "/c", "/d")
 TARGETS = ("us-east-1", "eu-west-1", "NRT20-P2")
@@ -49,7 +50,7 @@ def covered(messages: list[PrewarmMessage]) -> list[tuple[str, str, str]]:
     return [t for m in messages for t in product(m.paths, m.targets or (), m.encodings or ())]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from(ALL), unique=True, min_size=1))
 def test_any_set_of_failures_is_covered_exactly_once(tuples: list[tuple[str, str, str]]) -> None:
     original = PrewarmMessage(paths=PATHS, targets=TARGETS, encodings=ENCODINGS, source="x")
