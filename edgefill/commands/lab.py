@@ -64,6 +64,13 @@ def register(commands: Any) -> None:
     )
     demo.add_argument("--verbose", action="store_true", help="show the handlers' logs here")
     demo.add_argument(
+        "--through",
+        type=values.whole(1, 10, "a scene number"),
+        default=10,
+        metavar="N",
+        help="stop after scene N (1-10; each scene builds on the ones before it)",
+    )
+    demo.add_argument(
         "--json", action="store_true", help="narrate on stderr, print the checks as JSON"
     )
     demo.set_defaults(run=run_demo)
@@ -190,4 +197,6 @@ def export_lines(env: dict[str, str]) -> list[str]:
 def run_demo(args: argparse.Namespace) -> int:
     from edgefill.demo import run_demo as demo
 
-    return demo(operator=args.operator, verbose=args.verbose, as_json=args.json)
+    return demo(
+        operator=args.operator, verbose=args.verbose, as_json=args.json, through=args.through
+    )

@@ -68,6 +68,7 @@ BAD: dict[str, tuple[str, str]] = {
     "--concurrency": ("0", "a whole number from 1 to 256"),
     "--region-subnets": ("{bad", "a JSON object such as"),
     "--large-mib": ("-1", "a size in MiB from 0 to 4096"),
+    "--through": ("11", "a scene number from 1 to 10"),
 }
 # Where one flag means another thing in one command.
 BAD_IN: dict[tuple[str, str], tuple[str, str]] = {
