@@ -18,7 +18,6 @@ import functools
 from collections.abc import Mapping
 
 import botocore
-import botocore.session
 
 from edgefill.did_you_mean import closest
 
@@ -30,6 +29,8 @@ class UnknownRegion(ValueError):
 @functools.lru_cache(maxsize=1)
 def known_regions() -> frozenset[str]:
     """Every region of every partition botocore knows (``*-global`` pseudo-regions aside)."""
+    import botocore.session  # here: a session costs ~0.2 s of imports, paid on first check
+
     loader = botocore.session.get_session().get_component("data_loader")
     partitions = loader.load_data("partitions")["partitions"]
     return frozenset(

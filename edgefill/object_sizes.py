@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from edgefill.operations import OperatorError
 from shared.header_numbers import header_number
 from shared.keys import InvalidKey, ObjectKey
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_WORKERS: Final = 16
 ORIGIN_TIMEOUT: Final = 10.0
@@ -43,6 +45,8 @@ def origin_sizes(
     origin_url: str, uris: Sequence[str], session: requests.Session | None = None
 ) -> list[SizeLookup]:
     """A HEAD at ``origin_url`` + URI for each URI; Content-Length of a 200 is the size."""
+    import requests  # here: only a size lookup at the origin needs it (issue 23)
+
     base = check_origin_url(origin_url)
     http = session or requests.Session()
     return _parallel(lambda uri: _head_origin(http, base, uri), uris)
@@ -101,6 +105,8 @@ def _head_object(s3: Any, bucket: str, uri: str, prefix: str) -> SizeLookup:
 
 
 def _head_origin(http: requests.Session, base: str, uri: str) -> SizeLookup:
+    import requests
+
     url = base + uri
     try:
         response = http.head(url, allow_redirects=False, timeout=ORIGIN_TIMEOUT)

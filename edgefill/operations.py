@@ -15,11 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from edgefill.aws_regions import UnknownRegion, check_region, region_from
@@ -38,6 +36,9 @@ from shared.messages import (
     format_time,
     to_json,
 )
+
+if TYPE_CHECKING:
+    import boto3
 
 # Stack outputs naming the queues (a regional stack's), by the role the CLI gives them.
 STACK_OUTPUTS: Final = {
@@ -90,6 +91,8 @@ def aws_session(
     profile, then ``fallback_region``; the region checked against botocore's partitions.
     A clear ``OperatorError`` (exit 2) for a missing profile, an unknown region or no
     credentials to sign with."""
+    import boto3  # here, not at import: a command that never calls AWS never loads it
+
     region, source = region_from(region, os.environ)
     try:
         if region is not None:
@@ -122,6 +125,8 @@ def aws_session(
 
 
 def make_client(session: boto3.session.Session, service: str, endpoint_url: str | None) -> Any:
+    from botocore.config import Config
+
     return session.client(
         service,
         endpoint_url=endpoint_url,

@@ -10,20 +10,24 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-# Workers copy parts concurrently; the pool must be at least as large as the parts in flight.
-_CONFIG = Config(
-    retries={"max_attempts": 5, "mode": "standard"},
-    max_pool_connections=32,
-    connect_timeout=5,
-    read_timeout=60,
-)
+# boto3 is imported on the first client, not with this module: the CLI reaches this module
+# from commands that never call AWS (`edgefill --help`, a `warm` without caps), and boto3
+# is most of a start-up's imports (issue 23). A worker builds its clients at its first
+# invocation's setup either way.
 
 
 @lru_cache(maxsize=16)
 def client(service: str, region: str | None = None) -> Any:
     """A cached boto3 client for ``service`` (``s3``, ``sqs``, ``cloudformation``)."""
+    import boto3
+    from botocore.config import Config
+
+    # Workers copy parts concurrently: the pool is at least as large as the parts in flight.
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=32,
+        connect_timeout=5,
+        read_timeout=60,
+    )
     session = boto3.session.Session()
-    return session.client(service, region_name=region, config=_CONFIG)
+    return session.client(service, region_name=region, config=config)

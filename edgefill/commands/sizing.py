@@ -8,7 +8,6 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from botocore.config import Config
 from rich.markup import escape
 from rich.table import Table
 
@@ -114,6 +113,8 @@ def look_up_sizes(
 ) -> list[SizeLookup]:
     session = aws_flags.session(args, source.region)
     # One pooled connection per HeadObject in flight.
+    from botocore.config import Config
+
     config = Config(
         retries={"max_attempts": 3, "mode": "standard"},
         connect_timeout=5,

@@ -14,13 +14,15 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import requests
 from botocore.exceptions import ClientError
 
 from edgefill.doctor.checks import Check
 from edgefill.operations import OperatorError
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_WAIT: Final = 180.0  # seconds for the copy to appear in the bucket
 POLL: Final = 2.0  # seconds between HeadObjects while waiting
@@ -41,6 +43,8 @@ Fetch = Callable[[str], Fetched]
 
 def http_fetch(base: str, session: requests.Session | None = None) -> Fetch:
     """GET ``base`` + URI as identity (the bytes as stored), no redirects followed."""
+    import requests  # here: the CLI's other commands never load it (issue 23)
+
     http = session or requests.Session()
 
     def fetch(uri: str) -> Fetched:
@@ -129,6 +133,8 @@ def run_canary(
 
 
 def _get(fetch: Fetch, uri: str, where: str) -> Fetched:
+    import requests
+
     try:
         return fetch(uri)
     except requests.RequestException as error:
