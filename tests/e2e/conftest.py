@@ -36,6 +36,9 @@ def lab_environment(lab: Lab, fake_aws: None, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(name, value)
 
 
+# tryfirst: xdist's own hook turns the xdist_group mark into the nodeid's @group suffix; it
+# must see the mark this hook adds, or every worker would take part of the group.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test here is slow (it goes through the whole lab), and they all run on one
     xdist worker (make test runs --dist loadgroup): one lab for the package, not one per
