@@ -6,6 +6,12 @@ PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
+# Where the suite's processes keep their bytecode. On a machine that sets
+# PYTHONDONTWRITEBYTECODE, every process the suite starts (four xdist workers, each CLI
+# and lab child) would compile the project's modules and rewrite the tests' asserts
+# again: about 4 s of CPU per worker (docs/BENCHMARKS.md). The cache goes under .venv,
+# outside the source tree, which such a setting keeps clean.
+PYCACHE := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache
 
 .PHONY: test fuzz demo lint build bench venv clean function node-check
 .DEFAULT_GOAL := test
@@ -19,6 +25,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check 'uv>=0.5,<1'
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
+	$(PYCACHE) $(PY) -m compileall -q -j 0 backfill_worker edge_origin_request edgefill prewarm_worker shared tests
 	@touch $(STAMP)
 
 # The CloudFront Function's tests run it in Node.js: without node, stop and say so (a
@@ -27,7 +34,7 @@ node-check:
 	@command -v node >/dev/null 2>&1 || { echo "make test: node not found; install Node.js 18 or later (apt-get install nodejs, brew install node, or https://nodejs.org)" >&2; exit 1; }
 
 test: node-check $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PYCACHE) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The Hypothesis properties at four times their deep counts (tests/budget.py); make test runs
 # a quarter of the deep count to stay within three minutes on two cores.

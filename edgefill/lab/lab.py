@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -371,15 +371,7 @@ class Lab:
         found = [f"thread {thread.name}" for thread in lab_threads()]
         if self.aws is not None and self.aws.child_running:
             found.append("moto child process")
-        for host, port in self._listening:
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError:
-                found.append(f"a server still listening on {host}:{port}")
-            finally:
-                probe.close()
+        found += still_listening(self._listening)
         return found
 
     def start_sweep(self, period: float = LAB_SWEEP_SECONDS) -> SweepSchedule:
@@ -639,6 +631,18 @@ def _clear_container_caches() -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear) and getattr(value, "__module__", None) == name:
                 clear()
+
+
+def still_listening(addresses: Iterable[tuple[str, int]]) -> list[str]:
+    """The addresses where a server still accepts connections (for the same checks).
+    A connection is the probe, not a bind: after the lab closed a port, any process on
+    the machine may get it as the local end of an outgoing connection, and a bind would
+    then report the lab's long-closed server as still there."""
+    found = []
+    for host, port in addresses:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            found.append(f"a server still listening on {host}:{port}")
+    return found
 
 
 def lab_threads() -> list[threading.Thread]:

@@ -76,6 +76,7 @@ from edgefill.lab.lab import (
     default_template,
     lab_threads,
     queue_depth,
+    still_listening,
 )
 from edgefill.lab.origin import LabOrigin
 from edgefill.lab.pop import Distribution, Pop, PopSite, start_pops
@@ -817,16 +818,7 @@ class RegionsLab:
         found += [
             f"{r.region} workers" for r in self.regions.values() if r.workers and r.workers.running
         ]
-        for host, port in self._listening:
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError:
-                found.append(f"a server still listening on {host}:{port}")
-            finally:
-                probe.close()
-        return found
+        return found + still_listening(self._listening)
 
 
 def _edge_container(site: PopSite | None) -> Any:

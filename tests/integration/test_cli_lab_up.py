@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from edgefill.lab.lab import still_listening
 from tests.cli_process import edgefill_process
 
 ROOT = Path(__file__).parents[2]
@@ -59,11 +60,8 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
-    # Then the POP port is free again
-    probe = socket.socket()
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    probe.bind((address, int(port)))
-    probe.close()
+    # Then nothing listens on the POP's port any more
+    assert still_listening([(address, int(port))]) == []
 
 
 def _get_via(address: str, port: int, host: str, url: str, cacert: str) -> requests.Response:
