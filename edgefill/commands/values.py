@@ -196,6 +196,8 @@ def distribution_id(text: str) -> str:
 
 def key_prefix(text: str) -> str:
     """``--key-prefix``: a prefix as the stack's ``KeyPrefix`` takes one."""
+    if text == "":  # the default (no prefix), which argparse passes here at every parse
+        return text
     from shared.keys import InvalidKey, normalize_prefix
 
     try:
