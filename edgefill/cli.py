@@ -10,6 +10,11 @@ Exit status (``edgefill.console``): 0 done, 1 some work failed (messages not sen
 failed, a demo expectation unmet), 2 bad input or configuration (named in the error), 130
 interrupted by Ctrl-C (``edgefill.interrupts``).
 
+Start-up: building the parser imports the command modules and their light flag helpers
+only; a command's implementation and its heavy imports load when it runs (see
+``edgefill/commands/__init__.py``), so ``edgefill --help`` takes about three times
+``python -c pass`` (docs/BENCHMARKS.md).
+
 Shell completion: with ``argcomplete`` installed, ``eval "$(register-python-argcomplete
 edgefill)"`` completes commands and flags. It is imported only when the shell asks for a
 completion (``_ARGCOMPLETE`` set), so it costs nothing at an ordinary start.
