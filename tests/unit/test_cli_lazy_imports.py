@@ -40,15 +40,21 @@ sys.exit(main(json.loads(sys.argv[1])))
 """
 
 # What building the parser must not load (a name stands for its submodules too): the AWS
-# SDK and HTTP stacks, DNS, rich (loaded when something is printed through the console),
-# the warm engine, the doctor's checks, the worker's settings and the message models
-# (whose two rules the help states come from edgefill.commands.values), moto and the lab.
+# SDK and the HTTP stacks (HTTP/2's too, which the warm engine may use), DNS, rich (loaded
+# when something is printed through the console), the warm engine, the doctor's checks,
+# the worker's settings and the message models (whose two rules the help states come from
+# edgefill.commands.values), moto and the lab.
 NOT_AT_START = (
     "boto3",
     "botocore",
     "s3transfer",
     "requests",
     "urllib3",
+    "httpx",
+    "httpcore",
+    "h2",
+    "hpack",
+    "hyperframe",
     "dns",
     "rich",
     "prewarm_worker.engine",
