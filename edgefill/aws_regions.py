@@ -17,8 +17,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-import botocore
-
 from edgefill.did_you_mean import closest
 
 
@@ -29,7 +27,7 @@ class UnknownRegion(ValueError):
 @functools.lru_cache(maxsize=1)
 def known_regions() -> frozenset[str]:
     """Every region of every partition botocore knows (``*-global`` pseudo-regions aside)."""
-    import botocore.session  # here: a session costs ~0.2 s of imports, paid on first check
+    import botocore.session  # here: botocore costs ~0.2 s of imports, paid on first check
 
     loader = botocore.session.get_session().get_component("data_loader")
     partitions = loader.load_data("partitions")["partitions"]
@@ -45,6 +43,8 @@ def check_region(code: str) -> str:
     """``code`` when it is a known region; ``UnknownRegion`` (with a close match) if not."""
     if code in known_regions():
         return code
+    import botocore
+
     close = closest(code, known_regions())
     hint = f"did you mean {close}? " if close else ""
     raise UnknownRegion(

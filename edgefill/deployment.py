@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 from edgefill.aws_regions import UnknownRegion, check_region
 from edgefill.operations import OperatorError
 from edgefill.stack import StackInfo, read_stack
-from shared.queues import InvalidQueueUrl, region_in_queue_url
 
 EDGE_REGION: Final = "us-east-1"  # Lambda@Edge: the edge stack lives here
 QUEUE_OUTPUTS: Final = ("BackfillQueueUrl", "BackfillDLQUrl", "PrewarmQueueUrl", "PrewarmDLQUrl")
@@ -174,6 +173,8 @@ def check_outputs(stack: StackInfo, region: str, hosts: Iterable[str]) -> None:
 
 
 def _check_queue(stack: StackInfo, output: str, region: str, allowed: set[str]) -> None:
+    from shared.queues import InvalidQueueUrl, region_in_queue_url
+
     url = stack.output(output)
     if url is None:
         return

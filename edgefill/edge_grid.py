@@ -15,13 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from rich import box
-from rich.markup import escape
-from rich.table import Table
+from edgefill.console import escape, out
 
-from edgefill.console import out
+if TYPE_CHECKING:
+    from rich.table import Table
 
 HIT: Final = "hit"
 MISS: Final = "miss"
@@ -65,6 +64,9 @@ class EdgeGrid:
         return " ".join(f"[{_STYLES[s]}]{SYMBOLS[s]}{counts[s]}[/]" for s in present)
 
     def table(self, title: str) -> Table:
+        from rich import box
+        from rich.table import Table
+
         table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
         table.add_column("target")
         for encoding in self.encodings:

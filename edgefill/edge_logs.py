@@ -11,16 +11,16 @@ sets their retention (``set_retention``, ``edgefill edge-logs``); the doctor's
 Regions: the stack's ``DashboardEdgeRegions`` parameter (the regions of CloudFront's
 regional edge caches, where replicas run), or the caller's list, or every region enabled
 in the account (``all``, EC2 ``DescribeRegions``).
+
+botocore's errors are imported where they are caught (the clients have loaded botocore by
+then): ``edgefill edge-logs --help`` reads ``RETENTION_DAYS`` here without loading it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from edgefill.stack import StackInfo
 
@@ -94,6 +94,8 @@ def edge_regions(stack: StackInfo) -> tuple[str, ...]:
 def find_edge_log_groups(logs_for: LogsFor, group: str, regions: Iterable[str]) -> Found:
     """The group ``group`` in each of ``regions``, read in parallel; a failed read is kept
     as its reason (one region's refusal does not hide the others)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     ordered = list(dict.fromkeys(regions))
     with ThreadPoolExecutor(_READERS, "edge-logs") as pool:
         answers = list(pool.map(lambda region: _find(logs_for, group, region), ordered))
@@ -130,6 +132,8 @@ def set_retention(
 
 
 def _find(logs_for: LogsFor, group: str, region: str) -> EdgeLogGroup | None | str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         pages = logs_for(region).get_paginator("describe_log_groups")
         for page in pages.paginate(logGroupNamePrefix=group):
@@ -147,6 +151,8 @@ def _find(logs_for: LogsFor, group: str, region: str) -> EdgeLogGroup | None | s
 
 
 def _apply(logs: Any, region: str, group: str, days: int, created: bool) -> RetentionChange:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         if created:
             logs.create_log_group(logGroupName=group)
@@ -157,6 +163,8 @@ def _apply(logs: Any, region: str, group: str, days: int, created: bool) -> Rete
 
 
 def _reason(error: Exception) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"{details.get('Code', '?')}: {details.get('Message', '')}".strip()

@@ -3,6 +3,10 @@ build validated messages, read queue depths, move DLQ messages back.
 
 Every function takes its boto3 clients as arguments, so the CLI can point them at real
 AWS or at the lab (``--endpoint-url``) and tests can point them at moto.
+
+Every CLI start imports this module (``OperatorError``, ``split_list``): the message and
+key rules, the worker's task cap and botocore's errors are imported by the functions that
+use them (issue 23: ``edgefill --help`` loads none of them).
 """
 
 from __future__ import annotations
@@ -18,24 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
-
 from edgefill.aws_regions import UnknownRegion, check_region, region_from
 from edgefill.json_keys import camel_case
-from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
-from prewarm_worker.task_cap import paths_per_message as cap_paths
-from shared.dead_letters import REASON_ATTRIBUTE, refusal_reasons
-from shared.keys import InvalidKey, NonCanonicalUri, ObjectKey
-from shared.messages import (
-    ENCODINGS,
-    MAX_PATHS,
-    MAX_TARGETS,
-    BackfillMessage,
-    MessageError,
-    PrewarmMessage,
-    format_time,
-    to_json,
-)
 
 if TYPE_CHECKING:
     import boto3
@@ -92,6 +80,7 @@ def aws_session(
     A clear ``OperatorError`` (exit 2) for a missing profile, an unknown region or no
     credentials to sign with."""
     import boto3  # here, not at import: a command that never calls AWS never loads it
+    from botocore.exceptions import ProfileNotFound
 
     region, source = region_from(region, os.environ)
     try:
@@ -184,6 +173,8 @@ def as_uri(where: str, path: str, *, copied: bool = False) -> str:
     A path to be ``copied`` into the bucket must also be its key's canonical URI (a raw
     ``+`` or an escaped ``/`` reads differently at S3 and at the origin); a path only
     warmed is sent as the viewer would ask for it."""
+    from shared.keys import InvalidKey, NonCanonicalUri, ObjectKey
+
     if not path.startswith("/"):
         raise OperatorError(f"{where}: path {path[:80]!r} must start with '/'")
     if _CONTROL.search(path):
@@ -217,6 +208,17 @@ def prewarm_bodies(
     this machine does not know: the CLI then counts the most a message may name (200),
     and the default four encodings without ``encodings``.
     """
+    from prewarm_worker.task_cap import MAX_TASKS_PER_MESSAGE
+    from prewarm_worker.task_cap import paths_per_message as cap_paths
+    from shared.messages import (
+        ENCODINGS,
+        MAX_PATHS,
+        MAX_TARGETS,
+        MessageError,
+        PrewarmMessage,
+        to_json,
+    )
+
     if not 1 <= paths_per_message <= MAX_PATHS:
         raise OperatorError(f"--paths-per-message must be 1 to {MAX_PATHS}")
     target_count = len(targets) if targets else MAX_TARGETS
@@ -267,6 +269,8 @@ def prewarm_bodies(
 
 def backfill_bodies(paths: Sequence[tuple[str, str]], host: str | None) -> list[str]:
     """One validated backfill message body per path (its query, if any, kept apart)."""
+    from shared.messages import BackfillMessage, MessageError, format_time, to_json
+
     bodies = []
     now = format_time(datetime.now(UTC))
     for where, path in paths:
@@ -305,6 +309,8 @@ def queue_depth(sqs: Any, cloudwatch: Any | None, role: str, url: str) -> QueueD
     """Depths from the queue's attributes; the oldest message's age from CloudWatch
     (``ApproximateAgeOfOldestMessage``): SQS itself offers no way to read it without
     receiving, and receiving would count towards the redrive to the DLQ."""
+    from botocore.exceptions import ClientError
+
     try:
         attributes = sqs.get_queue_attributes(
             QueueUrl=url,
@@ -331,6 +337,8 @@ def queue_depth(sqs: Any, cloudwatch: Any | None, role: str, url: str) -> QueueD
 
 
 def _oldest_age(cloudwatch: Any, queue_name: str) -> float | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     now = datetime.now(UTC)
     try:
         points = cloudwatch.get_metric_statistics(
@@ -375,6 +383,10 @@ class DeadLetterReasons:
 
 def dead_letter_reasons(sqs: Any, dlq_url: str, sample: int = REASONS_SAMPLE) -> DeadLetterReasons:
     """Count the DLQ's messages by reason without moving or deleting any (``peek``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from shared.dead_letters import REASON_ATTRIBUTE, refusal_reasons
+
     try:
         approximate = int(
             sqs.get_queue_attributes(
@@ -455,6 +467,8 @@ def redrive(
 
     ``lab_fallback`` (only with ``--endpoint-url``): when the endpoint does not implement
     StartMessageMoveTask (moto does not), move them by receive → send → delete instead."""
+    from botocore.exceptions import ClientError
+
     source, destination = queue_arn(sqs, dlq_url), queue_arn(sqs, destination_url)
     try:
         handle = sqs.start_message_move_task(SourceArn=source, DestinationArn=destination)[

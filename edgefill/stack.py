@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError, NoCredentialsError
-
 from edgefill.operations import OperatorError
 
 
@@ -29,6 +27,8 @@ class StackInfo:
 
 def read_stack(cloudformation: Any, name: str) -> StackInfo:
     """The stack ``name``; ``OperatorError`` when it does not exist or cannot be read."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
     except NoCredentialsError:

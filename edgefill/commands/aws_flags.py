@@ -19,7 +19,6 @@ from edgefill.commands import values
 from edgefill.deployment import Deployment, read_deployment
 from edgefill.operations import OperatorError, QueueUrls
 from edgefill.stack import StackInfo
-from shared.queues import region_in_queue_url
 
 
 def add_to(
@@ -161,6 +160,8 @@ def _urls(urls: QueueUrls) -> tuple[str | None, ...]:
 
 
 def _flag_queues(args: argparse.Namespace, flags: QueueUrls) -> tuple[Any, Any, QueueUrls]:
+    from shared.queues import region_in_queue_url
+
     # A queue URL names its region (sqs.REGION.amazonaws.com); the flag still wins, and
     # a URL that names none (the lab's) leaves it to the environment and the profile.
     try:

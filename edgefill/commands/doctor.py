@@ -12,18 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
-
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Final
 
 from edgefill import operations
 from edgefill.commands import aws_flags, values
-from edgefill.console import EXIT_FAILED, EXIT_OK, out, spinner
-from edgefill.doctor.canary import MAX_WAIT, http_fetch, run_canary
-from edgefill.doctor.checks import Check, run_checks
-from edgefill.doctor.facts import Clients, Facts, gather
-from edgefill.doctor.regions import deployment_checks
+from edgefill.console import EXIT_FAILED, EXIT_OK, escape, out, spinner
 from edgefill.edge_logs import (
     DEFAULT_RETENTION_DAYS,
     RETENTION_DAYS,
@@ -36,7 +29,15 @@ from edgefill.edge_logs import (
 )
 from edgefill.sizes import human_size
 from edgefill.stack import StackInfo
-from shared.keys import InvalidKey, ObjectKey
+
+if TYPE_CHECKING:
+    from edgefill.doctor.checks import Check
+    from edgefill.doctor.facts import Clients, Facts
+
+# Seconds ``--canary`` waits for the copy in the bucket (handed to ``run_canary``): the
+# help states it without importing ``edgefill.doctor``, whose checks and facts are loaded
+# only when ``doctor`` runs (about 30 ms of imports at every start otherwise).
+CANARY_WAIT: Final = 180.0
 
 
 def register(commands: Any) -> None:
@@ -60,7 +61,7 @@ def register(commands: Any) -> None:
         "--canary",
         metavar="PATH",
         help=f"GET PATH (at the full origin, not in the bucket) through the distribution and "
-        f"wait up to {MAX_WAIT:.0f}s for its copy in the bucket",
+        f"wait up to {CANARY_WAIT:.0f}s for its copy in the bucket",
     )
     doctor.add_argument("--json", action="store_true", help='print [{"check", "ok", ...}]')
     doctor.set_defaults(run=run_doctor)
@@ -98,6 +99,8 @@ def register(commands: Any) -> None:
 
 
 def make_clients(args: argparse.Namespace, stack: StackInfo, session: Any) -> Clients:
+    from edgefill.doctor.facts import Clients
+
     endpoint = args.endpoint_url
     bucket_region = stack.output("BucketRegion") or session.region_name
     return Clients(
@@ -124,6 +127,10 @@ def logs_in_regions(session: Any, endpoint: str | None) -> LogsFor:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
+    from edgefill.doctor.checks import run_checks
+    from edgefill.doctor.facts import gather
+    from edgefill.doctor.regions import deployment_checks
+
     canary_uri = operations.as_uri("--canary", args.canary, copied=True) if args.canary else None
     found = aws_flags.deployment(args)
     if found.single_stack:  # a stack from before the split: one stack, every check once
@@ -161,6 +168,10 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def canary(uri: str, facts: Facts, clients: Clients) -> Check:
+    from edgefill.doctor.canary import http_fetch, run_canary
+    from edgefill.doctor.checks import Check
+    from shared.keys import InvalidKey, ObjectKey
+
     stack = facts.stack
     params = stack.parameters
     bucket = stack.output("BucketName")
@@ -181,8 +192,9 @@ def canary(uri: str, facts: Facts, clients: Clients) -> Check:
             s3=clients.s3,
             bucket=bucket,
             key=key,
+            max_wait=CANARY_WAIT,
             progress=lambda waited: status.update(
-                f"canary: waiting for {key} in the bucket ({waited:.0f}s of {MAX_WAIT:.0f}s)"
+                f"canary: waiting for {key} in the bucket ({waited:.0f}s of {CANARY_WAIT:.0f}s)"
             ),
         )
 
@@ -201,6 +213,8 @@ def viewer_host(facts: Facts) -> str:
 
 
 def run_edge_logs(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
     if args.create_missing and args.retention_days is None:
         raise operations.OperatorError("--create-missing: only with --retention-days N")
     session = aws_flags.session(args)
@@ -259,6 +273,8 @@ def _listed(region: str, state: Any) -> tuple[str, str, str]:
 
 
 def print_checks(results: list[Check], start: int = 1) -> None:
+    from rich.table import Table
+
     table = Table(show_header=start == 1, title="edgefill doctor" if start == 1 else None)
     table.add_column("#", justify="right")
     table.add_column("check")

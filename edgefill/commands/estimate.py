@@ -15,7 +15,6 @@ from edgefill.commands import sizing, values
 from edgefill.commands.path_flags import add_paths
 from edgefill.console import EXIT_OK, out
 from edgefill.operations import OperatorError
-from shared.messages import ENCODINGS, MAX_PATHS
 
 
 def register(commands: Any) -> None:
@@ -31,11 +30,11 @@ def register(commands: Any) -> None:
         "--targets", action="append", help="regions or POP codes (default: the stack's)"
     )
     estimate.add_argument(
-        "--encodings", action="append", help=f"comma-separated, from {', '.join(ENCODINGS)}"
+        "--encodings", action="append", help=f"comma-separated, from {', '.join(values.ENCODINGS)}"
     )
     estimate.add_argument(
         "--paths-per-message",
-        type=values.whole(1, MAX_PATHS, "a number of paths"),
+        type=values.whole(1, values.MAX_PATHS, "a number of paths"),
         default=operations.DEFAULT_PATHS_PER_MESSAGE,
         metavar="N",
         help="as for prewarm: the messages' count and size price the queue and worker",
@@ -53,7 +52,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     targets = operations.split_list(args.targets) or list(source.targets)
     if not targets:
         raise OperatorError("no targets: pass --targets (or --stack with PrewarmTargets)")
-    encodings = operations.split_list(args.encodings) or list(source.encodings or ENCODINGS)
+    encodings = operations.split_list(args.encodings) or list(source.encodings or values.ENCODINGS)
     paths = operations.read_paths(args.paths, args.paths_file)
     # The very messages `edgefill prewarm` would send: same validation, same chunking.
     bodies = operations.prewarm_bodies(paths, targets, encodings, None, args.paths_per_message)

@@ -5,6 +5,9 @@ same version as the bucket?).
 Exit status: 0 ok (every path consistent, every batch created or completed), 1 some work
 failed (a message not sent, a batch refused or not completed in time, a path stale or in
 error), 2 bad input (named in the error).
+
+CloudFront's invalidation batches (botocore), the message models and rich's tables and bars
+are imported by the functions that use them: the parser is built at every start of the CLI.
 """
 
 from __future__ import annotations
@@ -16,10 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-from rich.table import Table
-
 from edgefill import console, operations
 from edgefill.commands import aws_flags, values
 from edgefill.commands.edge_flags import (
@@ -29,13 +28,11 @@ from edgefill.commands.edge_flags import (
     targets_and_encodings,
 )
 from edgefill.commands.path_flags import add_paths, add_skip_sent
-from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out
+from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, escape, out
 from edgefill.deployment import required
 from edgefill.edge_grid import check_grid, print_grid
 from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
-from shared.invalidations import batches
-from shared.messages import BackfillMessage, MessageError, format_time, to_json
 
 if TYPE_CHECKING:
     from edgefill.edge_check import BucketVersion
@@ -108,6 +105,8 @@ def register(commands: Any) -> None:
 # ---- refresh ------------------------------------------------------------------------
 def refresh_bodies(paths: list[tuple[str, str]], host: str | None) -> list[str]:
     """One validated refresh message body per path."""
+    from shared.messages import BackfillMessage, MessageError, format_time, to_json
+
     now = format_time(datetime.now(UTC))
     bodies = []
     for where, path in paths:
@@ -133,6 +132,7 @@ def run_refresh(args: argparse.Namespace) -> int:
 # ---- invalidate ---------------------------------------------------------------------
 def run_invalidate(args: argparse.Namespace) -> int:
     from edgefill import invalidations
+    from shared.invalidations import batches
 
     if bool(args.stack) == bool(args.distribution_id):
         raise OperatorError("pass --stack NAME or --distribution-id ID (one of them)")
@@ -196,6 +196,8 @@ def _report_invalidations(
     interrupted: bool,
     completed: bool,
 ) -> int:
+    from rich.table import Table
+
     made = [b for b in run.batches if b.invalidation_id]
     in_batches = {path for b in made for path in b.paths}
     not_created = [path for path in paths if path not in in_batches]
@@ -237,6 +239,8 @@ def _report_invalidations(
 
 
 def _wait_with_progress(cloudfront: Any, run: Any, timeout: float, stop: threading.Event) -> bool:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+
     from edgefill.invalidations import wait
 
     total = sum(1 for b in run.batches if b.invalidation_id)
@@ -355,6 +359,8 @@ def _bucket_versions(
 
 
 def _print_check(verdicts: list[Any]) -> None:
+    from rich.table import Table
+
     table = Table(title="edgefill check")
     for column in ("path", "verdict", "reference version", "edges", "differing"):
         table.add_column(column, overflow="fold")

@@ -14,8 +14,6 @@ import signal
 import threading
 from typing import Any
 
-from rich.table import Table
-
 from edgefill.commands import values
 from edgefill.console import EXIT_OK, err, out
 from edgefill.json_keys import camel_case
@@ -116,6 +114,8 @@ def run_lab_up(args: argparse.Namespace) -> int:
 
 def _print_lab(lab: Any, uris: list[str], log_path: Any) -> None:
     """The lab's endpoints and the commands to paste, printed once."""
+    from rich.table import Table
+
     info = lab.describe()
     table = Table(title="edgefill lab", show_header=False)
     table.add_row("handler logs", str(log_path) if log_path else "on this terminal (--verbose)")

@@ -1,7 +1,9 @@
 """The commands that work on the queues: ``prewarm`` and ``backfill`` (send validated v1
 messages), ``status`` (depth of each queue and DLQ) and ``redrive`` (DLQ → queue).
 
-They import neither moto, the lab's servers nor the warm engine."""
+They import neither moto, the lab's servers nor the warm engine; rich's bars and tables and
+the worker's host rules (its settings model) only where a command uses them, as the parser
+is built at every start of the CLI."""
 
 from __future__ import annotations
 
@@ -12,22 +14,21 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from edgefill import console, operations
 from edgefill.commands import aws_flags, sizing, values
 from edgefill.commands.path_flags import add_paths, add_skip_sent
-from edgefill.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err, out, print_note
+from edgefill.console import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    err,
+    escape,
+    out,
+    print_note,
+)
 from edgefill.interrupts import abandon, report_stopped, run_stoppable
 from edgefill.operations import OperatorError
-from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
 from edgefill.sent_journal import SentJournal, message_paths
-from edgefill.targets import check_targets, worker_regions
-from shared.dead_letters import NO_REASON
-from shared.messages import ENCODINGS, MAX_PATHS
-from shared.queues import MAX_BATCH, send_messages
 
 SHOWN_NOT_SENT: Final = 10  # paths listed one by one; --json lists every one
 
@@ -47,14 +48,14 @@ def register(commands: Any) -> None:
         "--targets", action="append", help="regions or POP codes, comma-separated (repeatable)"
     )
     prewarm.add_argument(
-        "--encodings", action="append", help=f"comma-separated, from {', '.join(ENCODINGS)}"
+        "--encodings", action="append", help=f"comma-separated, from {', '.join(values.ENCODINGS)}"
     )
     prewarm.add_argument(
         "--host", type=values.host, help="viewer Host to warm (default: the worker's)"
     )
     prewarm.add_argument(
         "--paths-per-message",
-        type=values.whole(1, MAX_PATHS, "a number of paths"),
+        type=values.whole(1, values.MAX_PATHS, "a number of paths"),
         default=operations.DEFAULT_PATHS_PER_MESSAGE,
         metavar="N",
     )
@@ -132,6 +133,10 @@ def send_stoppable(
     """``send_messages`` ten at a time under a progress bar, until done or Ctrl-C (then no
     new batch starts; the one in flight gets the grace of ``edgefill.interrupts``). Each
     batch's accepted paths go to ``journal`` before the next batch starts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from shared.queues import MAX_BATCH, send_messages
+
     outcome = SendOutcome(len(bodies))
     lock = threading.Lock()
     stop = threading.Event()
@@ -220,6 +225,8 @@ def send_document(url: str, bodies: list[str], outcome: SendOutcome) -> dict[str
 def _print_send_table(
     what: str, url: str, bodies: list[str], outcome: SendOutcome, paths: int
 ) -> None:
+    from rich.table import Table
+
     table = Table(title=escape(f"{what} messages → {url}"))
     for column in ("messages", "paths", "sent", "failed"):
         table.add_column(column, justify="right")
@@ -338,6 +345,8 @@ def route_targets(
 
 def check_typed_targets(args: argparse.Namespace) -> None:
     """``--targets`` as the worker will resolve them (``edgefill.targets``)."""
+    from edgefill.targets import check_targets, worker_regions
+
     typed = operations.split_list(args.targets)
     if typed:
         check_targets(typed, worker_regions(os.environ.get("EDGEFILL_REGION_SUBNETS")))
@@ -403,6 +412,8 @@ def run_prewarm(args: argparse.Namespace) -> int:
 def _check_host(args: argparse.Namespace) -> None:
     """The worker's host rule, before anything is sent: against the stack's allowed hosts
     with ``--stack``; without it the CLI cannot know them and says so."""
+    from edgefill.prewarm_hosts import check_prewarm_host, stack_allowed_hosts
+
     if not args.stack:
         if not args.dry_run:
             print_note(
@@ -456,6 +467,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def _print_status(depths: list[operations.QueueDepth], dashboard: str | None, where: str) -> None:
+    from rich.table import Table
+
     table = Table(title=escape(f"edgefill queues{where}"))
     for column in ("queue", "visible", "in flight", "delayed", "oldest (s)"):
         table.add_column(column, justify="left" if column == "queue" else "right")
@@ -546,6 +559,10 @@ class _Say:
 
 def _print_reasons(role: str, reasons: operations.DeadLetterReasons) -> None:
     """The DLQ's messages by reason, before anything moves."""
+    from rich.table import Table
+
+    from shared.dead_letters import NO_REASON
+
     if not reasons.read:
         empty = not reasons.approximate
         out.print(

@@ -1,33 +1,27 @@
 """Sizes, estimates and caps for the commands that launch warms (``estimate``,
 ``prewarm``, ``warm``): where sizes come from (``--stack`` or ``--bucket``, then
-``--origin-url``), the estimate table, and the refusal when a launch is over a cap."""
+``--origin-url``), the estimate table, and the refusal when a launch is over a cap.
+
+The flags are added at every start of the CLI; the estimate, the price table, the size
+lookups (botocore) and rich are imported only when a command sizes a launch."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from edgefill import operations
 from edgefill.commands import aws_flags, values
-from edgefill.console import EXIT_FAILED, err, out, spinner
-from edgefill.cost_estimate import Estimate, estimate
+from edgefill.console import EXIT_FAILED, err, escape, out, spinner
 from edgefill.deployment import required
-from edgefill.object_sizes import (
-    MAX_WORKERS,
-    SizeLookup,
-    bucket_sizes,
-    check_origin_url,
-    with_origin_fallback,
-)
 from edgefill.operations import OperatorError
-from edgefill.pricing import load_prices
 from edgefill.sizes import human_size
-from edgefill.spend_caps import cap_problems
-from shared.messages import ENCODINGS
+
+if TYPE_CHECKING:
+    from edgefill.cost_estimate import Estimate
+    from edgefill.object_sizes import SizeLookup
 
 SHOWN_UNKNOWN = 10  # unknown sizes listed one by one; the rest are counted
 
@@ -111,6 +105,8 @@ def size_source(args: argparse.Namespace) -> SizeSource:
 def look_up_sizes(
     args: argparse.Namespace, source: SizeSource, uris: Sequence[str]
 ) -> list[SizeLookup]:
+    from edgefill.object_sizes import MAX_WORKERS, bucket_sizes, with_origin_fallback
+
     session = aws_flags.session(args, source.region)
     # One pooled connection per HeadObject in flight.
     from botocore.config import Config
@@ -134,6 +130,10 @@ def launch_estimate(
     encodings: Sequence[str],
     message_bytes: Sequence[int] = (),
 ) -> tuple[Estimate, list[SizeLookup]]:
+    from edgefill.cost_estimate import estimate
+    from edgefill.object_sizes import check_origin_url
+    from edgefill.pricing import load_prices
+
     prices = load_prices(args.prices)  # bad input is refused before any AWS call
     if args.origin_url is not None:
         check_origin_url(args.origin_url)
@@ -143,6 +143,8 @@ def launch_estimate(
 
 
 def print_estimate(result: Estimate, sizes: Sequence[SizeLookup]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"estimate: {result.paths} paths, {result.warms} warms (upper bounds)")
     for column in ("target", "geography", "warms", "bytes", "USD"):
         table.add_column(column, justify="left" if column in ("target", "geography") else "right")
@@ -181,13 +183,15 @@ def refuse_over_caps(
     """None when no cap is set or the launch is under them; else print the estimate and
     why, and return the exit code (nothing is sent). Empty ``targets``/``encodings`` mean
     the stack's defaults (then all four encodings)."""
+    from edgefill.spend_caps import cap_problems
+
     if args.max_bytes is None and args.max_usd is None:
         return None
     source = size_source(args)
     targets = list(targets) or list(source.targets)
     if not targets:
         raise OperatorError("the caps need the targets: pass --targets")
-    encodings = list(encodings) or list(source.encodings or ENCODINGS)
+    encodings = list(encodings) or list(source.encodings or values.ENCODINGS)
     result, sizes = launch_estimate(args, source, uris, targets, encodings, message_bytes)
     problems = cap_problems(result, args.max_bytes, args.max_usd)
     if not problems:

@@ -30,6 +30,11 @@ BUCKET_NAME: Final = re.compile(r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z
 DISTRIBUTION_ID: Final = re.compile(r"[A-Z0-9]{5,32}")
 # A profile name as ``aws configure`` writes one into ~/.aws/config.
 _PROFILE: Final = re.compile(r"[\w.@+-]{1,128}")
+# Two rules of the messages (shared.messages) that flags state in their help and bounds,
+# restated so that building the parser does not import the message models (about 10 ms at
+# every start); tests/unit/test_cli_lazy_imports.py keeps them equal to the models'.
+ENCODINGS: Final = ("br+gzip", "gzip", "br", "identity")
+MAX_PATHS: Final = 1000
 
 Parse = Callable[[str], object]
 T = TypeVar("T")
@@ -191,6 +196,8 @@ def distribution_id(text: str) -> str:
 
 def key_prefix(text: str) -> str:
     """``--key-prefix``: a prefix as the stack's ``KeyPrefix`` takes one."""
+    if text == "":  # the default (no prefix), which argparse passes here at every parse
+        return text
     from shared.keys import InvalidKey, normalize_prefix
 
     try:

@@ -1,8 +1,8 @@
 """``edgefill warm``: run the prewarm worker's engine from this machine now (no Lambda).
 
-The engine, the DNS resolver and the worker's settings are imported only when the
-command runs, so the other commands never load them. The settings are the worker's
-(``WarmContext.for_config``): ``--concurrency``/``EDGEFILL_CONCURRENCY`` and
+The engine, the DNS resolver, the worker's settings and rich are imported only when the
+command runs, so ``--help`` and the other commands never load them. The settings are the
+worker's (``WarmContext.for_config``): ``--concurrency``/``EDGEFILL_CONCURRENCY`` and
 ``EDGEFILL_REQUEST_ATTEMPTS`` apply here as in Lambda.
 
 Ctrl-C (``edgefill.interrupts``): the engine's ``cancel`` event is set, so no task starts
@@ -18,10 +18,6 @@ import argparse
 import json
 import threading
 from typing import Any
-
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from edgefill import console
 from edgefill.commands import sizing
@@ -95,6 +91,8 @@ class WarmTally:
 
 # ---- warm -----------------------------------------------------------------------------
 def run_warm(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
     from edgefill.operations import as_uri
     from prewarm_worker import engine
     from prewarm_worker.expand import expansion_summary, warm_tree
@@ -171,6 +169,9 @@ def run_warm(args: argparse.Namespace) -> int:
 
 
 def _print_warm_table(report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"warm: {console.count(report.tasks)} tasks in {report.seconds:.1f}s")
     for column in ("target", "POP", "edge", "ok", "failed", "hits", "misses", "bytes"):
         table.add_column(column, justify="left" if column in ("target", "POP", "edge") else "right")

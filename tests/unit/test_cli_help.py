@@ -1,7 +1,12 @@
 """Each command module's ``--help``: what it says, and that the parser is assembled from
-``COMMAND_GROUPS`` alone."""
+``COMMAND_GROUPS`` alone (a command's own group from ``GROUP_OF``)."""
 
 from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import types
 
 import pytest
 
@@ -79,7 +84,32 @@ def test_each_command_prints_its_own_help(
     for phrase in phrases:
         assert phrase in text
     # And the command comes from the module named for its group
-    assert module in cli.COMMAND_GROUPS
+    assert module.__name__ in cli.COMMAND_GROUPS  # type: ignore[attr-defined]
+    assert cli.GROUP_OF[argv[0]] == module.__name__  # type: ignore[attr-defined]
+
+
+def test_each_command_is_built_from_the_group_that_registers_it() -> None:
+    # Given each group registering its commands on a parser of its own
+    registered: dict[str, str] = {}
+    for group in cli.COMMAND_GROUPS:
+        commands = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(group).register(commands)
+        registered |= dict.fromkeys(commands.choices, group)
+    # Then GROUP_OF names that group for every command, and no command that none registers
+    assert registered == cli.GROUP_OF
+
+
+@pytest.mark.parametrize("command", ["warm", "edge-logs", "demo"])
+def test_a_command_line_builds_its_own_groups_parsers_only(command: str) -> None:
+    (commands,) = [a for a in cli.build_parser(command)._actions if a.dest == "command"]
+    group = cli.GROUP_OF[command]
+    assert set(commands.choices) == {name for name, of in cli.GROUP_OF.items() if of == group}
+
+
+@pytest.mark.parametrize("first", [None, "--help", "-h", "--version", "wram", "/a.jpg"])
+def test_any_other_first_word_builds_every_command(first: str | None) -> None:
+    (commands,) = [a for a in cli.build_parser(first)._actions if a.dest == "command"]
+    assert set(commands.choices) == set(cli.GROUP_OF)
 
 
 def test_top_level_help_lists_every_registered_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,15 +123,22 @@ def test_top_level_help_lists_every_registered_command(capsys: pytest.CaptureFix
 
 def test_a_group_is_added_by_registering_one_module(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a new command group module in the list
-    class Hello:
-        @staticmethod
-        def register(commands: object) -> None:
-            parser = commands.add_parser("hello", help="say hello")  # type: ignore[attr-defined]
-            parser.set_defaults(run=lambda args: 7)
+    hello = types.ModuleType("hello_commands")
 
-    monkeypatch.setattr(cli, "COMMAND_GROUPS", (*cli.COMMAND_GROUPS, Hello))
+    def register(commands: object) -> None:
+        parser = commands.add_parser("hello", help="say hello")  # type: ignore[attr-defined]
+        parser.set_defaults(run=lambda args: 7)
+
+    hello.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hello_commands", hello)
+    monkeypatch.setattr(cli, "COMMAND_GROUPS", (*cli.COMMAND_GROUPS, "hello_commands"))
     # Then the CLI runs it and returns its exit code
     assert cli.main(["hello"]) == 7
+    # And once GROUP_OF names its group, `edgefill hello` builds that group alone and runs it
+    monkeypatch.setitem(cli.GROUP_OF, "hello", "hello_commands")
+    assert cli.main(["hello"]) == 7
+    (commands,) = [a for a in cli.build_parser("hello")._actions if a.dest == "command"]
+    assert set(commands.choices) == {"hello"}
 
 
 def test_an_unknown_command_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,48 +1,254 @@
-"""A command imports only what it uses (issue 23): `edgefill --help`, `edgefill warm --help`
-and a `warm` command line being parsed never load boto3, botocore's session machinery or
-requests. Structural, in a fresh interpreter; the start-up time is bench/bench_cli_start.py's."""
+"""A command imports only what it uses (issue 23): ``edgefill --help``, ``edgefill COMMAND
+--help``, a usage error and a shell completion build the parser and nothing more (``COMMAND
+--help`` its own group's alone); a ``warm`` that names no stack and no cap never loads boto3.
+
+Structural, in a fresh interpreter running the CLI's entry point: the modules are those in
+``sys.modules`` at exit, and those ``-X importtime`` reports on stderr, which it does however
+the process ends (argcomplete leaves by ``os._exit``, skipping atexit) but only for imports
+made by an ``import`` statement (not ``importlib.import_module``'s own module). The
+start-up time is bench/bench_cli_start.py's.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-HEAVY = ("boto3", "botocore.session", "botocore.client", "requests", "s3transfer")
-
-PROBE = """
-import json, sys
 from edgefill import cli
-argv = json.loads(sys.argv[1])
-try:
-    if argv and argv[-1] == "--help":
-        cli.main(argv)
-    else:
-        cli.build_parser().parse_args(argv)
-except SystemExit:
-    pass
-heavy = json.loads(sys.argv[2])
-print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+from edgefill.commands import values
+from edgefill.lab.dns import LabDNSServer
+from shared import messages
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRY = """
+import atexit, json, sys
+def record() -> None:
+    with open(sys.argv[2], "w") as file:
+        json.dump(sorted(sys.modules), file)
+atexit.register(record)
+from edgefill.cli import main
+sys.exit(main(json.loads(sys.argv[1])))
 """
+
+# What building the parser must not load (a name stands for its submodules too): the AWS
+# SDK and the HTTP stacks (HTTP/2's too, which the warm engine may use), DNS, rich (loaded
+# when something is printed through the console), the warm engine, the doctor's checks,
+# the worker's settings and the message models (whose two rules the help states come from
+# edgefill.commands.values), moto and the lab.
+NOT_AT_START = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "requests",
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "h2",
+    "hpack",
+    "hyperframe",
+    "dns",
+    "rich",
+    "prewarm_worker.engine",
+    "edgefill.doctor",
+    "shared.config",
+    "shared.messages",
+    "moto",
+    "edgefill.lab",
+)
+COMMANDS = [
+    ["prewarm"],
+    ["backfill"],
+    ["status"],
+    ["redrive"],
+    ["estimate"],
+    ["doctor"],
+    ["edge-logs"],
+    ["warm"],
+    ["lab"],
+    ["lab", "up"],
+    ["demo"],
+    ["refresh"],
+    ["invalidate"],
+    ["check"],
+]
+
+
+def imported_by(
+    argv: list[str], env: dict[str, str] | None = None, *, exits_at_once: bool = False
+) -> tuple[int, set[str]]:
+    """(exit status, every module imported) of ``edgefill ARGV`` in a fresh interpreter;
+    ``exits_at_once``: the process leaves by ``os._exit`` (no ``sys.modules`` at exit)."""
+    with tempfile.TemporaryDirectory() as directory:
+        at_exit = Path(directory) / "modules.json"
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", ENTRY, json.dumps(argv), str(at_exit)],
+            cwd=ROOT,
+            env=env if env is not None else clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        modules = {
+            line.rpartition("|")[2].strip()
+            for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line
+        }
+        assert "edgefill.cli" in modules, done.stderr[-2000:]
+        assert at_exit.exists() is not exits_at_once, done.stderr[-2000:]
+        if at_exit.exists():
+            modules |= set(json.loads(at_exit.read_text()))
+    return done.returncode, modules
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the operator's AWS and edgefill settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGEFILL_"))}
+
+
+def heavy(modules: set[str], names: tuple[str, ...] = NOT_AT_START) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def test_the_top_level_help_loads_no_command_implementation() -> None:
+    code, modules = imported_by(["--help"])
+    assert code == 0
+    assert heavy(modules) == []
+    assert set(cli.COMMAND_GROUPS) <= modules  # it lists every group's commands
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_each_commands_help_loads_only_its_own_parsers(command: list[str]) -> None:
+    code, modules = imported_by([*command, "--help"])
+    assert code == 0
+    assert heavy(modules) == []
+    # Of the command groups, only the one registering the command was imported
+    assert modules & set(cli.COMMAND_GROUPS) == {cli.GROUP_OF[command[0]]}
 
 
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--help"],
-        ["warm", "--help"],
-        ["warm", "/a.jpg", "--targets", "us-east-1", "--distribution-domain", "d1.cloudfront.net"],
+        ["warm", "/a.jpg", "--concurency", "4"],
+        ["warm", "/a.jpg", "--max-bytes", "lots"],
+        ["doctor", "--stack", "no such stack!"],
+        ["nope"],
     ],
-    ids=["help", "warm-help", "warm-parsed"],
+    ids=["unknown-flag", "bad-size", "bad-stack-name", "unknown-command"],
 )
-def test_a_command_that_never_calls_aws_never_loads_boto3(argv: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+def test_a_usage_error_is_refused_before_anything_heavy_loads(argv: list[str]) -> None:
+    code, modules = imported_by(argv)
+    assert code == 2
+    assert heavy(modules) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [("edgefill pre", {"prewarm"}), ("edgefill warm --max-", {"--max-bytes", "--max-usd"})],
+    ids=["command", "flag"],
+)
+def test_shell_completion_completes_without_loading_anything_heavy(
+    line: str, expected: set[str], tmp_path: Path
+) -> None:
+    # Given the shell's completion hook asking for LINE<TAB> (argcomplete's protocol)
+    answer = tmp_path / "completions"
+    env = clean_env() | {
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_IFS": "\n",
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(answer),
+    }
+    code, modules = imported_by([], env, exits_at_once=True)
+    # Then the completions are written and only the parsers (and argcomplete) were loaded
+    assert code == 0
+    assert {word.strip() for word in answer.read_text().splitlines()} == expected
+    assert "argcomplete" in modules
+    assert heavy(modules) == []
+
+
+class _Edge(BaseHTTPRequestHandler):
+    """A plain-HTTP "edge" answering every GET as CloudFront does (a miss, a POP)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b"warm" * 256
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Cache", "Miss from cloudfront")
+        self.send_header("X-Amz-Cf-Pop", "IAD89-C1")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def edge_and_dns() -> Iterator[tuple[int, str]]:
+    """(the edge's port, the resolver host:port answering it for us-east-1's subnet)."""
+    edge = ThreadingHTTPServer(("127.0.0.1", 0), _Edge)
+    serving = threading.Thread(target=edge.serve_forever, daemon=True)
+    serving.start()
+    try:
+        with LabDNSServer(
+            "d1.cloudfront.net",
+            subnet_answers={"198.51.100.0/24": "127.0.0.1"},
+            pop_answers={},
+            default_address="127.0.0.1",
+            static_answers={},
+            ttl=5,
+        ) as dns_server:
+            host, port = dns_server.address
+            yield edge.server_address[1], f"{host}:{port}"
+    finally:
+        edge.shutdown()
+        edge.server_close()
+        serving.join(timeout=5)
+
+
+def test_a_warm_without_a_stack_or_a_cap_runs_without_boto3(
+    edge_and_dns: tuple[int, str],
+) -> None:
+    # Given a warm of one path at one region's edge, no --stack, no --max-bytes/--max-usd
+    edge_port, resolver = edge_and_dns
+    argv = ["warm", "/a.jpg", "--targets", "us-east-1", "--distribution-domain"]
+    argv += ["d1.cloudfront.net", "--resolver", resolver, "--protocol", "http"]
+    argv += ["--edge-port", str(edge_port), "--allow-private-edges", "--json"]
+    argv += ["--region-subnets", json.dumps({"us-east-1": "198.51.100.0/24"})]
+    # When it runs to the end
+    code, modules = imported_by(argv)
+    # Then every encoding was warmed (exit 0), by the engine, and the AWS SDK never loaded
+    assert code == 0
+    assert "prewarm_worker.engine" in modules
+    assert heavy(modules, ("boto3", "s3transfer")) == []
+
+
+def test_a_parsed_warm_loads_neither_the_sdk_nor_the_engine() -> None:
+    # Given a warm command line that a test parses without running it
+    probe = (
+        "import sys; from edgefill import cli; "
+        "cli.build_parser().parse_args(['warm', '/a.jpg', '--targets', 'us-east-1']); "
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore', 'requests', 'rich', 'dns') or m == 'prewarm_worker.engine'))"
     )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_the_rules_the_help_restates_are_the_message_models() -> None:
+    # The parser states them without importing shared.messages; they must not drift apart.
+    assert values.ENCODINGS == messages.ENCODINGS
+    assert values.MAX_PATHS == messages.MAX_PATHS
