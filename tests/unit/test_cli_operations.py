@@ -120,3 +120,37 @@ def test_every_command_is_wired() -> None:
         ["demo"],
     ):
         assert callable(parser.parse_args(argv).run)
+
+
+def test_sessions_of_one_command_share_botocore_s_data_loader() -> None:
+    from edgefill.operations import aws_session
+
+    # Given two sessions a command across regions makes
+    east, west = aws_session("us-east-1"), aws_session("eu-west-1")
+    # Then they read botocore's models once, through one loader, each with its own region
+    loader = east._session.get_component("data_loader")
+    assert west._session.get_component("data_loader") is loader
+    assert (east.region_name, west.region_name) == ("us-east-1", "eu-west-1")
+
+
+def test_a_profile_with_its_own_data_path_keeps_its_own_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgefill.operations import aws_session
+
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile models]\nregion = us-east-1\ndata_path = {tmp_path}\n"
+        "aws_access_key_id = lab\naws_secret_access_key = lab\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    shared = aws_session("us-east-1")._session.get_component("data_loader")
+    own = aws_session(None, profile="models")._session.get_component("data_loader")
+    assert own is not shared and str(tmp_path) in own.search_paths
+
+
+def test_a_missing_profile_is_still_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefill.operations import OperatorError, aws_session
+
+    with pytest.raises(OperatorError, match="--profile: no profile 'nope'"):
+        aws_session("us-east-1", profile="nope")
