@@ -67,6 +67,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from shared.config import PrewarmConfig
 from shared.edge_http import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_POOLS,
@@ -759,3 +760,17 @@ def _ended_reason(
 
 def _code_name(code: Any) -> str:
     return getattr(code, "name", None) or str(code)
+
+
+def edge_client_for(config: PrewarmConfig) -> EdgeClient:
+    """The edge client a warm under ``config`` uses: ``Http2EdgeClient`` unless
+    ``EDGEFILL_WARM_HTTP=1.1`` or plain ``http`` asks for HTTP/1.1 only."""
+    common: dict[str, Any] = {
+        "protocol": config.protocol,
+        "port": config.port,
+        "maxsize": config.concurrency,
+        "read_timeout": config.request_timeout,
+    }
+    if not config.http2:
+        return EdgeClient(**common)
+    return Http2EdgeClient(**common, streams_per_edge=config.warm_streams_per_edge)

@@ -27,6 +27,10 @@ EDGE_FLAGS: Final = {
     "concurrency": "EDGEFILL_CONCURRENCY",
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
     "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
+    # ``edgefill warm`` only (edgefill/commands/warm.py): absent from other commands' args.
+    "warm_http": "EDGEFILL_WARM_HTTP",
+    "streams": "EDGEFILL_WARM_STREAMS",
+    "streams_per_edge": "EDGEFILL_WARM_STREAMS_PER_EDGE",
 }
 # The accepted form of each, added to the worker's reason when a value is refused.
 ACCEPTED: Final = {
@@ -35,6 +39,8 @@ ACCEPTED: Final = {
     "resolver": "an IP address[:port] such as 8.8.8.8 or 127.0.0.1:5353",
     "edge_port": "a port from 1 to 65535",
     "concurrency": "a whole number from 1 to 256",
+    "streams": "a whole number from 1 to 1024",
+    "streams_per_edge": "a whole number from 1 to 1000",
     "region_subnets": 'a JSON object such as {"us-east-1": "198.51.100.0/24"}',
 }
 
@@ -83,7 +89,7 @@ def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmCon
 
     env = dict(os.environ)
     for flag, variable in EDGE_FLAGS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is not None:
             env[variable] = str(value)
     for variable in unset:

@@ -59,6 +59,18 @@ def register(commands: Any) -> None:
         action="store_true",
         help="playlists and manifests (HLS, DASH) also warm what they reference",
     )
+    warm.add_argument(
+        "--http1.1",
+        dest="warm_http",
+        action="store_const",
+        const="1.1",
+        help="HTTP/1.1 keep-alive only (default: HTTP/2 to each edge that offers it)",
+    )
+    warm.add_argument("--streams", help="HTTP/2 streams in flight in total (default 128)")
+    warm.add_argument(
+        "--streams-per-edge",
+        help="HTTP/2 streams on one edge at once (default 100; never above the edge's limit)",
+    )
     warm.set_defaults(run=run_warm)
 
 

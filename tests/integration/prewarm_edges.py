@@ -1,6 +1,7 @@
 """Local HTTPS "CloudFront edges" for the prewarm tests: one per 127.0.0.x, one shared port.
 
-Each edge records what it saw (SNI, Host, Accept-Encoding, path), answers with X-Cache
+Each edge speaks HTTP/2 and HTTP/1.1 (ALPN, as CloudFront), records what it saw (SNI, Host
+or ``:authority``, Accept-Encoding, path), answers with X-Cache
 and X-Amz-Cf-Pop like CloudFront, and can misbehave per path: ``flaky:N`` (503 for the
 first N requests), ``reset`` (closes the connection before answering), ``short`` (announces
 more bytes than it sends), ``404``. ``documents`` serves given bodies (playlists) with
@@ -24,6 +25,8 @@ import pytest
 from edgefill.lab.dns import LabDNSServer
 from edgefill.lab.tls import LabCA, TLSThreadingHTTPServer
 from shared.config import PrewarmConfig
+from shared.edge_http import EdgeClient
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import REGION_SUBNETS
 
 BODY_REPEAT = 2000  # bodies of a few tens of KB: several chunks each
@@ -180,6 +183,20 @@ def start_edges(edges: list[FakeEdge]) -> int:
             for edge in started:
                 edge.stop()
     raise OSError("could not start the edges on one shared port")
+
+
+def edge_client(port: int, warm_http: str = "2", **options: Any) -> EdgeClient:
+    """The client a warm uses: HTTP/2 to each edge (``warm_http="2"``, the default and
+    production's) or HTTP/1.1 keep-alive only (``"1.1"``, as ``EDGEFILL_WARM_HTTP``)."""
+    if warm_http == "2":
+        return Http2EdgeClient(port=port, **options)
+    return EdgeClient(port=port, **options)
+
+
+@pytest.fixture(params=["2", "1.1"], ids=["h2", "http1.1"])
+def warm_http(request: pytest.FixtureRequest) -> str:
+    """Runs a test once over HTTP/2 and once with HTTP/1.1 forced."""
+    return str(request.param)
 
 
 DOMAIN = "d111abc.cloudfront.net"
