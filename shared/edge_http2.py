@@ -97,6 +97,8 @@ MAX_FALLBACKS: Final = 1024
 # How often an idle I/O thread wakes on its own (it is woken at once for any work).
 IDLE_POLL_SECONDS: Final = 1.0
 _H2_DEFAULT_WINDOW: Final = 65_535
+# ``close`` waits this long per connection for its I/O thread to send GOAWAY and close.
+CLOSE_WAIT_SECONDS: Final = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -197,6 +199,11 @@ class _Http2Connection:
     @property
     def usable(self) -> bool:
         return self.dead is None and not self._closing
+
+    def join(self, timeout: float) -> None:
+        """Wait for the I/O thread to have closed the socket (after ``close``)."""
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def close(self) -> None:
         """End the connection (GOAWAY, then the socket); streams in flight fail."""
@@ -388,7 +395,7 @@ class _Http2Connection:
             self._sock.close()
         for end in (self._wake_r, self._wake_w):
             end.close()
-        self._client._closed()
+        self._client._ended(self)
 
 
 class _Connecting:
@@ -438,6 +445,7 @@ class Http2EdgeClient(EdgeClient):
         # ``maxsize`` connections however many threads the HTTP/2 streams need.
         self._http1_slots = threading.BoundedSemaphore(max(1, maxsize))
         self.h2_connections = 0  # HTTP/2 connections opened
+        self._live: set[_Http2Connection] = set()  # whose socket is open (at most the above)
 
     # ---- public -------------------------------------------------------------------
     def get(
@@ -459,10 +467,12 @@ class Http2EdgeClient(EdgeClient):
 
     def close(self) -> None:
         with self._h2_lock:
-            connections = list(self._routes.values())
+            connections = list(self._live)  # the routes' and those still winding down
             self._routes.clear()
         for connection in connections:
             connection.close()
+        for connection in connections:
+            connection.join(CLOSE_WAIT_SECONDS)
         super().close()
 
     # ---- routing ------------------------------------------------------------------
@@ -594,6 +604,12 @@ class Http2EdgeClient(EdgeClient):
         if connection is not None:
             connection.close()
 
+    def _ended(self, connection: _Http2Connection) -> None:
+        """``connection``'s socket is closed (its I/O thread is ending)."""
+        with self._h2_lock:
+            self._live.discard(connection)
+        self._closed()
+
     def _forget(self, key: tuple[str, str], connection: _Http2Connection) -> None:
         with self._h2_lock:
             if self._routes.get(key) is connection:
@@ -641,7 +657,9 @@ class Http2EdgeClient(EdgeClient):
         connection = _Http2Connection(
             sock, self, address, self.streams_per_edge, self._connect_timeout
         )
-        self.h2_connections += 1
+        with self._h2_lock:
+            self.h2_connections += 1
+            self._live.add(connection)
         connection.start(self._connect_timeout)
         if connection.limit == 0:
             connection.close()

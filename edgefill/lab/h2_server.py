@@ -81,6 +81,10 @@ class H2ServerStream:
             self.ended = True
             self.connection.call(lambda h2c: h2c.end_stream(self.stream_id))
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until the viewer resets this stream or the connection ends."""
+        return self.connection.wait_for(lambda: self.closed, timeout)
+
     def reset(self, code: h2.errors.ErrorCodes = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
         if not self.closed:
             self.closed = True
@@ -130,6 +134,11 @@ class H2ServerConnection:
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as error:
                 raise StreamClosed(str(error)) from None
         self._wake()
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` (checked whenever frames arrive) or the end."""
+        with self._cond:
+            return self._cond.wait_for(lambda: condition() or self._done, timeout)
 
     def goaway(self, last_stream_id: int | None = None, code: int = 0) -> None:
         """Send GOAWAY naming ``last_stream_id`` as the last stream processed."""

@@ -10,6 +10,7 @@ their Content-Type instead of the generated ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -20,9 +21,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import h2.errors
 import pytest
 
 from edgefill.lab.dns import LabDNSServer
+from edgefill.lab.h2_server import H2ServerConnection, H2ServerStream, answer_with
 from edgefill.lab.tls import LabCA, TLSThreadingHTTPServer
 from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
@@ -100,17 +103,54 @@ class _EdgeHandler(BaseHTTPRequestHandler):
 class _EdgeServer(TLSThreadingHTTPServer):
     edge: FakeEdge
 
+    def serve_http2(self, request: ssl.SSLSocket, client_address: tuple[str, int]) -> None:
+        """HTTP/2 with the edge's stream limit and its HTTP/2 faults (see ``H2_FAULTS``)."""
+        edge = self.edge
+        answer = answer_with(_EdgeHandler, self, client_address)
+
+        def handle(stream: H2ServerStream) -> None:
+            with edge.count_stream():
+                fault = edge.h2_fault_for(stream.path)
+                if fault is None:
+                    answer(stream)
+                else:
+                    edge.misbehave(fault, stream)
+
+        H2ServerConnection(request, handle, max_concurrent_streams=edge.max_streams).serve()
+
+
+# HTTP/2 faults per path (``FakeEdge.h2_faults``), each as a misbehaving CloudFront edge:
+# "rst" resets the stream after half the body; "refuse" answers REFUSED_STREAM; "stall"
+# sends the headers and a first chunk, then nothing more (as if the flow-control window
+# never reopened) until the viewer gives up; "goaway" sends GOAWAY naming the stream
+# before this one as the last processed, then ends the connection; "goaway-once" does so
+# for the first request of that path only.
+H2_FAULTS = ("rst", "refuse", "stall", "goaway", "goaway-once")
+
 
 class FakeEdge:
-    """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``."""
+    """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``.
+
+    ``max_streams`` is the SETTINGS_MAX_CONCURRENT_STREAMS it announces over HTTP/2;
+    ``alpn`` what it offers (``("http/1.1",)``: an edge without HTTP/2)."""
 
     def __init__(
-        self, address: str, ca: LabCA | None, cert_names: tuple[str, ...], pop: str
+        self,
+        address: str,
+        ca: LabCA | None,
+        cert_names: tuple[str, ...],
+        pop: str,
+        max_streams: int = 128,
+        alpn: tuple[str, ...] = ("h2", "http/1.1"),
     ) -> None:
         self.address = address
         self.pop = pop
+        self.max_streams = max_streams
+        self.h2_faults: dict[str, str] = {}
+        self.streams_now = 0
+        self.peak_streams = 0  # streams served at once on one edge, over HTTP/2
         # No CA: a plain HTTP edge (EDGEFILL_PROTOCOL=http).
-        self._context = ca.server_context(*cert_names) if ca is not None else None
+        self._context = ca.server_context(*cert_names, alpn=alpn) if ca is not None else None
         self.sni: list[str | None] = []
         if self._context is not None:
             self._context.sni_callback = self._on_sni
@@ -145,8 +185,45 @@ class FakeEdge:
                 return "503" if self._counts[path] <= int(fault.split(":")[1]) else None
             return fault
 
+    @contextlib.contextmanager
+    def count_stream(self) -> Iterator[None]:
+        with self._lock:
+            self.streams_now += 1
+            self.peak_streams = max(self.peak_streams, self.streams_now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.streams_now -= 1
+
+    def h2_fault_for(self, path: str) -> str | None:
+        with self._lock:
+            fault = self.h2_faults.get(path)
+            if fault == "goaway-once":
+                del self.h2_faults[path]
+                return "goaway"
+            return fault
+
+    def misbehave(self, fault: str, stream: H2ServerStream) -> None:
+        """Answer ``stream`` with the HTTP/2 ``fault`` (one of ``H2_FAULTS``)."""
+        self.record(Seen(self.address, stream.path, stream.headers.get(":authority"), None))
+        if fault == "refuse":
+            stream.reset(h2.errors.ErrorCodes.REFUSED_STREAM)
+        elif fault == "goaway":
+            stream.connection.goaway(last_stream_id=max(0, stream.stream_id - 2))
+        else:  # "rst" and "stall" start an ordinary answer
+            body = body_for(stream.path, stream.headers.get("accept-encoding"))
+            stream.respond(200, [("content-length", str(len(body))), ("x-amz-cf-pop", self.pop)])
+            stream.send(body[: len(body) // 2])
+            if fault == "rst":
+                stream.reset(h2.errors.ErrorCodes.INTERNAL_ERROR)
+            else:
+                stream.wait_closed(60)  # until the viewer resets it
+
     def reset(self) -> None:
         with self._lock:
+            self.h2_faults.clear()
+            self.peak_streams = 0
             self.sni.clear()
             self.seen.clear()
             self.faults.clear()
