@@ -141,9 +141,9 @@ def test_given_a_host_with_a_port_when_warmed_then_sni_drops_the_port_and_host_k
 
 
 def test_given_a_certificate_for_another_name_when_warmed_then_verification_fails(
-    lab: Lab,
+    lab: Lab, warm_http: str
 ) -> None:
-    results, _ = run(lab, ("/a.js",), ("FRA2-C1",), ("gzip",))
+    results, _ = run(lab, ("/a.js",), ("FRA2-C1",), ("gzip",), http=warm_http)
     (result,) = results
     assert not result.ok and not result.retryable
     assert "FRA2-C1" in (result.error or "") and "/a.js" in (result.error or "")
