@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from edgefill.operations import OperatorError, split_list
@@ -27,10 +27,6 @@ EDGE_FLAGS: Final = {
     "concurrency": "EDGEFILL_CONCURRENCY",
     "region_subnets": "EDGEFILL_REGION_SUBNETS",
     "allow_private_edges": "EDGEFILL_ALLOW_PRIVATE_EDGES",
-    # ``edgefill warm`` only (edgefill/commands/warm.py): absent from other commands' args.
-    "warm_http": "EDGEFILL_WARM_HTTP",
-    "streams": "EDGEFILL_WARM_STREAMS",
-    "streams_per_edge": "EDGEFILL_WARM_STREAMS_PER_EDGE",
 }
 # The accepted form of each, added to the worker's reason when a value is refused.
 ACCEPTED: Final = {
@@ -81,15 +77,19 @@ def from_stack(args: argparse.Namespace) -> None:
         args.viewer_host = edge.output("ViewerHost") or edge.parameters.get("ViewerHost")
 
 
-def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmConfig:
+def prewarm_config(
+    args: argparse.Namespace, unset: Iterable[str], more_flags: Mapping[str, str] | None = None
+) -> PrewarmConfig:
     """The worker's settings from the environment with the flags laid over it and the
     ``unset`` variables removed; a bad value is an OperatorError naming its flag (or its
-    variable, when it came from the environment)."""
+    variable, when it came from the environment). ``more_flags`` are a command's own
+    flags (dest → variable) beyond EDGE_FLAGS (``warm``'s HTTP/2 streams)."""
     from shared.config import ConfigError, PrewarmConfig
 
+    flags = {**EDGE_FLAGS, **(more_flags or {})}
     env = dict(os.environ)
-    for flag, variable in EDGE_FLAGS.items():
-        value = getattr(args, flag, None)
+    for flag, variable in flags.items():
+        value = getattr(args, flag)
         if value is not None:
             env[variable] = str(value)
     for variable in unset:
@@ -97,7 +97,7 @@ def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmCon
     try:
         return PrewarmConfig.from_env(env)
     except ConfigError as error:
-        named = next((f for f, v in EDGE_FLAGS.items() if v == error.variable), None)
+        named = next((f for f, v in flags.items() if v == error.variable), None)
         option = f"--{named.replace('_', '-')}" if named else error.variable
         form = f" (expected {ACCEPTED[named]})" if named in ACCEPTED else ""
         raise OperatorError(f"{option}: {error.reason}{form}") from None

@@ -39,6 +39,12 @@ from edgefill.operations import read_paths
 from edgefill.sizes import human_size
 
 SHOWN_FAILURES = 20
+# warm's own flags (argparse dest → the worker's variable), beyond the shared edge flags.
+WARM_FLAGS = {
+    "warm_http": "EDGEFILL_WARM_HTTP",
+    "streams": "EDGEFILL_WARM_STREAMS",
+    "streams_per_edge": "EDGEFILL_WARM_STREAMS_PER_EDGE",
+}
 
 
 def register(commands: Any) -> None:
@@ -113,7 +119,8 @@ def run_warm(args: argparse.Namespace) -> int:
     from prewarm_worker.worker import build_runtime
 
     from_stack(args)  # --stack: the distribution domain and viewer host
-    config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL",))  # no re-enqueue here
+    # No re-enqueue from here; the HTTP/2 stream flags are warm's own.
+    config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL",), more_flags=WARM_FLAGS)
     paths = [as_uri(where, path) for where, path in read_paths(args.paths, args.paths_file)]
     targets, encodings = targets_and_encodings(args, paths, config)
     refused = sizing.refuse_over_caps(args, paths, targets, encodings)
