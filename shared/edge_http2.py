@@ -165,6 +165,8 @@ class _Http2Connection:
         self._finished = 0  # streams released: a waiting thread sees progress
         self.dead: str | None = None  # why no new stream may start
         self._closing = False
+        # Bytes h2 produced for request threads, in order, for the I/O thread to send.
+        self._outbox: list[bytes] = []
         self.users = 0  # threads using it now (guarded by the client's lock)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -229,6 +231,7 @@ class _Http2Connection:
                 if len(self._streams) < self.limit:
                     stream = self._send_headers(headers)
                     if stream is not None:
+                        self._outbox.append(self._h2.data_to_send())
                         break
                 if self._finished != progress:
                     progress, until = self._finished, time.monotonic() + wait
@@ -265,7 +268,10 @@ class _Http2Connection:
                 return
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self._h2.acknowledge_received_data(size, stream.stream_id)
-        self._wake()
+            # h2 sends WINDOW_UPDATE only once half a window is used: mostly nothing to send.
+            wake = self._queue_output()
+        if wake:
+            self._wake()
 
     def release(self, stream: _Stream, ended: bool) -> None:
         """The thread is done with ``stream``; reset it if the edge is still sending."""
@@ -275,8 +281,18 @@ class _Http2Connection:
             if not ended and self.usable:
                 with contextlib.suppress(h2.exceptions.ProtocolError):
                     self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
-            self._cond.notify_all()
-        self._wake()
+            self._cond.notify()  # one stream is free: one waiting thread may take it
+            wake = self._queue_output()
+        if wake:
+            self._wake()
+
+    def _queue_output(self) -> bool:
+        """Move what h2 wants sent to the outbox (lock held); True when there is some, so
+        that a request thread wakes the I/O thread only when there is work for it."""
+        out = self._h2.data_to_send()
+        if out:
+            self._outbox.append(out)
+        return bool(out)
 
     # ---- I/O thread ---------------------------------------------------------------
     def _wake(self) -> None:
@@ -289,7 +305,8 @@ class _Http2Connection:
             self._sock.setblocking(False)
             while True:
                 with self._cond:
-                    out = self._h2.data_to_send()
+                    out = b"".join(self._outbox) + self._h2.data_to_send()
+                    self._outbox.clear()
                     closing = self._closing
                 if out:
                     self._send_all(out)
@@ -304,8 +321,9 @@ class _Http2Connection:
                     break
                 with self._cond:
                     self._dispatch(self._h2.receive_data(data))
-                    self._cond.notify_all()
-                    out, gone = self._h2.data_to_send(), self.dead
+                    out = b"".join(self._outbox) + self._h2.data_to_send()
+                    self._outbox.clear()
+                    gone = self.dead
                 if gone is not None:  # GOAWAY: h2 takes no more frames; nothing to wait for
                     with contextlib.suppress(OSError, TimeoutError):
                         self._send_all(out)
@@ -352,9 +370,11 @@ class _Http2Connection:
         for event in events:
             if isinstance(event, h2.events.RemoteSettingsChanged):
                 self._remote_limit = self._h2.remote_settings.max_concurrent_streams
+                self._cond.notify_all()  # the limit changed: every waiting thread looks
                 continue
             if isinstance(event, h2.events.ConnectionTerminated):
                 self._goaway(event)
+                self._cond.notify_all()
                 continue
             stream_id = getattr(event, "stream_id", None)
             stream = self._streams.get(stream_id) if stream_id is not None else None
