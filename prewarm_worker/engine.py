@@ -25,6 +25,7 @@ counted per target (``TargetTotals.protocols``, ``stream_limit``).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import threading
@@ -44,6 +45,7 @@ from shared.config import (
     PrewarmConfig,
 )
 from shared.edge_http import EdgeClient, EdgeError, EdgeResponse
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import Edge, EdgeResolver, Resolution, ResolveError, resolve_edges
 from shared.messages import ACCEPT_ENCODING, is_pop_code
 
@@ -358,7 +360,7 @@ def warm(
     ``capped`` (not failed, not to be sent again). Once the context's ``cancel`` is set
     no task starts; those left are reported in ``cancelled``.
     """
-    settings = context.settings
+    settings = _settings_for(context)
     client = context.client
     started = time.perf_counter()
     connections_before = client.connections
@@ -437,6 +439,15 @@ def warm(
     report.connections = client.connections - connections_before
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _settings_for(context: WarmContext) -> WarmSettings:
+    """The context's settings, as HTTP/1.1 ones when its client speaks only HTTP/1.1:
+    then one worker per keep-alive connection, as before, never one per stream."""
+    settings = context.settings
+    if settings.http2 and not isinstance(context.client, Http2EdgeClient):
+        return dataclasses.replace(settings, http2=False)
+    return settings
 
 
 def _settle_untaken(

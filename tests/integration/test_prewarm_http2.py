@@ -14,7 +14,7 @@ from edgefill.lab.dns import LabDNSServer
 from edgefill.lab.tls import LabCA
 from prewarm_worker.engine import WarmContext, WarmPlan, WarmReport, WarmSettings, warm
 from shared.config import PrewarmConfig
-from shared.edge_http import SPARE_CONNECTIONS
+from shared.edge_http import SPARE_CONNECTIONS, EdgeClient
 from shared.edge_http2 import Http2EdgeClient
 from shared.edns import EdgeResolver
 from tests.integration.prewarm_edges import VIEWER, FakeEdge, start_edges
@@ -274,3 +274,25 @@ def test_given_three_edges_and_many_streams_when_warmed_then_one_socket_per_edge
         edge = h2_lab.edges[target]
         assert set(edge.sni) == {VIEWER} and {s.host for s in edge.seen} == {VIEWER}
         assert sorted(s.path for s in edge.seen) == sorted(paths)
+
+
+def test_given_http2_settings_and_an_http1_only_client_then_workers_are_its_connections(
+    h2_lab: H2Lab,
+) -> None:
+    # Given the worker's HTTP/2 settings (64 streams) but a client that speaks only HTTP/1.1
+    config = h2_lab.config()
+    client = EdgeClient(port=config.port, maxsize=2)
+    settings = WarmSettings(concurrency=2, http2=True, streams=64, backoff_base=0.01)
+    # When a burst is warmed with them
+    try:
+        report = warm(
+            WarmPlan(tuple(PATHS), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config, EdgeResolver(config.resolver_host, config.resolver_port), client, settings
+            ),
+        )
+    finally:
+        client.close()
+    # Then two workers ran, one keep-alive connection each, not one thread per stream
+    assert report.ok == len(PATHS) and report.protocols == {"http/1.1": len(PATHS)}
+    assert client.peak_open_connections <= 2
