@@ -90,7 +90,7 @@ DEFAULT_STREAMS_PER_EDGE: Final = 100
 # per connection is the most a connection ever buffers, whatever its streams.
 STREAM_WINDOW: Final = 256 * 1024
 CONNECTION_WINDOW: Final = 8 * 1024 * 1024
-READ_BYTES: Final = 64 * 1024
+READ_BYTES: Final = 256 * 1024  # one read takes what a burst of responses brought
 MAX_HEADER_LIST_BYTES: Final = 64 * 1024  # a hostile edge's headers cost at most this
 # Edges remembered as HTTP/1.1 (ALPN without h2, or no streams allowed): a few bytes each.
 MAX_FALLBACKS: Final = 1024
@@ -167,6 +167,7 @@ class _Http2Connection:
         self._closing = False
         # Bytes h2 produced for request threads, in order, for the I/O thread to send.
         self._outbox: list[bytes] = []
+        self._wake_pending = False  # a wake-up byte is on its way to the I/O thread
         self.users = 0  # threads using it now (guarded by the client's lock)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -231,7 +232,7 @@ class _Http2Connection:
                 if len(self._streams) < self.limit:
                     stream = self._send_headers(headers)
                     if stream is not None:
-                        self._outbox.append(self._h2.data_to_send())
+                        wake = self._queue_output()
                         break
                 if self._finished != progress:
                     progress, until = self._finished, time.monotonic() + wait
@@ -243,7 +244,8 @@ class _Http2Connection:
                         True,
                     )
                 self._cond.wait(left)
-        self._wake()
+        if wake:
+            self._wake()
         return stream
 
     def _send_headers(self, headers: list[tuple[bytes, bytes]]) -> _Stream | None:
@@ -287,12 +289,17 @@ class _Http2Connection:
             self._wake()
 
     def _queue_output(self) -> bool:
-        """Move what h2 wants sent to the outbox (lock held); True when there is some, so
-        that a request thread wakes the I/O thread only when there is work for it."""
+        """Move what h2 wants sent to the outbox (lock held). True when the caller must
+        wake the I/O thread: there is something to send and no wake-up is on its way yet
+        (every syscall costs a thread a turn at the GIL, so wake-ups are coalesced)."""
         out = self._h2.data_to_send()
-        if out:
-            self._outbox.append(out)
-        return bool(out)
+        if not out:
+            return False
+        self._outbox.append(out)
+        if self._wake_pending:
+            return False
+        self._wake_pending = True
+        return True
 
     # ---- I/O thread ---------------------------------------------------------------
     def _wake(self) -> None:
@@ -307,6 +314,7 @@ class _Http2Connection:
                 with self._cond:
                     out = b"".join(self._outbox) + self._h2.data_to_send()
                     self._outbox.clear()
+                    self._wake_pending = False
                     closing = self._closing
                 if out:
                     self._send_all(out)
@@ -340,14 +348,19 @@ class _Http2Connection:
 
     def _receive(self) -> bytes | None:
         """Bytes from the edge (b"" when it hung up), or None when there are none yet: a
-        request thread woke us to send, the idle poll passed, or TLS wants more first."""
-        if not self._sock.pending():
-            readable, _, _ = select.select([self._sock, self._wake_r], [], [], IDLE_POLL_SECONDS)
-            if self._wake_r in readable:
-                with contextlib.suppress(BlockingIOError, OSError):
-                    self._wake_r.recv(4096)
-            if self._sock not in readable:
-                return None
+        request thread woke us to send, the idle poll passed, or TLS wants more first.
+        A read is tried before waiting: data TLS already holds shows no readiness, and
+        one syscall fewer per turn matters with many threads waiting for the GIL."""
+        try:
+            return self._sock.recv(READ_BYTES)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            pass
+        readable, _, _ = select.select([self._sock, self._wake_r], [], [], IDLE_POLL_SECONDS)
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_r.recv(4096)
+        if self._sock not in readable:
+            return None
         try:
             return self._sock.recv(READ_BYTES)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
