@@ -23,8 +23,8 @@ Targets (exit status 1 when one is missed):
   streams per edge = min(EDGEFILL_WARM_STREAMS_PER_EDGE, EDGEFILL_WARM_STREAMS ÷ edges)).
 
 ``--large``: only the large warm, 20 edges × 500 paths × 2 encodings = 20 000 warms at
-30 ms over HTTP/2 (``--streams``, ``--streams-per-edge``): wall time, sockets opened, peak
-sockets open and the process's peak RSS.
+30 ms over HTTP/2 (``--streams``, ``--streams-per-edge``; ``--http1.1`` for comparison):
+wall time, sockets opened, peak sockets open and the process's peak RSS.
 
 Run: .venv/bin/python bench/bench_prewarm.py [--rounds N] [--concurrency C] [--streams S]
      [--streams-per-edge P] [--large]
@@ -312,6 +312,9 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=None, help="HTTP/2 streams in total")
     parser.add_argument("--streams-per-edge", type=int, default=None)
     parser.add_argument("--large", action="store_true", help="only the 20 000-warm run")
+    parser.add_argument(
+        "--http1.1", dest="http1", action="store_true", help="the large run over HTTP/1.1"
+    )
     args = parser.parse_args()
 
     targets = LARGE_TARGETS if args.large else TARGETS
@@ -332,6 +335,8 @@ def main() -> int:
         env["EDGEFILL_WARM_STREAMS"] = str(args.streams)
     if args.streams_per_edge is not None:
         env["EDGEFILL_WARM_STREAMS_PER_EDGE"] = str(args.streams_per_edge)
+    if args.http1:
+        env["EDGEFILL_WARM_HTTP"] = "1.1"
     import os
 
     os.environ["REQUESTS_CA_BUNDLE"] = info["ca"]
@@ -437,7 +442,7 @@ def run_side_by_side(
 
 
 def run_large(env: dict[str, str], reset: Any, stats: Any) -> int:
-    """20 000 warms across 20 edges over HTTP/2: wall, sockets, peak RSS."""
+    """20 000 warms across 20 edges over HTTP/2 (or HTTP/1.1): wall, sockets, peak RSS."""
     from prewarm_worker.engine import WarmPlan
     from shared.config import PrewarmConfig
 
@@ -446,14 +451,17 @@ def run_large(env: dict[str, str], reset: Any, stats: Any) -> int:
     edges = len(LARGE_TARGETS)
     per_edge = min(config.warm_streams_per_edge, max(1, config.warm_streams // edges))
     ideal = (2 + math.ceil(plan.size / edges / per_edge)) * RTT
+    protocol = f"HTTP/2 {config.warm_streams} streams ({per_edge} per edge)"
+    if not config.http2:
+        ideal = plan.size * RTT / config.concurrency
+        protocol = f"HTTP/1.1 concurrency {config.concurrency}"
     reset()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wall, report, client = run_engine(env, plan)
     counts = stats()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(
-        f"{plan.size} warms at {edges} edges, RTT {RTT * 1000:.0f} ms, HTTP/2 "
-        f"{config.warm_streams} streams ({per_edge} per edge)\n"
+        f"{plan.size} warms at {edges} edges, RTT {RTT * 1000:.0f} ms, {protocol}\n"
         f"wall {wall:.2f} s (ideal {ideal:.2f} s: {wall / ideal:.2f}×) | ok {report.ok}, "
         f"failed {report.failed}, protocols {report.protocols}\n"
         f"sockets opened {client.connections} (TLS handshakes at the edges "
