@@ -52,6 +52,7 @@ import contextlib
 import dataclasses
 import os
 import queue
+import re
 import select
 import socket
 import ssl
@@ -97,6 +98,7 @@ MAX_FALLBACKS: Final = 1024
 # How often an idle I/O thread wakes on its own (it is woken at once for any work).
 IDLE_POLL_SECONDS: Final = 1.0
 _H2_DEFAULT_WINDOW: Final = 65_535
+_NOT_IN_A_HEADER: Final = re.compile(r"[\x00-\x20\x7f]")
 # ``close`` waits this long per connection for its I/O thread to send GOAWAY and close.
 CLOSE_WAIT_SECONDS: Final = 1.0
 
@@ -147,7 +149,16 @@ class _Http2Connection:
         self._local_limit = streams_per_edge
         self._write_timeout = write_timeout
         self._h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
+            h2.config.H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                # Our own request headers, built from validated values (the engine's path
+                # rules, the configuration's host): h2's per-request checks of them are
+                # skipped (client CPU is what bounds a warm). What the edge sends is
+                # still validated.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
         )
         self._h2.local_settings = h2.settings.Settings(
             client=True,
@@ -518,6 +529,9 @@ class Http2EdgeClient(EdgeClient):
         accept_encoding: str | None,
         keep_body: int,
     ) -> EdgeResponse:
+        if not path.startswith("/") or _NOT_IN_A_HEADER.search(path + viewer_host):
+            # h2 does not check our own headers (see the connection's configuration).
+            raise EdgeError(f"refused to send path {path[:80]!r} as {viewer_host[:80]!r}", False)
         key = (address, viewer_host.lower())
         if self.protocol == "https":
             # Twice at most: a connection found closed before anything was sent on it

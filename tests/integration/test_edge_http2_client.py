@@ -116,3 +116,23 @@ def test_given_a_viewer_host_the_certificate_does_not_name_then_no_stream_is_sen
         client.close()
     assert not error.value.retryable and "TLS failed" in error.value.reason
     assert client.h2_connections == 0 and client.open_connections == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "host"),
+    [("/a b", VIEWER), ("/a\r\nx-evil: 1", VIEWER), ("no-slash", VIEWER), ("/a", "cdn\n.x")],
+)
+def test_given_a_path_or_host_with_control_characters_then_nothing_is_sent(
+    big_edge: tuple[BigBodyEdge, LabCA], path: str, host: str
+) -> None:
+    from shared.edge_http import EdgeError
+
+    edge, ca = big_edge
+    client = Http2EdgeClient(port=edge.port, ca_bundle=str(ca.bundle_path))
+    try:
+        client.get("127.0.0.1", VIEWER, "/warm-up", None)  # a live connection to the edge
+        with pytest.raises(EdgeError) as error:
+            client.get("127.0.0.1", host, path, None)
+    finally:
+        client.close()
+    assert not error.value.retryable and "refused to send" in error.value.reason
