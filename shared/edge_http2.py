@@ -128,7 +128,7 @@ class _Stream:
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
         # ("headers", list) | ("data", bytes, flow-controlled length) | ("end",) |
-        # ("reset", code) | ("gone", reason). Bounded by the stream's window.
+        # ("reset", code) | ("gone", reason, unprocessed). Bounded by the stream's window.
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
 
 
@@ -423,16 +423,16 @@ class _Http2Connection:
         self.dead = why
         for stream_id, stream in self._streams.items():
             if stream_id > last:
-                stream.events.put(("gone", f"{why}: it never processed this request"))
+                stream.events.put(("gone", f"{why}: it never processed this request", True))
             else:
-                stream.events.put(("gone", f"{why}: the connection ended mid-response"))
+                stream.events.put(("gone", f"{why}: the connection ended mid-response", False))
 
     def _shut(self, reason: str) -> None:
         with self._cond:
             if self.dead is None:
                 self.dead = reason
             for stream in self._streams.values():
-                stream.events.put(("gone", self.dead))
+                stream.events.put(("gone", self.dead, False))
             self._closing = True
             self._cond.notify_all()
         with contextlib.suppress(OSError):
@@ -534,8 +534,10 @@ class Http2EdgeClient(EdgeClient):
             raise EdgeError(f"refused to send path {path[:80]!r} as {viewer_host[:80]!r}", False)
         key = (address, viewer_host.lower())
         if self.protocol == "https":
-            # Twice at most: a connection found closed before anything was sent on it
-            # (an idle edge hung up) is replaced once, at no cost to the request.
+            # Twice at most: a connection found closed before anything was sent on it (an
+            # idle edge hung up), or whose GOAWAY says the edge never processed the request
+            # (RFC 9113 6.8: safe to send again), is replaced once, at no cost to the task.
+            lost = "HTTP/2 connection lost twice"
             for _ in range(2):
                 route = self._route(key, address, viewer_host)
                 if isinstance(route, _Fallback):
@@ -546,7 +548,8 @@ class Http2EdgeClient(EdgeClient):
                     return self._exchange(
                         route, method, viewer_host, path, accept_encoding, keep_body
                     )
-                except _Gone:
+                except _Gone as gone:
+                    lost = str(gone) or lost
                     self._forget(key, route)
                 except _NoStreams:
                     self._fall_back(key, _Fallback("the edge allows no HTTP/2 stream", 0))
@@ -554,7 +557,7 @@ class Http2EdgeClient(EdgeClient):
                     self._unlease(key, route)
             fallback = self._fallbacks.get(key)
             if fallback is None:
-                raise EdgeError(f"no response from {address}: HTTP/2 connection lost twice", True)
+                raise EdgeError(f"no response from {address}: {lost}", True)
             route = fallback
         else:
             route = _Fallback("plain http")
@@ -740,6 +743,8 @@ class Http2EdgeClient(EdgeClient):
         kept = bytearray()  # at most keep_body bytes (0 for a warm: nothing is kept)
         try:
             event = self._next(stream, f"no response from {where}", 0)
+            if event[0] == "gone" and event[2]:
+                raise _Gone(f"{where}: {event[1]}")
             if event[0] != "headers":
                 raise EdgeError(_ended_reason(event, where, None, None), True)
             status, response_headers = _status_and_headers(event[1], where)
