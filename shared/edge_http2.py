@@ -26,9 +26,10 @@ thread has counted and dropped the bytes), each stream at most ``STREAM_WINDOW``
 Failures stay with their streams: a stream that gets nothing for ``read_timeout`` (a
 flow-control stall, a silent edge) is reset alone (``RST_STREAM CANCEL``); ``RST_STREAM``
 and ``REFUSED_STREAM`` fail only that stream. A GOAWAY, a broken socket or a protocol error
-ends the connection: its unfinished streams fail (retryable; the streams the edge said it
-never processed say so) and the next request opens a new connection. h2 closes its state
-machine on GOAWAY, so streams the edge would still have finished are cut too and retried.
+ends the connection and the next request opens a new one. A stream the GOAWAY says was never
+processed is sent once more on the new connection (RFC 9113 6.8: safe); the others still
+unfinished fail, retryable (h2 closes its state machine on GOAWAY, so streams the edge would
+still have finished are cut too, and the engine retries them).
 
 Why ``h2`` over our own sockets rather than httpx (read in httpcore 1.0.9's source):
 httpcore does pass ``extensions["sni_hostname"]`` as ``server_hostname`` (SNI and the
