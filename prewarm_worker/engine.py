@@ -275,8 +275,9 @@ class WarmReport:
         if result.protocol is not None and result.status is not None:
             totals.protocols[result.protocol] = totals.protocols.get(result.protocol, 0) + 1
         if result.stream_limit is not None:
-            totals.stream_limit = min(
-                result.stream_limit, totals.stream_limit or result.stream_limit
+            seen = totals.stream_limit
+            totals.stream_limit = (
+                result.stream_limit if seen is None else min(seen, result.stream_limit)
             )
         if result.ok:
             totals.ok += 1
