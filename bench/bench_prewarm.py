@@ -1,8 +1,12 @@
-"""Benchmark: the prewarm engine against a warm script built the common way.
+"""Benchmark: the prewarm engine, over HTTP/2 and over HTTP/1.1, against a warm script
+built the common way.
 
 Six local HTTPS edges (127.0.0.2-7, one port) and the lab DNS server run in a child
 process and emulate a far-away edge with a 30 ms round trip: a new connection pays one
-RTT for TCP and one for the TLS handshake, each request one RTT, each DNS answer one RTT.
+RTT for TCP and one for the TLS handshake, each DNS answer one RTT, and each request
+**flight** one RTT: over HTTP/1.1 a connection carries one request per flight; over
+HTTP/2 every request that reached the edge together (one read of the socket) is answered
+one RTT after it arrived, so a burst of streams costs one round trip, as on a real link.
 6 targets × 50 paths × 3 encodings = 900 warms.
 
 The baseline is built like the common warm script: for every request two DNS lookups
@@ -11,17 +15,28 @@ connection, no timeouts, no retries, 100 threads. Both run in the same process, 
 times; the medians are compared.
 
 Targets (exit status 1 when one is missed):
-- engine wall ≤ 1/3 of the baseline wall;
-- DNS queries = number of targets; TLS handshakes ≤ edges × concurrency;
-- engine wall ≤ 1.25 × ideal, ideal = warms × RTT ÷ concurrency (default concurrency).
+- HTTP/1.1 engine wall ≤ 1/3 of the baseline wall; HTTP/2 engine wall ≤ 1.2 × its ideal;
+- DNS queries = number of targets; TLS handshakes ≤ edges × concurrency (HTTP/1.1),
+  = edges (HTTP/2);
+- HTTP/1.1 engine wall ≤ 1.25 × ideal, ideal = warms × RTT ÷ concurrency;
+  HTTP/2 ideal = (2 + ⌈tasks per edge ÷ streams per edge⌉) × RTT (TCP, TLS, the flights;
+  streams per edge = min(EDGEFILL_WARM_STREAMS_PER_EDGE, EDGEFILL_WARM_STREAMS ÷ edges)).
 
-Run: .venv/bin/python bench/bench_prewarm.py [--rounds N] [--concurrency C]
+``--large``: only the large warm, 20 edges × 500 paths × 2 encodings = 20 000 warms at
+30 ms over HTTP/2 (``--streams``, ``--streams-per-edge``; ``--http1.1`` for comparison):
+wall time, sockets opened, peak sockets open and the process's peak RSS.
+
+Run: .venv/bin/python bench/bench_prewarm.py [--rounds N] [--concurrency C] [--streams S]
+     [--streams-per-edge P] [--large]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
+import resource
+import select
 import socket
 import ssl
 import statistics
@@ -50,6 +65,12 @@ TARGETS: dict[str, tuple[str, str]] = {
     "sa-east-1": ("127.0.0.6", "18.228.0.10"),
     "NRT20-P2": ("127.0.0.7", "13.112.0.20"),
 }
+# The large warm: 20 POPs on 127.0.1.1-20, 500 paths × 2 encodings each.
+LARGE_TARGETS: dict[str, tuple[str, str]] = {
+    f"AMS{n}-P1": (f"127.0.1.{n}", f"13.112.1.{n}") for n in range(1, 21)
+}
+LARGE_PATHS = tuple(f"/launch/seg-{index:04d}.ts" for index in range(500))
+LARGE_ENCODINGS = ("gzip", "identity")
 
 
 # ---- the far-away side (child process) -----------------------------------------------
@@ -63,14 +84,14 @@ class FarEdges:
     hundred microseconds, where an event loop's millisecond timers would run late.
     """
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext, targets: dict[str, tuple[str, str]]) -> None:
         self.context = context
         # late_us: how much later than one RTT the answers went out, summed: the
         # emulation's own lag (CPU contention), reported next to the results.
         self.counts = {"handshakes": 0, "requests": 0, "late_us": 0}
         self._lock = threading.Lock()
         self.port = 0
-        for target, (address, _) in TARGETS.items():
+        for target, (address, _) in targets.items():
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((address, self.port))
@@ -102,6 +123,9 @@ class FarEdges:
             client.close()
             return
         self._count("handshakes")
+        if tls.selected_alpn_protocol() == "h2":
+            self._h2_connection(tls, pop)
+            return
         head = (
             f"HTTP/1.1 200 OK\r\nContent-Length: {len(BODY)}\r\n"
             f"X-Cache: Miss from cloudfront\r\nX-Amz-Cf-Pop: {pop}\r\n\r\n"
@@ -127,21 +151,68 @@ class FarEdges:
         finally:
             tls.close()
 
+    def _h2_connection(self, tls: ssl.SSLSocket, pop: str) -> None:
+        """HTTP/2: each flight of requests (what one read brings) is answered one RTT after
+        it arrived, every stream of the flight at once."""
+        import h2.config
+        import h2.connection
+        import h2.events
 
-def serve(conn: Connection) -> None:
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        conn.initiate_connection()
+        headers = [
+            (":status", "200"),
+            ("content-length", str(len(BODY))),
+            ("x-cache", "Miss from cloudfront"),
+            ("x-amz-cf-pop", pop),
+        ]
+        due: list[tuple[float, list[int]]] = []  # (when, stream ids): flights in order
+        try:
+            tls.sendall(conn.data_to_send())
+            while True:
+                timeout = None if not due else max(0.0, due[0][0] - time.perf_counter())
+                if tls.pending() or select.select([tls], [], [], timeout)[0]:
+                    data = tls.recv(65536)
+                    if not data:
+                        return
+                    arrived = time.perf_counter()
+                    streams = [
+                        event.stream_id
+                        for event in conn.receive_data(data)
+                        if isinstance(event, h2.events.RequestReceived)
+                    ]
+                    if streams:
+                        due.append((arrived + RTT, streams))
+                        self._count("requests", len(streams))
+                while due and due[0][0] <= time.perf_counter():
+                    when, streams = due.pop(0)
+                    self._count("late_us", int((time.perf_counter() - when) * 1e6) * len(streams))
+                    for stream_id in streams:
+                        conn.send_headers(stream_id, headers)
+                        conn.send_data(stream_id, BODY, end_stream=True)
+                tls.sendall(conn.data_to_send())
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            tls.close()
+
+
+def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
     """Child process: edges + DNS with emulated RTT; answers "stats", "reset", "stop"."""
     from edgefill.lab.dns import LabDNSServer
     from edgefill.lab.tls import LabCA
     from shared.edns import REGION_SUBNETS
 
     ca = LabCA(Path(tempfile.mkdtemp(prefix="bench-prewarm-ca-")))
-    edges = FarEdges(ca.server_context(VIEWER))
-    subnet_answers = {REGION_SUBNETS[t]: a for t, (a, _) in TARGETS.items() if t in REGION_SUBNETS}
+    edges = FarEdges(ca.server_context(VIEWER), targets)
+    subnet_answers = {REGION_SUBNETS[t]: a for t, (a, _) in targets.items() if t in REGION_SUBNETS}
     dns_server = LabDNSServer(
         DOMAIN,
         subnet_answers=subnet_answers,
-        pop_answers={"NRT20-P2": TARGETS["NRT20-P2"][0]},
-        static_answers={f"ec2.{t}.amazonaws.com": first for t, (_, first) in TARGETS.items()},
+        pop_answers={t: a for t, (a, _) in targets.items() if t.isupper()},
+        static_answers={f"ec2.{t}.amazonaws.com": first for t, (_, first) in targets.items()},
         ttl=60,
         latency=RTT,
     ).start()
@@ -158,25 +229,30 @@ def serve(conn: Connection) -> None:
 # ---- the two warmers ------------------------------------------------------------------
 
 
-def run_engine(env: dict[str, str], concurrency: int | None) -> tuple[float, Any]:
-    from prewarm_worker.engine import WarmContext, WarmPlan, WarmSettings, warm
+def run_engine(
+    env: dict[str, str], plan: Any = None, concurrency: int | None = None
+) -> tuple[float, Any, Any]:
+    """One warm as the worker runs it (``WarmContext.for_config``): HTTP/2 unless
+    ``EDGEFILL_WARM_HTTP=1.1``. Returns the wall time, the report and the client."""
+    import dataclasses
+
+    from prewarm_worker.engine import WarmContext, WarmPlan, warm
     from shared.config import PrewarmConfig
-    from shared.edge_http import EdgeClient
+    from shared.edge_http2 import edge_client_for
     from shared.edns import EdgeResolver
 
     config = PrewarmConfig.from_env(env)
-    settings = WarmSettings.from_config(config)
     if concurrency is not None:
-        settings = WarmSettings(concurrency=concurrency)
+        config = dataclasses.replace(config, concurrency=concurrency)
     started = time.perf_counter()
     # A fresh resolver and client, as a cold container would have.
-    client = EdgeClient(port=config.port, maxsize=settings.concurrency)
+    client = edge_client_for(config)
     resolver = EdgeResolver(config.resolver_host, config.resolver_port)
-    plan = WarmPlan(PATHS, tuple(TARGETS), ENCODINGS, VIEWER)
-    report = warm(plan, WarmContext(config, resolver, client, settings))
+    plan = plan or WarmPlan(PATHS, tuple(TARGETS), ENCODINGS, VIEWER)
+    report = warm(plan, WarmContext.for_config(config, resolver, client))
     wall = time.perf_counter() - started
     client.close()
-    return wall, report
+    return wall, report, client
 
 
 def run_baseline(resolver: str, edge_port: int, ca: str) -> tuple[float, int]:
@@ -232,11 +308,20 @@ def run_baseline(resolver: str, edge_port: int, ca: str) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=None, help="engine threads")
+    parser.add_argument("--concurrency", type=int, default=None, help="HTTP/1.1 threads")
+    parser.add_argument("--streams", type=int, default=None, help="HTTP/2 streams in total")
+    parser.add_argument("--streams-per-edge", type=int, default=None)
+    parser.add_argument("--large", action="store_true", help="only the 20 000-warm run")
+    parser.add_argument(
+        "--http1.1", dest="http1", action="store_true", help="the large run over HTTP/1.1"
+    )
     args = parser.parse_args()
 
+    targets = LARGE_TARGETS if args.large else TARGETS
     parent, child = multiprocessing.get_context("fork").Pipe()
-    far = multiprocessing.get_context("fork").Process(target=serve, args=(child,), daemon=True)
+    far = multiprocessing.get_context("fork").Process(
+        target=serve, args=(child, targets), daemon=True
+    )
     far.start()
     info = parent.recv()
     env = {
@@ -246,14 +331,15 @@ def main() -> int:
         "EDGEFILL_EDGE_PORT": str(info["edge_port"]),
         "EDGEFILL_ALLOW_PRIVATE_EDGES": "true",  # the bench's edges live on 127.0.0.x
     }
+    if args.streams is not None:
+        env["EDGEFILL_WARM_STREAMS"] = str(args.streams)
+    if args.streams_per_edge is not None:
+        env["EDGEFILL_WARM_STREAMS_PER_EDGE"] = str(args.streams_per_edge)
+    if args.http1:
+        env["EDGEFILL_WARM_HTTP"] = "1.1"
     import os
 
     os.environ["REQUESTS_CA_BUNDLE"] = info["ca"]
-
-    from shared.config import PrewarmConfig
-
-    concurrency = args.concurrency or PrewarmConfig.from_env(env).concurrency
-    warms = len(PATHS) * len(TARGETS) * len(ENCODINGS)
 
     def stats() -> dict[str, int]:
         parent.send("stats")
@@ -264,60 +350,126 @@ def main() -> int:
         parent.send("reset")
         parent.recv()
 
-    engine_walls: list[float] = []
-    baseline_walls: list[float] = []
-    engine_stats: list[dict[str, int]] = []
+    try:
+        if args.large:
+            return run_large(env, reset, stats)
+        return run_side_by_side(env, args, info, reset, stats)
+    finally:
+        parent.send("stop")
+        parent.recv()
+        far.join(timeout=10)
+
+
+def run_side_by_side(
+    env: dict[str, str], args: argparse.Namespace, info: dict[str, Any], reset: Any, stats: Any
+) -> int:
+    """HTTP/2, HTTP/1.1 and the baseline, round after round; the medians checked."""
+    from shared.config import PrewarmConfig
+
+    config = PrewarmConfig.from_env(env)
+    concurrency = args.concurrency or config.concurrency
+    warms = len(PATHS) * len(TARGETS) * len(ENCODINGS)
+    edges = len({address for address, _ in TARGETS.values()})
+    per_edge = min(config.warm_streams_per_edge, max(1, config.warm_streams // edges))
+    walls: dict[str, list[float]] = {"h2": [], "http/1.1": [], "baseline": []}
+    seen: dict[str, list[dict[str, int]]] = {"h2": [], "http/1.1": []}
     ok = True
     for round_number in range(1, args.rounds + 1):
-        reset()
-        wall, report = run_engine(env, args.concurrency)
-        seen = stats()
-        engine_walls.append(wall)
-        engine_stats.append(seen)
-        if report.ok != warms:
-            print(f"engine: {report.failed} warms failed: {report.failures[:3]}")
-            ok = False
+        line = []
+        for name, extra in (("h2", {}), ("http/1.1", {"EDGEFILL_WARM_HTTP": "1.1"})):
+            reset()
+            wall, report, _ = run_engine({**env, **extra}, concurrency=args.concurrency)
+            counts = stats()
+            walls[name].append(wall)
+            seen[name].append(counts)
+            if report.ok != warms or report.protocols != {name: warms}:
+                print(f"{name}: {report.failed} failed, {report.protocols}: {report.failures[:3]}")
+                ok = False
+            line.append(
+                f"{name} {wall:.3f} s ({counts['handshakes']} handshakes, {counts['dns']} DNS, "
+                f"{counts['requests']} requests, "
+                f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
+            )
         reset()
         base_wall, base_ok = run_baseline(info["resolver"], info["edge_port"], info["ca"])
+        walls["baseline"].append(base_wall)
         base_seen = stats()
-        baseline_walls.append(base_wall)
-        print(
-            f"round {round_number}: engine {wall:.3f} s ({seen['handshakes']} handshakes, "
-            f"{seen['dns']} DNS queries, {seen['requests']} requests, edges answered "
-            f"{seen['late_us'] / max(1, seen['requests']) / 1000:.1f} ms late) | baseline "
-            f"{base_wall:.3f} s ({base_seen['handshakes']} handshakes, {base_seen['dns']} DNS "
-            f"queries, {base_ok} ok)"
-        )
-    parent.send("stop")
-    parent.recv()
-    far.join(timeout=10)
+        handshakes = base_seen["handshakes"]
+        line.append(f"baseline {base_wall:.3f} s ({handshakes} handshakes, {base_ok} ok)")
+        print(f"round {round_number}: " + " | ".join(line))
 
-    engine = statistics.median(engine_walls)
-    baseline = statistics.median(baseline_walls)
-    ideal = warms * RTT / concurrency
-    dns_queries = max(s["dns"] for s in engine_stats)
-    handshakes = max(s["handshakes"] for s in engine_stats)
-    edges = len({address for address, _ in TARGETS.values()})
+    h2, h1, baseline = (statistics.median(walls[k]) for k in ("h2", "http/1.1", "baseline"))
+    ideal_h1 = warms * RTT / concurrency
+    flights = math.ceil(warms / edges / per_edge)
+    ideal_h2 = (2 + flights) * RTT
+    dns_h2 = max(c["dns"] for c in seen["h2"])
+    dns_h1 = max(c["dns"] for c in seen["http/1.1"])
+    hs_h2 = max(c["handshakes"] for c in seen["h2"])
+    hs_h1 = max(c["handshakes"] for c in seen["http/1.1"])
     checks = [
-        ("engine / baseline", engine / baseline, "≤ 0.333", engine <= baseline / 3),
-        ("DNS queries / targets", dns_queries / len(TARGETS), "= 1", dns_queries == len(TARGETS)),
+        ("HTTP/2 engine / ideal", h2 / ideal_h2, "≤ 1.2", h2 <= 1.2 * ideal_h2),
+        ("HTTP/2 engine / baseline", h2 / baseline, "(shown)", True),
+        ("HTTP/2 engine / HTTP/1.1 engine", h2 / h1, "(shown)", True),
+        ("HTTP/2 TLS handshakes / edges", hs_h2 / edges, "= 1", hs_h2 == edges),
+        ("HTTP/1.1 engine / baseline", h1 / baseline, "≤ 0.333", h1 <= baseline / 3),
+        ("HTTP/1.1 engine / ideal", h1 / ideal_h1, "≤ 1.25", h1 <= 1.25 * ideal_h1),
         (
-            "TLS handshakes / (edges × concurrency)",
-            handshakes / (edges * concurrency),
+            "HTTP/1.1 TLS handshakes / (edges × conc.)",
+            hs_h1 / (edges * concurrency),
             "≤ 1",
-            handshakes <= edges * concurrency,
+            hs_h1 <= edges * concurrency,
         ),
-        ("engine / ideal", engine / ideal, "≤ 1.25", engine <= 1.25 * ideal),
+        (
+            "DNS queries / targets (both)",
+            max(dns_h2, dns_h1) / len(TARGETS),
+            "= 1",
+            dns_h2 == dns_h1 == len(TARGETS),
+        ),
     ]
     print(
-        f"\n{warms} warms, RTT {RTT * 1000:.0f} ms, engine concurrency {concurrency}, "
-        f"baseline {BASELINE_THREADS} threads, median of {args.rounds} rounds"
+        f"\n{warms} warms, RTT {RTT * 1000:.0f} ms, median of {args.rounds} rounds; HTTP/2 "
+        f"{config.warm_streams} streams ({per_edge} per edge: {flights} flights per edge), "
+        f"HTTP/1.1 concurrency {concurrency}, baseline {BASELINE_THREADS} threads"
     )
-    print(f"engine {engine:.3f} s | baseline {baseline:.3f} s | ideal {ideal:.3f} s")
+    print(
+        f"HTTP/2 {h2:.3f} s (ideal {ideal_h2:.3f} s) | HTTP/1.1 {h1:.3f} s (ideal "
+        f"{ideal_h1:.3f} s) | baseline {baseline:.3f} s"
+    )
     for name, value, target, passed in checks:
-        print(f"  {name:40s} {value:7.3f}  target {target:8s} {'ok' if passed else 'MISSED'}")
+        print(f"  {name:42s} {value:7.3f}  target {target:8s} {'ok' if passed else 'MISSED'}")
         ok = ok and passed
     return 0 if ok else 1
+
+
+def run_large(env: dict[str, str], reset: Any, stats: Any) -> int:
+    """20 000 warms across 20 edges over HTTP/2 (or HTTP/1.1): wall, sockets, peak RSS."""
+    from prewarm_worker.engine import WarmPlan
+    from shared.config import PrewarmConfig
+
+    config = PrewarmConfig.from_env(env)
+    plan = WarmPlan(LARGE_PATHS, tuple(LARGE_TARGETS), LARGE_ENCODINGS, VIEWER)
+    edges = len(LARGE_TARGETS)
+    per_edge = min(config.warm_streams_per_edge, max(1, config.warm_streams // edges))
+    ideal = (2 + math.ceil(plan.size / edges / per_edge)) * RTT
+    protocol = f"HTTP/2 {config.warm_streams} streams ({per_edge} per edge)"
+    if not config.http2:
+        ideal = plan.size * RTT / config.concurrency
+        protocol = f"HTTP/1.1 concurrency {config.concurrency}"
+    reset()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    wall, report, client = run_engine(env, plan)
+    counts = stats()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(
+        f"{plan.size} warms at {edges} edges, RTT {RTT * 1000:.0f} ms, {protocol}\n"
+        f"wall {wall:.2f} s (ideal {ideal:.2f} s: {wall / ideal:.2f}×) | ok {report.ok}, "
+        f"failed {report.failed}, protocols {report.protocols}\n"
+        f"sockets opened {client.connections} (TLS handshakes at the edges "
+        f"{counts['handshakes']}), peak open {client.peak_open_connections} | "
+        f"DNS queries {counts['dns']} | peak RSS {rss / 1024:.0f} MiB "
+        f"(before the warm {rss_before / 1024:.0f} MiB)"
+    )
+    return 0 if report.ok == plan.size else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ with nothing guessed per call:
   SYN-ACK), as a client cannot send before its handshake completes;
 - a TLS 1.3 handshake: ClientHello → ServerHello…Finished is one more round trip;
 - each HTTP request/response exchange (each S3 call, each ranged GET, each warm): one
-  round trip, plus the time its bytes take;
+  round trip, plus the time its bytes take; over HTTP/2 a burst of requests sent together
+  on one connection (one flight) costs one round trip, however many streams it holds;
 - a stream (a part's body) is shifted by ``rtt / 2``, not slowed per byte.
 
 Not emulated, so a far placement measured here is a lower bound of the real one: TCP's

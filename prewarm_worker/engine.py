@@ -10,14 +10,22 @@ flight finish (or time out), and the tasks never started are reported in
 ``WarmReport.cancelled``, neither failed nor to be sent again by this run. The engine
 never installs a signal handler: it only reads the event.
 
-Scheduling: ``concurrency`` worker threads share one board of tasks grouped by edge. A
-worker keeps taking tasks for the edge it is on, so its keep-alive connection to that
-edge is reused; when that edge runs dry it moves to the edge with the most work left per
-worker, so the run ends evenly. Connections per edge never exceed ``concurrency``.
+Scheduling: worker threads share one board of tasks grouped by edge. A worker keeps
+taking tasks for the edge it is on, so its connection to that edge is reused; when that
+edge runs dry it moves to the edge with the most work left per worker, so the run ends
+evenly. Over HTTP/1.1 there are ``concurrency`` workers, each with its own keep-alive
+connection (connections per edge never exceed ``concurrency``). Over HTTP/2
+(``settings.http2``, the client being ``Http2EdgeClient``) each worker is one stream:
+``streams`` workers in total, at most ``streams_per_edge`` on one edge, all of an edge's
+streams on one connection; the client also holds them under the edge's own
+``SETTINGS_MAX_CONCURRENT_STREAMS`` and keeps HTTP/1.1 fallback requests under
+``concurrency``. Which protocol served each task, and the edge's stream limit, are
+counted per target (``TargetTotals.protocols``, ``stream_limit``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import threading
@@ -29,8 +37,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shared.backoff import backoff_with_jitter
-from shared.config import DEFAULT_CONCURRENCY, DEFAULT_REQUEST_ATTEMPTS, PrewarmConfig
+from shared.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_REQUEST_ATTEMPTS,
+    DEFAULT_WARM_STREAMS,
+    DEFAULT_WARM_STREAMS_PER_EDGE,
+    PrewarmConfig,
+)
 from shared.edge_http import EdgeClient, EdgeError, EdgeResponse
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import Edge, EdgeResolver, Resolution, ResolveError, resolve_edges
 from shared.messages import ACCEPT_ENCODING, is_pop_code
 
@@ -82,16 +97,38 @@ class WarmPlan:
 
 @dataclass(frozen=True, slots=True)
 class WarmSettings:
-    """How hard to push: worker threads, tries per request, backoff and timeouts."""
+    """How hard to push: worker threads, tries per request, backoff and timeouts.
+
+    ``http2``: workers are HTTP/2 streams, ``streams`` of them in total and at most
+    ``streams_per_edge`` on one edge; else ``concurrency`` HTTP/1.1 workers."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     request_attempts: int = DEFAULT_REQUEST_ATTEMPTS
     backoff_base: float = BACKOFF_BASE_SECONDS
     backoff_cap: float = BACKOFF_CAP_SECONDS
+    http2: bool = False
+    streams: int = DEFAULT_WARM_STREAMS
+    streams_per_edge: int = DEFAULT_WARM_STREAMS_PER_EDGE
 
     @classmethod
     def from_config(cls, config: PrewarmConfig) -> WarmSettings:
-        return cls(concurrency=config.concurrency, request_attempts=config.request_attempts)
+        return cls(
+            concurrency=config.concurrency,
+            request_attempts=config.request_attempts,
+            http2=config.http2,
+            streams=config.warm_streams,
+            streams_per_edge=config.warm_streams_per_edge,
+        )
+
+    @property
+    def workers(self) -> int:
+        """Warm threads: one per stream over HTTP/2, one per connection over HTTP/1.1."""
+        return self.streams if self.http2 else self.concurrency
+
+    @property
+    def per_edge(self) -> int:
+        """Workers one edge may have at once."""
+        return self.streams_per_edge if self.http2 else self.concurrency
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +195,8 @@ class TaskResult:
     retryable: bool = False
     pop_mismatch: bool = False
     content_type: str | None = None  # tells a playlist or manifest (prewarm_worker/expand)
+    protocol: str | None = None  # "h2" or "http/1.1": what carried the last attempt
+    stream_limit: int | None = None  # HTTP/2 streams the edge allows at once, when known
 
     @property
     def hit(self) -> bool:
@@ -181,9 +220,20 @@ class TargetTotals:
     pop_mismatches: int = 0
     error: str | None = None
     pop: str | None = None  # the X-Amz-Cf-Pop the edge answered with (the last one seen)
+    protocols: dict[str, int] = field(default_factory=dict)  # answers per protocol
+    stream_limit: int | None = None  # the least HTTP/2 stream limit seen at the edge
+
+    @property
+    def note(self) -> str | None:
+        """Why this target warmed slowly, when its edge held the streams down."""
+        if self.stream_limit == 0:
+            return "the edge allows no HTTP/2 stream: warmed over HTTP/1.1"
+        if self.stream_limit == 1:
+            return "the edge allows one HTTP/2 stream at a time: warmed one request at a time"
+        return None
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "edge": self.edge,
             "pop": self.pop,
             "ok": self.ok,
@@ -193,6 +243,11 @@ class TargetTotals:
             "misses": self.misses,
             "popMismatches": self.pop_mismatches,
         }
+        out["protocols"] = dict(self.protocols)
+        if self.stream_limit is not None:
+            out["streamLimit"] = self.stream_limit
+        if self.note is not None:
+            out["note"] = self.note
         if self.error:
             out["error"] = self.error
         return out
@@ -217,6 +272,13 @@ class WarmReport:
         totals = self.targets.setdefault(result.task.target, TargetTotals())
         totals.edge = totals.edge or result.edge
         totals.pop = result.pop or totals.pop
+        if result.protocol is not None and result.status is not None:
+            totals.protocols[result.protocol] = totals.protocols.get(result.protocol, 0) + 1
+        if result.stream_limit is not None:
+            seen = totals.stream_limit
+            totals.stream_limit = (
+                result.stream_limit if seen is None else min(seen, result.stream_limit)
+            )
         if result.ok:
             totals.ok += 1
         else:
@@ -248,6 +310,15 @@ class WarmReport:
         return sum(t.misses for t in self.targets.values())
 
     @property
+    def protocols(self) -> dict[str, int]:
+        """Answers per protocol ("h2", "http/1.1") over every target."""
+        out: dict[str, int] = {}
+        for totals in self.targets.values():
+            for name, count in totals.protocols.items():
+                out[name] = out.get(name, 0) + count
+        return out
+
+    @property
     def edges(self) -> dict[str, str]:
         return {t: totals.edge for t, totals in self.targets.items() if totals.edge}
 
@@ -267,6 +338,7 @@ class WarmReport:
             "seconds": round(self.seconds, 3),
             "capped": len(self.capped),
             "cancelled": len(self.cancelled),
+            "protocols": self.protocols,
             "targets": {t: totals.as_dict() for t, totals in self.targets.items()},
         }
 
@@ -289,7 +361,7 @@ def warm(
     ``capped`` (not failed, not to be sent again). Once the context's ``cancel`` is set
     no task starts; those left are reported in ``cancelled``.
     """
-    settings = context.settings
+    settings = _settings_for(context)
     client = context.client
     started = time.perf_counter()
     connections_before = client.connections
@@ -318,13 +390,14 @@ def warm(
             finish(TaskResult(task, ok=False, error=problem, retryable=False))
 
     runnable = sum(len(tasks) for tasks in waiting.values())
-    workers = min(settings.concurrency, runnable)
+    workers = min(settings.workers, runnable)
     board = _TaskBoard(
         context.deadline,
         pending=len(targets),
         concurrency=workers,
         expected=runnable,
         cancel=context.cancel,
+        per_edge=settings.per_edge,
     )
 
     def on_target(target: str, outcome: Edge | ResolveError) -> None:
@@ -369,6 +442,15 @@ def warm(
     return report
 
 
+def _settings_for(context: WarmContext) -> WarmSettings:
+    """The context's settings, as HTTP/1.1 ones when its client speaks only HTTP/1.1:
+    then one worker per keep-alive connection, as before, never one per stream."""
+    settings = context.settings
+    if settings.http2 and not isinstance(context.client, Http2EdgeClient):
+        return dataclasses.replace(settings, http2=False)
+    return settings
+
+
 def _settle_untaken(
     board: _TaskBoard, report: WarmReport, finish: Callable[[TaskResult], None]
 ) -> None:
@@ -410,8 +492,10 @@ class _TaskBoard:
         concurrency: int = 0,
         expected: int = 0,
         cancel: threading.Event | None = None,
+        per_edge: int | None = None,
     ) -> None:
         self._deadline = deadline
+        self._per_edge = per_edge  # workers one edge may have (its HTTP/2 streams)
         self._cancel = cancel
         self._pending = pending  # targets whose tasks may still arrive
         self._concurrency = concurrency
@@ -489,6 +573,8 @@ class _TaskBoard:
 
     def _busiest(self, moving: bool) -> str | None:
         candidates = [edge for edge, queue in self._queues.items() if queue]
+        if self._per_edge is not None:
+            candidates = [edge for edge in candidates if self._workers[edge] < self._per_edge]
         if moving:
             # A move costs a new connection, about two requests' time (TCP + TLS).
             # Only join an edge whose own workers need longer than that to finish it.
@@ -629,6 +715,8 @@ def _judge(
         retryable=error is not None,
         pop_mismatch=mismatch,
         content_type=response.headers.get("Content-Type"),
+        protocol=response.protocol,
+        stream_limit=response.stream_limit,
     )
 
 

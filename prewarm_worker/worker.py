@@ -37,6 +37,7 @@ from shared.backoff import backoff_with_jitter
 from shared.config import ConfigError, PrewarmConfig
 from shared.dead_letters import DeadLetterNotSent, DeadLetters, dead_letters_for
 from shared.edge_http import EdgeClient
+from shared.edge_http2 import edge_client_for
 from shared.edns import EdgeResolver, region_subnets
 from shared.messages import (
     MessageError,
@@ -80,12 +81,7 @@ def build_runtime(config: PrewarmConfig) -> PrewarmRuntime:
     return PrewarmRuntime(
         config=config,
         resolver=EdgeResolver(config.resolver_host, config.resolver_port),
-        client=EdgeClient(
-            protocol=config.protocol,
-            port=config.port,
-            maxsize=config.concurrency,
-            read_timeout=config.request_timeout,
-        ),
+        client=edge_client_for(config),
         sqs=sqs,
         # CloudFront's API lives in us-east-1 whatever the worker's region.
         cloudfront=aws.client("cloudfront", "us-east-1") if config.distribution_id else None,

@@ -31,6 +31,14 @@ DEFAULT_RESOLVER: Final = "8.8.8.8"
 # may take, message attempts before failed tasks are given up, first re-enqueue delay.
 DEFAULT_CONCURRENCY: Final = 30  # measured: bench/bench_prewarm.py, docs/BENCHMARKS.md
 DEFAULT_REQUEST_ATTEMPTS: Final = 3
+# HTTP/2 warms (issue 23, docs/PREWARM.md): streams in flight in total (the warm threads)
+# and per edge connection (never above the edge's SETTINGS_MAX_CONCURRENT_STREAMS).
+# EDGEFILL_CONCURRENCY stays the HTTP/1.1 bound: requests (sockets) in flight at once.
+DEFAULT_WARM_STREAMS: Final = 128
+MAX_WARM_STREAMS: Final = 1024
+DEFAULT_WARM_STREAMS_PER_EDGE: Final = 100
+MAX_WARM_STREAMS_PER_EDGE: Final = 1000
+WARM_HTTP_VERSIONS: Final = ("2", "1.1")
 DEFAULT_REQUEST_TIMEOUT: Final = 30
 DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_RETRY_DELAY: Final = 30
@@ -260,6 +268,11 @@ class PrewarmConfig:
     request_timeout: int = DEFAULT_REQUEST_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_delay: int = DEFAULT_RETRY_DELAY
+    # EDGEFILL_WARM_HTTP: "2" (HTTP/2 to each edge that offers it, else HTTP/1.1) or
+    # "1.1" (HTTP/1.1 keep-alive only); streams in total and per edge for HTTP/2.
+    warm_http: Literal["2", "1.1"] = "2"
+    warm_streams: int = DEFAULT_WARM_STREAMS
+    warm_streams_per_edge: int = DEFAULT_WARM_STREAMS_PER_EDGE
     # Messages with ``afterInvalidation`` wait for that invalidation of this distribution.
     distribution_id: str | None = None
     # Viewer hosts a message may name besides the viewer host and the distribution domain
@@ -280,6 +293,11 @@ class PrewarmConfig:
     # message nor in EDGEFILL_TARGETS, a regional prewarm worker warms its own region's
     # edges: a fill in R warms R, where R's viewers are.
     worker_region: str | None = None
+
+    @property
+    def http2(self) -> bool:
+        """Whether warms try HTTP/2 (over TLS only: CloudFront has no cleartext HTTP/2)."""
+        return self.warm_http == "2" and self.protocol == "https"
 
     @property
     def port(self) -> int:
@@ -336,6 +354,17 @@ class PrewarmConfig:
             ),
             max_attempts=_bounded_int(env, "EDGEFILL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 100),
             retry_delay=_bounded_int(env, "EDGEFILL_RETRY_DELAY", DEFAULT_RETRY_DELAY, 1, 900),
+            warm_http=_warm_http(env),
+            warm_streams=_bounded_int(
+                env, "EDGEFILL_WARM_STREAMS", DEFAULT_WARM_STREAMS, 1, MAX_WARM_STREAMS
+            ),
+            warm_streams_per_edge=_bounded_int(
+                env,
+                "EDGEFILL_WARM_STREAMS_PER_EDGE",
+                DEFAULT_WARM_STREAMS_PER_EDGE,
+                1,
+                MAX_WARM_STREAMS_PER_EDGE,
+            ),
             distribution_id=_distribution_id(env),
             allowed_hosts=tuple(
                 _host_pattern(env, "EDGEFILL_ALLOWED_HOSTS", host)
@@ -350,6 +379,13 @@ class PrewarmConfig:
                 else None
             ),
         )
+
+
+def _warm_http(env: Mapping[str, str]) -> Literal["2", "1.1"]:
+    value = env.get("EDGEFILL_WARM_HTTP", "").strip() or "2"
+    if value not in WARM_HTTP_VERSIONS:
+        raise ConfigError("EDGEFILL_WARM_HTTP", f"must be '2' or '1.1', got {value[:20]!r}")
+    return "2" if value == "2" else "1.1"
 
 
 class _Expansion(TypedDict):

@@ -78,6 +78,8 @@ class EdgeResponse:
     content_length: int | None
     seconds: float
     body: bytes = b""
+    protocol: str = "http/1.1"  # "h2" when it came over HTTP/2 (shared/edge_http2.py)
+    stream_limit: int | None = None  # the edge's HTTP/2 streams at once, when known
 
     @property
     def complete(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from edgefill.operations import OperatorError, split_list
@@ -35,6 +35,8 @@ ACCEPTED: Final = {
     "resolver": "an IP address[:port] such as 8.8.8.8 or 127.0.0.1:5353",
     "edge_port": "a port from 1 to 65535",
     "concurrency": "a whole number from 1 to 256",
+    "streams": "a whole number from 1 to 1024",
+    "streams_per_edge": "a whole number from 1 to 1000",
     "region_subnets": 'a JSON object such as {"us-east-1": "198.51.100.0/24"}',
 }
 
@@ -75,14 +77,18 @@ def from_stack(args: argparse.Namespace) -> None:
         args.viewer_host = edge.output("ViewerHost") or edge.parameters.get("ViewerHost")
 
 
-def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmConfig:
+def prewarm_config(
+    args: argparse.Namespace, unset: Iterable[str], more_flags: Mapping[str, str] | None = None
+) -> PrewarmConfig:
     """The worker's settings from the environment with the flags laid over it and the
     ``unset`` variables removed; a bad value is an OperatorError naming its flag (or its
-    variable, when it came from the environment)."""
+    variable, when it came from the environment). ``more_flags`` are a command's own
+    flags (dest → variable) beyond EDGE_FLAGS (``warm``'s HTTP/2 streams)."""
     from shared.config import ConfigError, PrewarmConfig
 
+    flags = {**EDGE_FLAGS, **(more_flags or {})}
     env = dict(os.environ)
-    for flag, variable in EDGE_FLAGS.items():
+    for flag, variable in flags.items():
         value = getattr(args, flag)
         if value is not None:
             env[variable] = str(value)
@@ -91,7 +97,7 @@ def prewarm_config(args: argparse.Namespace, unset: Iterable[str]) -> PrewarmCon
     try:
         return PrewarmConfig.from_env(env)
     except ConfigError as error:
-        named = next((f for f, v in EDGE_FLAGS.items() if v == error.variable), None)
+        named = next((f for f, v in flags.items() if v == error.variable), None)
         option = f"--{named.replace('_', '-')}" if named else error.variable
         form = f" (expected {ACCEPTED[named]})" if named in ACCEPTED else ""
         raise OperatorError(f"{option}: {error.reason}{form}") from None

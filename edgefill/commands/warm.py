@@ -35,6 +35,12 @@ from edgefill.operations import read_paths
 from edgefill.sizes import human_size
 
 SHOWN_FAILURES = 20
+# warm's own flags (argparse dest → the worker's variable), beyond the shared edge flags.
+WARM_FLAGS = {
+    "warm_http": "EDGEFILL_WARM_HTTP",
+    "streams": "EDGEFILL_WARM_STREAMS",
+    "streams_per_edge": "EDGEFILL_WARM_STREAMS_PER_EDGE",
+}
 
 
 def register(commands: Any) -> None:
@@ -54,6 +60,18 @@ def register(commands: Any) -> None:
         "--expand",
         action="store_true",
         help="playlists and manifests (HLS, DASH) also warm what they reference",
+    )
+    warm.add_argument(
+        "--http1.1",
+        dest="warm_http",
+        action="store_const",
+        const="1.1",
+        help="HTTP/1.1 keep-alive only (default: HTTP/2 to each edge that offers it)",
+    )
+    warm.add_argument("--streams", help="HTTP/2 streams in flight in total (default 128)")
+    warm.add_argument(
+        "--streams-per-edge",
+        help="HTTP/2 streams on one edge at once (default 100; never above the edge's limit)",
     )
     warm.set_defaults(run=run_warm)
 
@@ -99,7 +117,8 @@ def run_warm(args: argparse.Namespace) -> int:
     from prewarm_worker.worker import build_runtime
 
     from_stack(args)  # --stack: the distribution domain and viewer host
-    config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL",))  # no re-enqueue here
+    # No re-enqueue from here; the HTTP/2 stream flags are warm's own.
+    config = prewarm_config(args, unset=("EDGEFILL_PREWARM_QUEUE_URL",), more_flags=WARM_FLAGS)
     paths = [as_uri(where, path) for where, path in read_paths(args.paths, args.paths_file)]
     targets, encodings = targets_and_encodings(args, paths, config)
     refused = sizing.refuse_over_caps(args, paths, targets, encodings)

@@ -589,6 +589,16 @@ class _PopServer(TLSThreadingHTTPServer):
         else:
             _log.exception("%s: error serving %s", self.pop.site.code, client_address)
 
+    def serve_http2(self, request: ssl.SSLSocket, client_address: tuple[str, int]) -> None:
+        """An HTTP/2 viewer connection, kept with the others so ``stop`` can end it."""
+        with self.connections_lock:
+            self.connections.add(request)
+        try:
+            super().serve_http2(request, client_address)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(request)
+
     def close_connections(self, timeout: float = 5.0) -> None:
         with self.connections_lock:
             open_now = list(self.connections)

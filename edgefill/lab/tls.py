@@ -26,10 +26,17 @@ class LabCA:
         self.bundle_path = self._dir / "lab-ca.pem"
         self._ca.cert_pem.write_to_path(str(self.bundle_path))
 
-    def server_context(self, *hostnames: str) -> ssl.SSLContext:
-        """A TLS server context whose certificate covers ``hostnames`` (DNS names, IPs, ``*.x``)."""
+    def server_context(
+        self, *hostnames: str, alpn: tuple[str, ...] = ("h2", "http/1.1")
+    ) -> ssl.SSLContext:
+        """A TLS server context whose certificate covers ``hostnames`` (DNS names, IPs, ``*.x``).
+
+        ALPN offers ``alpn``: by default HTTP/2 and HTTP/1.1, as CloudFront does
+        (``TLSThreadingHTTPServer`` serves either); ``("http/1.1",)`` makes an edge
+        without HTTP/2."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(list(alpn))
         self._ca.issue_cert(*hostnames).configure_cert(context)
         return context
 
@@ -60,4 +67,14 @@ class TLSThreadingHTTPServer(ThreadingHTTPServer):
                 request = self.ssl_context.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError):
                 return  # a client that fails the handshake (wrong SNI, no trust) is its own problem
+            if request.selected_alpn_protocol() == "h2":
+                self.serve_http2(request, client_address)
+                return
         super().finish_request(request, client_address)
+
+    def serve_http2(self, request: ssl.SSLSocket, client_address: tuple[str, int]) -> None:
+        """Serve a connection whose ALPN chose ``h2``: each stream answered by the same
+        handler class as HTTP/1.1 (``edgefill/lab/h2_server.py``)."""
+        from edgefill.lab.h2_server import serve_h2
+
+        serve_h2(request, client_address, self, self.RequestHandlerClass)  # type: ignore[arg-type]

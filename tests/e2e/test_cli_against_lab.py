@@ -99,8 +99,12 @@ def test_manual_backfill_copies_into_the_bucket(lab: Lab) -> None:
     assert body == lab.origin.read(path)
 
 
-def test_warm_reports_per_target_and_json(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given an object at the full origin
+@pytest.mark.parametrize("http", ["h2", "http/1.1"])
+def test_warm_reports_per_target_and_json(
+    lab: Lab, capsys: pytest.CaptureFixture[str], http: str
+) -> None:
+    # Given an object at the full origin (warmed over HTTP/2, or with HTTP/1.1 forced)
+    forced = ["--http1.1"] if http == "http/1.1" else []
     path = f"/cli/{uuid.uuid4().hex[:8]}/warm.js"
     lab.origin.put(path, b"let x = 1;\n" * 500, content_type="text/javascript")
     # When the operator warms it from this machine at a region and a POP
@@ -114,12 +118,15 @@ def test_warm_reports_per_target_and_json(lab: Lab, capsys: pytest.CaptureFixtur
             "br,identity",
             "--json",
             *warm_flags(lab),
+            *forced,
         ]
     )
     report: dict[str, Any] = printed_json(capsys.readouterr().out)
-    # Then every task succeeded, each target resolved to its POP's address
+    # Then every task succeeded, each target resolved to its POP's address, over ``http``
     assert code == 0
     assert snake_case_keys(report) == [] and report["interrupted"] is False
+    assert report["protocols"] == {http: 4}
+    assert report["targets"]["NRT20-P2"]["protocols"] == {http: 2}
     assert report["targets"]["NRT20-P2"]["pop"] == "NRT20-P2"
     assert report["tasks"] == 4 and report["ok"] == 4 and report["failed"] == 0
     assert report["targets"]["eu-central-1"]["edge"] == lab.pop("FRA56-P1").site.address
@@ -132,7 +139,10 @@ def test_warm_reports_per_target_and_json(lab: Lab, capsys: pytest.CaptureFixtur
     lab.wait_idle()
     # And the table form names each target and its POP, and ends with the grid
     assert (
-        edgefill(["warm", LabOrigin.uri(path), "--targets", "eu-central-1", *warm_flags(lab)]) == 0
+        edgefill(
+            ["warm", LabOrigin.uri(path), "--targets", "eu-central-1", *warm_flags(lab), *forced]
+        )
+        == 0
     )
     table = capsys.readouterr().out
     assert "eu-central-1" in table and "FRA56-P1" in table

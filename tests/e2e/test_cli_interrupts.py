@@ -51,7 +51,14 @@ def slow_warm(lab: Lab, latency: float) -> Iterator[tuple[subprocess.Popen[str],
             headers={"Cache-Control": "private"},
         )
         lab.origin.fault(path, latency=latency)
-    env = {**os.environ, "EDGEFILL_CONCURRENCY": str(CONCURRENCY), "COLUMNS": "200"}
+    # Four at a time: four HTTP/2 streams (the warm's default protocol), and four HTTP/1.1
+    # connections should the edge fall back.
+    env = {
+        **os.environ,
+        "EDGEFILL_CONCURRENCY": str(CONCURRENCY),
+        "EDGEFILL_WARM_STREAMS": str(CONCURRENCY),
+        "COLUMNS": "200",
+    }
     argv = ["warm", "--targets", "GRU3-P1", "--encodings", "gzip", "--json", *warm_flags(lab)]
     process = edgefill_process([*argv, *(LabOrigin.uri(p) for p in paths)], env)
     try:

@@ -1,6 +1,7 @@
 """Local HTTPS "CloudFront edges" for the prewarm tests: one per 127.0.0.x, one shared port.
 
-Each edge records what it saw (SNI, Host, Accept-Encoding, path), answers with X-Cache
+Each edge speaks HTTP/2 and HTTP/1.1 (ALPN, as CloudFront), records what it saw (SNI, Host
+or ``:authority``, Accept-Encoding, path), answers with X-Cache
 and X-Amz-Cf-Pop like CloudFront, and can misbehave per path: ``flaky:N`` (503 for the
 first N requests), ``reset`` (closes the connection before answering), ``short`` (announces
 more bytes than it sends), ``404``. ``documents`` serves given bodies (playlists) with
@@ -9,6 +10,7 @@ their Content-Type instead of the generated ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -19,11 +21,15 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import h2.errors
 import pytest
 
 from edgefill.lab.dns import LabDNSServer
+from edgefill.lab.h2_server import H2ServerConnection, H2ServerStream, answer_with
 from edgefill.lab.tls import LabCA, TLSThreadingHTTPServer
 from shared.config import PrewarmConfig
+from shared.edge_http import EdgeClient
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import REGION_SUBNETS
 
 BODY_REPEAT = 2000  # bodies of a few tens of KB: several chunks each
@@ -97,17 +103,54 @@ class _EdgeHandler(BaseHTTPRequestHandler):
 class _EdgeServer(TLSThreadingHTTPServer):
     edge: FakeEdge
 
+    def serve_http2(self, request: ssl.SSLSocket, client_address: tuple[str, int]) -> None:
+        """HTTP/2 with the edge's stream limit and its HTTP/2 faults (see ``H2_FAULTS``)."""
+        edge = self.edge
+        answer = answer_with(_EdgeHandler, self, client_address)
+
+        def handle(stream: H2ServerStream) -> None:
+            with edge.count_stream():
+                fault = edge.h2_fault_for(stream.path)
+                if fault is None:
+                    answer(stream)
+                else:
+                    edge.misbehave(fault, stream)
+
+        H2ServerConnection(request, handle, max_concurrent_streams=edge.max_streams).serve()
+
+
+# HTTP/2 faults per path (``FakeEdge.h2_faults``), each as a misbehaving CloudFront edge:
+# "rst" resets the stream after half the body; "refuse" answers REFUSED_STREAM; "stall"
+# sends the headers and a first chunk, then nothing more (as if the flow-control window
+# never reopened) until the viewer gives up; "goaway" sends GOAWAY naming the stream
+# before this one as the last processed, then ends the connection; "goaway-once" does so
+# for the first request of that path only.
+H2_FAULTS = ("rst", "refuse", "stall", "goaway", "goaway-once")
+
 
 class FakeEdge:
-    """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``."""
+    """One HTTPS edge on ``address``:``port`` whose certificate covers ``cert_names``.
+
+    ``max_streams`` is the SETTINGS_MAX_CONCURRENT_STREAMS it announces over HTTP/2;
+    ``alpn`` what it offers (``("http/1.1",)``: an edge without HTTP/2)."""
 
     def __init__(
-        self, address: str, ca: LabCA | None, cert_names: tuple[str, ...], pop: str
+        self,
+        address: str,
+        ca: LabCA | None,
+        cert_names: tuple[str, ...],
+        pop: str,
+        max_streams: int = 128,
+        alpn: tuple[str, ...] = ("h2", "http/1.1"),
     ) -> None:
         self.address = address
         self.pop = pop
+        self.max_streams = max_streams
+        self.h2_faults: dict[str, str] = {}
+        self.streams_now = 0
+        self.peak_streams = 0  # streams served at once on one edge, over HTTP/2
         # No CA: a plain HTTP edge (EDGEFILL_PROTOCOL=http).
-        self._context = ca.server_context(*cert_names) if ca is not None else None
+        self._context = ca.server_context(*cert_names, alpn=alpn) if ca is not None else None
         self.sni: list[str | None] = []
         if self._context is not None:
             self._context.sni_callback = self._on_sni
@@ -142,8 +185,45 @@ class FakeEdge:
                 return "503" if self._counts[path] <= int(fault.split(":")[1]) else None
             return fault
 
+    @contextlib.contextmanager
+    def count_stream(self) -> Iterator[None]:
+        with self._lock:
+            self.streams_now += 1
+            self.peak_streams = max(self.peak_streams, self.streams_now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.streams_now -= 1
+
+    def h2_fault_for(self, path: str) -> str | None:
+        with self._lock:
+            fault = self.h2_faults.get(path)
+            if fault == "goaway-once":
+                del self.h2_faults[path]
+                return "goaway"
+            return fault
+
+    def misbehave(self, fault: str, stream: H2ServerStream) -> None:
+        """Answer ``stream`` with the HTTP/2 ``fault`` (one of ``H2_FAULTS``)."""
+        self.record(Seen(self.address, stream.path, stream.headers.get(":authority"), None))
+        if fault == "refuse":
+            stream.reset(h2.errors.ErrorCodes.REFUSED_STREAM)
+        elif fault == "goaway":
+            stream.connection.goaway(last_stream_id=max(0, stream.stream_id - 2))
+        else:  # "rst" and "stall" start an ordinary answer
+            body = body_for(stream.path, stream.headers.get("accept-encoding"))
+            stream.respond(200, [("content-length", str(len(body))), ("x-amz-cf-pop", self.pop)])
+            stream.send(body[: len(body) // 2])
+            if fault == "rst":
+                stream.reset(h2.errors.ErrorCodes.INTERNAL_ERROR)
+            else:
+                stream.wait_closed(60)  # until the viewer resets it
+
     def reset(self) -> None:
         with self._lock:
+            self.h2_faults.clear()
+            self.peak_streams = 0
             self.sni.clear()
             self.seen.clear()
             self.faults.clear()
@@ -180,6 +260,20 @@ def start_edges(edges: list[FakeEdge]) -> int:
             for edge in started:
                 edge.stop()
     raise OSError("could not start the edges on one shared port")
+
+
+def edge_client(port: int, warm_http: str = "2", **options: Any) -> EdgeClient:
+    """The client a warm uses: HTTP/2 to each edge (``warm_http="2"``, the default and
+    production's) or HTTP/1.1 keep-alive only (``"1.1"``, as ``EDGEFILL_WARM_HTTP``)."""
+    if warm_http == "2":
+        return Http2EdgeClient(port=port, **options)
+    return EdgeClient(port=port, **options)
+
+
+@pytest.fixture(params=["2", "1.1"], ids=["h2", "http1.1"])
+def warm_http(request: pytest.FixtureRequest) -> str:
+    """Runs a test once over HTTP/2 and once with HTTP/1.1 forced."""
+    return str(request.param)
 
 
 DOMAIN = "d111abc.cloudfront.net"

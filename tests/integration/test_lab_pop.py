@@ -26,6 +26,8 @@ from edgefill.lab.pop import (
 )
 from edgefill.lab.template_spec import TemplateSpec
 from edgefill.lab.tls import LabCA
+from shared.edge_http import EdgeError
+from shared.edge_http2 import Http2EdgeClient
 from tests.integration.test_lab_pollers import TEMPLATE
 
 DOMAIN = "d111111abcdef8.cloudfront.net"
@@ -310,3 +312,90 @@ def test_a_head_miss_fails_over_with_method_head_and_is_not_cached(
     methods = [e["Records"][0]["cf"]["request"]["method"] for e in pop_lab["edge"].events]
     assert methods == ["HEAD", "HEAD"]
     assert not pop.cached(VIEWER_HOST, "/img/a%20b.jpg", "identity")
+
+
+# ---- HTTP/2 viewers (issue 23): the same POP behaviour on both protocols ---------------
+def h2_client(pop: Pop, ca: LabCA) -> Http2EdgeClient:
+    return Http2EdgeClient(port=pop.port, ca_bundle=str(ca.bundle_path))
+
+
+def test_over_http2_a_miss_fails_over_and_is_then_a_hit_for_http1_too(
+    pop_lab: dict[str, Any],
+) -> None:
+    # Given an object only the full origin has, and a viewer speaking HTTP/2
+    pop, ca = pop_lab["pops"][0], pop_lab["ca"]
+    client = h2_client(pop, ca)
+    try:
+        # When it asks twice over HTTP/2
+        first = client.get(pop.site.address, VIEWER_HOST, "/img/a%20b.jpg", "gzip", 10**6)
+        second = client.get(pop.site.address, VIEWER_HOST, "/img/a%20b.jpg", "gzip", 10**6)
+    finally:
+        client.close()
+    # Then the POP answered over h2: a miss from the secondary, then a hit, same bytes
+    assert (first.protocol, first.status, first.headers["X-Cache"]) == (
+        "h2",
+        200,
+        "Miss from cloudfront",
+    )
+    assert first.headers["X-Amz-Cf-Pop"] == "NRT20-P2" and first.complete
+    assert first.body == second.body == OBJECTS["/img/a%20b.jpg"]
+    assert second.headers["X-Cache"] == "Hit from cloudfront"
+    assert pop_lab["origin"].gets["/img/a%20b.jpg"] == 1
+    # And the origin-request function ran with the viewer's host, as for HTTP/1.1
+    request = pop_lab["edge"].events[1]["Records"][0]["cf"]["request"]
+    assert request["headers"]["host"][0]["value"] == VIEWER_HOST
+    # And an HTTP/1.1 viewer finds the same cached object
+    assert get(pop, ca, "/img/a%20b.jpg", encoding="gzip")[1]["x-cache"].startswith("Hit")
+
+
+def test_over_http2_concurrent_misses_on_one_connection_collapse_into_one_fetch(
+    pop_lab: dict[str, Any],
+) -> None:
+    pop, ca = pop_lab["pops"][0], pop_lab["ca"]
+    client = h2_client(pop, ca)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            results = list(
+                pool.map(
+                    lambda _: client.get(pop.site.address, VIEWER_HOST, "/img/a%20b.jpg", None),
+                    range(20),
+                )
+            )
+    finally:
+        client.close()
+    assert all(r.status == 200 and r.complete for r in results)
+    assert {r.protocol for r in results} == {"h2"} and client.h2_connections == 1
+    assert pop_lab["origin"].gets["/img/a%20b.jpg"] == 1
+    assert sum(r.headers["X-Cache"].startswith("Miss") for r in results) == 1
+
+
+def test_over_http2_a_short_origin_body_resets_the_stream_and_is_not_cached(
+    pop_lab: dict[str, Any],
+) -> None:
+    pop, ca = pop_lab["pops"][0], pop_lab["ca"]
+    client = h2_client(pop, ca)
+    try:
+        with pytest.raises(EdgeError) as error:
+            client.get(pop.site.address, VIEWER_HOST, "/short.bin", None)
+        # And the connection carries on for the next request
+        after = client.get(pop.site.address, VIEWER_HOST, "/docs/caf%C3%A9.txt", None)
+    finally:
+        client.close()
+    assert "body ended after" in error.value.reason and error.value.retryable
+    assert not pop.cached(VIEWER_HOST, "/short.bin", "identity")
+    assert after.status == 200 and after.protocol == "h2" and client.h2_connections == 1
+
+
+def test_over_http2_a_host_the_pop_certificate_does_not_name_is_refused_before_a_stream(
+    pop_lab: dict[str, Any],
+) -> None:
+    pop, ca = pop_lab["pops"][0], pop_lab["ca"]
+    requests_before = pop.stats.requests
+    client = h2_client(pop, ca)
+    try:
+        with pytest.raises(EdgeError) as error:
+            client.get(pop.site.address, "evil.example", "/img/a%20b.jpg", None)
+    finally:
+        client.close()
+    assert "TLS failed" in error.value.reason and not error.value.retryable
+    assert pop.stats.requests == requests_before and client.h2_connections == 0

@@ -13,7 +13,7 @@ from backfill_worker.fill.expand import PlaylistExpander
 from prewarm_worker.engine import WarmContext, WarmPlan
 from prewarm_worker.expand import warm_expanding
 from shared.config import BackfillConfig
-from shared.edge_http import EdgeClient
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import EdgeResolver
 from shared.keys import ObjectKey
 from shared.messages import BackfillMessage
@@ -89,7 +89,7 @@ def prewarm_objects(lab: Lab, case: CorpusCase) -> set[str]:
     if case.origin:
         env["EDGEFILL_ORIGIN_URL"] = case.origin
     config = lab.config(**env)
-    client = EdgeClient(port=lab.port)
+    client = Http2EdgeClient(port=lab.port)
     try:
         context = WarmContext(
             config, EdgeResolver(config.resolver_host, config.resolver_port), client

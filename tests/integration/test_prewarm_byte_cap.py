@@ -12,7 +12,7 @@ import pytest
 from prewarm_worker import app
 from prewarm_worker.engine import WarmContext, WarmPlan, WarmSettings, warm
 from shared.config import ConfigError, PrewarmConfig
-from shared.edge_http import EdgeClient
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import EdgeResolver
 from tests.integration.prewarm_edges import VIEWER, Lab, body_for, lab, lab_servers
 from tests.integration.prewarm_handler import (
@@ -38,7 +38,7 @@ def run(lab: Lab, max_bytes: int | None) -> Any:
         WarmContext(
             config,
             EdgeResolver(config.resolver_host, config.resolver_port),
-            EdgeClient(port=config.port),
+            Http2EdgeClient(port=config.port),
             WarmSettings(concurrency=1),  # one task at a time: the cap is met exactly
         ),
         max_bytes=max_bytes,
@@ -85,9 +85,10 @@ def test_given_the_worker_cap_when_a_message_is_handled_then_capped_is_logged_no
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a worker capped at two bodies, one thread, and a message of ten warms
+    # Given a worker capped at two bodies, one thread (one HTTP/2 stream), and ten warms
     monkeypatch.setenv("EDGEFILL_MAX_WARM_BYTES", str(2 * BODY))
     monkeypatch.setenv("EDGEFILL_CONCURRENCY", "1")
+    monkeypatch.setenv("EDGEFILL_WARM_STREAMS", "1")
     message = {"v": 1, "type": "prewarm", "paths": list(PATHS), "encodings": ["gzip"]}
     # When it is handled
     response = app.handler(event_with(message), FakeContext())

@@ -16,6 +16,7 @@ from prewarm_worker.engine import (
 )
 from shared.config import PrewarmConfig
 from shared.edge_http import EdgeClient
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import REGION_SUBNETS, EdgeResolver
 from shared.messages import ENCODINGS
 from tests.integration.prewarm_edges import (
@@ -24,12 +25,14 @@ from tests.integration.prewarm_edges import (
     Lab,
     Seen,
     body_for,
+    edge_client,
     lab,
     lab_servers,
     start_edges,
+    warm_http,
 )
 
-__all__ = ["lab", "lab_servers"]  # fixtures
+__all__ = ["lab", "lab_servers", "warm_http"]  # fixtures
 
 
 def run(
@@ -39,6 +42,7 @@ def run(
     encodings: tuple[str, ...] = ENCODINGS,
     settings: WarmSettings | None = None,
     resolver: EdgeResolver | None = None,
+    http: str = "2",
 ) -> tuple[list[TaskResult], WarmReport]:
     config = lab.config()
     results: list[TaskResult] = []
@@ -47,7 +51,7 @@ def run(
         WarmContext(
             config,
             resolver or EdgeResolver(config.resolver_host, config.resolver_port, timeout=1.0),
-            EdgeClient(port=config.port, maxsize=8),
+            edge_client(config.port, http, maxsize=8),
             settings or WarmSettings(concurrency=8, backoff_base=0.01),
             sleep=lambda _: None,
         ),
@@ -57,10 +61,11 @@ def run(
 
 
 def test_given_regions_and_a_pop_when_warmed_then_each_goes_to_its_own_edge_as_the_viewer(
-    lab: Lab,
+    lab: Lab, warm_http: str
 ) -> None:
     paths = ("/a.js", "/img/b%20c.png", "/q?v=1")
-    results, report = run(lab, paths, ("us-east-1", "ap-northeast-1", "eu-west-1", "NRT20-P2"))
+    asked = ("us-east-1", "ap-northeast-1", "eu-west-1", "NRT20-P2")
+    results, report = run(lab, paths, asked, http=warm_http)
 
     assert len(results) == 3 * 4 * 4
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
@@ -97,9 +102,15 @@ def test_given_regions_and_a_pop_when_warmed_then_each_goes_to_its_own_edge_as_t
     assert lab.dns.query_count == 4 == report.dns_queries
     assert lab.dns.count(subnet=REGION_SUBNETS["ap-northeast-1"]) == 1
     assert lab.dns.count(name="d111abc.NRT20-P2.cloudfront.net") == 1
-    # Keep-alive: far fewer connections than requests, bounded by edges × concurrency.
-    assert report.connections <= 3 * 8
+    # Keep-alive: far fewer connections than requests, bounded by edges × concurrency;
+    # over HTTP/2 one connection per edge (NRT20-P2 and ap-northeast-1 share 127.0.0.3).
+    protocol = "h2" if warm_http == "2" else "http/1.1"
+    assert report.connections <= (3 if warm_http == "2" else 3 * 8)
     assert report.ok == 48 and report.misses + report.hits == 48
+    assert report.protocols == {protocol: 48}
+    assert {t: totals.protocols for t, totals in report.targets.items()} == {
+        target: {protocol: 12} for target in asked
+    }
 
 
 def test_given_a_pop_target_when_the_edge_reports_another_pop_then_the_mismatch_is_flagged(
@@ -121,7 +132,7 @@ def test_given_a_host_with_a_port_when_warmed_then_sni_drops_the_port_and_host_k
         WarmContext(
             config,
             EdgeResolver(config.resolver_host, config.resolver_port),
-            EdgeClient(port=config.port),
+            Http2EdgeClient(port=config.port),
         ),
     )
     assert report.ok == 1
@@ -130,9 +141,9 @@ def test_given_a_host_with_a_port_when_warmed_then_sni_drops_the_port_and_host_k
 
 
 def test_given_a_certificate_for_another_name_when_warmed_then_verification_fails(
-    lab: Lab,
+    lab: Lab, warm_http: str
 ) -> None:
-    results, _ = run(lab, ("/a.js",), ("FRA2-C1",), ("gzip",))
+    results, _ = run(lab, ("/a.js",), ("FRA2-C1",), ("gzip",), http=warm_http)
     (result,) = results
     assert not result.ok and not result.retryable
     assert "FRA2-C1" in (result.error or "") and "/a.js" in (result.error or "")
@@ -153,7 +164,7 @@ def test_given_a_flaky_edge_when_warmed_then_5xx_and_resets_are_retried_to_succe
 
 
 def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_target_and_path(
-    lab: Lab,
+    lab: Lab, warm_http: str
 ) -> None:
     edge = lab.edges["127.0.0.2"]
     edge.faults.update(
@@ -165,6 +176,7 @@ def test_given_dead_resetting_and_short_edges_when_warmed_then_failures_name_tar
         ("us-east-1", "SFO5-C1"),
         ("identity",),
         settings=WarmSettings(concurrency=4, request_attempts=2, backoff_base=0.01),
+        http=warm_http,
     )
     by_key = {(r.task.target, r.task.path): r for r in results}
     short = by_key["us-east-1", "/short.bin"]
@@ -254,7 +266,7 @@ def test_given_a_target_whose_resolver_times_out_when_warmed_then_the_others_do_
         WarmContext(
             config,
             EdgeResolver(config.resolver_host, config.resolver_port, timeout=0.5, attempts=2),
-            EdgeClient(port=config.port),
+            Http2EdgeClient(port=config.port),
         ),
         progress=note,
     )
@@ -277,7 +289,7 @@ def test_given_no_time_left_when_warmed_then_every_task_is_reported_not_started(
         WarmContext(
             config,
             EdgeResolver(config.resolver_host, config.resolver_port),
-            EdgeClient(port=config.port),
+            Http2EdgeClient(port=config.port),
             deadline=time.monotonic(),
         ),
     )
@@ -292,7 +304,7 @@ def cancellable(lab: Lab, cancel: threading.Event, concurrency: int = 8) -> Warm
     return WarmContext(
         config,
         EdgeResolver(config.resolver_host, config.resolver_port),
-        EdgeClient(port=config.port),
+        Http2EdgeClient(port=config.port),
         WarmSettings(concurrency=concurrency),
         cancel=cancel,
     )

@@ -15,7 +15,7 @@ from edgefill.lab import vod
 from prewarm_worker import app, expand
 from prewarm_worker.engine import WarmContext, WarmPlan
 from prewarm_worker.expand import EXPAND_SOURCE, warm_expanding, warm_tree
-from shared.edge_http import EdgeClient
+from shared.edge_http2 import Http2EdgeClient
 from shared.edns import EdgeResolver
 from shared.messages import ENCODINGS, PrewarmMessage
 from tests.integration.prewarm_edges import VIEWER, Lab, lab, lab_servers
@@ -62,7 +62,7 @@ def requested(lab: Lab, edge: str) -> set[tuple[str, str | None]]:
 def run(lab: Lab, message: PrewarmMessage, **kwargs: Any) -> expand.ExpandOutcome:
     config = lab.config()
     plan = WarmPlan(message.paths, message.targets or (), message.encodings or ENCODINGS, VIEWER)
-    client = EdgeClient(port=lab.port)
+    client = Http2EdgeClient(port=lab.port)
     try:
         return warm_expanding(
             plan,
@@ -341,7 +341,7 @@ def test_warm_expand_on_the_same_content_returns(lab: Lab, monkeypatch: pytest.M
 
     monkeypatch.setattr(expand, "warm", counted)
     config = lab.config()
-    client = EdgeClient(port=lab.port)
+    client = Http2EdgeClient(port=lab.port)
     try:
         context = WarmContext(
             config, EdgeResolver(config.resolver_host, config.resolver_port), client

@@ -66,6 +66,8 @@ BAD: dict[str, tuple[str, str]] = {
     "--edge-port": ("70000", "a port from 1 to 65535"),
     "--protocol": ("ftp", "choose from 'https', 'http'"),
     "--concurrency": ("0", "a whole number from 1 to 256"),
+    "--streams": ("0", "a whole number from 1 to 1024"),
+    "--streams-per-edge": ("1001", "a whole number from 1 to 1000"),
     "--region-subnets": ("{bad", "a JSON object such as"),
     "--large-mib": ("-1", "a size in MiB from 0 to 4096"),
     "--through": ("11", "a scene number from 1 to 10"),
