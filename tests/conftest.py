@@ -39,6 +39,23 @@ _FAKE_AWS = {
 _CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under make test's --dist loadgroup each test is scheduled on its own, so every xdist
+    worker that ran one test of a module set the module's fixtures up again: a regions
+    lab (6 s) up to four times. A module with a module-scoped fixture therefore runs on
+    one worker (its own xdist group). Tests that already have a group keep it (tests/e2e
+    and tests/unit's conftests, whose hooks pytest calls before this one; the e2e tests
+    share the package's one lab)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info is not None else ()
+        if any(d.scope == "module" for defs in definitions for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs with fake credentials and no endpoint pointing at real AWS."""
