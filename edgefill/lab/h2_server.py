@@ -135,6 +135,13 @@ class H2ServerConnection:
                 raise StreamClosed(str(error)) from None
         self._wake()
 
+    def open_streams(self) -> int:
+        """The streams open on this connection as HTTP/2 counts them (what the viewer's
+        SETTINGS_MAX_CONCURRENT_STREAMS bounds): a stream this side has ended is closed
+        here before its handler thread returns."""
+        with self._cond:
+            return int(self._h2.open_inbound_streams)
+
     def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``condition()`` (checked whenever frames arrive) or the end."""
         with self._cond:

@@ -10,7 +10,6 @@ their Content-Type instead of the generated ones.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import ssl
@@ -109,12 +108,15 @@ class _EdgeServer(TLSThreadingHTTPServer):
         answer = answer_with(_EdgeHandler, self, client_address)
 
         def handle(stream: H2ServerStream) -> None:
-            with edge.count_stream():
-                fault = edge.h2_fault_for(stream.path)
-                if fault is None:
-                    answer(stream)
-                else:
-                    edge.misbehave(fault, stream)
+            # Counted as HTTP/2 counts them, when the stream arrives: a handler thread
+            # outlives its stream's END_STREAM, so counting threads would see the next
+            # stream of a one-stream edge overlap the one just ended.
+            edge.count_streams(stream.connection.open_streams())
+            fault = edge.h2_fault_for(stream.path)
+            if fault is None:
+                answer(stream)
+            else:
+                edge.misbehave(fault, stream)
 
         H2ServerConnection(request, handle, max_concurrent_streams=edge.max_streams).serve()
 
@@ -147,7 +149,6 @@ class FakeEdge:
         self.pop = pop
         self.max_streams = max_streams
         self.h2_faults: dict[str, str] = {}
-        self.streams_now = 0
         self.peak_streams = 0  # streams served at once on one edge, over HTTP/2
         # No CA: a plain HTTP edge (EDGEFILL_PROTOCOL=http).
         self._context = ca.server_context(*cert_names, alpn=alpn) if ca is not None else None
@@ -185,16 +186,9 @@ class FakeEdge:
                 return "503" if self._counts[path] <= int(fault.split(":")[1]) else None
             return fault
 
-    @contextlib.contextmanager
-    def count_stream(self) -> Iterator[None]:
+    def count_streams(self, open_now: int) -> None:
         with self._lock:
-            self.streams_now += 1
-            self.peak_streams = max(self.peak_streams, self.streams_now)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.streams_now -= 1
+            self.peak_streams = max(self.peak_streams, open_now)
 
     def h2_fault_for(self, path: str) -> str | None:
         with self._lock:
