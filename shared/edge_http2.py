@@ -379,16 +379,7 @@ class _Http2Connection:
             return None
 
     def _send_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        until = time.monotonic() + self._write_timeout
-        while view:
-            try:
-                view = view[self._sock.send(view) :]
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
-                left = until - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("the edge took no bytes") from None
-                select.select([], [self._sock], [], left)
+        send_all(self._sock, data, self._write_timeout, "the edge took no bytes")
 
     def _dispatch(self, events: list[h2.events.Event]) -> None:
         # Called with the lock held, by the I/O thread.
@@ -845,3 +836,20 @@ def edge_client_for(config: PrewarmConfig) -> EdgeClient:
     if not config.http2:
         return EdgeClient(**common)
     return Http2EdgeClient(**common, streams_per_edge=config.warm_streams_per_edge)
+
+
+def send_all(sock: socket.socket, data: bytes, timeout: float, stalled: str) -> None:
+    """Write all of ``data`` to a non-blocking (TLS) socket, waiting for room at most
+    ``timeout`` seconds in all; ``TimeoutError(stalled)`` when the peer takes no more in
+    time (an HTTP/2 peer whose flow control or socket never drains). Both ends of the
+    lab's HTTP/2 use it: this client and ``edgefill/lab/h2_server.py``."""
+    view = memoryview(data)
+    until = time.monotonic() + timeout
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            left = until - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(stalled) from None
+            select.select([], [sock], [], left)

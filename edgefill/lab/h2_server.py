@@ -36,6 +36,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from shared.edge_http2 import send_all
+
 H2_ALPN: Final = ("h2", "http/1.1")
 DEFAULT_MAX_STREAMS: Final = 128  # what CloudFront announces
 STALL_SECONDS: Final = 30.0
@@ -260,16 +262,7 @@ class H2ServerConnection:
                 self._streams.pop(stream.stream_id, None)
 
     def _send_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        until = time.monotonic() + self._stall
-        while view:
-            try:
-                view = view[self._sock.send(view) :]
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
-                left = until - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("the viewer reads nothing") from None
-                select.select([], [self._sock], [], left)
+        send_all(self._sock, data, self._stall, "the viewer reads nothing")
 
 
 # ---- BaseHTTPRequestHandler classes over HTTP/2 ------------------------------------------
