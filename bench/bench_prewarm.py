@@ -12,10 +12,12 @@ one RTT after it arrived, so a burst of streams costs one round trip, as on a re
 The baseline is built like the common warm script: for every request two DNS lookups
 (the region's address, then the EDNS query with it as client subnet), a fresh TLS
 connection, no timeouts, no retries, 100 threads. Both run in the same process, several
-times; the medians are compared.
+times; the medians are compared. In the same rounds, the whole CLI: ``edgefill warm --json``
+in a fresh interpreter with the bench's settings as flags, timed from spawn to exit.
 
 Targets (exit status 1 when one is missed):
 - HTTP/1.1 engine wall ≤ 1/3 of the baseline wall; HTTP/2 engine wall ≤ 1.2 × its ideal;
+- CLI ``warm`` wall (spawn to exit, all 900 ok) ≤ 0.2 × the baseline wall;
 - DNS queries = number of targets; TLS handshakes ≤ edges × concurrency (HTTP/1.1),
   = edges (HTTP/2);
 - HTTP/1.1 engine wall ≤ 1.25 × ideal, ideal = warms × RTT ÷ concurrency;
@@ -40,6 +42,7 @@ import select
 import socket
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -255,6 +258,33 @@ def run_engine(
     return wall, report, client
 
 
+def run_cli(env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    """``edgefill warm --json`` as the operator runs it: a fresh interpreter, the bench's
+    settings as flags, the lab CA as ``REQUESTS_CA_BUNDLE``. Timed from spawn to exit;
+    returns the wall time and the JSON report (``{}`` when the command failed)."""
+    import json
+    import os
+
+    flags = {
+        "--targets": ",".join(TARGETS),
+        "--encodings": ",".join(ENCODINGS),
+        "--distribution-domain": env["EDGEFILL_DISTRIBUTION_DOMAIN"],
+        "--viewer-host": env["EDGEFILL_VIEWER_HOST"],
+        "--resolver": env["EDGEFILL_RESOLVER"],
+        "--edge-port": env["EDGEFILL_EDGE_PORT"],
+    }
+    command = [sys.executable, "-m", "edgefill.cli", "warm", *PATHS, "--json"]
+    command += [*(part for pair in flags.items() for part in pair), "--allow-private-edges"]
+    started = time.perf_counter()
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"edgefill warm: exit {done.returncode}: {done.stderr.strip()[-400:]}")
+        return wall, {}
+    report: dict[str, Any] = json.loads(done.stdout)
+    return wall, report
+
+
 def run_baseline(resolver: str, edge_port: int, ca: str) -> tuple[float, int]:
     """Like the common script: dig the region's address, dig the edge with it as
     client subnet, then curl --resolve with a fresh connection; 100 at a time."""
@@ -371,7 +401,7 @@ def run_side_by_side(
     warms = len(PATHS) * len(TARGETS) * len(ENCODINGS)
     edges = len({address for address, _ in TARGETS.values()})
     per_edge = min(config.warm_streams_per_edge, max(1, config.warm_streams // edges))
-    walls: dict[str, list[float]] = {"h2": [], "http/1.1": [], "baseline": []}
+    walls: dict[str, list[float]] = {"h2": [], "http/1.1": [], "cli": [], "baseline": []}
     seen: dict[str, list[dict[str, int]]] = {"h2": [], "http/1.1": []}
     ok = True
     for round_number in range(1, args.rounds + 1):
@@ -391,6 +421,16 @@ def run_side_by_side(
                 f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
             )
         reset()
+        cli_wall, cli_report = run_cli(env)
+        walls["cli"].append(cli_wall)
+        if cli_report.get("ok") != warms or cli_report.get("failed") != 0:
+            print(f"edgefill warm: {cli_report.get('ok')} ok, {cli_report.get('failed')} failed")
+            ok = False
+        line.append(
+            f"CLI warm {cli_wall:.3f} s ({cli_report.get('ok')} ok, engine "
+            f"{cli_report.get('seconds')} s of it, {cli_report.get('protocols')})"
+        )
+        reset()
         base_wall, base_ok = run_baseline(info["resolver"], info["edge_port"], info["ca"])
         walls["baseline"].append(base_wall)
         base_seen = stats()
@@ -398,7 +438,9 @@ def run_side_by_side(
         line.append(f"baseline {base_wall:.3f} s ({handshakes} handshakes, {base_ok} ok)")
         print(f"round {round_number}: " + " | ".join(line))
 
-    h2, h1, baseline = (statistics.median(walls[k]) for k in ("h2", "http/1.1", "baseline"))
+    h2, h1, cli, baseline = (
+        statistics.median(walls[k]) for k in ("h2", "http/1.1", "cli", "baseline")
+    )
     ideal_h1 = warms * RTT / concurrency
     flights = math.ceil(warms / edges / per_edge)
     ideal_h2 = (2 + flights) * RTT
@@ -410,6 +452,7 @@ def run_side_by_side(
         ("HTTP/2 engine / ideal", h2 / ideal_h2, "≤ 1.2", h2 <= 1.2 * ideal_h2),
         ("HTTP/2 engine / baseline", h2 / baseline, "(shown)", True),
         ("HTTP/2 engine / HTTP/1.1 engine", h2 / h1, "(shown)", True),
+        ("CLI warm (spawn to exit) / baseline", cli / baseline, "≤ 0.2", cli <= 0.2 * baseline),
         ("HTTP/2 TLS handshakes / edges", hs_h2 / edges, "= 1", hs_h2 == edges),
         ("HTTP/1.1 engine / baseline", h1 / baseline, "≤ 0.333", h1 <= baseline / 3),
         ("HTTP/1.1 engine / ideal", h1 / ideal_h1, "≤ 1.25", h1 <= 1.25 * ideal_h1),
@@ -433,7 +476,7 @@ def run_side_by_side(
     )
     print(
         f"HTTP/2 {h2:.3f} s (ideal {ideal_h2:.3f} s) | HTTP/1.1 {h1:.3f} s (ideal "
-        f"{ideal_h1:.3f} s) | baseline {baseline:.3f} s"
+        f"{ideal_h1:.3f} s) | CLI warm {cli:.3f} s | baseline {baseline:.3f} s"
     )
     for name, value, target, passed in checks:
         print(f"  {name:42s} {value:7.3f}  target {target:8s} {'ok' if passed else 'MISSED'}")
