@@ -16,16 +16,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from bench.bench_cli_start import loopback_warm
 from edgefill import cli
 from edgefill.commands import values
-from edgefill.lab.dns import LabDNSServer
 from shared import messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,58 +173,12 @@ def test_shell_completion_completes_without_loading_anything_heavy(
     assert heavy(modules) == []
 
 
-class _Edge(BaseHTTPRequestHandler):
-    """A plain-HTTP "edge" answering every GET as CloudFront does (a miss, a POP)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = b"warm" * 256
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Cache", "Miss from cloudfront")
-        self.send_header("X-Amz-Cf-Pop", "IAD89-C1")
-        self.end_headers()
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def edge_and_dns() -> Iterator[tuple[int, str]]:
-    """(the edge's port, the resolver host:port answering it for us-east-1's subnet)."""
-    edge = ThreadingHTTPServer(("127.0.0.1", 0), _Edge)
-    serving = threading.Thread(target=edge.serve_forever, daemon=True)
-    serving.start()
-    try:
-        with LabDNSServer(
-            "d1.cloudfront.net",
-            subnet_answers={"198.51.100.0/24": "127.0.0.1"},
-            pop_answers={},
-            default_address="127.0.0.1",
-            static_answers={},
-            ttl=5,
-        ) as dns_server:
-            host, port = dns_server.address
-            yield edge.server_address[1], f"{host}:{port}"
-    finally:
-        edge.shutdown()
-        edge.server_close()
-        serving.join(timeout=5)
-
-
-def test_a_warm_without_a_stack_or_a_cap_runs_without_boto3(
-    edge_and_dns: tuple[int, str],
-) -> None:
+def test_a_warm_without_a_stack_or_a_cap_runs_without_boto3() -> None:
     # Given a warm of one path at one region's edge, no --stack, no --max-bytes/--max-usd
-    edge_port, resolver = edge_and_dns
-    argv = ["warm", "/a.jpg", "--targets", "us-east-1", "--distribution-domain"]
-    argv += ["d1.cloudfront.net", "--resolver", resolver, "--protocol", "http"]
-    argv += ["--edge-port", str(edge_port), "--allow-private-edges", "--json"]
-    argv += ["--region-subnets", json.dumps({"us-east-1": "198.51.100.0/24"})]
-    # When it runs to the end
-    code, modules = imported_by(argv)
+    # (the start-up benchmark's own loopback edge and lab DNS server)
+    with loopback_warm() as argv:
+        # When it runs to the end
+        code, modules = imported_by(argv)
     # Then every encoding was warmed (exit 0), by the engine, and the AWS SDK never loaded
     assert code == 0
     assert "prewarm_worker.engine" in modules
