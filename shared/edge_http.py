@@ -87,6 +87,17 @@ class EdgeResponse:
         return self.content_length is None or self.bytes_read == self.content_length
 
 
+def trust_context(ca_bundle: str) -> ssl.SSLContext:
+    """A client TLS context that trusts ``ca_bundle`` (a file or, as requests allows for
+    REQUESTS_CA_BUNDLE, a directory) and speaks TLS 1.2 or later; hostnames checked."""
+    if os.path.isdir(ca_bundle):
+        context = ssl.create_default_context(capath=ca_bundle)
+    else:
+        context = ssl.create_default_context(cafile=ca_bundle)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 class EdgeClient:
     """Keep-alive pools to edge addresses; ``get`` reads a whole response as a viewer would.
 
@@ -127,13 +138,7 @@ class EdgeClient:
     def _ssl_context(self) -> ssl.SSLContext:
         # One context for every pool: the CA bundle is parsed once, not per connection.
         if self._context is None:
-            # REQUESTS_CA_BUNDLE may name a file or, as requests allows, a directory.
-            if os.path.isdir(self.ca_bundle):
-                context = ssl.create_default_context(capath=self.ca_bundle)
-            else:
-                context = ssl.create_default_context(cafile=self.ca_bundle)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            self._context = context
+            self._context = trust_context(self.ca_bundle)
         return self._context
 
     @property

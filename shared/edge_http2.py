@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import queue
 import re
 import select
@@ -80,6 +79,7 @@ from shared.edge_http import (
     EdgeError,
     EdgeResponse,
     _content_length,
+    trust_context,
 )
 
 H2: Final = "h2"
@@ -660,11 +660,7 @@ class Http2EdgeClient(EdgeClient):
     def _tls_context(self) -> ssl.SSLContext:
         # Its own context: urllib3 sets ALPN "http/1.1" on the base class's.
         if self._h2_context is None:
-            if os.path.isdir(self.ca_bundle):
-                context = ssl.create_default_context(capath=self.ca_bundle)
-            else:
-                context = ssl.create_default_context(cafile=self.ca_bundle)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context = trust_context(self.ca_bundle)
             context.set_alpn_protocols([H2, HTTP11])
             self._h2_context = context
         return self._h2_context
