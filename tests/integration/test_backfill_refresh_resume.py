@@ -27,6 +27,7 @@ from tests.integration.backfill_world import (
     FakeLambdaContext,
     assert_each_byte_fetched_about_once,
     assert_nothing_left_behind,
+    assert_only_unsaved_bytes_fetched,
     message,
     sha256,
     stored,
@@ -35,7 +36,6 @@ from tests.integration.test_backfill_resume import (
     INVOCATION,
     RATE,
     SIZE,
-    assert_only_unsaved_bytes_fetched,
     lease_body,
     next_continuation,
     paced_object,
@@ -301,5 +301,5 @@ def test_an_origin_failing_on_a_continuation_keeps_the_replace_for_the_redeliver
     outcomes, _ = refresh(world, sqs, body)
     assert (outcomes[-1].status, outcomes[-1].reason) == ("copied", "replaced")
     assert sha256(stored(s3, KEY)) == sha256(new)
-    assert_only_unsaved_bytes_fetched(origin, URI, saved)
+    assert_only_unsaved_bytes_fetched(origin, URI, saved, SIZE)
     assert [c.get("IfMatch") for c in completed] == [old["ETag"]]

@@ -24,7 +24,6 @@ import pytest
 from backfill_worker.flight.lease import lease_key
 from backfill_worker.flight.outcome import Outcome, TransientFailure
 from backfill_worker.record import Backfiller
-from backfill_worker.transfer.checkpoint import OVERLAP_BYTES
 from edgefill.lab.origin import LabOrigin, generated_bytes
 from shared.object_store import crc32_base64
 from tests.integration.backfill_world import (
@@ -33,6 +32,7 @@ from tests.integration.backfill_world import (
     FakeLambdaContext,
     assert_each_byte_fetched_about_once,
     assert_nothing_left_behind,
+    assert_only_unsaved_bytes_fetched,
     backfill_env,
     keys,
     make_backfiller,
@@ -103,36 +103,6 @@ def composite_crc32(data: bytes, part: int = 5 * MIB) -> str:
         for start in range(0, len(data), part)
     )
     return crc32_base64(crcs)
-
-
-def assert_only_unsaved_bytes_fetched(
-    origin: LabOrigin, path: str, saved: set[int], size: int = SIZE, part: int = 5 * MIB
-) -> None:
-    """Resuming after the ``saved`` parts asked the origin for every byte of the other
-    parts and, of a saved part, only the overlap a resume re-reads at its end to prove the
-    bytes are the same (``OVERLAP_BYTES``). Read from the ranges the origin was asked for,
-    not from the bytes it counted: a part cut at a handover on a loaded machine is asked
-    for again, as it should be, and the count would then measure the machine."""
-    asked = []
-    for request in origin.counts(path).requests:
-        if request.method != "GET":
-            continue
-        first, _, last = (request.header("Range") or f"bytes=0-{size - 1}")[6:].partition("-")
-        asked.append((int(first), int(last) if last else size - 1))
-    for first, last in asked:
-        for number in saved:
-            start, end = (number - 1) * part, min(number * part, size)
-            if first < end and last >= start:
-                assert first >= end - OVERLAP_BYTES, (
-                    f"saved part {number} fetched again: bytes={first}-{last}"
-                )
-    for number in set(range(1, -(-size // part) + 1)) - saved:
-        start, end = (number - 1) * part, min(number * part, size)
-        assert any(first <= start and last >= end - 1 for first, last in asked), (
-            f"part {number} was never asked for whole: {asked}"
-        )
-    unsaved = size - sum(min(n * part, size) - (n - 1) * part for n in saved)
-    assert origin.counts(path).bytes_sent >= unsaved
 
 
 def lease_body(s3: Any, key: str) -> dict[str, Any]:
@@ -336,7 +306,7 @@ def test_an_origin_failing_on_the_way_keeps_the_checkpoint_for_the_redelivery(
     outcomes, _ = run_chain(worker, sqs, queue, body)
     assert outcomes[-1].status == "copied"
     assert sha256(stored(bucket, "flaky.bin")) == sha256(data)
-    assert_only_unsaved_bytes_fetched(origin, "/flaky.bin", saved)
+    assert_only_unsaved_bytes_fetched(origin, "/flaky.bin", saved, SIZE)
 
 
 def test_a_part_failing_mid_copy_keeps_the_parts_already_in_s3(
@@ -370,7 +340,7 @@ def test_a_part_failing_mid_copy_keeps_the_parts_already_in_s3(
     origin.reset_counts()
     assert worker.backfill(message("/reset.bin"), FakeLambdaContext(300)).status == "copied"
     assert sha256(stored(bucket, "reset.bin")) == sha256(data)
-    assert_only_unsaved_bytes_fetched(origin, "/reset.bin", saved)
+    assert_only_unsaved_bytes_fetched(origin, "/reset.bin", saved, SIZE)
 
 
 # ---------------------------------------------------------------- hostile checkpoints

@@ -23,6 +23,7 @@ from shared.object_store import ObjectStore
 from tests.integration.backfill_world import (
     BUCKET,
     FakeLambdaContext,
+    assert_only_unsaved_bytes_fetched,
     message,
     refused,
     sha256,
@@ -32,7 +33,6 @@ from tests.integration.test_backfill_resume import (
     INVOCATION,
     RATE,
     SIZE,
-    assert_only_unsaved_bytes_fetched,
     bucket,
     lease_body,
     next_continuation,
@@ -184,7 +184,7 @@ def test_a_throttled_s3_during_resume_keeps_the_checkpoint_for_the_redelivery(
     assert outcomes[-1].status == "copied"
     assert sha256(stored(bucket, KEY)) == sha256(data)
     done = {number for number, *_ in saved["parts"]}
-    assert_only_unsaved_bytes_fetched(origin, PATH, done)
+    assert_only_unsaved_bytes_fetched(origin, PATH, done, SIZE)
 
 
 def test_a_throttled_completion_keeps_every_part_for_the_redelivery(
