@@ -315,3 +315,29 @@ def test_a_dead_letter_queue_that_is_a_working_queue_is_refused() -> None:
         EDGEFILL_PREWARM_QUEUE_URL=_Q + "prewarm", EDGEFILL_PREWARM_DLQ_URL=_Q + "prewarm"
     )
     assert error.variable == "EDGEFILL_PREWARM_DLQ_URL"
+
+
+def test_the_warm_s_http_version_is_2_unless_1_1_or_plain_http_asks_otherwise() -> None:
+    assert PrewarmConfig.from_env(PREWARM_ENV).http2
+    assert not PrewarmConfig.from_env({**PREWARM_ENV, "EDGEFILL_WARM_HTTP": "1.1"}).http2
+    # CloudFront has no cleartext HTTP/2: plain http edges are HTTP/1.1 whatever is asked
+    assert not PrewarmConfig.from_env({**PREWARM_ENV, "EDGEFILL_PROTOCOL": "http"}).http2
+
+
+@pytest.mark.parametrize("value", ["3", "h2", "http/2", "1.0", "2\x00"])
+def test_a_warm_http_version_other_than_2_or_1_1_is_named(value: str) -> None:
+    error = prewarm_error(EDGEFILL_WARM_HTTP=value)
+    assert error.variable == "EDGEFILL_WARM_HTTP" and "'2' or '1.1'" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EDGEFILL_WARM_STREAMS", "0"),
+        ("EDGEFILL_WARM_STREAMS", "1025"),
+        ("EDGEFILL_WARM_STREAMS_PER_EDGE", "-1"),
+        ("EDGEFILL_WARM_STREAMS_PER_EDGE", "many"),
+    ],
+)
+def test_stream_counts_out_of_bounds_are_named(variable: str, value: str) -> None:
+    assert prewarm_error(**{variable: value}).variable == variable
