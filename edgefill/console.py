@@ -152,6 +152,29 @@ def progress_bar(*columns: str | ProgressColumn, transient: bool = True) -> Prog
     )
 
 
+def shows_live() -> bool:
+    """Whether ``err`` is a terminal, where live displays show; elsewhere (a pipe, a file,
+    CI) a progress bar would draw nothing, so a command may skip building one."""
+    return bool(rich_console(err).is_terminal)
+
+
+class SilentProgress:
+    """What a command uses instead of ``progress_bar`` where nothing live shows: the same
+    calls (``add_task``, ``update``), none of rich.progress's import or refresh thread."""
+
+    def __enter__(self) -> SilentProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, **fields: Any) -> int:
+        return 0
+
+    def update(self, task: int, **fields: Any) -> None:
+        return None
+
+
 class _Spinning:
     def __init__(self, spinner: Any) -> None:
         self._spinner = spinner

@@ -1,7 +1,10 @@
 """``edgefill warm``: run the prewarm worker's engine from this machine now (no Lambda).
 
 The engine, the DNS resolver, the worker's settings and rich are imported only when the
-command runs, so ``--help`` and the other commands never load them. The settings are the
+command runs, so ``--help`` and the other commands never load them; a run imports only what
+it uses (issue 23): the engine and its edge client, never the Lambda handler's module
+(Powertools, SQS, the dead-letter queue), the playlist expansion only with ``--expand``,
+and rich's progress bar only when stderr is a terminal. The settings are the
 worker's (``WarmContext.for_config``): ``--concurrency``/``EDGEFILL_CONCURRENCY`` and
 ``EDGEFILL_REQUEST_ATTEMPTS`` apply here as in Lambda.
 
@@ -109,12 +112,10 @@ class WarmTally:
 
 # ---- warm -----------------------------------------------------------------------------
 def run_warm(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
     from edgefill.operations import as_uri
     from prewarm_worker import engine
-    from prewarm_worker.expand import expansion_summary, warm_tree
-    from prewarm_worker.worker import build_runtime
+    from shared.edge_http2 import edge_client_for
+    from shared.edns import EdgeResolver
 
     from_stack(args)  # --stack: the distribution domain and viewer host
     # No re-enqueue from here; the HTTP/2 stream flags are warm's own.
@@ -124,18 +125,13 @@ def run_warm(args: argparse.Namespace) -> int:
     refused = sizing.refuse_over_caps(args, paths, targets, encodings)
     if refused is not None:
         return refused
-    runtime = build_runtime(config)
+    # What the worker's runtime would hold for this config (no queue, so no SQS client).
+    resolver = EdgeResolver(config.resolver_host, config.resolver_port)
     stop = threading.Event()
-    context = engine.WarmContext.for_config(config, runtime.resolver, runtime.client, cancel=stop)
+    context = engine.WarmContext.for_config(config, resolver, edge_client_for(config), cancel=stop)
     plan = engine.plan_from(paths, targets, encodings, config.viewer_host)
     tally = WarmTally(plan)
-    with console.progress_bar(
-        TextColumn("[bold]warming"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TimeElapsedColumn(),
-    ) as progress:
+    with _progress_display() as progress:
         bar = progress.add_task("warm", total=plan.size, failed=0)
 
         def advance(result: Any) -> None:
@@ -144,6 +140,8 @@ def run_warm(args: argparse.Namespace) -> int:
 
         def work() -> Any:
             if args.expand:  # video: the tree below each playlist too, in passes (bounded)
+                from prewarm_worker.expand import warm_tree
+
                 progress.update(bar, total=None)
                 return warm_tree(plan, context, progress=advance)
             return engine.warm(plan, context, progress=advance)
@@ -160,7 +158,11 @@ def run_warm(args: argparse.Namespace) -> int:
     if stopped.interrupted:
         code = EXIT_INTERRUPTED
     if args.json:
-        summary = report.summary() | expansion_summary(expansion)
+        summary = report.summary()
+        if expansion is not None:
+            from prewarm_worker.expand import expansion_summary
+
+            summary |= expansion_summary(expansion)
         summary["interrupted"] = stopped.interrupted
         summary["notDone"] = max(0, report.tasks - report.ok - report.failed)
         summary["failures"] = [
@@ -185,6 +187,21 @@ def run_warm(args: argparse.Namespace) -> int:
     if not stopped.finished:
         abandon(code)
     return code
+
+
+def _progress_display() -> Any:
+    """The warm's progress bar on a terminal; where nothing live shows, its silent twin."""
+    if not console.shows_live():
+        return console.SilentProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    return console.progress_bar(
+        TextColumn("[bold]warming"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+    )
 
 
 def _print_warm_table(report: Any) -> None:

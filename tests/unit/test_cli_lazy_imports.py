@@ -183,6 +183,19 @@ def test_a_warm_without_a_stack_or_a_cap_runs_without_boto3() -> None:
     assert code == 0
     assert "prewarm_worker.engine" in modules
     assert heavy(modules, ("boto3", "s3transfer")) == []
+    # And neither did the Lambda handler's module (Powertools, SQS, the DLQ), the playlist
+    # expansion (no --expand) or rich's progress bar (stderr is a pipe: nothing live shows)
+    unused = ("aws_lambda_powertools", "prewarm_worker.worker", "prewarm_worker.expand")
+    assert heavy(modules, (*unused, "rich.progress", "rich.live")) == []
+
+
+def test_a_warm_on_a_terminal_shows_its_progress_bar() -> None:
+    # Given the same warm with stderr on a terminal (rich's TTY_COMPATIBLE=1 stands for one)
+    with loopback_warm() as argv:
+        code, modules = imported_by(argv, clean_env() | {"TTY_COMPATIBLE": "1"})
+    # Then the progress bar was built (the silent twin is only for pipes and files)
+    assert code == 0
+    assert "rich.progress" in modules
 
 
 def test_a_parsed_warm_loads_neither_the_sdk_nor_the_engine() -> None:
