@@ -51,7 +51,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@set -e; for script in bench/bench_*.py; do \
-		echo "== $$script"; $(PY) $$script; done
+		echo "== $$script"; $(PYCACHE) $(PY) $$script; done
 
 # The SAM CLI lives in its own virtual environment: its pins clash with the
 # test environment's (moto, cfn-lint).
