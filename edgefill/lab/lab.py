@@ -520,6 +520,7 @@ class Lab:
                 function_timeout=source.function_timeout,
                 report_batch_item_failures=source.report_batch_item_failures,
                 deadline_scale=settings_scale if role == "backfill" else 1.0,
+                visibility_timeout=queue.visibility_timeout,
             )
             poller.start()
             self.pollers[role] = poller

@@ -11,6 +11,13 @@ visible again, and the queue's RedrivePolicy moves them to the DLQ after
 
 What differs: the handler runs in a thread of this process, not a container, and is not
 killed at its timeout (an overrun is counted); concurrency is a fixed number of pollers.
+The lab's queues have short visibility timeouts (seconds, so that a failed record comes
+back within a demo), where the templates make each queue's timeout six times its
+function's: a record is never visible again while its invocation runs. The lab keeps that
+promise by extending the visibility of the records in flight (``ChangeMessageVisibility``,
+every half timeout) until the handler returns or its deadline passes, whichever is first;
+without it, every invocation longer than the lab's timeout ran again, concurrently, on the
+same records.
 Time can be scaled: with ``deadline_scale`` the context's deadline is the function
 timeout times that factor (a 900 s function gets 9 s at 0.01), so that what a worker does
 near its deadline (the backfill's handover to a continuation) happens within a demo.
@@ -69,6 +76,7 @@ class PollerStats:
     failed: int = 0  # records left for the visibility timeout
     handler_errors: int = 0  # invocations that raised or answered malformed failures
     overruns: int = 0  # invocations longer than the function timeout
+    extensions: int = 0  # visibility extensions of records still in flight
     receive_counts: dict[str, int] = field(default_factory=dict)  # messageId → receives seen
 
 
@@ -121,6 +129,7 @@ class QueuePoller:
         function_timeout: float = 30.0,
         report_batch_item_failures: bool = True,
         deadline_scale: float = 1.0,
+        visibility_timeout: int = 30,
     ) -> None:
         if not 1 <= batch_size <= 10_000:
             raise ValueError(f"batch_size must be 1 to 10000, got {batch_size}")
@@ -137,6 +146,9 @@ class QueuePoller:
         # The deadline handlers see (and overruns are counted against).
         self._timeout = function_timeout * deadline_scale
         self._partial = report_batch_item_failures
+        if visibility_timeout < 1:
+            raise ValueError(f"visibility_timeout must be at least 1 s, got {visibility_timeout}")
+        self._visibility = visibility_timeout
         arn_parts = queue_arn.split(":")
         self._region, self._account = arn_parts[3], arn_parts[4]
         self.stats = PollerStats()
@@ -226,9 +238,19 @@ class QueuePoller:
                     record["attributes"]["ApproximateReceiveCount"]
                 )
         started = time.monotonic()
+        returned = threading.Event()
+        keeper = threading.Thread(
+            target=self._keep_invisible,
+            args=(records, returned, started + self._timeout),
+            name=f"visibility-{self.function_name}",
+            daemon=True,
+        )
+        keeper.start()
         try:
             failed_ids = self._failed_ids(event, context, records)
         finally:
+            returned.set()
+            keeper.join()
             with self._stats_lock:
                 self._busy -= 1
                 if time.monotonic() - started > self._timeout:
@@ -265,6 +287,31 @@ class QueuePoller:
                 return every_id
             failed.add(identifier)
         return failed
+
+    def _keep_invisible(
+        self, records: list[dict[str, Any]], returned: threading.Event, deadline: float
+    ) -> None:
+        """Extend the records' visibility every half timeout until the handler returns or
+        the invocation's deadline passes (Lambda would have stopped it by then)."""
+        period = self._visibility / 2
+        while not returned.wait(period) and time.monotonic() < deadline:
+            for start in range(0, len(records), 10):
+                entries = [
+                    {
+                        "Id": str(index),
+                        "ReceiptHandle": record["receiptHandle"],
+                        "VisibilityTimeout": self._visibility,
+                    }
+                    for index, record in enumerate(records[start : start + 10])
+                ]
+                try:
+                    self._sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url, Entries=entries
+                    )
+                except (BotoCoreError, ClientError) as error:
+                    _log.warning("%s: visibility not extended: %s", self.function_name, error)
+            with self._stats_lock:
+                self.stats.extensions += 1
 
     def _delete(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), 10):

@@ -91,6 +91,7 @@ def main() -> int:
                 function_timeout=poller["function_timeout"],
                 report_batch_item_failures=poller["report_batch_item_failures"],
                 deadline_scale=poller["deadline_scale"],
+                visibility_timeout=poller["visibility_timeout"],
             )
         )
     for poller_ in pollers:

@@ -461,8 +461,7 @@ class RegionsLab:
         ):
             queue_spec = self._spec.queues[logical_id]
             attributes = dict(queue_spec.attributes)
-            timeout = int(attributes.get("VisibilityTimeout", "30"))
-            attributes["VisibilityTimeout"] = str(min(timeout, self.settings.visibility_timeout))
+            attributes["VisibilityTimeout"] = str(self._lab_visibility(logical_id))
             if dlq is not None and queue_spec.max_receive_count is not None:
                 attributes["RedrivePolicy"] = json.dumps(
                     {
@@ -471,6 +470,12 @@ class RegionsLab:
                     }
                 )
             sqs.create_queue(QueueName=f"{self.settings.name}-{queue}", Attributes=attributes)
+
+    def _lab_visibility(self, logical_id: str) -> int:
+        """A queue's visibility timeout in the lab: the template's, scaled down."""
+        assert self._spec is not None
+        template = self._spec.queues[logical_id].visibility_timeout
+        return min(template, self.settings.visibility_timeout)
 
     def rendered_function(self) -> str:
         """The checkout's CloudFront Function rendered for this lab's routes, as the edge
@@ -669,6 +674,7 @@ class RegionsLab:
                     "function_timeout": source.function_timeout,
                     "report_batch_item_failures": source.report_batch_item_failures,
                     "deadline_scale": LAB_BACKFILL_DEADLINE_SCALE if role == "backfill" else 1.0,
+                    "visibility_timeout": self._lab_visibility(queue_id),
                 }
             )
         return {

@@ -240,6 +240,90 @@ def test_an_invocation_that_raises_or_answers_unknown_ids_retries_the_whole_batc
     assert poller.stats.handler_errors == 2 and poller.stats.deleted == 2
 
 
+def test_a_record_is_never_visible_again_while_its_invocation_runs(lab_aws: LabAws) -> None:
+    # Given a queue whose lab visibility timeout is 1 s, and a handler that runs until the
+    # poller has extended its record's visibility three times (well past 1 s)
+    sqs = lab_aws.client("sqs")
+    queue = lab_aws.queue("BackfillQueue")
+    receives: list[str] = []
+    poller: QueuePoller
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        receives.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
+        wait_until(lambda: poller.stats.extensions >= 3)
+        return {"batchItemFailures": []}
+
+    poller = QueuePoller(
+        sqs,
+        queue.url,
+        queue.arn,
+        handler,
+        "backfill",
+        concurrency=2,  # a second poller is there to take the record if it reappeared
+        function_timeout=30,
+        visibility_timeout=queue.visibility_timeout,
+    )
+    sqs.send_message(QueueUrl=queue.url, MessageBody="long")
+    # When it runs to the end
+    poller.start()
+    try:
+        wait_until(lambda: poller.stats.deleted == 1)
+    finally:
+        poller.stop()
+    # Then the record was received once (as with the template's 6 x timeout), and deleted
+    assert queue.visibility_timeout == 1
+    assert receives == ["1"]
+    assert poller.stats.invocations == 1 and depth(sqs, queue.url) == 0
+
+
+def test_an_invocation_past_its_deadline_lets_its_record_come_back(lab_aws: LabAws) -> None:
+    # Given a handler that overruns its 1 s deadline (Lambda would have stopped it there):
+    # its first call waits for the record's second delivery
+    sqs = lab_aws.client("sqs")
+    queue = lab_aws.queue("BackfillQueue")
+    receives: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        receives.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
+        wait_until(lambda: len(receives) >= 2)
+        return {"batchItemFailures": []}
+
+    poller = QueuePoller(
+        sqs,
+        queue.url,
+        queue.arn,
+        handler,
+        "backfill",
+        concurrency=2,
+        function_timeout=1,
+        visibility_timeout=queue.visibility_timeout,
+    )
+    sqs.send_message(QueueUrl=queue.url, MessageBody="overrun")
+    # When it runs
+    poller.start()
+    try:
+        wait_until(lambda: len(receives) >= 2 and poller.stats.invocations == 2)
+    finally:
+        poller.stop()
+    # Then the record came back once the deadline had passed, and the overrun was counted
+    assert receives == ["1", "2"]
+    assert poller.stats.overruns >= 1
+
+
+@pytest.mark.parametrize("seconds", [0, -5])
+def test_a_visibility_timeout_under_one_second_is_refused(lab_aws: LabAws, seconds: int) -> None:
+    queue = lab_aws.queue("BackfillQueue")
+    with pytest.raises(ValueError, match="visibility_timeout must be at least 1 s"):
+        QueuePoller(
+            lab_aws.client("sqs"),
+            queue.url,
+            queue.arn,
+            lambda e, c: {},
+            "x",
+            visibility_timeout=seconds,
+        )
+
+
 def test_stop_leaves_no_poller_thread(lab_aws: LabAws) -> None:
     queue = lab_aws.queue("PrewarmQueue")
     poller = QueuePoller(lab_aws.client("sqs"), queue.url, queue.arn, lambda e, c: {}, "prewarm")
