@@ -11,7 +11,6 @@ use them (issue 23: ``edgefill --help`` loads none of them).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sys
@@ -25,6 +24,7 @@ from urllib.parse import quote
 
 from edgefill.aws_regions import UnknownRegion, check_region, region_from
 from edgefill.json_keys import camel_case
+from shared import aws
 
 if TYPE_CHECKING:
     import boto3
@@ -88,13 +88,13 @@ def aws_session(
         if region is not None:
             check_region(region)
         session = boto3.session.Session(
-            profile_name=profile, region_name=region, botocore_session=_core_session(profile)
+            profile_name=profile, region_name=region, botocore_session=aws.core_session(profile)
         )
         if session.region_name is None and fallback_region is not None:
             session = boto3.session.Session(
                 profile_name=profile,
                 region_name=fallback_region,
-                botocore_session=_core_session(profile),
+                botocore_session=aws.core_session(profile),
             )
         elif region is None and session.region_name is not None:
             source = f"the region of profile {session.profile_name!r}"
@@ -118,28 +118,6 @@ def aws_session(
             "no AWS region: pass --region, set AWS_REGION, or give the profile a region"
         )
     return session
-
-
-def _core_session(profile: str | None) -> Any:
-    """A botocore session that shares this process's one data loader. A command across
-    regions makes a session per region and clients of several services in each; with a
-    loader of its own, each session parsed the service models and endpoint rules again
-    from disk (about 70 ms a client: a fifth of ``status`` across two regions). The
-    loader only reads botocore's packaged data, the same for every session, so it is
-    shared unless the profile names its own ``data_path``."""
-    import botocore.session
-
-    core = botocore.session.Session(profile=profile)
-    if core.get_config_variable("data_path") is None:
-        core.register_component("data_loader", _shared_loader())
-    return core
-
-
-@functools.cache
-def _shared_loader() -> Any:
-    from botocore.loaders import create_loader
-
-    return create_loader()
 
 
 def make_client(session: boto3.session.Session, service: str, endpoint_url: str | None) -> Any:
