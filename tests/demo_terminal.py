@@ -26,14 +26,19 @@ COLUMNS, ROWS = 80, 40
 _ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\r")
 
 
-def run_in_terminal(argv: list[str], timeout: float) -> tuple[int, str]:
+def run_in_terminal(
+    argv: list[str], timeout: float, temp_dir: str | None = None
+) -> tuple[int, str]:
     """Run ``argv`` with stdin, stdout and stderr on a new pseudo-terminal; (status, what
-    the terminal received, control sequences removed)."""
+    the terminal received, control sequences removed). ``temp_dir``: its TMPDIR (where the
+    demo leaves its handler log), else the machine's."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         os.chdir(ROOT)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGEFILL_"))}
         env.update(TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS))
+        if temp_dir is not None:
+            env["TMPDIR"] = temp_dir
         os.execve(argv[0], argv, env)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     received = bytearray()

@@ -22,6 +22,7 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
     # Given `edgefill lab up` in its own process (without pollers: fast, no workers needed)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
     env["COLUMNS"] = "400"  # one printed command per line
+    env["TMPDIR"] = str(tmp_path)  # where it leaves its handler log
     process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0"], env)
     printed: list[str] = []
     try:
@@ -56,6 +57,7 @@ def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> N
         log_file = re.search(r"handler logs\s*│?\s*(\S+\.log)", text)
         assert log_file is not None, text
         assert '"level"' in Path(log_file.group(1)).read_text(encoding="utf-8")
+        assert Path(log_file.group(1)).parent == tmp_path  # TMPDIR, as the operator's
     finally:
         if process.poll() is None:
             process.kill()
@@ -86,6 +88,7 @@ def test_lab_up_json_prints_the_endpoints_as_one_document(tmp_path: Path) -> Non
     from tests.json_keys import snake_case_keys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
+    env["TMPDIR"] = str(tmp_path)  # where it leaves its handler log
     process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0", "--json"], env)
     try:
         assert process.stdout is not None
