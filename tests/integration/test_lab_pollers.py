@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,11 +179,7 @@ def test_poller_deletes_successes_retries_failures_and_redrives_to_the_dlq(
     for body in ("good-1", "good-2", "bad"):
         sqs.send_message(QueueUrl=queue.url, MessageBody=body)
     # When the poller runs
-    poller.start()
-    try:
-        wait_until(lambda: depth(sqs, dlq.url) == 1 and depth(sqs, queue.url) == 0)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: depth(sqs, dlq.url) == 1 and depth(sqs, queue.url) == 0)
     # Then the good records were delivered once and deleted, the bad one was received
     # maxReceiveCount times and then moved to the DLQ
     bodies = [record["body"] for record in seen]
@@ -230,14 +226,44 @@ def test_an_invocation_that_raises_or_answers_unknown_ids_retries_the_whole_batc
         Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}],
     )
     # When it runs
-    poller.start()
-    try:
-        wait_until(lambda: depth(sqs, queue.url) == 0 and len(calls) >= 3)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: depth(sqs, queue.url) == 0 and len(calls) >= 3)
     # Then both records came back twice before the third invocation succeeded
     assert calls == [["a", "b"], ["a", "b"], ["a", "b"]]
     assert poller.stats.handler_errors == 2 and poller.stats.deleted == 2
+
+
+def slow_poller(
+    lab_aws: LabAws, function_timeout: float, until: Callable[[QueuePoller, list[str]], bool]
+) -> tuple[QueuePoller, list[str]]:
+    """Two pollers of the backfill queue (lab visibility 1 s) whose handler records each
+    receive count, then runs until ``until(poller, receives)``."""
+    queue = lab_aws.queue("BackfillQueue")
+    receives: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        receives.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
+        wait_until(lambda: until(poller, receives))
+        return {"batchItemFailures": []}
+
+    poller = QueuePoller(
+        lab_aws.client("sqs"),
+        queue.url,
+        queue.arn,
+        handler,
+        "backfill",
+        concurrency=2,  # a second poller is there to take the record if it reappears
+        function_timeout=function_timeout,
+        visibility_timeout=queue.visibility_timeout,
+    )
+    return poller, receives
+
+
+def run_until(poller: QueuePoller, predicate: Callable[[], bool]) -> None:
+    poller.start()
+    try:
+        wait_until(predicate)
+    finally:
+        poller.stop()
 
 
 def test_a_record_is_never_visible_again_while_its_invocation_runs(lab_aws: LabAws) -> None:
@@ -245,31 +271,10 @@ def test_a_record_is_never_visible_again_while_its_invocation_runs(lab_aws: LabA
     # poller has extended its record's visibility three times (well past 1 s)
     sqs = lab_aws.client("sqs")
     queue = lab_aws.queue("BackfillQueue")
-    receives: list[str] = []
-    poller: QueuePoller
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        receives.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
-        wait_until(lambda: poller.stats.extensions >= 3)
-        return {"batchItemFailures": []}
-
-    poller = QueuePoller(
-        sqs,
-        queue.url,
-        queue.arn,
-        handler,
-        "backfill",
-        concurrency=2,  # a second poller is there to take the record if it reappeared
-        function_timeout=30,
-        visibility_timeout=queue.visibility_timeout,
-    )
+    poller, receives = slow_poller(lab_aws, 30, lambda p, _: p.stats.extensions >= 3)
     sqs.send_message(QueueUrl=queue.url, MessageBody="long")
     # When it runs to the end
-    poller.start()
-    try:
-        wait_until(lambda: poller.stats.deleted == 1)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: poller.stats.deleted == 1)
     # Then the record was received once (as with the template's 6 x timeout), and deleted
     assert queue.visibility_timeout == 1
     assert receives == ["1"]
@@ -280,31 +285,10 @@ def test_an_invocation_past_its_deadline_lets_its_record_come_back(lab_aws: LabA
     # Given a handler that overruns its 1 s deadline (Lambda would have stopped it there):
     # its first call waits for the record's second delivery
     sqs = lab_aws.client("sqs")
-    queue = lab_aws.queue("BackfillQueue")
-    receives: list[str] = []
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        receives.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
-        wait_until(lambda: len(receives) >= 2)
-        return {"batchItemFailures": []}
-
-    poller = QueuePoller(
-        sqs,
-        queue.url,
-        queue.arn,
-        handler,
-        "backfill",
-        concurrency=2,
-        function_timeout=1,
-        visibility_timeout=queue.visibility_timeout,
-    )
-    sqs.send_message(QueueUrl=queue.url, MessageBody="overrun")
+    poller, receives = slow_poller(lab_aws, 1, lambda _, seen: len(seen) >= 2)
+    sqs.send_message(QueueUrl=lab_aws.queue("BackfillQueue").url, MessageBody="overrun")
     # When it runs
-    poller.start()
-    try:
-        wait_until(lambda: len(receives) >= 2 and poller.stats.invocations == 2)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: len(receives) >= 2 and poller.stats.invocations == 2)
     # Then the record came back once the deadline had passed, and the overrun was counted
     assert receives == ["1", "2"]
     assert poller.stats.overruns >= 1
