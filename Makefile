@@ -21,11 +21,15 @@ venv: $(STAMP)
 # uv (from PyPI, into the venv) resolves and installs in parallel: about half of pip's time
 # from a clean clone, and no pip self-upgrade first; --compile-bytecode as pip does, or each
 # of the suite's four workers would compile the same modules at start (docs/BENCHMARKS.md).
+# One collection, in one process, then writes pytest's assert-rewritten test modules (its own
+# .pyc files, which compileall does not make): otherwise the four workers of a first
+# `make test` each rewrite every test module, about 6 s of CPU apiece.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check 'uv>=0.5,<1'
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
 	$(PYCACHE) $(PY) -m compileall -q -j 0 backfill_worker edge_origin_request edgefill prewarm_worker shared tests
+	$(PYCACHE) $(PY) -m pytest -q -p no:cacheprovider -n0 --collect-only > /dev/null
 	@touch $(STAMP)
 
 # The CloudFront Function's tests run it in Node.js: without node, stop and say so (a
