@@ -234,9 +234,10 @@ def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
 
 def run_engine(
     env: dict[str, str], plan: Any = None, concurrency: int | None = None
-) -> tuple[float, Any, Any]:
+) -> tuple[float, Any, Any, float]:
     """One warm as the worker runs it (``WarmContext.for_config``): HTTP/2 unless
-    ``EDGEFILL_WARM_HTTP=1.1``. Returns the wall time, the report and the client."""
+    ``EDGEFILL_WARM_HTTP=1.1``. Returns the wall time, the report, the client and the
+    client's CPU seconds (user + system of this process: the edges run in another)."""
     import dataclasses
 
     from prewarm_worker.engine import WarmContext, WarmPlan, warm
@@ -248,14 +249,16 @@ def run_engine(
     if concurrency is not None:
         config = dataclasses.replace(config, concurrency=concurrency)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     # A fresh resolver and client, as a cold container would have.
     client = edge_client_for(config)
     resolver = EdgeResolver(config.resolver_host, config.resolver_port)
     plan = plan or WarmPlan(PATHS, tuple(TARGETS), ENCODINGS, VIEWER)
     report = warm(plan, WarmContext.for_config(config, resolver, client))
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     client.close()
-    return wall, report, client
+    return wall, report, client, cpu
 
 
 def run_cli(env: dict[str, str]) -> tuple[float, dict[str, Any]]:
@@ -403,20 +406,23 @@ def run_side_by_side(
     per_edge = min(config.warm_streams_per_edge, max(1, config.warm_streams // edges))
     walls: dict[str, list[float]] = {"h2": [], "http/1.1": [], "cli": [], "baseline": []}
     seen: dict[str, list[dict[str, int]]] = {"h2": [], "http/1.1": []}
+    cpus: dict[str, list[float]] = {"h2": [], "http/1.1": []}
     ok = True
     for round_number in range(1, args.rounds + 1):
         line = []
         for name, extra in (("h2", {}), ("http/1.1", {"EDGEFILL_WARM_HTTP": "1.1"})):
             reset()
-            wall, report, _ = run_engine({**env, **extra}, concurrency=args.concurrency)
+            wall, report, _, cpu = run_engine({**env, **extra}, concurrency=args.concurrency)
             counts = stats()
             walls[name].append(wall)
+            cpus[name].append(cpu)
             seen[name].append(counts)
             if report.ok != warms or report.protocols != {name: warms}:
                 print(f"{name}: {report.failed} failed, {report.protocols}: {report.failures[:3]}")
                 ok = False
             line.append(
-                f"{name} {wall:.3f} s ({counts['handshakes']} handshakes, {counts['dns']} DNS, "
+                f"{name} {wall:.3f} s (CPU {cpu * 1e3 / warms:.3f} ms/warm, "
+                f"{counts['handshakes']} handshakes, {counts['dns']} DNS, "
                 f"{counts['requests']} requests, "
                 f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
             )
@@ -478,6 +484,11 @@ def run_side_by_side(
         f"HTTP/2 {h2:.3f} s (ideal {ideal_h2:.3f} s) | HTTP/1.1 {h1:.3f} s (ideal "
         f"{ideal_h1:.3f} s) | CLI warm {cli:.3f} s | baseline {baseline:.3f} s"
     )
+    cpu_h2, cpu_h1 = (statistics.median(cpus[k]) * 1e3 / warms for k in ("h2", "http/1.1"))
+    print(
+        f"client CPU per warm (user + system, median): HTTP/2 {cpu_h2:.3f} ms | "
+        f"HTTP/1.1 {cpu_h1:.3f} ms"
+    )
     for name, value, target, passed in checks:
         print(f"  {name:42s} {value:7.3f}  target {target:8s} {'ok' if passed else 'MISSED'}")
         ok = ok and passed
@@ -500,13 +511,14 @@ def run_large(env: dict[str, str], reset: Any, stats: Any) -> int:
         protocol = f"HTTP/1.1 concurrency {config.concurrency}"
     reset()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    wall, report, client = run_engine(env, plan)
+    wall, report, client, cpu = run_engine(env, plan)
     counts = stats()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(
         f"{plan.size} warms at {edges} edges, RTT {RTT * 1000:.0f} ms, {protocol}\n"
         f"wall {wall:.2f} s (ideal {ideal:.2f} s: {wall / ideal:.2f}×) | ok {report.ok}, "
-        f"failed {report.failed}, protocols {report.protocols}\n"
+        f"failed {report.failed}, protocols {report.protocols}, client CPU "
+        f"{cpu:.2f} s ({cpu * 1e3 / plan.size:.3f} ms/warm)\n"
         f"sockets opened {client.connections} (TLS handshakes at the edges "
         f"{counts['handshakes']}), peak open {client.peak_open_connections} | "
         f"DNS queries {counts['dns']} | peak RSS {rss / 1024:.0f} MiB "
