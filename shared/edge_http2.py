@@ -95,6 +95,7 @@ from shared.edge_http import (
     _content_length,
     trust_context,
 )
+from shared.hpack_static import StaticTableEncoder
 
 H2: Final = "h2"
 HTTP11: Final = "http/1.1"
@@ -248,6 +249,9 @@ class _Http2Connection:
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_BYTES,
             },
         )
+        # The static table and plain literals: no dynamic-table search or insertion and no
+        # Huffman coding per request (shared/hpack_static.py says why that is valid).
+        self._h2.encoder = StaticTableEncoder()  # type: ignore[assignment]
         self._h2.initiate_connection()
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - _H2_DEFAULT_WINDOW)
         self._cond = threading.Condition()
