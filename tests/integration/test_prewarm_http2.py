@@ -4,6 +4,8 @@ while the rest of the burst succeeds on the same connection or a fresh one."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,14 @@ import pytest
 
 from edgefill.lab.dns import LabDNSServer
 from edgefill.lab.tls import LabCA
-from prewarm_worker.engine import WarmContext, WarmPlan, WarmReport, WarmSettings, warm
+from prewarm_worker.engine import (
+    TaskResult,
+    WarmContext,
+    WarmPlan,
+    WarmReport,
+    WarmSettings,
+    warm,
+)
 from shared.config import PrewarmConfig
 from shared.edge_http import SPARE_CONNECTIONS, EdgeClient
 from shared.edge_http2 import Http2EdgeClient
@@ -299,3 +308,106 @@ def test_given_http2_settings_and_an_http1_only_client_then_workers_are_its_conn
     # Then two workers ran, one keep-alive connection each, not one thread per stream
     assert report.ok == len(PATHS) and report.protocols == {"http/1.1": len(PATHS)}
     assert client.peak_open_connections <= 2
+
+
+def test_given_retries_over_http2_then_the_injected_clock_gets_each_backoff_in_turn(
+    h2_lab: H2Lab,
+) -> None:
+    # Given an edge that resets one path's streams, three tries per task, and a clock that
+    # records each backoff it is asked to let pass (full jitter: base × 2^(n-1))
+    h2_lab.edges["IAD89-C1"].h2_faults["/bad.bin"] = "rst"
+    config = h2_lab.config()
+    slept: list[float] = []
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    settings = WarmSettings(
+        request_attempts=3, backoff_base=0.01, http2=True, streams=64, streams_per_edge=100
+    )
+    # When the burst is warmed by the HTTP/2 driver
+    try:
+        report = warm(
+            WarmPlan((*PATHS, "/bad.bin"), ("IAD89-C1",), ("gzip", "identity"), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                settings,
+                sleep=slept.append,
+                jitter=lambda: 1.0,
+            ),
+        )
+    finally:
+        client.close()
+    # Then each failing task was tried three times, its two backoffs passed to the clock
+    assert failed(report) == {("/bad.bin", "gzip"), ("/bad.bin", "identity")}
+    assert all(f.attempts == 3 for f in report.failures)
+    assert sorted(slept) == [0.01, 0.01, 0.02, 0.02]
+    assert report.ok == 2 * len(PATHS)
+
+
+def test_given_real_time_backoff_over_http2_then_a_retry_waits_it_out_without_holding_others(
+    h2_lab: H2Lab,
+) -> None:
+    # Given an edge resetting one path, and the default clock (real time): 0.2 s, then 0.4 s
+    h2_lab.edges["IAD89-C1"].h2_faults["/bad.bin"] = "rst"
+    config = h2_lab.config()
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    settings = WarmSettings(request_attempts=3, backoff_base=0.2, http2=True, streams=64)
+    done_at: dict[str, float] = {}
+    started = time.monotonic()
+
+    def note(result: TaskResult) -> None:
+        done_at[f"{result.task.path} {result.task.encoding}"] = time.monotonic() - started
+
+    # When the burst is warmed
+    try:
+        report = warm(
+            WarmPlan((*PATHS, "/bad.bin"), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                settings,
+                jitter=lambda: 1.0,
+            ),
+            progress=note,
+        )
+    finally:
+        client.close()
+    # Then the failing task ended after its two backoffs (a lower bound: the clock is
+    # shared), while the others had already finished before it
+    assert failed(report) == {("/bad.bin", "gzip")}
+    assert done_at["/bad.bin gzip"] >= 0.6
+    assert max(t for k, t in done_at.items() if k != "/bad.bin gzip") < done_at["/bad.bin gzip"]
+
+
+def test_given_many_streams_when_warmed_then_no_thread_is_started_per_stream(
+    h2_lab: H2Lab,
+) -> None:
+    # Given 300 tasks at three edges and 64 streams
+    targets = ("IAD89-C1", "SFO5-C1", "CDG50-C1")
+    paths = [f"/threads/{n}.js" for n in range(100)]
+    peak = [0]
+
+    def count(_: TaskResult) -> None:
+        # The warm's own threads (the edges' servers run in this process too)
+        ours = [t for t in threading.enumerate() if t.name.startswith(("warm", "h2-"))]
+        peak[0] = max(peak[0], len(ours))
+
+    config = h2_lab.config()
+    client = Http2EdgeClient(port=config.port, maxsize=8, streams_per_edge=40)
+    settings = WarmSettings(http2=True, streams=64, streams_per_edge=40, backoff_base=0.01)
+    # When they are warmed
+    try:
+        report = warm(
+            WarmPlan(tuple(paths), targets, ("br",), VIEWER),
+            WarmContext(
+                config, EdgeResolver(config.resolver_host, config.resolver_port), client, settings
+            ),
+            progress=count,
+        )
+    finally:
+        client.close()
+    # Then all succeeded with at most the driver, one I/O thread per edge and one
+    # connecting thread per edge: no thread per stream (there were 64)
+    assert report.ok == 300
+    assert 1 <= peak[0] <= 1 + 2 * len(targets), peak[0]
