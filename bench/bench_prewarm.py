@@ -91,7 +91,9 @@ class FarEdges:
         self.context = context
         # late_us: how much later than one RTT the answers went out, summed: the
         # emulation's own lag (CPU contention), reported next to the results.
-        self.counts = {"handshakes": 0, "requests": 0, "late_us": 0}
+        # flights: reads of an HTTP/2 connection that brought requests (each answered one
+        # RTT later), so requests ÷ flights shows how well the client keeps bursts whole.
+        self.counts = {"handshakes": 0, "requests": 0, "late_us": 0, "flights": 0}
         self._lock = threading.Lock()
         self.port = 0
         for target, (address, _) in targets.items():
@@ -105,7 +107,7 @@ class FarEdges:
 
     def reset(self) -> None:
         with self._lock:
-            self.counts.update(handshakes=0, requests=0, late_us=0)
+            self.counts.update(handshakes=0, requests=0, late_us=0, flights=0)
 
     def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -189,6 +191,7 @@ class FarEdges:
                     if streams:
                         due.append((arrived + RTT, streams))
                         self._count("requests", len(streams))
+                        self._count("flights")
                 while due and due[0][0] <= time.perf_counter():
                     when, streams = due.pop(0)
                     self._count("late_us", int((time.perf_counter() - when) * 1e6) * len(streams))
@@ -423,8 +426,9 @@ def run_side_by_side(
             line.append(
                 f"{name} {wall:.3f} s (CPU {cpu * 1e3 / warms:.3f} ms/warm, "
                 f"{counts['handshakes']} handshakes, {counts['dns']} DNS, "
-                f"{counts['requests']} requests, "
-                f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
+                f"{counts['requests']} requests"
+                + (f" in {counts['flights']} flights, " if counts["flights"] else ", ")
+                + f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
             )
         reset()
         cli_wall, cli_report = run_cli(env)

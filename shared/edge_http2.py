@@ -426,10 +426,9 @@ class _Http2Connection:
         thread woke us to send, a read deadline or the idle poll passed, or TLS wants more
         first. A read is tried before waiting: data TLS already holds shows no readiness,
         and one syscall fewer per turn matters with other threads waiting for the GIL."""
-        try:
-            return self._sock.recv(READ_BYTES)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            pass
+        data = self._read_available()
+        if data is not None:
+            return data
         wait = min(IDLE_POLL_SECONDS, max(0.0, self._next_check - time.monotonic()))
         readable, _, _ = select.select([self._sock, self._wake_r], [], [], wait)
         if self._wake_r in readable:
@@ -437,10 +436,32 @@ class _Http2Connection:
                 self._wake_r.recv(4096)
         if self._sock not in readable:
             return None
-        try:
-            return self._sock.recv(READ_BYTES)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        return self._read_available()
+
+    def _read_available(self) -> bytes | None:
+        """Everything that has arrived, up to ``READ_BYTES``; None when nothing has.
+
+        One TLS read returns one record (16 KiB at most), about one response: answered
+        one read at a time, a burst the edge sent together would reach the caller as a
+        trickle, and the caller's next requests would go out as a trickle of small
+        flights, each paying a round trip. Read together, a burst is judged together and
+        the next one leaves together."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_BYTES:
+            try:
+                chunk = self._sock.recv(READ_BYTES - size)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            if not chunk:  # the edge hung up: what came before first, the end next turn
+                if not chunks:
+                    return b""
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if not chunks:
             return None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _turn(self, data: bytes | None, finished: _Finished, bounced: list[_Request]) -> str | None:
         """Take in what one read brought (None: nothing), expire silent streams, start
