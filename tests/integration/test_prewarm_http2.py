@@ -411,3 +411,47 @@ def test_given_many_streams_when_warmed_then_no_thread_is_started_per_stream(
     # connecting thread per edge: no thread per stream (there were 64)
     assert report.ok == 300
     assert 1 <= peak[0] <= 1 + 2 * len(targets), peak[0]
+
+
+def test_given_a_cancel_while_a_retry_waits_its_backoff_then_it_ends_at_once_untried(
+    h2_lab: H2Lab,
+) -> None:
+    # Given a path whose stream the edge resets, a 30 s backoff before its retry, and a
+    # caller that cancels once every other task has finished
+    edge = h2_lab.edges["IAD89-C1"]
+    edge.h2_faults["/bad.bin"] = "rst"
+    config = h2_lab.config()
+    cancel = threading.Event()
+    finished: list[TaskResult] = []
+
+    def progress(result: TaskResult) -> None:
+        finished.append(result)
+        if sum(r.ok for r in finished) == len(PATHS):
+            cancel.set()
+
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    settings = WarmSettings(request_attempts=3, backoff_base=30.0, backoff_cap=30.0, http2=True)
+    started = time.monotonic()
+    # When the burst is warmed on the real clock
+    try:
+        report = warm(
+            WarmPlan((*PATHS, "/bad.bin"), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                settings,
+                jitter=lambda: 1.0,
+                cancel=cancel,
+            ),
+            progress=progress,
+        )
+    finally:
+        client.close()
+    # Then the waiting retry never ran: the task ended with its first attempt's failure,
+    # reported once, and the run did not wait out the backoff
+    assert time.monotonic() - started < 15.0
+    assert [s.path for s in edge.seen].count("/bad.bin") == 1
+    (bad,) = report.failures
+    assert bad.task.path == "/bad.bin" and bad.attempts == 1 and bad.retryable
+    assert len(finished) == len(PATHS) + 1 and report.cancelled == []
