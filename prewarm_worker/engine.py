@@ -10,17 +10,18 @@ flight finish (or time out), and the tasks never started are reported in
 ``WarmReport.cancelled``, neither failed nor to be sent again by this run. The engine
 never installs a signal handler: it only reads the event.
 
-Scheduling: worker threads share one board of tasks grouped by edge. A worker keeps
-taking tasks for the edge it is on, so its connection to that edge is reused; when that
+Scheduling: tasks sit on one board grouped by edge. Over HTTP/1.1 (an ``EdgeClient``)
+``concurrency`` worker threads take them, each with its own keep-alive connection: a
+worker keeps taking tasks for the edge it is on, so its connection is reused; when that
 edge runs dry it moves to the edge with the most work left per worker, so the run ends
-evenly. Over HTTP/1.1 there are ``concurrency`` workers, each with its own keep-alive
-connection (connections per edge never exceed ``concurrency``). Over HTTP/2
-(``settings.http2``, the client being ``Http2EdgeClient``) each worker is one stream:
-``streams`` workers in total, at most ``streams_per_edge`` on one edge, all of an edge's
-streams on one connection; the client also holds them under the edge's own
-``SETTINGS_MAX_CONCURRENT_STREAMS`` and keeps HTTP/1.1 fallback requests under
-``concurrency``. Which protocol served each task, and the edge's stream limit, are
-counted per target (``TargetTotals.protocols``, ``stream_limit``).
+evenly (connections per edge never exceed ``concurrency``). Over HTTP/2 (the client being
+an ``Http2EdgeClient``) no thread is spent per stream: one driver thread (``_Driver``)
+keeps ``settings.workers`` tasks in flight (``streams``; at most ``streams_per_edge`` on
+one edge, all of an edge's streams on one connection) through ``Http2EdgeClient.submit``,
+whose outcomes the connections' I/O threads hand back on a queue; the client holds them
+under each edge's own ``SETTINGS_MAX_CONCURRENT_STREAMS`` and keeps HTTP/1.1 fallback
+requests under ``concurrency``. Which protocol served each task, and the edge's stream
+limit, are counted per target (``TargetTotals.protocols``, ``stream_limit``).
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ class WarmPlan:
 
 @dataclass(frozen=True, slots=True)
 class WarmSettings:
-    """How hard to push: worker threads, tries per request, backoff and timeouts.
+    """How hard to push: tasks in flight, tries per request, backoff and timeouts.
 
-    ``http2``: workers are HTTP/2 streams, ``streams`` of them in total and at most
+    ``http2``: tasks in flight are HTTP/2 streams, ``streams`` of them in total and at most
     ``streams_per_edge`` on one edge; else ``concurrency`` HTTP/1.1 workers."""
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -124,12 +125,13 @@ class WarmSettings:
 
     @property
     def workers(self) -> int:
-        """Warm threads: one per stream over HTTP/2, one per connection over HTTP/1.1."""
+        """Tasks in flight at once: streams over HTTP/2 (all driven from one thread), worker
+        threads (one connection each) over HTTP/1.1."""
         return self.streams if self.http2 else self.concurrency
 
     @property
     def per_edge(self) -> int:
-        """Workers one edge may have at once."""
+        """Tasks in flight one edge may have at once."""
         return self.streams_per_edge if self.http2 else self.concurrency
 
 
