@@ -26,6 +26,7 @@ limit, are counted per target (``TargetTotals.protocols``, ``stream_limit``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import queue
@@ -833,7 +834,7 @@ class _Driver:
                 continue
             while True:  # everything that arrived meanwhile, then one fill: one flight
                 if item is not None:
-                    self._complete(*item)
+                    self._complete_safely(*item)
                 try:
                     item = self.events.get_nowait()
                 except queue.Empty:
@@ -883,6 +884,15 @@ class _Driver:
             )
             put((flight, failed))
 
+    def _complete_safely(self, flight: _Flight, outcome: Any) -> None:
+        try:
+            self._complete(flight, outcome)
+        except Exception as error:  # one broken task must not stop the rest of the run
+            error_text = f"internal error: {error!r}"
+            self._end(
+                flight.edge, TaskResult(flight.task, ok=False, edge=flight.edge, error=error_text)
+            )
+
     def _complete(self, flight: _Flight, outcome: EdgeResponse | EdgeError | TaskResult) -> None:
         if isinstance(outcome, TaskResult):
             result = outcome
@@ -921,7 +931,10 @@ class _Driver:
     def _end(self, edge: str, result: TaskResult) -> None:
         self.busy[edge] -= 1
         self.total -= 1
-        self.finish(result)
+        # A progress callback that raises has had its task recorded (finish records
+        # first); the driver, which every other task needs, carries on.
+        with contextlib.suppress(Exception):
+            self.finish(result)
 
 
 def _worth_another_try(result: TaskResult) -> bool:

@@ -455,3 +455,34 @@ def test_given_a_cancel_while_a_retry_waits_its_backoff_then_it_ends_at_once_unt
     (bad,) = report.failures
     assert bad.task.path == "/bad.bin" and bad.attempts == 1 and bad.retryable
     assert len(finished) == len(PATHS) + 1 and report.cancelled == []
+
+
+def test_given_a_progress_callback_that_raises_then_the_http2_warm_still_finishes_every_task(
+    h2_lab: H2Lab,
+) -> None:
+    # Given a caller whose progress callback raises on its first call
+    calls: list[TaskResult] = []
+
+    def progress(result: TaskResult) -> None:
+        calls.append(result)
+        if len(calls) == 1:
+            raise RuntimeError("a caller's bug")
+
+    config = h2_lab.config()
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    # When a burst is warmed over HTTP/2
+    try:
+        report = warm(
+            WarmPlan(tuple(PATHS), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                WarmSettings(http2=True, streams=8),
+            ),
+            progress=progress,
+        )
+    finally:
+        client.close()
+    # Then every task was still warmed and reported, progress called once for each
+    assert report.ok == len(PATHS) and len(calls) == len(PATHS)
