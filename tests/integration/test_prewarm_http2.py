@@ -492,3 +492,20 @@ def test_given_a_progress_callback_that_raises_then_the_http2_warm_still_finishe
         client.close()
     # Then every task was still warmed and reported, progress called once for each
     assert report.ok == len(PATHS) and len(calls) == len(PATHS)
+
+
+def test_given_a_goaway_while_requests_wait_for_a_stream_then_they_go_to_a_new_connection(
+    h2_lab: H2Lab,
+) -> None:
+    # Given an edge allowing one stream at a time, so most of a burst waits in the client's
+    # queue, and a GOAWAY once in the middle of it
+    edge = h2_lab.edges["NRT20-P2"]
+    edge.h2_faults["/burst/10.js"] = "goaway-once"
+    # When the burst is warmed with three tries per request
+    report, client = run(h2_lab, PATHS, ("NRT20-P2",), attempts=3)
+    # Then everything succeeded: the requests never sent on the first connection went to
+    # the second one, one GOAWAY cost one socket, and only the path that met it was asked
+    # for twice
+    assert report.failures == [] and report.ok == 2 * len(PATHS)
+    assert client.h2_connections == 2 and edge.peak_streams == 1
+    assert len(edge.seen) == 2 * len(PATHS) + 1
