@@ -99,19 +99,21 @@ from shared.hpack_static import StaticTableEncoder
 
 H2: Final = "h2"
 HTTP11: Final = "http/1.1"
-# Streams one thread pool may run on one edge's connection unless the edge allows fewer.
-# CloudFront announces 128; 100 leaves room while a stream's slot is being released.
+# Streams in flight on one edge's connection unless the edge allows fewer (the rest wait
+# in the connection's queue). CloudFront announces 128; 100 leaves room while a stream's
+# slot is being released.
 DEFAULT_STREAMS_PER_EDGE: Final = 100
 # Per-stream and per-connection receive windows: what the edge may send ahead of the
-# threads reading. 256 KiB per stream keeps a 30 ms edge at ~8 MB/s per object; 8 MiB
-# per connection is the most a connection ever buffers, whatever its streams.
+# I/O thread's reads. 256 KiB per stream keeps a 30 ms edge at ~8 MB/s per object; 8 MiB
+# per connection is the most the edge may have in flight to us, whatever its streams.
 STREAM_WINDOW: Final = 256 * 1024
 CONNECTION_WINDOW: Final = 8 * 1024 * 1024
 READ_BYTES: Final = 256 * 1024  # one read takes what a burst of responses brought
 MAX_HEADER_LIST_BYTES: Final = 64 * 1024  # a hostile edge's headers cost at most this
 # Edges remembered as HTTP/1.1 (ALPN without h2, or no streams allowed): a few bytes each.
 MAX_FALLBACKS: Final = 1024
-# How often an idle I/O thread wakes on its own (it is woken at once for any work).
+# How often an idle I/O thread wakes on its own (it is woken at once for any work, and
+# the earliest read deadline of its streams bounds its wait too).
 IDLE_POLL_SECONDS: Final = 1.0
 _H2_DEFAULT_WINDOW: Final = 65_535
 _NOT_IN_A_HEADER: Final = re.compile(r"[\x00-\x20\x7f]")
