@@ -207,6 +207,12 @@ class FarEdges:
 
 def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
     """Child process: edges + DNS with emulated RTT; answers "stats", "reset", "stop"."""
+    # h2 is imported before the edges accept anything (about 40 ms): otherwise the first
+    # round's HTTP/2 connections would wait for the emulated edge's own start-up.
+    import h2.config  # noqa: F401
+    import h2.connection  # noqa: F401
+    import h2.events  # noqa: F401
+
     from edgefill.lab.dns import LabDNSServer
     from edgefill.lab.tls import LabCA
     from shared.edns import REGION_SUBNETS
