@@ -91,7 +91,9 @@ class FarEdges:
         self.context = context
         # late_us: how much later than one RTT the answers went out, summed: the
         # emulation's own lag (CPU contention), reported next to the results.
-        self.counts = {"handshakes": 0, "requests": 0, "late_us": 0}
+        # flights: reads of an HTTP/2 connection that brought requests (each answered one
+        # RTT later), so requests ÷ flights shows how well the client keeps bursts whole.
+        self.counts = {"handshakes": 0, "requests": 0, "late_us": 0, "flights": 0}
         self._lock = threading.Lock()
         self.port = 0
         for target, (address, _) in targets.items():
@@ -105,7 +107,7 @@ class FarEdges:
 
     def reset(self) -> None:
         with self._lock:
-            self.counts.update(handshakes=0, requests=0, late_us=0)
+            self.counts.update(handshakes=0, requests=0, late_us=0, flights=0)
 
     def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -189,6 +191,7 @@ class FarEdges:
                     if streams:
                         due.append((arrived + RTT, streams))
                         self._count("requests", len(streams))
+                        self._count("flights")
                 while due and due[0][0] <= time.perf_counter():
                     when, streams = due.pop(0)
                     self._count("late_us", int((time.perf_counter() - when) * 1e6) * len(streams))
@@ -204,6 +207,12 @@ class FarEdges:
 
 def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
     """Child process: edges + DNS with emulated RTT; answers "stats", "reset", "stop"."""
+    # h2 is imported before the edges accept anything (about 40 ms): otherwise the first
+    # round's HTTP/2 connections would wait for the emulated edge's own start-up.
+    import h2.config  # noqa: F401
+    import h2.connection  # noqa: F401
+    import h2.events  # noqa: F401
+
     from edgefill.lab.dns import LabDNSServer
     from edgefill.lab.tls import LabCA
     from shared.edns import REGION_SUBNETS
@@ -234,9 +243,10 @@ def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
 
 def run_engine(
     env: dict[str, str], plan: Any = None, concurrency: int | None = None
-) -> tuple[float, Any, Any]:
+) -> tuple[float, Any, Any, float]:
     """One warm as the worker runs it (``WarmContext.for_config``): HTTP/2 unless
-    ``EDGEFILL_WARM_HTTP=1.1``. Returns the wall time, the report and the client."""
+    ``EDGEFILL_WARM_HTTP=1.1``. Returns the wall time, the report, the client and the
+    client's CPU seconds (user + system of this process: the edges run in another)."""
     import dataclasses
 
     from prewarm_worker.engine import WarmContext, WarmPlan, warm
@@ -248,14 +258,16 @@ def run_engine(
     if concurrency is not None:
         config = dataclasses.replace(config, concurrency=concurrency)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     # A fresh resolver and client, as a cold container would have.
     client = edge_client_for(config)
     resolver = EdgeResolver(config.resolver_host, config.resolver_port)
     plan = plan or WarmPlan(PATHS, tuple(TARGETS), ENCODINGS, VIEWER)
     report = warm(plan, WarmContext.for_config(config, resolver, client))
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     client.close()
-    return wall, report, client
+    return wall, report, client, cpu
 
 
 def run_cli(env: dict[str, str]) -> tuple[float, dict[str, Any]]:
@@ -403,22 +415,26 @@ def run_side_by_side(
     per_edge = min(config.warm_streams_per_edge, max(1, config.warm_streams // edges))
     walls: dict[str, list[float]] = {"h2": [], "http/1.1": [], "cli": [], "baseline": []}
     seen: dict[str, list[dict[str, int]]] = {"h2": [], "http/1.1": []}
+    cpus: dict[str, list[float]] = {"h2": [], "http/1.1": []}
     ok = True
     for round_number in range(1, args.rounds + 1):
         line = []
         for name, extra in (("h2", {}), ("http/1.1", {"EDGEFILL_WARM_HTTP": "1.1"})):
             reset()
-            wall, report, _ = run_engine({**env, **extra}, concurrency=args.concurrency)
+            wall, report, _, cpu = run_engine({**env, **extra}, concurrency=args.concurrency)
             counts = stats()
             walls[name].append(wall)
+            cpus[name].append(cpu)
             seen[name].append(counts)
             if report.ok != warms or report.protocols != {name: warms}:
                 print(f"{name}: {report.failed} failed, {report.protocols}: {report.failures[:3]}")
                 ok = False
             line.append(
-                f"{name} {wall:.3f} s ({counts['handshakes']} handshakes, {counts['dns']} DNS, "
-                f"{counts['requests']} requests, "
-                f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
+                f"{name} {wall:.3f} s (CPU {cpu * 1e3 / warms:.3f} ms/warm, "
+                f"{counts['handshakes']} handshakes, {counts['dns']} DNS, "
+                f"{counts['requests']} requests"
+                + (f" in {counts['flights']} flights, " if counts["flights"] else ", ")
+                + f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
             )
         reset()
         cli_wall, cli_report = run_cli(env)
@@ -478,6 +494,11 @@ def run_side_by_side(
         f"HTTP/2 {h2:.3f} s (ideal {ideal_h2:.3f} s) | HTTP/1.1 {h1:.3f} s (ideal "
         f"{ideal_h1:.3f} s) | CLI warm {cli:.3f} s | baseline {baseline:.3f} s"
     )
+    cpu_h2, cpu_h1 = (statistics.median(cpus[k]) * 1e3 / warms for k in ("h2", "http/1.1"))
+    print(
+        f"client CPU per warm (user + system, median): HTTP/2 {cpu_h2:.3f} ms | "
+        f"HTTP/1.1 {cpu_h1:.3f} ms"
+    )
     for name, value, target, passed in checks:
         print(f"  {name:42s} {value:7.3f}  target {target:8s} {'ok' if passed else 'MISSED'}")
         ok = ok and passed
@@ -500,13 +521,14 @@ def run_large(env: dict[str, str], reset: Any, stats: Any) -> int:
         protocol = f"HTTP/1.1 concurrency {config.concurrency}"
     reset()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    wall, report, client = run_engine(env, plan)
+    wall, report, client, cpu = run_engine(env, plan)
     counts = stats()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(
         f"{plan.size} warms at {edges} edges, RTT {RTT * 1000:.0f} ms, {protocol}\n"
         f"wall {wall:.2f} s (ideal {ideal:.2f} s: {wall / ideal:.2f}×) | ok {report.ok}, "
-        f"failed {report.failed}, protocols {report.protocols}\n"
+        f"failed {report.failed}, protocols {report.protocols}, client CPU "
+        f"{cpu:.2f} s ({cpu * 1e3 / plan.size:.3f} ms/warm)\n"
         f"sockets opened {client.connections} (TLS handshakes at the edges "
         f"{counts['handshakes']}), peak open {client.peak_open_connections} | "
         f"DNS queries {counts['dns']} | peak RSS {rss / 1024:.0f} MiB "

@@ -10,22 +10,26 @@ flight finish (or time out), and the tasks never started are reported in
 ``WarmReport.cancelled``, neither failed nor to be sent again by this run. The engine
 never installs a signal handler: it only reads the event.
 
-Scheduling: worker threads share one board of tasks grouped by edge. A worker keeps
-taking tasks for the edge it is on, so its connection to that edge is reused; when that
+Scheduling: tasks sit on one board grouped by edge. Over HTTP/1.1 (an ``EdgeClient``)
+``concurrency`` worker threads take them, each with its own keep-alive connection: a
+worker keeps taking tasks for the edge it is on, so its connection is reused; when that
 edge runs dry it moves to the edge with the most work left per worker, so the run ends
-evenly. Over HTTP/1.1 there are ``concurrency`` workers, each with its own keep-alive
-connection (connections per edge never exceed ``concurrency``). Over HTTP/2
-(``settings.http2``, the client being ``Http2EdgeClient``) each worker is one stream:
-``streams`` workers in total, at most ``streams_per_edge`` on one edge, all of an edge's
-streams on one connection; the client also holds them under the edge's own
-``SETTINGS_MAX_CONCURRENT_STREAMS`` and keeps HTTP/1.1 fallback requests under
-``concurrency``. Which protocol served each task, and the edge's stream limit, are
-counted per target (``TargetTotals.protocols``, ``stream_limit``).
+evenly (connections per edge never exceed ``concurrency``). Over HTTP/2 (the client being
+an ``Http2EdgeClient``) no thread is spent per stream: one driver thread (``_Driver``)
+keeps ``settings.workers`` tasks in flight (``streams``; at most ``streams_per_edge`` on
+one edge, all of an edge's streams on one connection) through ``Http2EdgeClient.submit``,
+whose outcomes the connections' I/O threads hand back on a queue; the client holds them
+under each edge's own ``SETTINGS_MAX_CONCURRENT_STREAMS`` and keeps HTTP/1.1 fallback
+requests under ``concurrency``. Which protocol served each task, and the edge's stream
+limit, are counted per target (``TargetTotals.protocols``, ``stream_limit``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import heapq
+import queue
 import random
 import re
 import threading
@@ -97,9 +101,9 @@ class WarmPlan:
 
 @dataclass(frozen=True, slots=True)
 class WarmSettings:
-    """How hard to push: worker threads, tries per request, backoff and timeouts.
+    """How hard to push: tasks in flight, tries per request, backoff and timeouts.
 
-    ``http2``: workers are HTTP/2 streams, ``streams`` of them in total and at most
+    ``http2``: tasks in flight are HTTP/2 streams, ``streams`` of them in total and at most
     ``streams_per_edge`` on one edge; else ``concurrency`` HTTP/1.1 workers."""
 
     concurrency: int = DEFAULT_CONCURRENCY
@@ -122,12 +126,13 @@ class WarmSettings:
 
     @property
     def workers(self) -> int:
-        """Warm threads: one per stream over HTTP/2, one per connection over HTTP/1.1."""
+        """Tasks in flight at once: streams over HTTP/2 (all driven from one thread), worker
+        threads (one connection each) over HTTP/1.1."""
         return self.streams if self.http2 else self.concurrency
 
     @property
     def per_edge(self) -> int:
-        """Workers one edge may have at once."""
+        """Tasks in flight one edge may have at once."""
         return self.streams_per_edge if self.http2 else self.concurrency
 
 
@@ -421,6 +426,39 @@ def warm(
         board.settled()
 
     runner = _TaskRunner(plan.host, client, settings, context.sleep, context.jitter, context.cancel)
+    if isinstance(client, Http2EdgeClient):
+        # One driver thread keeps every stream busy (see _Driver); it starts before the
+        # answers, so each target's edge is warmed as soon as it is known.
+        driver = _Driver(board, runner, client, workers, finish)
+        board.on_change = driver.wake
+        thread = threading.Thread(target=driver.run, name="warm-driver", daemon=True)
+        thread.start()
+        try:
+            resolution = resolve_edges(targets, context.config, context.resolver, on_target)
+        finally:
+            board.close()
+            thread.join()
+    else:
+        resolution = _run_workers(board, runner, workers, finish, targets, context, on_target)
+    report.resolution = resolution
+    report.dns_queries = resolution.queries
+    _settle_untaken(board, report, finish)
+    report.connections = client.connections - connections_before
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_workers(
+    board: _TaskBoard,
+    runner: _TaskRunner,
+    workers: int,
+    finish: Callable[[TaskResult], None],
+    targets: tuple[str, ...],
+    context: WarmContext,
+    on_target: Callable[[str, Edge | ResolveError], None],
+) -> Resolution:
+    """HTTP/1.1: ``workers`` threads, each with its own keep-alive connection, while the
+    targets resolve in this thread."""
     # Workers start before the answers: each target's edge is warmed as soon as it is
     # known, so a target whose resolver times out does not hold up the others.
     go = threading.Event()
@@ -431,15 +469,9 @@ def warm(
         # setting up TLS while the rest are still being created, and start late.
         go.set()
         try:
-            resolution = resolve_edges(targets, context.config, context.resolver, on_target)
+            return resolve_edges(targets, context.config, context.resolver, on_target)
         finally:
             board.close()
-    report.resolution = resolution
-    report.dns_queries = resolution.queries
-    _settle_untaken(board, report, finish)
-    report.connections = client.connections - connections_before
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _settings_for(context: WarmContext) -> WarmSettings:
@@ -505,12 +537,21 @@ class _TaskBoard:
         self._published: dict[str, int] = {}
         self._workers: dict[str, int] = {}
         self.stopped = False  # by ``stop``: no task is handed out any more
+        # Called after anything that may let a task be taken (the HTTP/2 driver waits on
+        # its own queue, not on this board's condition).
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        # Called with the lock held.
+        self._ready.notify_all()
+        if self.on_change is not None:
+            self.on_change()
 
     def stop(self) -> None:
         """Hand out no more tasks (the byte cap was reached)."""
         with self._ready:
             self.stopped = True
-            self._ready.notify_all()
+            self._changed()
 
     def add(self, edge: str, task: WarmTask) -> None:
         self.publish(edge, [task])
@@ -522,19 +563,19 @@ class _TaskBoard:
             queue.extend(tasks)
             self._published[edge] = self._published.get(edge, 0) + len(queue) - before
             self._workers.setdefault(edge, 0)
-            self._ready.notify_all()
+            self._changed()
 
     def settled(self) -> None:
         """One pending target has published its tasks (or has none)."""
         with self._ready:
             self._pending -= 1
-            self._ready.notify_all()
+            self._changed()
 
     def close(self) -> None:
         """No more tasks will come: idle workers may leave."""
         with self._ready:
             self._pending = 0
-            self._ready.notify_all()
+            self._changed()
 
     def __len__(self) -> int:
         with self._ready:
@@ -571,6 +612,42 @@ class _TaskBoard:
                     return None
                 self._ready.wait(self._wait_time())
 
+    @property
+    def resolving(self) -> bool:
+        """Targets may still publish tasks."""
+        with self._ready:
+            return self._pending > 0
+
+    def take_free(self, busy: dict[str, int]) -> tuple[str, WarmTask] | None:
+        """The HTTP/2 driver's take: never waits. A task for the edge with the most work
+        left per request in flight there (``busy``, the driver's count), among the edges
+        below ``per_edge`` (and, while targets resolve, below their share); None when no
+        edge may take one now, or the deadline, the byte cap or the cancel stops all."""
+        with self._ready:
+            if self._past_deadline() or self.stopped or self.cancelled:
+                return None
+            sharing = self._pending > 0 and self._expected > 0
+            best, best_score = None, -1.0
+            for edge, queue in self._queues.items():
+                if not queue:
+                    continue
+                running = busy.get(edge, 0)
+                if self._per_edge is not None and running >= self._per_edge:
+                    continue
+                if sharing and running >= self._share(edge):
+                    continue
+                score = len(queue) / (running + 1)
+                if score > best_score:
+                    best, best_score = edge, score
+            if best is None:
+                return None
+            return best, self._queues[best].popleft()
+
+    def _share(self, edge: str) -> int:
+        # More edges are coming: an edge gets no more than its share of the workers yet,
+        # or the first edge known would take them all.
+        return max(1, round(self._concurrency * self._published[edge] / self._expected))
+
     def _busiest(self, moving: bool) -> str | None:
         candidates = [edge for edge, queue in self._queues.items() if queue]
         if self._per_edge is not None:
@@ -584,14 +661,7 @@ class _TaskBoard:
                 if len(self._queues[edge]) > MOVE_COST_REQUESTS * self._workers[edge]
             ]
         if self._pending > 0 and self._expected:
-            # More edges are coming: an edge gets no more than its share of the workers
-            # yet, or the first edge known would take them all.
-            candidates = [
-                edge
-                for edge in candidates
-                if self._workers[edge]
-                < max(1, round(self._concurrency * self._published[edge] / self._expected))
-            ]
+            candidates = [edge for edge in candidates if self._workers[edge] < self._share(edge)]
         return max(
             candidates,
             key=lambda edge: len(self._queues[edge]) / (self._workers[edge] + 1),
@@ -663,22 +733,208 @@ class _TaskRunner:
         )
 
     def _once(self, task: WarmTask, edge: str, attempt: int) -> TaskResult:
-        where = f"{task.path} at {task.target} ({edge}, {task.encoding})"
         started = time.perf_counter()
         try:
             response = self.client.get(edge, self.host, task.path, ACCEPT_ENCODING[task.encoding])
         except EdgeError as error:
+            return self.result_of(task, edge, attempt, started, error)
+        return self.result_of(task, edge, attempt, started, response)
+
+    def worth_retrying(self, result: TaskResult, attempt: int) -> bool:
+        """Whether the task that came to ``result`` at ``attempt`` is tried again now."""
+        if result.ok or attempt >= max(1, self.settings.request_attempts):
+            return False
+        return _worth_another_try(result)
+
+    @staticmethod
+    def result_of(
+        task: WarmTask,
+        edge: str,
+        attempt: int,
+        started: float,
+        outcome: EdgeResponse | EdgeError,
+    ) -> TaskResult:
+        """What one attempt came to, from the client's answer (``started``: perf_counter)."""
+        where = f"{task.path} at {task.target} ({edge}, {task.encoding})"
+        if isinstance(outcome, EdgeError):
             return TaskResult(
                 task,
                 ok=False,
                 edge=edge,
-                bytes_read=error.bytes_read,
+                bytes_read=outcome.bytes_read,
                 seconds=time.perf_counter() - started,
                 attempts=attempt,
-                error=f"{where}: {error.reason}",
-                retryable=error.retryable,
+                error=f"{where}: {outcome.reason}",
+                retryable=outcome.retryable,
             )
-        return _judge(task, edge, response, attempt, where)
+        return _judge(task, edge, outcome, attempt, where)
+
+
+class _Flight:
+    """One attempt of one task in flight on the HTTP/2 driver."""
+
+    __slots__ = ("attempt", "edge", "started", "task")
+
+    def __init__(self, task: WarmTask, edge: str, attempt: int) -> None:
+        self.task = task
+        self.edge = edge
+        self.attempt = attempt
+        self.started = time.perf_counter()
+
+
+class _Driver:
+    """HTTP/2 warms from one thread: up to ``workers`` tasks in flight (each edge at most
+    ``per_edge``, the board's rule), each a ``Http2EdgeClient.submit`` whose outcome the
+    connection's I/O thread puts on ``events``; the driver judges it, finishes the task or
+    schedules its retry, and fills the freed slot. No thread per stream: the threads are
+    this one, one I/O thread per connection, and the client's HTTP/1.1 pool.
+
+    A retry keeps its task's slot while it waits out its backoff on a timer heap (so the
+    bounds hold as with worker threads) and never sleeps the driver. The context's
+    ``sleep`` is honoured as the retry clock: the default, ``time.sleep``, means real
+    time (the heap's due times bound the driver's wait); an injected one (the tests') is
+    called with the backoff and the retry is due at once, so it must not block. Once
+    ``cancel`` is set no request starts, retries neither: a task waiting for its retry
+    is finished with the result of its last attempt."""
+
+    def __init__(
+        self,
+        board: _TaskBoard,
+        runner: _TaskRunner,
+        client: Http2EdgeClient,
+        workers: int,
+        finish: Callable[[TaskResult], None],
+    ) -> None:
+        self.board = board
+        self.runner = runner
+        self.client = client
+        self.workers = max(1, workers)
+        self.finish = finish
+        # Outcomes (flight, EdgeResponse | EdgeError | TaskResult) and wake-ups (None).
+        # Bounded by ``workers``: each slot has at most one outcome on its way.
+        self.events: queue.SimpleQueue[tuple[_Flight, Any] | None] = queue.SimpleQueue()
+        self.busy: dict[str, int] = {}  # tasks per edge in flight or waiting for a retry
+        self.total = 0
+        self.timers: list[tuple[float, int, _Flight, TaskResult]] = []  # (due, n, next, last)
+        self._timer_count = 0
+        self._real_time = runner.sleep is time.sleep
+
+    def wake(self) -> None:
+        self.events.put(None)
+
+    def run(self) -> None:
+        while True:
+            self._fire_timers()
+            self._fill()
+            if self.total == 0 and not self.board.resolving:
+                return  # nothing in flight, and no task can come any more
+            try:
+                item = self.events.get(timeout=self._wait_time())
+            except queue.Empty:
+                continue
+            while True:  # everything that arrived meanwhile, then one fill: one flight
+                if item is not None:
+                    self._complete_safely(*item)
+                try:
+                    item = self.events.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _wait_time(self) -> float | None:
+        wait = None
+        if self.timers:
+            wait = max(0.0, self.timers[0][0] - time.monotonic())
+        if self.runner.cancel is not None:  # nobody tells us when it is set
+            wait = CANCEL_POLL_SECONDS if wait is None else min(wait, CANCEL_POLL_SECONDS)
+        return wait
+
+    def _fill(self) -> None:
+        started = False
+        while self.total < self.workers:
+            taken = self.board.take_free(self.busy)
+            if taken is None:
+                break
+            edge, task = taken
+            self.busy[edge] = self.busy.get(edge, 0) + 1
+            self.total += 1
+            self._start(_Flight(task, edge, 1))
+            started = True
+        if started:
+            self.client.flush()  # the burst goes out in one write per connection
+
+    def _start(self, flight: _Flight) -> None:
+        put = self.events.put
+
+        def done(outcome: EdgeResponse | EdgeError) -> None:
+            put((flight, outcome))  # on the I/O thread: hand over, nothing more
+
+        task = flight.task
+        try:
+            self.client.submit(
+                flight.edge,
+                self.runner.host,
+                task.path,
+                ACCEPT_ENCODING[task.encoding],
+                done,
+                flush=False,
+            )
+        except Exception as error:  # one broken task must not stop the rest of the run
+            failed = TaskResult(
+                task, ok=False, edge=flight.edge, error=f"internal error: {error!r}"
+            )
+            put((flight, failed))
+
+    def _complete_safely(self, flight: _Flight, outcome: Any) -> None:
+        try:
+            self._complete(flight, outcome)
+        except Exception as error:  # one broken task must not stop the rest of the run
+            error_text = f"internal error: {error!r}"
+            self._end(
+                flight.edge, TaskResult(flight.task, ok=False, edge=flight.edge, error=error_text)
+            )
+
+    def _complete(self, flight: _Flight, outcome: EdgeResponse | EdgeError | TaskResult) -> None:
+        if isinstance(outcome, TaskResult):
+            result = outcome
+        else:
+            result = self.runner.result_of(
+                flight.task, flight.edge, flight.attempt, flight.started, outcome
+            )
+        cancelled = self.runner.cancel is not None and self.runner.cancel.is_set()
+        if cancelled or not self.runner.worth_retrying(result, flight.attempt):
+            self._end(flight.edge, result)
+            return
+        delay = self.runner._backoff(flight.attempt)
+        due = time.monotonic() + delay
+        if not self._real_time:
+            self.runner.sleep(delay)  # an injected clock: it says the backoff has passed
+            due = 0.0
+        self._timer_count += 1
+        retry = _Flight(flight.task, flight.edge, flight.attempt + 1)
+        heapq.heappush(self.timers, (due, self._timer_count, retry, result))
+
+    def _fire_timers(self) -> None:
+        cancelled = self.runner.cancel is not None and self.runner.cancel.is_set()
+        now = time.monotonic()
+        started = False
+        while self.timers and (cancelled or self.timers[0][0] <= now):
+            _, _, retry, last = heapq.heappop(self.timers)
+            if cancelled:
+                self._end(retry.edge, last)  # stopped: no retry starts after the cancel
+            else:
+                retry.started = time.perf_counter()
+                self._start(retry)
+                started = True
+        if started:
+            self.client.flush()
+
+    def _end(self, edge: str, result: TaskResult) -> None:
+        self.busy[edge] -= 1
+        self.total -= 1
+        # A progress callback that raises has had its task recorded (finish records
+        # first); the driver, which every other task needs, carries on.
+        with contextlib.suppress(Exception):
+            self.finish(result)
 
 
 def _worth_another_try(result: TaskResult) -> bool:

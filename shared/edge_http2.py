@@ -14,22 +14,31 @@ and that choice is remembered for the edge. Every guarantee of ``EdgeClient`` ho
 - sockets are bounded and counted in ``connections``/``open_connections``/
   ``peak_open_connections`` with HTTP/1.1's: one per (edge, viewer host) in use, at most
   ``max_pools`` idle ones, and one short-lived probe per edge that turns out not to speak
-  ``h2``. HTTP/1.1 fallback requests in flight are at most ``maxsize`` (a semaphore), so
-  however many threads warm over HTTP/2, the fallback never opens more sockets than today.
+  ``h2``. HTTP/1.1 fallback requests run in a pool of ``maxsize`` threads inside the
+  client, so however many HTTP/2 streams a caller runs, the fallback never opens more
+  sockets than today.
+
+Requests without a thread each: ``submit`` starts a request and returns at once; the
+connection's I/O thread completes the stream (counts and drops the body, judges nothing)
+and calls ``done`` once with the ``EdgeResponse`` or the ``EdgeError``. ``get``/``head`` are
+``submit`` and a wait, for callers that have a thread per request anyway.
 
 Bounds on one connection: streams in flight ≤ min(``streams_per_edge``, the edge's
-``SETTINGS_MAX_CONCURRENT_STREAMS``) (a thread waits for a free stream); memory ≤
-``CONNECTION_WINDOW`` of received bytes not yet read by their threads (the edge may not
-send more than the flow-control windows allow, and a window is reopened only after its
-thread has counted and dropped the bytes), each stream at most ``STREAM_WINDOW``.
+``SETTINGS_MAX_CONCURRENT_STREAMS``); the requests beyond wait in the connection's own
+queue (FIFO), which holds no more than the caller submitted. Memory: each DATA frame is
+counted and dropped as it is read and its window given back at once, so nothing is held
+beyond one read (``READ_BYTES``) and the edge can never send more than the windows allow
+(``CONNECTION_WINDOW``, each stream ``STREAM_WINDOW``).
 
-Failures stay with their streams: a stream that gets nothing for ``read_timeout`` (a
-flow-control stall, a silent edge) is reset alone (``RST_STREAM CANCEL``); ``RST_STREAM``
-and ``REFUSED_STREAM`` fail only that stream. A GOAWAY, a broken socket or a protocol error
-ends the connection and the next request opens a new one. A stream the GOAWAY says was never
-processed is sent once more on the new connection (RFC 9113 6.8: safe); the others still
-unfinished fail, retryable (h2 closes its state machine on GOAWAY, so streams the edge would
-still have finished are cut too, and the engine retries them).
+Failures stay with their streams: a stream that gets no frame for ``read_timeout`` (a
+flow-control stall, a silent edge) is reset alone (``RST_STREAM CANCEL``) by a deadline the
+I/O thread checks (the earliest one bounds its wait); a request that waited as long for a
+free stream while none ended fails alone too. ``RST_STREAM`` and ``REFUSED_STREAM`` fail
+only that stream. A GOAWAY, a broken socket or a protocol error ends the connection and the
+next request opens a new one. A stream the GOAWAY says was never processed, and a request
+still waiting for a stream, is sent once more on the new connection (RFC 9113 6.8: safe);
+the others still unfinished fail, retryable (h2 closes its state machine on GOAWAY, so
+streams the edge would still have finished are cut too, and the engine retries them).
 
 Why ``h2`` over our own sockets rather than httpx (read in httpcore 1.0.9's source):
 httpcore does pass ``extensions["sni_hostname"]`` as ``server_hostname`` (SNI and the
@@ -43,22 +52,27 @@ four is more code than this module, which uses h2 — the state machine httpcore
 uses — and leaves sockets, TLS and threads to us.
 
 Threads: one I/O thread per connection does every socket read and write (an OpenSSL
-connection must not be used by two threads at once); request threads change the h2 state
-under the connection's lock and wake the I/O thread to send what it produced.
+connection must not be used by two threads at once) and completes its streams; a caller's
+``submit`` changes the h2 state under the connection's lock and wakes the I/O thread to
+send what it produced (``flush=False`` and ``flush()`` let a burst go out in one write).
+Opening a connection (TCP, TLS, the edge's SETTINGS) runs in a short thread of its own,
+once per edge at a time; requests for that edge wait for it in a list, not in threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import queue
+import math
 import re
 import select
 import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Literal
 
 import h2.config
@@ -81,27 +95,33 @@ from shared.edge_http import (
     _content_length,
     trust_context,
 )
+from shared.hpack_static import StaticTableEncoder
 
 H2: Final = "h2"
 HTTP11: Final = "http/1.1"
-# Streams one thread pool may run on one edge's connection unless the edge allows fewer.
-# CloudFront announces 128; 100 leaves room while a stream's slot is being released.
+# Streams in flight on one edge's connection unless the edge allows fewer (the rest wait
+# in the connection's queue). CloudFront announces 128; 100 leaves room while a stream's
+# slot is being released.
 DEFAULT_STREAMS_PER_EDGE: Final = 100
 # Per-stream and per-connection receive windows: what the edge may send ahead of the
-# threads reading. 256 KiB per stream keeps a 30 ms edge at ~8 MB/s per object; 8 MiB
-# per connection is the most a connection ever buffers, whatever its streams.
+# I/O thread's reads. 256 KiB per stream keeps a 30 ms edge at ~8 MB/s per object; 8 MiB
+# per connection is the most the edge may have in flight to us, whatever its streams.
 STREAM_WINDOW: Final = 256 * 1024
 CONNECTION_WINDOW: Final = 8 * 1024 * 1024
 READ_BYTES: Final = 256 * 1024  # one read takes what a burst of responses brought
 MAX_HEADER_LIST_BYTES: Final = 64 * 1024  # a hostile edge's headers cost at most this
 # Edges remembered as HTTP/1.1 (ALPN without h2, or no streams allowed): a few bytes each.
 MAX_FALLBACKS: Final = 1024
-# How often an idle I/O thread wakes on its own (it is woken at once for any work).
+# How often an idle I/O thread wakes on its own (it is woken at once for any work, and
+# the earliest read deadline of its streams bounds its wait too).
 IDLE_POLL_SECONDS: Final = 1.0
 _H2_DEFAULT_WINDOW: Final = 65_535
 _NOT_IN_A_HEADER: Final = re.compile(r"[\x00-\x20\x7f]")
 # ``close`` waits this long per connection for its I/O thread to send GOAWAY and close.
 CLOSE_WAIT_SECONDS: Final = 1.0
+
+
+Done = Callable[[EdgeResponse | EdgeError], None]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,28 +133,88 @@ class _Fallback:
     stream_limit: int | None = None
 
 
-class _Gone(Exception):
-    """The connection could take no new stream before anything was sent on it."""
+class _Request:
+    """One submitted request, from ``submit`` until its ``done`` is called (once)."""
+
+    __slots__ = (
+        "accept_encoding",
+        "address",
+        "bytes_read",
+        "done",
+        "headers",
+        "keep_body",
+        "kept",
+        "key",
+        "last_frame",
+        "length",
+        "lost",
+        "method",
+        "path",
+        "queued_at",
+        "started",
+        "status",
+        "stream_id",
+        "viewer_host",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        address: str,
+        viewer_host: str,
+        path: str,
+        accept_encoding: str | None,
+        keep_body: int,
+        done: Done,
+    ) -> None:
+        self.method = method
+        self.address = address
+        self.viewer_host = viewer_host
+        self.path = path
+        self.accept_encoding = accept_encoding
+        self.keep_body = keep_body
+        self.done = done
+        self.key = (address, viewer_host.lower())
+        # Connections that ended before sending it, or whose GOAWAY said it was never
+        # processed: the second such loss fails the request (RFC 9113 6.8 allows the resend).
+        self.lost = 0
+        self.started = time.perf_counter()
+        self.stream_id = 0
+        self.status: int | None = None  # until the response's HEADERS
+        self.headers: dict[str, str] = {}
+        self.length: int | None = None
+        self.bytes_read = 0
+        self.kept = b""  # at most keep_body bytes (0 for a warm: nothing is kept)
+        self.last_frame = 0.0  # time.monotonic() of the stream's last frame
+        self.queued_at = 0.0
+
+    def encode_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b":method", self.method.encode()),
+            (b":scheme", b"https"),
+            (b":authority", self.viewer_host.encode()),
+            (b":path", self.path.encode()),
+            (b"user-agent", _USER_AGENT),
+        ]
+        if self.accept_encoding is not None:  # none at all for CloudFront's identity key
+            headers.append((b"accept-encoding", self.accept_encoding.encode()))
+        return headers
 
 
-class _NoStreams(Exception):
-    """The edge allows no concurrent stream at all (SETTINGS_MAX_CONCURRENT_STREAMS 0)."""
-
-
-class _Stream:
-    """One request's events, queued by the I/O thread for the thread that made it."""
-
-    __slots__ = ("events", "stream_id")
-
-    def __init__(self, stream_id: int) -> None:
-        self.stream_id = stream_id
-        # ("headers", list) | ("data", bytes, flow-controlled length) | ("end",) |
-        # ("reset", code) | ("gone", reason, unprocessed). Bounded by the stream's window.
-        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+_USER_AGENT: Final = USER_AGENT.encode()
+# What the I/O thread hands back after a turn: outcomes to deliver, requests to route again.
+_Finished = list[tuple[_Request, "EdgeResponse | EdgeError"]]
+NO_STREAM_REASON: Final = "the edge allows no HTTP/2 stream"
 
 
 class _Http2Connection:
-    """One TLS connection speaking HTTP/2, its streams, and the I/O thread that pumps it."""
+    """One TLS connection speaking HTTP/2, its streams, and the I/O thread that runs them.
+
+    The I/O thread completes every stream itself: it counts and drops each DATA frame as it
+    is read and gives its window back at once, judges nothing (the caller does), and calls
+    the request's ``done`` once, after the turn's output is sent and outside the lock.
+    Requests beyond the stream limit wait in ``_waiting`` (FIFO), not in threads.
+    """
 
     def __init__(
         self,
@@ -143,12 +223,14 @@ class _Http2Connection:
         address: str,
         streams_per_edge: int,
         write_timeout: float,
+        read_timeout: float,
     ) -> None:
         self._sock = sock
         self._client = client
         self.address = address
         self._local_limit = streams_per_edge
         self._write_timeout = write_timeout
+        self._read_timeout = read_timeout
         self._h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(
                 client_side=True,
@@ -169,18 +251,24 @@ class _Http2Connection:
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_BYTES,
             },
         )
+        # The static table and plain literals: no dynamic-table search or insertion and no
+        # Huffman coding per request (shared/hpack_static.py says why that is valid).
+        self._h2.encoder = StaticTableEncoder()  # type: ignore[assignment]
         self._h2.initiate_connection()
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - _H2_DEFAULT_WINDOW)
         self._cond = threading.Condition()
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, _Request] = {}
+        # Requests waiting for a free stream. Bounded by the caller: the engine has at most
+        # ``settings.workers`` requests in flight, a blocking caller one per thread.
+        self._waiting: deque[_Request] = deque()
         self._remote_limit: int | None = None  # until the edge's first SETTINGS
-        self._finished = 0  # streams released: a waiting thread sees progress
+        self._progress_at = time.monotonic()  # when a stream last ended (a slot freed)
+        self._next_check = math.inf  # the earliest read deadline of a stream or a waiter
         self.dead: str | None = None  # why no new stream may start
+        self.no_streams = False  # dead because the edge allows no stream: use HTTP/1.1
         self._closing = False
-        # Bytes h2 produced for request threads, in order, for the I/O thread to send.
-        self._outbox: list[bytes] = []
         self._wake_pending = False  # a wake-up byte is on its way to the I/O thread
-        self.users = 0  # threads using it now (guarded by the client's lock)
+        self._unsent = False  # bytes produced with flush=False, no wake-up sent for them
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -215,6 +303,11 @@ class _Http2Connection:
     def usable(self) -> bool:
         return self.dead is None and not self._closing
 
+    @property
+    def idle(self) -> bool:
+        """No stream in flight and none waiting (a connection that may be evicted)."""
+        return not self._streams and not self._waiting
+
     def join(self, timeout: float) -> None:
         """Wait for the I/O thread to have closed the socket (after ``close``)."""
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -229,85 +322,62 @@ class _Http2Connection:
                     self._h2.close_connection()
         self._wake()
 
-    # ---- streams (request threads) ------------------------------------------------
-    def open_stream(self, headers: list[tuple[bytes, bytes]], wait: float) -> _Stream:
-        """Send a request's HEADERS on a free stream. Waits while the stream limit is
-        reached; gives up after ``wait`` seconds in which no stream of this connection
-        finished. Raises ``_Gone`` or ``_NoStreams`` before anything was sent."""
-        with self._cond:
-            progress, until = self._finished, time.monotonic() + wait
-            while True:
-                if not self.usable:
-                    raise _Gone(self.dead or "closed")
-                if self.limit == 0:
-                    raise _NoStreams
-                if len(self._streams) < self.limit:
-                    stream = self._send_headers(headers)
-                    if stream is not None:
-                        wake = self._queue_output()
-                        break
-                if self._finished != progress:
-                    progress, until = self._finished, time.monotonic() + wait
-                left = until - time.monotonic()
-                if left <= 0:
-                    raise EdgeError(
-                        f"no HTTP/2 stream free at {self.address} within {wait:g}s "
-                        f"(the edge allows {self.remote_limit} at once)",
-                        True,
-                    )
-                self._cond.wait(left)
-        if wake:
-            self._wake()
-        return stream
-
-    def _send_headers(self, headers: list[tuple[bytes, bytes]]) -> _Stream | None:
-        # Called with the lock held. None: h2 counts more open streams than we do (one
-        # just ended on the wire but its thread has not released it yet): wait a little.
-        try:
-            stream_id = self._h2.get_next_available_stream_id()
-            self._h2.send_headers(stream_id, headers, end_stream=True)
-        except h2.exceptions.TooManyStreamsError:
-            return None
-        except h2.exceptions.NoAvailableStreamIDError:
-            self.dead = "stream identifiers used up"
-            return None
-        stream = _Stream(stream_id)
-        self._streams[stream_id] = stream
-        return stream
-
-    def acknowledge(self, stream: _Stream, size: int) -> None:
-        """The thread has read ``size`` bytes of ``stream``: the edge may send more."""
+    # ---- requests (any thread) ----------------------------------------------------
+    def submit(self, request: _Request, flush: bool = True) -> bool:
+        """Queue ``request`` for a stream, sent at once while one is free; False when the
+        connection takes no new stream (nothing was sent). ``flush=False`` leaves the
+        bytes for ``flush`` (or the I/O thread's next turn), so a burst goes out in one
+        write."""
         with self._cond:
             if not self.usable:
-                return
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self._h2.acknowledge_received_data(size, stream.stream_id)
-            # h2 sends WINDOW_UPDATE only once half a window is used: mostly nothing to send.
-            wake = self._queue_output()
+                return False
+            now = time.monotonic()
+            request.queued_at = now
+            self._waiting.append(request)
+            self._next_check = min(self._next_check, now + self._read_timeout)
+            wake = self._open_waiting(now) and self._wake_for_output(flush)
         if wake:
             self._wake()
+        return True
 
-    def release(self, stream: _Stream, ended: bool) -> None:
-        """The thread is done with ``stream``; reset it if the edge is still sending."""
+    def flush(self) -> None:
+        """Wake the I/O thread if requests submitted with ``flush=False`` wait to be sent."""
         with self._cond:
-            if self._streams.pop(stream.stream_id, None) is not None:
-                self._finished += 1
-            if not ended and self.usable:
-                with contextlib.suppress(h2.exceptions.ProtocolError):
-                    self._h2.reset_stream(stream.stream_id, h2.errors.ErrorCodes.CANCEL)
-            self._cond.notify()  # one stream is free: one waiting thread may take it
-            wake = self._queue_output()
+            wake = self._unsent and self._wake_for_output(True)
         if wake:
             self._wake()
 
-    def _queue_output(self) -> bool:
-        """Move what h2 wants sent to the outbox (lock held). True when the caller must
-        wake the I/O thread: there is something to send and no wake-up is on its way yet
-        (every syscall costs a thread a turn at the GIL, so wake-ups are coalesced)."""
-        out = self._h2.data_to_send()
-        if not out:
+    def _open_waiting(self, now: float) -> bool:
+        """Send HEADERS for waiting requests while streams are free (lock held); True
+        when some were produced."""
+        limit = self.limit
+        streams = self._streams
+        opened = False
+        while self._waiting and len(streams) < limit and self.dead is None:
+            request = self._waiting[0]
+            try:
+                stream_id = self._h2.get_next_available_stream_id()
+                self._h2.send_headers(stream_id, request.encode_headers(), end_stream=True)
+            except h2.exceptions.TooManyStreamsError:
+                break  # h2 still counts a stream as open: the next turn tries again
+            except h2.exceptions.NoAvailableStreamIDError:
+                self.dead = "stream identifiers used up"  # the I/O thread ends it
+                return True
+            self._waiting.popleft()
+            request.stream_id = stream_id
+            request.last_frame = now
+            streams[stream_id] = request
+            opened = True
+        return opened
+
+    def _wake_for_output(self, flush: bool) -> bool:
+        """Whether the caller, having produced bytes, must wake the I/O thread (lock held):
+        not while a wake-up is on its way, nor when ``flush`` is False (then ``flush()``
+        or the I/O thread's next turn sends them). Every syscall costs a thread a turn at
+        the GIL, so wake-ups are coalesced."""
+        if not flush:
+            self._unsent = True
             return False
-        self._outbox.append(out)
         if self._wake_pending:
             return False
         self._wake_pending = True
@@ -320,111 +390,284 @@ class _Http2Connection:
 
     def _pump(self) -> None:
         reason = "the connection closed"
+        finished: _Finished = []
+        bounced: list[_Request] = []
         try:
             self._sock.setblocking(False)
             while True:
                 with self._cond:
-                    out = b"".join(self._outbox) + self._h2.data_to_send()
-                    self._outbox.clear()
-                    self._wake_pending = False
+                    out = self._h2.data_to_send()
+                    self._wake_pending = self._unsent = False
                     closing = self._closing
+                    gone = self.dead
                 if out:
                     self._send_all(out)
                 if closing:
                     reason = "closed by the warmer"
                     break
-                data = self._receive()
-                if data is None:
-                    continue
-                if not data:
-                    reason = "the edge closed the connection"
-                    break
-                with self._cond:
-                    self._dispatch(self._h2.receive_data(data))
-                    out = b"".join(self._outbox) + self._h2.data_to_send()
-                    self._outbox.clear()
-                    gone = self.dead
-                if gone is not None:  # GOAWAY: h2 takes no more frames; nothing to wait for
-                    with contextlib.suppress(OSError, TimeoutError):
-                        self._send_all(out)
+                if gone is not None:
                     reason = gone
                     break
-                if out:
-                    self._send_all(out)
+                data = self._receive()
+                if data is not None and not data:
+                    reason = "the edge closed the connection"
+                    break
+                gone = self._turn(data, finished, bounced)
+                if gone is not None:
+                    reason = gone
+                    break
         except h2.exceptions.ProtocolError as error:
             reason = f"HTTP/2 protocol error from the edge: {error!r}"[:300]
         except OSError as error:
             reason = f"connection broke: {error!r}"[:300]
         finally:
-            self._shut(reason)
+            self._shut(reason, finished, bounced)
 
     def _receive(self) -> bytes | None:
         """Bytes from the edge (b"" when it hung up), or None when there are none yet: a
-        request thread woke us to send, the idle poll passed, or TLS wants more first.
-        A read is tried before waiting: data TLS already holds shows no readiness, and
-        one syscall fewer per turn matters with many threads waiting for the GIL."""
-        try:
-            return self._sock.recv(READ_BYTES)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            pass
-        readable, _, _ = select.select([self._sock, self._wake_r], [], [], IDLE_POLL_SECONDS)
+        thread woke us to send, a read deadline or the idle poll passed, or TLS wants more
+        first. A read is tried before waiting: data TLS already holds shows no readiness,
+        and one syscall fewer per turn matters with other threads waiting for the GIL."""
+        data = self._read_available()
+        if data is not None:
+            return data
+        wait = min(IDLE_POLL_SECONDS, max(0.0, self._next_check - time.monotonic()))
+        readable, _, _ = select.select([self._sock, self._wake_r], [], [], wait)
         if self._wake_r in readable:
             with contextlib.suppress(BlockingIOError, OSError):
                 self._wake_r.recv(4096)
         if self._sock not in readable:
             return None
-        try:
-            return self._sock.recv(READ_BYTES)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        return self._read_available()
+
+    def _read_available(self) -> bytes | None:
+        """Everything that has arrived, up to ``READ_BYTES``; None when nothing has.
+
+        One TLS read returns one record (16 KiB at most), about one response: answered
+        one read at a time, a burst the edge sent together would reach the caller as a
+        trickle, and the caller's next requests would go out as a trickle of small
+        flights, each paying a round trip. Read together, a burst is judged together and
+        the next one leaves together."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_BYTES:
+            try:
+                chunk = self._sock.recv(READ_BYTES - size)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            if not chunk:  # the edge hung up: what came before first, the end next turn
+                if not chunks:
+                    return b""
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if not chunks:
             return None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _turn(self, data: bytes | None, finished: _Finished, bounced: list[_Request]) -> str | None:
+        """Take in what one read brought (None: nothing), expire silent streams, start
+        waiting ones, send, then deliver the outcomes. Returns why the connection must end
+        (a GOAWAY, the stream limit dropped to 0), else None."""
+        now = time.monotonic()
+        if data is None and now < self._next_check:
+            return None
+        with self._cond:
+            if data is not None:
+                self._dispatch(self._h2.receive_data(data), now, finished, bounced)
+            if now >= self._next_check:
+                self._expire(now, finished)
+            self._open_waiting(now)
+            if self._waiting and not self._streams and self.limit == 0:
+                self.dead, self.no_streams = NO_STREAM_REASON, True
+            out = self._h2.data_to_send()
+            self._unsent = False
+            gone = self.dead
+        if gone is not None:  # GOAWAY: h2 takes no more frames; nothing to wait for
+            with contextlib.suppress(OSError, TimeoutError):
+                self._send_all(out)
+            return gone
+        if out:
+            self._send_all(out)  # new streams and window updates before the news
+        self._deliver(finished)
+        return None
 
     def _send_all(self, data: bytes) -> None:
         send_all(self._sock, data, self._write_timeout, "the edge took no bytes")
 
-    def _dispatch(self, events: list[h2.events.Event]) -> None:
-        # Called with the lock held, by the I/O thread.
+    def _deliver(self, finished: _Finished) -> None:
+        """Call each finished request's ``done`` (outside the lock: it may submit again)."""
+        for request, outcome in finished:
+            _call_done(request, outcome)
+        finished.clear()
+
+    def _dispatch(
+        self,
+        events: list[h2.events.Event],
+        now: float,
+        finished: _Finished,
+        bounced: list[_Request],
+    ) -> None:
+        # Called with the lock held, by the I/O thread; the common events first.
+        streams = self._streams
         for event in events:
-            if isinstance(event, h2.events.RemoteSettingsChanged):
-                self._remote_limit = self._h2.remote_settings.max_concurrent_streams
-                self._cond.notify_all()  # the limit changed: every waiting thread looks
-                continue
-            if isinstance(event, h2.events.ConnectionTerminated):
-                self._goaway(event)
-                self._cond.notify_all()
-                continue
-            stream_id = getattr(event, "stream_id", None)
-            stream = self._streams.get(stream_id) if stream_id is not None else None
-            if stream is None:
-                if isinstance(event, h2.events.DataReceived) and stream_id is not None:
-                    # Nobody reads this stream any more: give the window back at once.
+            if isinstance(event, h2.events.DataReceived):
+                stream_id = event.stream_id
+                if event.flow_controlled_length:
+                    # Counted and dropped below: the edge may send the next window at once.
                     with contextlib.suppress(h2.exceptions.ProtocolError):
                         self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
-                continue
-            if isinstance(event, h2.events.ResponseReceived):
-                stream.events.put(("headers", event.headers))
-            elif isinstance(event, h2.events.DataReceived):
-                stream.events.put(("data", event.data, event.flow_controlled_length))
+                request = streams.get(stream_id)
+                if request is not None:
+                    data = event.data
+                    request.bytes_read += len(data)
+                    request.last_frame = now
+                    if len(request.kept) < request.keep_body:
+                        request.kept += data[: request.keep_body - len(request.kept)]
             elif isinstance(event, h2.events.StreamEnded):
-                stream.events.put(("end",))
-            elif isinstance(event, h2.events.StreamReset):
-                stream.events.put(("reset", _code_name(event.error_code)))
+                request = streams.pop(event.stream_id, None)
+                if request is not None:
+                    self._progress_at = now
+                    finished.append((request, self._response(request)))
+            else:
+                self._other_event(event, now, finished, bounced)
 
-    def _goaway(self, event: h2.events.ConnectionTerminated) -> None:
+    def _other_event(
+        self, event: h2.events.Event, now: float, finished: _Finished, bounced: list[_Request]
+    ) -> None:
+        # Trailers, 1xx, pings, window updates and acknowledgements need nothing.
+        if isinstance(event, h2.events.ResponseReceived):
+            request = self._streams.get(event.stream_id)
+            if request is not None:
+                self._headers(request, event.headers, now, finished)
+        elif isinstance(event, h2.events.StreamReset):
+            request = self._streams.pop(event.stream_id, None)
+            if request is not None:
+                self._progress_at = now
+                code = ("reset", _code_name(event.error_code))
+                finished.append((request, self._failure(request, code)))
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._remote_limit = self._h2.remote_settings.max_concurrent_streams
+            self._cond.notify_all()  # ``start`` waits for the first
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._goaway(event, finished, bounced)
+
+    def _headers(
+        self, request: _Request, raw: list[tuple[bytes, bytes]], now: float, finished: _Finished
+    ) -> None:
+        request.last_frame = now
+        try:
+            status, headers = _status_and_headers(raw, self._where(request))
+        except EdgeError as error:
+            del self._streams[request.stream_id]
+            self._progress_at = now
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self._h2.reset_stream(request.stream_id, h2.errors.ErrorCodes.CANCEL)
+            finished.append((request, error))
+            return
+        request.status = status
+        request.headers = headers
+        request.length = _content_length(headers.get("content-length"))
+
+    def _where(self, request: _Request) -> str:
+        return f"{self.address} (HTTP/2 stream {request.stream_id})"
+
+    def _response(self, request: _Request) -> EdgeResponse | EdgeError:
+        if request.status is None:
+            return self._failure(request, ("end",))
+        headers = request.headers
+        return EdgeResponse(
+            status=request.status,
+            headers={name: headers[lower] for name, lower in _KEPT if lower in headers}
+            if request.method == "GET"
+            else _titled(headers),
+            bytes_read=request.bytes_read,
+            content_length=request.length,
+            seconds=time.perf_counter() - request.started,
+            body=bytes(request.kept),
+            protocol=H2,
+            stream_limit=self.limit,
+        )
+
+    def _failure(self, request: _Request, event: tuple[Any, ...]) -> EdgeError:
+        where = self._where(request)
+        if request.status is None:
+            return EdgeError(_ended_reason(event, where, None, None), True)
+        reason = _ended_reason(event, where, request.bytes_read, request.length)
+        return EdgeError(reason, True, request.bytes_read)
+
+    def _expire(self, now: float, finished: _Finished) -> None:
+        """Fail alone each stream silent for ``read_timeout`` (``RST_STREAM CANCEL``) and
+        each waiter that saw no stream end for as long; note the next deadline (lock held).
+        Deadlines only move later, so the noted one is never late, at worst early."""
+        timeout = self._read_timeout
+        next_check = math.inf
+        for stream_id, request in list(self._streams.items()):
+            due = request.last_frame + timeout
+            if due > now:
+                next_check = min(next_check, due)
+                continue
+            del self._streams[stream_id]
+            self._progress_at = now
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+            where = self._where(request)
+            if request.status is None:
+                reason = f"no response from {where}: nothing for {timeout:g}s"
+            else:
+                reason = f"body stalled after {request.bytes_read} bytes at {where}"
+                reason += f": nothing for {timeout:g}s"
+            finished.append((request, EdgeError(reason, True, request.bytes_read)))
+        while self._waiting:
+            due = max(self._waiting[0].queued_at, self._progress_at) + timeout
+            if due > now:
+                next_check = min(next_check, due)
+                break
+            reason = (
+                f"no HTTP/2 stream free at {self.address} within {timeout:g}s "
+                f"(the edge allows {self.remote_limit} at once)"
+            )
+            finished.append((self._waiting.popleft(), EdgeError(reason, True)))
+        self._next_check = next_check
+
+    def _goaway(
+        self, event: h2.events.ConnectionTerminated, finished: _Finished, bounced: list[_Request]
+    ) -> None:
         last = event.last_stream_id if event.last_stream_id is not None else 0
         why = f"the edge sent GOAWAY ({_code_name(event.error_code)}, last stream {last})"
         self.dead = why
-        for stream_id, stream in self._streams.items():
-            if stream_id > last:
-                stream.events.put(("gone", f"{why}: it never processed this request", True))
+        for stream_id, request in self._streams.items():
+            if stream_id <= last:
+                gone = ("gone", f"{why}: the connection ended mid-response", False)
+                finished.append((request, self._failure(request, gone)))
+                continue
+            where = self._where(request)
+            request.lost += 1
+            if request.lost < 2:
+                _forget_response(request)
+                bounced.append(request)
             else:
-                stream.events.put(("gone", f"{why}: the connection ended mid-response", False))
+                reason = f"no response from {self.address}: {where}: {why}"
+                finished.append(
+                    (request, EdgeError(f"{reason}: it never processed this request", True))
+                )
+        self._streams.clear()
 
-    def _shut(self, reason: str) -> None:
+    def _shut(self, reason: str, finished: _Finished, bounced: list[_Request]) -> None:
         with self._cond:
             if self.dead is None:
                 self.dead = reason
-            for stream in self._streams.values():
-                stream.events.put(("gone", self.dead, False))
+            for request in self._streams.values():
+                finished.append((request, self._failure(request, ("gone", self.dead, False))))
+            self._streams.clear()
+            for request in self._waiting:  # never sent: another connection may take them
+                request.lost += not self.no_streams
+                if request.lost < 2:
+                    bounced.append(request)
+                else:
+                    error = EdgeError(f"no response from {self.address}: {self.dead}", True)
+                    finished.append((request, error))
+            self._waiting.clear()
             self._closing = True
             self._cond.notify_all()
         with contextlib.suppress(OSError):
@@ -432,14 +675,31 @@ class _Http2Connection:
         for end in (self._wake_r, self._wake_w):
             end.close()
         self._client._ended(self)
+        self._deliver(finished)
+        for request in bounced:
+            self._client._route_request(request)
+
+
+_KEPT: Final = tuple((name, name.lower()) for name in KEPT_HEADERS)
+
+
+def _forget_response(request: _Request) -> None:
+    request.status, request.headers, request.length = None, {}, None
+    request.bytes_read, request.kept, request.stream_id = 0, b"", 0
+
+
+def _call_done(request: _Request, outcome: EdgeResponse | EdgeError) -> None:
+    try:
+        request.done(outcome)
+    except Exception:  # a caller's bug must not end the connection its neighbours use
+        return
 
 
 class _Connecting:
-    """A connection being opened for a key; other threads wait for its outcome."""
+    """A connection being opened for a key, and the requests waiting for its outcome."""
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: EdgeError | None = None
+    def __init__(self, first: _Request) -> None:
+        self.requests = [first]
 
 
 _Route = _Http2Connection | _Fallback
@@ -449,8 +709,11 @@ class Http2EdgeClient(EdgeClient):
     """``EdgeClient`` over HTTP/2: one connection per (edge address, viewer host), up to
     ``streams_per_edge`` streams on it; HTTP/1.1 keep-alive for an edge without ``h2``.
 
-    Thread-safe, like the base class; each request is one thread's blocking call, so the
-    streams in flight in total are the caller's threads. ``EdgeResponse.protocol`` says which
+    Thread-safe, like the base class. ``submit`` starts a request and returns at once; its
+    ``done`` gets the outcome. ``get`` and ``head`` are ``submit`` and a wait. Streams in
+    flight are what the callers submitted, at most ``streams_per_edge`` per connection (the
+    rest wait in the connection's queue); HTTP/1.1 requests run in a pool of ``maxsize``
+    threads, so at most ``maxsize`` are in flight. ``EdgeResponse.protocol`` says which
     protocol served a response and ``stream_limit`` the edge's stream limit, if known.
     """
 
@@ -473,17 +736,54 @@ class Http2EdgeClient(EdgeClient):
         self._read_timeout = read_timeout
         self._h2_lock = threading.Lock()
         self._h2_context: ssl.SSLContext | None = None
-        # Least recently used first; connections no thread uses beyond ``max_pools`` close.
+        # Least recently used first; idle connections beyond ``max_pools`` close.
         self._routes: OrderedDict[tuple[str, str], _Http2Connection] = OrderedDict()
         self._fallbacks: OrderedDict[tuple[str, str], _Fallback] = OrderedDict()
         self._connecting: dict[tuple[str, str], _Connecting] = {}
-        # HTTP/1.1 requests in flight at once: the base class's pools stay within
-        # ``maxsize`` connections however many threads the HTTP/2 streams need.
-        self._http1_slots = threading.BoundedSemaphore(max(1, maxsize))
+        # HTTP/1.1 requests run here, ``maxsize`` at once: the base class's pools stay
+        # within ``maxsize`` connections however many HTTP/2 streams the caller runs.
+        self._http1_pool: ThreadPoolExecutor | None = None
+        self._unflushed: set[_Http2Connection] = set()
+        self._shut_down = False
         self.h2_connections = 0  # HTTP/2 connections opened
         self._live: set[_Http2Connection] = set()  # whose socket is open (at most the above)
 
     # ---- public -------------------------------------------------------------------
+    def submit(
+        self,
+        address: str,
+        viewer_host: str,
+        path: str,
+        accept_encoding: str | None,
+        done: Done,
+        keep_body: int = 0,
+        method: Literal["GET", "HEAD"] = "GET",
+        flush: bool = True,
+    ) -> None:
+        """Start ``method path`` at ``address`` as ``viewer_host``; return at once.
+
+        ``done`` is called exactly once with the ``EdgeResponse`` (the body read to its end
+        and dropped, as ``get``) or the ``EdgeError`` ``get`` would raise. It runs on the
+        connection's I/O thread (or an HTTP/1.1 pool thread, or, for a request refused
+        before anything is sent, the caller's): it must only hand the outcome over, never
+        block. ``flush=False`` lets a caller submit a burst and send it in one write with
+        ``flush()``; until then the bytes go out with the I/O thread's next turn.
+        """
+        if not path.startswith("/") or _NOT_IN_A_HEADER.search(path + viewer_host):
+            # h2 does not check our own headers (see the connection's configuration).
+            refused = f"refused to send path {path[:80]!r} as {viewer_host[:80]!r}"
+            _call_done_now(done, EdgeError(refused, False))
+            return
+        request = _Request(method, address, viewer_host, path, accept_encoding, keep_body, done)
+        self._route_request(request, flush)
+
+    def flush(self) -> None:
+        """Send what ``submit(..., flush=False)`` left waiting, one write per connection."""
+        with self._h2_lock:
+            connections, self._unflushed = self._unflushed, set()
+        for connection in connections:
+            connection.flush()
+
     def get(
         self,
         address: str,
@@ -493,18 +793,22 @@ class Http2EdgeClient(EdgeClient):
         keep_body: int = 0,
     ) -> EdgeResponse:
         """As ``EdgeClient.get``, over HTTP/2 when the edge selects it."""
-        return self._request("GET", address, viewer_host, path, accept_encoding, keep_body)
+        return self._wait("GET", address, viewer_host, path, accept_encoding, keep_body)
 
     def head(
         self, address: str, viewer_host: str, path: str, accept_encoding: str | None
     ) -> EdgeResponse:
         """As ``EdgeClient.head``, over HTTP/2 when the edge selects it."""
-        return self._request("HEAD", address, viewer_host, path, accept_encoding, 0)
+        return self._wait("HEAD", address, viewer_host, path, accept_encoding, 0)
 
     def close(self) -> None:
         with self._h2_lock:
+            self._shut_down = True  # requests submitted from now on fail
             connections = list(self._live)  # the routes' and those still winding down
             self._routes.clear()
+            pool, self._http1_pool = self._http1_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)  # HTTP/1.1 requests in flight end (read timeout at most)
         for connection in connections:
             connection.close()
         for connection in connections:
@@ -512,82 +816,51 @@ class Http2EdgeClient(EdgeClient):
         super().close()
 
     # ---- routing ------------------------------------------------------------------
-    def _request(
+    def _wait(
         self,
-        method: str,
+        method: Literal["GET", "HEAD"],
         address: str,
         viewer_host: str,
         path: str,
         accept_encoding: str | None,
         keep_body: int,
     ) -> EdgeResponse:
-        if not path.startswith("/") or _NOT_IN_A_HEADER.search(path + viewer_host):
-            # h2 does not check our own headers (see the connection's configuration).
-            raise EdgeError(f"refused to send path {path[:80]!r} as {viewer_host[:80]!r}", False)
-        key = (address, viewer_host.lower())
-        if self.protocol == "https":
-            # Twice at most: a connection found closed before anything was sent on it (an
-            # idle edge hung up), or whose GOAWAY says the edge never processed the request
-            # (RFC 9113 6.8: safe to send again), is replaced once, at no cost to the task.
-            lost = "HTTP/2 connection lost twice"
-            for _ in range(2):
-                route = self._route(key, address, viewer_host)
-                if isinstance(route, _Fallback):
-                    return self._http1(
-                        method, route, address, viewer_host, path, accept_encoding, keep_body
-                    )
-                try:
-                    return self._exchange(
-                        route, method, viewer_host, path, accept_encoding, keep_body
-                    )
-                except _Gone as gone:
-                    lost = str(gone) or lost
-                    self._forget(key, route)
-                except _NoStreams:
-                    self._fall_back(key, _Fallback("the edge allows no HTTP/2 stream", 0))
-                finally:
-                    self._unlease(key, route)
-            fallback = self._fallbacks.get(key)
-            if fallback is None:
-                raise EdgeError(f"no response from {address}: {lost}", True)
-            route = fallback
-        else:
-            route = _Fallback("plain http")
-        return self._http1(method, route, address, viewer_host, path, accept_encoding, keep_body)
+        outcome: list[EdgeResponse | EdgeError] = []
+        finished = threading.Event()
 
-    def _unlease(self, key: tuple[str, str], connection: _Http2Connection) -> None:
-        """One thread less on ``connection``; the last one out of a connection that is
-        no longer the edge's (replaced, evicted in use, dead) closes it."""
+        def done(result: EdgeResponse | EdgeError) -> None:
+            outcome.append(result)
+            finished.set()
+
+        self.submit(address, viewer_host, path, accept_encoding, done, keep_body, method)
+        # Every path to ``done`` is bounded: the connect and read timeouts, the edge's
+        # answers, and the HTTP/1.1 pool's own timeouts.
+        finished.wait()
+        result = outcome[0]
+        if isinstance(result, EdgeError):
+            raise result
+        return result
+
+    def _route_request(self, request: _Request, flush: bool = True) -> None:
+        """Hand ``request`` to its edge's live connection, to the connection being opened
+        for it (one connect per edge, in its own short thread), or to HTTP/1.1."""
+        if self.protocol != "https":
+            self._http1_submit(request, _Fallback("plain http"))
+            return
+        while (route := self._pick(request, flush)) is not None:
+            if isinstance(route, _Fallback):
+                self._http1_submit(request, route)
+                return
+            if route.submit(request, flush):
+                return
+            self._forget(request.key, route)  # it ended between the look-up and now
+
+    def _pick(self, request: _Request, flush: bool) -> _Route | None:
+        """The route for ``request``, or None when it now waits for a connection being
+        opened (or was failed: the client is closed)."""
+        key = request.key
         with self._h2_lock:
-            connection.users -= 1
-            orphan = connection.users == 0 and self._routes.get(key) is not connection
-        if orphan:
-            connection.close()
-
-    def _http1(
-        self,
-        method: str,
-        route: _Fallback,
-        address: str,
-        viewer_host: str,
-        path: str,
-        accept_encoding: str | None,
-        keep_body: int,
-    ) -> EdgeResponse:
-        with self._http1_slots:
-            if method == "HEAD":
-                response = super().head(address, viewer_host, path, accept_encoding)
-            else:
-                response = super().get(address, viewer_host, path, accept_encoding, keep_body)
-        if route.stream_limit is None:
-            return response
-        return dataclasses.replace(response, stream_limit=route.stream_limit)
-
-    def _route(self, key: tuple[str, str], address: str, viewer_host: str) -> _Route:
-        """The edge's live HTTP/2 connection (leased: ``users`` + 1), or its fallback;
-        one thread connects while the others wait for its outcome."""
-        while True:
-            with self._h2_lock:
+            if not self._shut_down:
                 fallback = self._fallbacks.get(key)
                 if fallback is not None:
                     self._fallbacks.move_to_end(key)
@@ -595,61 +868,118 @@ class Http2EdgeClient(EdgeClient):
                 connection = self._routes.get(key)
                 if connection is not None and connection.usable:
                     self._routes.move_to_end(key)
-                    connection.users += 1
+                    if not flush:
+                        self._unflushed.add(connection)
                     return connection
                 pending = self._connecting.get(key)
-                mine = pending is None
-                if pending is None:
-                    pending = self._connecting[key] = _Connecting()
-            if not mine:
-                pending.done.wait(2 * self._connect_timeout + 1)
-                if pending.error is not None:
-                    raise pending.error
-                continue
-            try:
-                self._connect_route(key, address, viewer_host)
-            except EdgeError as error:
-                pending.error = error
-                raise
-            finally:
-                with self._h2_lock:
-                    del self._connecting[key]
-                pending.done.set()
+                if pending is not None:
+                    pending.requests.append(request)
+                    return None
+                self._connecting[key] = _Connecting(request)
+                threading.Thread(
+                    target=self._open, args=(key, request), name="h2-connect", daemon=True
+                ).start()
+                return None
+        _call_done(request, EdgeError(f"no response from {request.address}: client closed", True))
+        return None
 
-    def _connect_route(self, key: tuple[str, str], address: str, viewer_host: str) -> None:
-        outcome = self._connect(address, viewer_host)
-        if isinstance(outcome, _Fallback):
-            self._fall_back(key, outcome)
-            return
+    def _open(self, key: tuple[str, str], first: _Request) -> None:
+        """Connect to ``first``'s edge (its own thread), then route what waited for it."""
+        try:
+            outcome: _Route | EdgeError = self._connect(first.address, first.viewer_host)
+        except EdgeError as error:
+            outcome = error
+        except Exception as error:  # never leave the waiting requests without an answer
+            outcome = EdgeError(f"no response from {first.address}: {error!r}", True)
         evicted: list[_Http2Connection] = []
         with self._h2_lock:
-            old = self._routes.pop(key, None)
-            self._routes[key] = outcome
-            excess = len(self._routes) - self.max_pools
-            for other_key, other in list(self._routes.items()):
-                if excess <= 0:
-                    break
-                if other.users == 0 and other is not outcome:
-                    evicted.append(self._routes.pop(other_key))
-                    excess -= 1
-        if old is not None and old.users == 0:
-            evicted.append(old)
+            waiting = self._connecting.pop(key).requests
+            if isinstance(outcome, _Http2Connection) and self._shut_down:
+                evicted.append(outcome)
+            elif isinstance(outcome, _Http2Connection):
+                self._routes.pop(key, None)
+                self._routes[key] = outcome
+                evicted = self._evict_idle(outcome)
+            elif isinstance(outcome, _Fallback):
+                self._remember_fallback(key, outcome)
         for connection in evicted:
             connection.close()
+        if isinstance(outcome, EdgeError):
+            for request in waiting:
+                copy = EdgeError(outcome.reason, outcome.retryable, outcome.bytes_read)
+                _call_done(request, copy)
+            return
+        for request in waiting:
+            self._route_request(request)
 
-    def _fall_back(self, key: tuple[str, str], fallback: _Fallback) -> None:
+    def _evict_idle(self, keep: _Http2Connection) -> list[_Http2Connection]:
+        """Idle connections beyond ``max_pools``, least recently used first (lock held)."""
+        evicted: list[_Http2Connection] = []
+        excess = len(self._routes) - self.max_pools
+        for other_key, other in list(self._routes.items()):
+            if excess <= 0:
+                break
+            if other is not keep and other.idle:
+                evicted.append(self._routes.pop(other_key))
+                excess -= 1
+        return evicted
+
+    def _http1_submit(self, request: _Request, route: _Fallback) -> None:
         with self._h2_lock:
-            self._fallbacks[key] = fallback
-            while len(self._fallbacks) > MAX_FALLBACKS:
-                self._fallbacks.popitem(last=False)
-            connection = self._routes.pop(key, None)
-        if connection is not None:
-            connection.close()
+            if self._shut_down:
+                pool = None
+            elif self._http1_pool is None:
+                pool = self._http1_pool = ThreadPoolExecutor(
+                    max(1, self.maxsize), thread_name_prefix="http1-edge"
+                )
+            else:
+                pool = self._http1_pool
+        if pool is None:
+            error = EdgeError(f"no response from {request.address}: client closed", True)
+            _call_done(request, error)
+            return
+        pool.submit(self._run_http1, request, route)
+
+    def _run_http1(self, request: _Request, route: _Fallback) -> None:
+        outcome: EdgeResponse | EdgeError
+        try:
+            if request.method == "HEAD":
+                response = super().head(
+                    request.address, request.viewer_host, request.path, request.accept_encoding
+                )
+            else:
+                response = super().get(
+                    request.address,
+                    request.viewer_host,
+                    request.path,
+                    request.accept_encoding,
+                    request.keep_body,
+                )
+            if route.stream_limit is not None:
+                response = dataclasses.replace(response, stream_limit=route.stream_limit)
+            outcome = response
+        except EdgeError as error:
+            outcome = error
+        except Exception as error:  # the caller waits for an answer, whatever happens
+            outcome = EdgeError(f"no response from {request.address}: {error!r}", True)
+        _call_done(request, outcome)
+
+    def _remember_fallback(self, key: tuple[str, str], fallback: _Fallback) -> None:
+        # Called with the lock held.
+        self._fallbacks[key] = fallback
+        while len(self._fallbacks) > MAX_FALLBACKS:
+            self._fallbacks.popitem(last=False)
 
     def _ended(self, connection: _Http2Connection) -> None:
         """``connection``'s socket is closed (its I/O thread is ending)."""
         with self._h2_lock:
             self._live.discard(connection)
+            self._unflushed.discard(connection)
+            for key, route in list(self._routes.items()):
+                if route is connection:
+                    del self._routes[key]
+                    if connection.no_streams:
+                        self._remember_fallback(key, _Fallback(NO_STREAM_REASON, 0))
         self._closed()
 
     def _forget(self, key: tuple[str, str], connection: _Http2Connection) -> None:
@@ -693,7 +1023,12 @@ class Http2EdgeClient(EdgeClient):
             self._closed()
             return _Fallback(f"ALPN selected {chosen or 'nothing'}")
         connection = _Http2Connection(
-            sock, self, address, self.streams_per_edge, self._connect_timeout
+            sock,
+            self,
+            address,
+            self.streams_per_edge,
+            self._connect_timeout,
+            self._read_timeout,
         )
         with self._h2_lock:
             self.h2_connections += 1
@@ -701,81 +1036,13 @@ class Http2EdgeClient(EdgeClient):
         connection.start(self._connect_timeout)
         if connection.limit == 0:
             connection.close()
-            return _Fallback("the edge allows no HTTP/2 stream", 0)
+            return _Fallback(NO_STREAM_REASON, 0)
         return connection
 
-    # ---- one exchange -------------------------------------------------------------
-    def _exchange(
-        self,
-        connection: _Http2Connection,
-        method: str,
-        viewer_host: str,
-        path: str,
-        accept_encoding: str | None,
-        keep_body: int,
-    ) -> EdgeResponse:
-        headers = [
-            (b":method", method.encode()),
-            (b":scheme", b"https"),
-            (b":authority", viewer_host.encode()),
-            (b":path", path.encode()),
-            (b"user-agent", USER_AGENT.encode()),
-        ]
-        if accept_encoding is not None:  # none at all for CloudFront's identity key
-            headers.append((b"accept-encoding", accept_encoding.encode()))
-        started = time.perf_counter()
-        stream = connection.open_stream(headers, self._read_timeout)
-        where = f"{connection.address} (HTTP/2 stream {stream.stream_id})"
-        ended = False
-        bytes_read = 0
-        kept = bytearray()  # at most keep_body bytes (0 for a warm: nothing is kept)
-        try:
-            event = self._next(stream, f"no response from {where}", 0)
-            if event[0] == "gone" and event[2]:
-                raise _Gone(f"{where}: {event[1]}")
-            if event[0] != "headers":
-                raise EdgeError(_ended_reason(event, where, None, None), True)
-            status, response_headers = _status_and_headers(event[1], where)
-            length = _content_length(response_headers.get("content-length"))
-            while True:
-                event = self._next(stream, f"body stalled after {{n}} bytes at {where}", bytes_read)
-                if event[0] == "data":
-                    bytes_read += len(event[1])
-                    if len(kept) < keep_body:
-                        kept += event[1][: keep_body - len(kept)]
-                    connection.acknowledge(stream, event[2])
-                elif event[0] == "end":
-                    ended = True
-                    break
-                elif event[0] != "headers":  # trailers are ignored
-                    reason = _ended_reason(event, where, bytes_read, length)
-                    raise EdgeError(reason, True, bytes_read)
-        finally:
-            connection.release(stream, ended)
-        return EdgeResponse(
-            status=status,
-            headers={
-                name: response_headers[name.lower()]
-                for name in KEPT_HEADERS
-                if name.lower() in response_headers
-            }
-            if method == "GET"
-            else _titled(response_headers),
-            bytes_read=bytes_read,
-            content_length=length,
-            seconds=time.perf_counter() - started,
-            body=bytes(kept),
-            protocol=H2,
-            stream_limit=connection.limit,
-        )
 
-    def _next(self, stream: _Stream, stalled: str, bytes_read: int) -> tuple[Any, ...]:
-        """The stream's next event; a stream silent for ``read_timeout`` fails alone."""
-        try:
-            return stream.events.get(timeout=self._read_timeout)
-        except queue.Empty:
-            reason = stalled.format(n=bytes_read) + f": nothing for {self._read_timeout:g}s"
-            raise EdgeError(reason, True, bytes_read) from None
+def _call_done_now(done: Done, outcome: EdgeResponse | EdgeError) -> None:
+    with contextlib.suppress(Exception):
+        done(outcome)
 
 
 def _status_and_headers(raw: list[tuple[bytes, bytes]], where: str) -> tuple[int, dict[str, str]]:

@@ -1,5 +1,7 @@
-"""``Http2EdgeClient`` on its own: memory stays flat whatever the body's size, and HEAD
-(``edgefill check``) works over HTTP/2 as over HTTP/1.1."""
+"""``Http2EdgeClient`` on its own: memory stays flat whatever the body's size, HEAD
+(``edgefill check``) works over HTTP/2 as over HTTP/1.1, and ``submit`` runs many requests
+from one thread, each ``done`` called once, those over the stream limit waiting in the
+connection's queue rather than in threads."""
 
 from __future__ import annotations
 
@@ -7,13 +9,14 @@ import socket
 import ssl
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from edgefill.lab.h2_server import H2ServerConnection, H2ServerStream
 from edgefill.lab.tls import LabCA
+from shared.edge_http import EdgeError, EdgeResponse
 from shared.edge_http2 import CONNECTION_WINDOW, Http2EdgeClient
 
 VIEWER = "cdn.example.com"
@@ -22,10 +25,16 @@ BODY_BYTES = 48 * 1024 * 1024  # six times the most a connection may buffer
 
 
 class BigBodyEdge:
-    """An HTTP/2 edge answering every GET with ``BODY_BYTES`` sent a chunk at a time (the
-    same chunk object each time: the server itself holds no body)."""
+    """An HTTP/2 edge answering every GET with ``body_bytes`` sent a chunk at a time (the
+    same chunk object each time: the server itself holds no body), allowing
+    ``max_streams`` streams at once."""
 
-    def __init__(self, ca: LabCA) -> None:
+    def __init__(self, ca: LabCA, body_bytes: int = BODY_BYTES, max_streams: int = 128) -> None:
+        self.body_bytes = body_bytes
+        self.max_streams = max_streams
+        self.peak = 0  # streams answered at once
+        self._active = 0
+        self._count_lock = threading.Lock()
         self._context = ca.server_context(VIEWER)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -45,16 +54,26 @@ class BigBodyEdge:
             sock = self._context.wrap_socket(raw, server_side=True)
         except (OSError, ssl.SSLError):
             return
-        H2ServerConnection(sock, self._answer).serve()
+        H2ServerConnection(sock, self._answer, max_concurrent_streams=self.max_streams).serve()
 
     def _answer(self, stream: H2ServerStream) -> None:
-        length = 0 if stream.method == "HEAD" else BODY_BYTES
-        headers = [("content-length", str(BODY_BYTES)), ("x-cache", "Miss from cloudfront")]
-        stream.respond(200, headers, end=stream.method == "HEAD")
-        while length > 0:
-            stream.send(CHUNK)
-            length -= len(CHUNK)
-        stream.end()
+        with self._count_lock:
+            self._active += 1
+            self.peak = max(self.peak, self._active)
+        try:
+            length = 0 if stream.method == "HEAD" else self.body_bytes
+            headers = [
+                ("content-length", str(self.body_bytes)),
+                ("x-cache", "Miss from cloudfront"),
+            ]
+            stream.respond(200, headers, end=stream.method == "HEAD")
+            while length > 0:
+                stream.send(CHUNK[:length])
+                length -= len(CHUNK)
+            stream.end()
+        finally:
+            with self._count_lock:
+                self._active -= 1
 
     def stop(self) -> None:
         self._listener.close()
@@ -105,8 +124,6 @@ def test_given_a_head_over_http2_then_every_header_is_kept_under_its_usual_name(
 def test_given_a_viewer_host_the_certificate_does_not_name_then_no_stream_is_sent(
     big_edge: tuple[BigBodyEdge, LabCA],
 ) -> None:
-    from shared.edge_http import EdgeError
-
     edge, ca = big_edge
     client = Http2EdgeClient(port=edge.port, ca_bundle=str(ca.bundle_path))
     try:
@@ -125,8 +142,6 @@ def test_given_a_viewer_host_the_certificate_does_not_name_then_no_stream_is_sen
 def test_given_a_path_or_host_with_control_characters_then_nothing_is_sent(
     big_edge: tuple[BigBodyEdge, LabCA], path: str, host: str
 ) -> None:
-    from shared.edge_http import EdgeError
-
     edge, ca = big_edge
     client = Http2EdgeClient(port=edge.port, ca_bundle=str(ca.bundle_path))
     try:
@@ -136,3 +151,135 @@ def test_given_a_path_or_host_with_control_characters_then_nothing_is_sent(
     finally:
         client.close()
     assert not error.value.retryable and "refused to send" in error.value.reason
+
+
+@pytest.fixture(scope="module")
+def narrow_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BigBodyEdge, LabCA]]:
+    """Small bodies, and two streams at a time: a caller's burst must queue."""
+    ca = LabCA(Path(tmp_path_factory.mktemp("ca")))
+    edge = BigBodyEdge(ca, body_bytes=3000, max_streams=2)
+    yield edge, ca
+    edge.stop()
+
+
+class Outcomes:
+    """What ``done`` was called with, from which thread, and how often."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, list[EdgeResponse | EdgeError]] = {}
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+        self.all_in = threading.Condition(self._lock)
+
+    def done_for(self, key: str) -> Callable[[EdgeResponse | EdgeError], None]:
+        def done(outcome: EdgeResponse | EdgeError) -> None:
+            with self._lock:
+                self.results.setdefault(key, []).append(outcome)
+                self.threads.add(threading.current_thread().name)
+                self.all_in.notify_all()
+
+        return done
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> None:
+        with self._lock:
+            assert self.all_in.wait_for(lambda: len(self.results) >= count, timeout)
+
+
+def test_given_a_burst_submitted_from_one_thread_then_each_done_is_called_once_by_the_io_thread(
+    narrow_edge: tuple[BigBodyEdge, LabCA],
+) -> None:
+    # Given an edge that allows two streams at once and a client allowing 100 per edge
+    edge, ca = narrow_edge
+    client = Http2EdgeClient(port=edge.port, ca_bundle=str(ca.bundle_path))
+    outcomes = Outcomes()
+    # The edge serves from this process too: only the client's threads count ("h2-…")
+    before = {thread.ident for thread in threading.enumerate()}
+    try:
+        # When one thread submits 40 requests without waiting
+        for n in range(40):
+            client.submit("127.0.0.1", VIEWER, f"/q/{n}", "gzip", outcomes.done_for(f"/q/{n}"))
+        threads_during = [
+            t for t in threading.enumerate() if t.ident not in before and t.name.startswith("h2-")
+        ]
+        outcomes.wait_for(40)
+    finally:
+        client.close()
+    # Then every request was answered in full, once each, never more than two at a time
+    assert sorted(outcomes.results) == sorted(f"/q/{n}" for n in range(40))
+    for answers in outcomes.results.values():
+        (answer,) = answers
+        assert isinstance(answer, EdgeResponse) and answer.protocol == "h2"
+        assert answer.status == 200 and answer.complete and answer.bytes_read == 3000
+        assert answer.stream_limit == 2
+    assert edge.peak <= 2 and client.h2_connections == 1
+    # And the 38 over the limit waited in the connection's queue, not in threads: the
+    # client added its I/O thread and one connecting thread at most, and done ran there
+    assert len(threads_during) <= 2, threads_during
+    assert all(name.startswith("h2-") for name in outcomes.threads)
+
+
+def test_given_a_path_the_client_refuses_when_submitted_then_done_says_so_and_nothing_is_sent(
+    narrow_edge: tuple[BigBodyEdge, LabCA],
+) -> None:
+    edge, ca = narrow_edge
+    client = Http2EdgeClient(port=edge.port, ca_bundle=str(ca.bundle_path))
+    outcomes = Outcomes()
+    try:
+        client.submit("127.0.0.1", VIEWER, "/a\r\nx-evil: 1", None, outcomes.done_for("evil"))
+        outcomes.wait_for(1)
+    finally:
+        client.close()
+    ((refused,),) = outcomes.results.values()
+    assert isinstance(refused, EdgeError) and not refused.retryable
+    assert "refused to send" in refused.reason
+    assert client.connections == 0  # not even a connection was opened for it
+
+
+def test_given_a_closed_client_when_a_request_is_submitted_then_done_fails_it_retryable(
+    narrow_edge: tuple[BigBodyEdge, LabCA],
+) -> None:
+    edge, ca = narrow_edge
+    client = Http2EdgeClient(port=edge.port, ca_bundle=str(ca.bundle_path))
+    client.get("127.0.0.1", VIEWER, "/before", None)
+    client.close()
+    outcomes = Outcomes()
+    client.submit("127.0.0.1", VIEWER, "/after", None, outcomes.done_for("after"))
+    outcomes.wait_for(1)
+    ((late,),) = outcomes.results.values()
+    assert isinstance(late, EdgeError) and late.retryable and "client closed" in late.reason
+    assert client.h2_connections == 1 and client.open_connections == 0
+
+
+def test_given_an_edge_that_never_answers_then_submitted_requests_fail_alone_by_their_deadline(
+    tmp_path: Path,
+) -> None:
+    # Given an edge that completes TLS and SETTINGS, then answers no stream at all
+    ca = LabCA(tmp_path)
+    context = ca.server_context(VIEWER)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def silent(stream: H2ServerStream) -> None:
+        return  # never responds: the stream stays open until the viewer gives up
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        sock = context.wrap_socket(raw, server_side=True)
+        H2ServerConnection(sock, silent).serve()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = Http2EdgeClient(port=port, ca_bundle=str(ca.bundle_path), read_timeout=0.5)
+    outcomes = Outcomes()
+    try:
+        # When three requests are submitted
+        for n in range(3):
+            client.submit("127.0.0.1", VIEWER, f"/s/{n}", None, outcomes.done_for(f"/s/{n}"))
+        outcomes.wait_for(3)
+    finally:
+        client.close()
+        listener.close()
+    # Then each failed once, retryable, by its own read deadline, nothing read
+    for answers in outcomes.results.values():
+        (answer,) = answers
+        assert isinstance(answer, EdgeError) and answer.retryable and answer.bytes_read == 0
+        assert "nothing for 0.5s" in answer.reason and "HTTP/2 stream" in answer.reason

@@ -4,6 +4,8 @@ while the rest of the burst succeeds on the same connection or a fresh one."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,14 @@ import pytest
 
 from edgefill.lab.dns import LabDNSServer
 from edgefill.lab.tls import LabCA
-from prewarm_worker.engine import WarmContext, WarmPlan, WarmReport, WarmSettings, warm
+from prewarm_worker.engine import (
+    TaskResult,
+    WarmContext,
+    WarmPlan,
+    WarmReport,
+    WarmSettings,
+    warm,
+)
 from shared.config import PrewarmConfig
 from shared.edge_http import SPARE_CONNECTIONS, EdgeClient
 from shared.edge_http2 import Http2EdgeClient
@@ -299,3 +308,204 @@ def test_given_http2_settings_and_an_http1_only_client_then_workers_are_its_conn
     # Then two workers ran, one keep-alive connection each, not one thread per stream
     assert report.ok == len(PATHS) and report.protocols == {"http/1.1": len(PATHS)}
     assert client.peak_open_connections <= 2
+
+
+def test_given_retries_over_http2_then_the_injected_clock_gets_each_backoff_in_turn(
+    h2_lab: H2Lab,
+) -> None:
+    # Given an edge that resets one path's streams, three tries per task, and a clock that
+    # records each backoff it is asked to let pass (full jitter: base × 2^(n-1))
+    h2_lab.edges["IAD89-C1"].h2_faults["/bad.bin"] = "rst"
+    config = h2_lab.config()
+    slept: list[float] = []
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    settings = WarmSettings(
+        request_attempts=3, backoff_base=0.01, http2=True, streams=64, streams_per_edge=100
+    )
+    # When the burst is warmed by the HTTP/2 driver
+    try:
+        report = warm(
+            WarmPlan((*PATHS, "/bad.bin"), ("IAD89-C1",), ("gzip", "identity"), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                settings,
+                sleep=slept.append,
+                jitter=lambda: 1.0,
+            ),
+        )
+    finally:
+        client.close()
+    # Then each failing task was tried three times, its two backoffs passed to the clock
+    assert failed(report) == {("/bad.bin", "gzip"), ("/bad.bin", "identity")}
+    assert all(f.attempts == 3 for f in report.failures)
+    assert sorted(slept) == [0.01, 0.01, 0.02, 0.02]
+    assert report.ok == 2 * len(PATHS)
+
+
+def test_given_real_time_backoff_over_http2_then_a_retry_waits_it_out_without_holding_others(
+    h2_lab: H2Lab,
+) -> None:
+    # Given an edge resetting one path, and the default clock (real time): 0.2 s, then 0.4 s
+    h2_lab.edges["IAD89-C1"].h2_faults["/bad.bin"] = "rst"
+    config = h2_lab.config()
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    settings = WarmSettings(request_attempts=3, backoff_base=0.2, http2=True, streams=64)
+    done_at: dict[str, float] = {}
+    started = time.monotonic()
+
+    def note(result: TaskResult) -> None:
+        done_at[f"{result.task.path} {result.task.encoding}"] = time.monotonic() - started
+
+    # When the burst is warmed
+    try:
+        report = warm(
+            WarmPlan((*PATHS, "/bad.bin"), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                settings,
+                jitter=lambda: 1.0,
+            ),
+            progress=note,
+        )
+    finally:
+        client.close()
+    # Then the failing task ended after its two backoffs (a lower bound: the clock is
+    # shared), while the others had already finished before it
+    assert failed(report) == {("/bad.bin", "gzip")}
+    assert done_at["/bad.bin gzip"] >= 0.6
+    assert max(t for k, t in done_at.items() if k != "/bad.bin gzip") < done_at["/bad.bin gzip"]
+
+
+def test_given_many_streams_when_warmed_then_no_thread_is_started_per_stream(
+    h2_lab: H2Lab,
+) -> None:
+    # Given 300 tasks at three edges and 64 streams
+    targets = ("IAD89-C1", "SFO5-C1", "CDG50-C1")
+    paths = [f"/threads/{n}.js" for n in range(100)]
+    peak = [0]
+    # Threads other tests left behind (their clients, the lab's servers) are not this warm's
+    before = {thread.ident for thread in threading.enumerate()}
+
+    def count(_: TaskResult) -> None:
+        # The warm's own threads (the edges' servers run in this process too)
+        ours = [
+            t
+            for t in threading.enumerate()
+            if t.ident not in before and t.name.startswith(("warm", "h2-"))
+        ]
+        peak[0] = max(peak[0], len(ours))
+
+    config = h2_lab.config()
+    client = Http2EdgeClient(port=config.port, maxsize=8, streams_per_edge=40)
+    settings = WarmSettings(http2=True, streams=64, streams_per_edge=40, backoff_base=0.01)
+    # When they are warmed
+    try:
+        report = warm(
+            WarmPlan(tuple(paths), targets, ("br",), VIEWER),
+            WarmContext(
+                config, EdgeResolver(config.resolver_host, config.resolver_port), client, settings
+            ),
+            progress=count,
+        )
+    finally:
+        client.close()
+    # Then all succeeded with at most the driver, one I/O thread per edge and one
+    # connecting thread per edge: no thread per stream (there were 64)
+    assert report.ok == 300
+    assert 1 <= peak[0] <= 1 + 2 * len(targets), peak[0]
+
+
+def test_given_a_cancel_while_a_retry_waits_its_backoff_then_it_ends_at_once_untried(
+    h2_lab: H2Lab,
+) -> None:
+    # Given a path whose stream the edge resets, a 30 s backoff before its retry, and a
+    # caller that cancels once every other task has finished
+    edge = h2_lab.edges["IAD89-C1"]
+    edge.h2_faults["/bad.bin"] = "rst"
+    config = h2_lab.config()
+    cancel = threading.Event()
+    finished: list[TaskResult] = []
+
+    def progress(result: TaskResult) -> None:
+        finished.append(result)
+        if sum(r.ok for r in finished) == len(PATHS):
+            cancel.set()
+
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    settings = WarmSettings(request_attempts=3, backoff_base=30.0, backoff_cap=30.0, http2=True)
+    started = time.monotonic()
+    # When the burst is warmed on the real clock
+    try:
+        report = warm(
+            WarmPlan((*PATHS, "/bad.bin"), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                settings,
+                jitter=lambda: 1.0,
+                cancel=cancel,
+            ),
+            progress=progress,
+        )
+    finally:
+        client.close()
+    # Then the waiting retry never ran: the task ended with its first attempt's failure,
+    # reported once, and the run did not wait out the backoff
+    assert time.monotonic() - started < 15.0
+    assert [s.path for s in edge.seen].count("/bad.bin") == 1
+    (bad,) = report.failures
+    assert bad.task.path == "/bad.bin" and bad.attempts == 1 and bad.retryable
+    assert len(finished) == len(PATHS) + 1 and report.cancelled == []
+
+
+def test_given_a_progress_callback_that_raises_then_the_http2_warm_still_finishes_every_task(
+    h2_lab: H2Lab,
+) -> None:
+    # Given a caller whose progress callback raises on its first call
+    calls: list[TaskResult] = []
+
+    def progress(result: TaskResult) -> None:
+        calls.append(result)
+        if len(calls) == 1:
+            raise RuntimeError("a caller's bug")
+
+    config = h2_lab.config()
+    client = Http2EdgeClient(port=config.port, maxsize=8)
+    # When a burst is warmed over HTTP/2
+    try:
+        report = warm(
+            WarmPlan(tuple(PATHS), ("IAD89-C1",), ("gzip",), VIEWER),
+            WarmContext(
+                config,
+                EdgeResolver(config.resolver_host, config.resolver_port),
+                client,
+                WarmSettings(http2=True, streams=8),
+            ),
+            progress=progress,
+        )
+    finally:
+        client.close()
+    # Then every task was still warmed and reported, progress called once for each
+    assert report.ok == len(PATHS) and len(calls) == len(PATHS)
+
+
+def test_given_a_goaway_while_requests_wait_for_a_stream_then_they_go_to_a_new_connection(
+    h2_lab: H2Lab,
+) -> None:
+    # Given an edge allowing one stream at a time, so most of a burst waits in the client's
+    # queue, and a GOAWAY once in the middle of it
+    edge = h2_lab.edges["NRT20-P2"]
+    edge.h2_faults["/burst/10.js"] = "goaway-once"
+    # When the burst is warmed with three tries per request
+    report, client = run(h2_lab, PATHS, ("NRT20-P2",), attempts=3)
+    # Then everything succeeded: the requests never sent on the first connection went to
+    # the second one, one GOAWAY cost one socket, and only the path that met it was asked
+    # for twice
+    assert report.failures == [] and report.ok == 2 * len(PATHS)
+    assert client.h2_connections == 2 and edge.peak_streams == 1
+    assert len(edge.seen) == 2 * len(PATHS) + 1
