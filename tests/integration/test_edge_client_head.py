@@ -31,7 +31,7 @@ class _Edge(BaseHTTPRequestHandler):
 @pytest.fixture
 def edge() -> Iterator[int]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Edge)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield int(httpd.server_address[1])
     httpd.shutdown()
