@@ -23,15 +23,19 @@ venv: $(STAMP)
 # that runs Python here runs it under $(PYCACHE), whose prefix Python reads instead of the
 # __pycache__ folders beside the sources, so the 8 000 files uv would compile (6 s) would
 # never be read; each process compiles what it imports into the prefix, once.
-# One collection, in one process, then writes pytest's assert-rewritten test modules (its own
-# .pyc files, which compileall does not make): otherwise the four workers of a first
-# `make test` each rewrite every test module, about 6 s of CPU apiece.
+# A collection then writes pytest's assert-rewritten test modules (its own .pyc files, which
+# compileall does not make): otherwise the four workers of a first `make test` each rewrite
+# every test module, about 6 s of CPU apiece. Two collections at once, the unit tests and
+# the rest, each rewriting its half: 6 s instead of 10 s on two cores.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check 'uv>=0.5,<1'
 	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
 	$(PYCACHE) $(PY) -m compileall -q -j 0 backfill_worker edge_origin_request edgefill prewarm_worker shared tests
-	$(PYCACHE) $(PY) -m pytest -q -p no:cacheprovider -n0 --collect-only > /dev/null
+	@set -e; $(PYCACHE) $(PY) -m pytest -q -p no:cacheprovider -n0 --collect-only tests/unit > /dev/null & \
+		unit=$$!; \
+		$(PYCACHE) $(PY) -m pytest -q -p no:cacheprovider -n0 --collect-only tests --ignore=tests/unit > /dev/null; \
+		wait $$unit
 	@touch $(STAMP)
 
 # The CloudFront Function's tests run it in Node.js: without node, stop and say so (a
