@@ -217,7 +217,9 @@ def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
     from edgefill.lab.tls import LabCA
     from shared.edns import REGION_SUBNETS
 
-    ca = LabCA(Path(tempfile.mkdtemp(prefix="bench-prewarm-ca-")))
+    # The CA's files live as long as the edges: removed when the bench says "stop".
+    scratch = tempfile.TemporaryDirectory(prefix="bench-prewarm-ca-")
+    ca = LabCA(Path(scratch.name))
     edges = FarEdges(ca.server_context(VIEWER), targets)
     subnet_answers = {REGION_SUBNETS[t]: a for t, (a, _) in targets.items() if t in REGION_SUBNETS}
     dns_server = LabDNSServer(
@@ -235,6 +237,7 @@ def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
             dns_server.reset_counts()
         conn.send({**edges.counts, "dns": dns_server.query_count})
     dns_server.stop()
+    scratch.cleanup()
     conn.send("stopped")
 
 
