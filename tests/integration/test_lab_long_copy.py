@@ -24,13 +24,13 @@ SIZE = 50 * MIB  # ten 5 MiB parts
 
 @pytest.fixture
 def lab(fake_aws: None) -> Iterator[Lab]:
-    # Invocations of 2.25 s (900 s × 0.0025) handing over 0.75 s before their end, 5 MiB
-    # parts two at a time from an origin paced at 10 MB/s per connection: about four parts
+    # Invocations of 4.5 s (900 s × 0.005) handing over 1.5 s before their end, 5 MiB
+    # parts two at a time from an origin paced at 5 MB/s per connection: about four parts
     # per invocation, so the clip takes three.
     settings = LabSettings(
-        backfill_deadline_scale=0.0025,
+        backfill_deadline_scale=0.005,
         extra_env={
-            "EDGEFILL_HANDOVER_SECONDS": "0.75",
+            "EDGEFILL_HANDOVER_SECONDS": "1.5",
             "EDGEFILL_PART_BYTES": str(5 * MIB),
             "EDGEFILL_PARTS_IN_FLIGHT": "2",
         },
@@ -46,10 +46,10 @@ def lab(fake_aws: None) -> Iterator[Lab]:
 
 def test_a_clip_bigger_than_one_lab_invocation_arrives_over_several(lab: Lab) -> None:
     assert lab.aws is not None
-    # Given the lab's backfill poller hands out 2.25 s deadlines
-    assert lab.pollers["backfill"].deadline_seconds == pytest.approx(900 * 0.0025)
+    # Given the lab's backfill poller hands out 4.5 s deadlines
+    assert lab.pollers["backfill"].deadline_seconds == pytest.approx(900 * 0.005)
     lab.origin.put_generated(CLIP, SIZE, seed=9, content_type="video/mp4")
-    lab.origin.fault(CLIP, bandwidth=10_000_000, server="AmazonS3")
+    lab.origin.fault(CLIP, bandwidth=5_000_000, server="AmazonS3")
     # When the clip's backfill is queued
     sqs, s3 = lab.aws.client("sqs"), lab.aws.client("s3")
     queue = lab.aws.queue("BackfillQueue").url
