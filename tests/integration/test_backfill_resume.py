@@ -44,14 +44,13 @@ from tests.integration.backfill_world import (
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 30 * MIB  # six 5 MiB parts
-# Paced so that a part takes about half a second and an invocation of 1.5 s, handing over
-# 0.75 s before its end, copies two parts (two in flight; a third would end after the
-# handover point). Parts in flight have until 1.125 s (the cleanup margin is half the
-# handover time): room for a busy machine, and a part that misses it is dropped and fetched
-# again, which the byte checks allow (they read the ranges asked, not a ratio).
-RATE = 10_000_000
-INVOCATION = 1.5
-HANDOVER = "0.75"
+# Paced so that a part takes about a second and an invocation of 3 s, handing over 1.5 s
+# before its end, copies two parts (two in flight; a third would end after the handover
+# point). Parts in flight have until 2.25 s (the cleanup margin is half the handover
+# time): room for a busy machine.
+RATE = 5_000_000
+INVOCATION = 3.0
+HANDOVER = "1.5"
 
 
 @pytest.fixture
