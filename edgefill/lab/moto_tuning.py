@@ -1,6 +1,7 @@
 """Two costs of moto in server mode that buy nothing here, removed without changing what
-moto answers. ``tune_moto()`` is called by the process that runs moto for the lab and
-for the test suite's session server (``edgefill/lab/aws.py``'s child).
+moto answers, and one way its S3 differs from S3's that the workers' leases depend on.
+``tune_moto()`` is called by the process that runs moto for the lab and for the test
+suite's session server (``edgefill/lab/aws.py``'s child).
 
 - **Its SQS clock.** moto's SQS models ask ``moto.core.utils.unix_time_millis()`` for the
   time once per message whenever a queue's attributes are read, and SendMessage reads
@@ -14,19 +15,57 @@ for the test suite's session server (``edgefill/lab/aws.py``'s child).
   module by listing moto's package directory and stat-ing each of its ~170 entries: a
   sixth of the server's CPU in the integration tests. The directory of an installed
   package does not change while it runs, so the list is read once.
+- **Its conditional writes.** S3 applies ``If-None-Match: *`` and ``If-Match`` atomically:
+  of two creates of one key, one fails. moto checks the condition, then writes, with
+  nothing held between, and its server runs each request on a thread of its own: on a
+  loaded machine two workers racing for one lease could both create it (seen in a CI run:
+  two copies of one object, the first's release refused because the second had
+  overwritten its lease). ``atomic_conditional_writes`` makes PutObject, DeleteObject and
+  the POSTs (CompleteMultipartUpload with its ``If-None-Match``) one step each, as S3 does.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+# The S3 request handlers whose conditions moto checks before it writes.
+CONDITIONAL_WRITES = ("put_object", "delete_object", "_key_response_post")
+
 
 def tune_moto() -> None:
-    """Apply both changes to this process's moto; idempotent."""
+    """Apply the three changes to this process's moto; idempotent."""
     _quicken_sqs_clock()
     _remember_module_list()
+    from moto.s3.responses import S3Response
+
+    if not getattr(S3Response, "_edgefill_atomic", False):
+        for name, handler in atomic_conditional_writes(S3Response).items():
+            setattr(S3Response, name, handler)
+        S3Response._edgefill_atomic = True  # type: ignore[attr-defined]
+
+
+def atomic_conditional_writes(response_class: Any) -> dict[str, Callable[..., Any]]:
+    """The S3 handlers of ``CONDITIONAL_WRITES``, each wrapped to run under one lock:
+    a condition and the write it guards happen with no other write of this process between
+    them. Returned rather than applied, so a test can apply them for its own duration."""
+    lock = threading.RLock()  # reentrant: one handler may call another
+    wrapped: dict[str, Callable[..., Any]] = {}
+    for name in CONDITIONAL_WRITES:
+        original = getattr(response_class, name)
+
+        def one_step(
+            self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any
+        ) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        wrapped[name] = functools.update_wrapper(one_step, original)
+    return wrapped
 
 
 def _quicken_sqs_clock() -> None:
