@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # outside the source tree, which such a setting keeps clean.
 PYCACHE := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache
 
-.PHONY: test fuzz demo lint build bench venv clean function node-check
+.PHONY: test fuzz demo demo-terminal lint build bench venv clean function node-check
 .DEFAULT_GOAL := test
 
 venv: $(STAMP)
@@ -53,6 +53,11 @@ fuzz: $(STAMP)
 
 demo: $(STAMP)
 	$(PYCACHE) $(VENV)/bin/edgefill demo
+
+# CI's demo: the whole of it in a pseudo-terminal of 80 columns, as an operator sees it; the
+# story only, every expectation met (tests/demo_terminal.py).
+demo-terminal: $(STAMP)
+	$(PYCACHE) $(PY) -m tests.demo_terminal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -87,6 +87,7 @@ def race(attempt: Callable[[int], bool]) -> int:
         thread.start()
     for thread in threads:
         thread.join()
+    assert len(won) == RACERS, "a racer raised (its error is printed above)"
     return sum(won)
 
 
