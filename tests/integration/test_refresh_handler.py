@@ -158,13 +158,17 @@ def test_withdrawn_updated_and_kept_through_the_handler(
         "news/retuned.html": "updated",
         "down.html": "kept",
     }
-    # And the window's reminder (the one invalidation of the batch, issue 19) comes
-    (window,) = [
+    # And the window's reminder (the one invalidation of the batch, issue 19) comes. A
+    # batch that runs across a window's edge (real time, 60 s windows) made two windows:
+    # the first reminder sends every path pending, the second finds none.
+    windows = sorted(
         o["Key"].rpartition("/")[2]
         for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=WINDOWS_PREFIX)["Contents"]
-    ]
-    reminder = batch(sqs, stack["reminders"], [to_json(InvalidationsDue(window=window))])
-    assert app.handler(reminder, FakeLambdaContext()) == {"batchItemFailures": []}
+    )
+    assert 1 <= len(windows) <= 2
+    for window in windows:
+        reminder = batch(sqs, stack["reminders"], [to_json(InvalidationsDue(window=window))])
+        assert app.handler(reminder, FakeLambdaContext()) == {"batchItemFailures": []}
     withdrawn = next(r for r in refreshed_lines if r.outcome == "withdrawn")  # type: ignore[attr-defined]
     assert (withdrawn.reason, withdrawn.directive) == ("origin", "HTTP 403")  # type: ignore[attr-defined]
     # And the bucket: the takedown gone, the retuned page serving its new Cache-Control,
