@@ -158,24 +158,17 @@ class FarEdges:
 
     def _h2_connection(self, tls: ssl.SSLSocket, pop: str) -> None:
         """HTTP/2: each flight of requests (what one read brings) is answered one RTT after
-        it arrived, every stream of the flight at once."""
-        import h2.config
-        import h2.connection
-        import h2.events
+        it arrived, every stream of the flight at once.
 
-        conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-        )
-        conn.initiate_connection()
-        headers = [
-            (":status", "200"),
-            ("content-length", str(len(BODY))),
-            ("x-cache", "Miss from cloudfront"),
-            ("x-amz-cf-pop", pop),
-        ]
+        Frames, not h2: every answer is the same HEADERS and DATA frame bytes but for the
+        stream identifier, so a flight's answers are joined from bytes built once per
+        connection (``LeanHttp2Edge``). h2's state machine cost about 0.3 ms of CPU per
+        answer, on one GIL for all six edges: 126 answers a round trip took longer than
+        the round trip, and the bench measured its own edges (docs/BENCHMARKS.md)."""
+        edge = LeanHttp2Edge(pop)
         due: list[tuple[float, list[int]]] = []  # (when, stream ids): flights in order
         try:
-            tls.sendall(conn.data_to_send())
+            tls.sendall(edge.preface())
             while True:
                 timeout = None if not due else max(0.0, due[0][0] - time.perf_counter())
                 if tls.pending() or select.select([tls], [], [], timeout)[0]:
@@ -183,11 +176,11 @@ class FarEdges:
                     if not data:
                         return
                     arrived = time.perf_counter()
-                    streams = [
-                        event.stream_id
-                        for event in conn.receive_data(data)
-                        if isinstance(event, h2.events.RequestReceived)
-                    ]
+                    streams, reply, done = edge.receive(data)
+                    if reply:
+                        tls.sendall(reply)
+                    if done:
+                        return
                     if streams:
                         due.append((arrived + RTT, streams))
                         self._count("requests", len(streams))
@@ -195,24 +188,127 @@ class FarEdges:
                 while due and due[0][0] <= time.perf_counter():
                     when, streams = due.pop(0)
                     self._count("late_us", int((time.perf_counter() - when) * 1e6) * len(streams))
-                    for stream_id in streams:
-                        conn.send_headers(stream_id, headers)
-                        conn.send_data(stream_id, BODY, end_stream=True)
-                tls.sendall(conn.data_to_send())
+                    tls.sendall(edge.answers(streams))
         except (ssl.SSLError, OSError):
             pass
         finally:
             tls.close()
 
 
+class LeanHttp2Edge:
+    """The server side of HTTP/2 (RFC 9113) for the bench's edges, as frames: the bench's
+    client is the engine under test, so this side only has to be correct for what it
+    sends, and cheap. It answers every request (a HEADERS frame that ends its stream)
+    with ``200``, the bench's body in one DATA frame and the POP's headers; acknowledges
+    SETTINGS and PING; ends at GOAWAY. It announces 128 streams, as CloudFront does, and
+    never sends beyond the client's flow-control windows (it raises instead: the bench
+    then fails loudly, nothing is sent out of order)."""
+
+    PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    MAX_STREAMS = 128
+
+    def __init__(self, pop: str) -> None:
+        from shared.hpack_static import encode_field
+
+        block = b"".join(
+            encode_field(name, value)
+            for name, value in (
+                (b":status", b"200"),
+                (b"content-length", str(len(BODY)).encode()),
+                (b"x-cache", b"Miss from cloudfront"),
+                (b"x-amz-cf-pop", pop.encode()),
+            )
+        )
+        # HEADERS (END_HEADERS), then DATA (END_STREAM): the stream id goes in between.
+        self._headers = (len(block).to_bytes(3, "big") + b"\x01\x04", block)
+        self._data = (len(BODY).to_bytes(3, "big") + b"\x00\x01", BODY)
+        self._buffer = b""
+        self._preface_seen = False
+        self._connection_window = 65_535  # RFC 9113 6.9.2
+        self._stream_window = 65_535  # the client's SETTINGS_INITIAL_WINDOW_SIZE, once sent
+
+    def preface(self) -> bytes:
+        settings = (3).to_bytes(2, "big") + self.MAX_STREAMS.to_bytes(4, "big")
+        return _frame(4, 0, 0, settings)
+
+    def receive(self, data: bytes) -> tuple[list[int], bytes, bool]:
+        """The streams ``data`` completed, the frames to send at once (ACKs), and whether
+        the connection ends (GOAWAY)."""
+        buffer = self._buffer + data
+        if not self._preface_seen:
+            if len(buffer) < len(self.PREFACE):
+                self._buffer = buffer
+                return [], b"", False
+            if not buffer.startswith(self.PREFACE):
+                raise OSError("not an HTTP/2 client preface")
+            buffer, self._preface_seen = buffer[len(self.PREFACE) :], True
+        streams: list[int] = []
+        reply: list[bytes] = []
+        offset = 0
+        while len(buffer) - offset >= 9:
+            length = int.from_bytes(buffer[offset : offset + 3], "big")
+            if len(buffer) - offset < 9 + length:
+                break
+            kind, flags = buffer[offset + 3], buffer[offset + 4]
+            stream = int.from_bytes(buffer[offset + 5 : offset + 9], "big") & 0x7FFF_FFFF
+            payload = buffer[offset + 9 : offset + 9 + length]
+            offset += 9 + length
+            if self._take(kind, flags, stream, payload, streams, reply):
+                return streams, b"".join(reply), True
+        self._buffer = buffer[offset:]
+        return streams, b"".join(reply), False
+
+    def _take(
+        self,
+        kind: int,
+        flags: int,
+        stream: int,
+        payload: bytes,
+        streams: list[int],
+        reply: list[bytes],
+    ) -> bool:
+        """One frame from the client; True when it ends the connection (GOAWAY)."""
+        if kind == 1 and flags & 0x1:  # HEADERS that end the stream: a GET
+            if not flags & 0x4:
+                raise OSError("request headers in CONTINUATION frames")
+            streams.append(stream)
+        elif kind == 4 and not flags & 0x1:  # SETTINGS (not an ACK)
+            for at in range(0, len(payload) - 5, 6):
+                if int.from_bytes(payload[at : at + 2], "big") == 4:  # INITIAL_WINDOW_SIZE
+                    self._stream_window = int.from_bytes(payload[at + 2 : at + 6], "big")
+            reply.append(_frame(4, 0x1, 0, b""))
+        elif kind == 6 and not flags & 0x1:  # PING
+            reply.append(_frame(6, 0x1, 0, payload))
+        elif kind == 8 and stream == 0:  # WINDOW_UPDATE for the connection
+            self._connection_window += int.from_bytes(payload[:4], "big") & 0x7FFF_FFFF
+        return kind == 7  # GOAWAY
+
+    def answers(self, streams: list[int]) -> bytes:
+        """HEADERS and DATA for each of ``streams``, joined."""
+        need = len(BODY) * len(streams)
+        if len(BODY) > self._stream_window or need > self._connection_window:
+            raise OSError("the client's flow-control window is too small for the answers")
+        self._connection_window -= need
+        head, block = self._headers
+        size, body = self._data
+        parts: list[bytes] = []
+        for stream in streams:
+            sid = stream.to_bytes(4, "big")
+            parts += (head, sid, block, size, sid, body)
+        return b"".join(parts)
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big") + payload
+    )
+
+
 def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
     """Child process: edges + DNS with emulated RTT; answers "stats", "reset", "stop"."""
-    # h2 is imported before the edges accept anything (about 40 ms): otherwise the first
+    # The HPACK encoder is imported before the edges accept anything: otherwise the first
     # round's HTTP/2 connections would wait for the emulated edge's own start-up.
-    import h2.config  # noqa: F401
-    import h2.connection  # noqa: F401
-    import h2.events  # noqa: F401
-
+    import shared.hpack_static  # noqa: F401
     from edgefill.lab.dns import LabDNSServer
     from edgefill.lab.tls import LabCA
     from shared.edns import REGION_SUBNETS
@@ -231,11 +327,15 @@ def serve(conn: Connection, targets: dict[str, tuple[str, str]]) -> None:
         latency=RTT,
     ).start()
     conn.send({"ca": str(ca.bundle_path), "edge_port": edges.port, "resolver": dns_server.resolver})
+    cpu_at = time.process_time()
     while (command := conn.recv()) != "stop":
         if command == "reset":
             edges.reset()
             dns_server.reset_counts()
-        conn.send({**edges.counts, "dns": dns_server.query_count})
+            cpu_at = time.process_time()
+        # cpu_ms: this process's CPU (the edges and DNS) since the reset.
+        cpu_ms = round((time.process_time() - cpu_at) * 1000)
+        conn.send({**edges.counts, "dns": dns_server.query_count, "cpu_ms": cpu_ms})
     dns_server.stop()
     scratch.cleanup()
     conn.send("stopped")
@@ -437,7 +537,8 @@ def run_side_by_side(
                 f"{counts['handshakes']} handshakes, {counts['dns']} DNS, "
                 f"{counts['requests']} requests"
                 + (f" in {counts['flights']} flights, " if counts["flights"] else ", ")
-                + f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late)"
+                + f"{counts['late_us'] / max(1, counts['requests']) / 1000:.1f} ms late, "
+                + f"edges' CPU {counts['cpu_ms']} ms)"
             )
         reset()
         cli_wall, cli_report = run_cli(env)
