@@ -13,10 +13,11 @@ and that choice is remembered for the edge. Every guarantee of ``EdgeClient`` ho
   ``EdgeResponse`` carries the status and the length so the engine judges it as before;
 - sockets are bounded and counted in ``connections``/``open_connections``/
   ``peak_open_connections`` with HTTP/1.1's: one per (edge, viewer host) in use, at most
-  ``max_pools`` idle ones, and one short-lived probe per edge that turns out not to speak
-  ``h2``. HTTP/1.1 fallback requests run in a pool of ``maxsize`` threads inside the
-  client, so however many HTTP/2 streams a caller runs, the fallback never opens more
-  sockets than today.
+  ``max_pools`` idle ones (idle: no stream for ``EVICTABLE_AFTER_IDLE_SECONDS``, so the
+  gap between two flights does not close a connection), and one short-lived probe per
+  edge that turns out not to speak ``h2``. HTTP/1.1 fallback requests run in a pool of
+  ``maxsize`` threads inside the client, so however many HTTP/2 streams a caller runs,
+  the fallback never opens more sockets than today.
 
 Requests without a thread each: ``submit`` starts a request and returns at once; the
 connection's I/O thread completes the stream (counts and drops the body, judges nothing)
@@ -112,6 +113,12 @@ READ_BYTES: Final = 256 * 1024  # one read takes what a burst of responses broug
 MAX_HEADER_LIST_BYTES: Final = 64 * 1024  # a hostile edge's headers cost at most this
 # Edges remembered as HTTP/1.1 (ALPN without h2, or no streams allowed): a few bytes each.
 MAX_FALLBACKS: Final = 1024
+# How long a connection must have had no stream before it counts as idle, one that may be
+# closed to keep ``max_pools``: between two flights an edge's connection has no stream for
+# the few milliseconds the caller takes to judge the answers and send the next requests,
+# and closing it then costs the edge two round trips and a TLS handshake to reopen (seen
+# in the bench's 20-edge warm with max_pools 16: 21-26 connections opened for 20 edges).
+EVICTABLE_AFTER_IDLE_SECONDS: Final = 1.0
 # How often an idle I/O thread wakes on its own (it is woken at once for any work, and
 # the earliest read deadline of its streams bounds its wait too).
 IDLE_POLL_SECONDS: Final = 1.0
@@ -305,8 +312,13 @@ class _Http2Connection:
 
     @property
     def idle(self) -> bool:
-        """No stream in flight and none waiting (a connection that may be evicted)."""
+        """No stream in flight and none waiting."""
         return not self._streams and not self._waiting
+
+    def evictable(self, now: float, after: float) -> bool:
+        """Idle, and since a stream last ended at least ``after`` seconds ago (or since it
+        opened, when none has): a connection that may be closed to keep ``max_pools``."""
+        return self.idle and now - self._progress_at >= after
 
     def join(self, timeout: float) -> None:
         """Wait for the I/O thread to have closed the socket (after ``close``)."""
@@ -746,6 +758,8 @@ class Http2EdgeClient(EdgeClient):
         self._unflushed: set[_Http2Connection] = set()
         self._shut_down = False
         self.h2_connections = 0  # HTTP/2 connections opened
+        # Seconds without a stream before a connection counts as idle (for ``max_pools``).
+        self.evictable_after = EVICTABLE_AFTER_IDLE_SECONDS
         self._live: set[_Http2Connection] = set()  # whose socket is open (at most the above)
 
     # ---- public -------------------------------------------------------------------
@@ -913,13 +927,16 @@ class Http2EdgeClient(EdgeClient):
             self._route_request(request)
 
     def _evict_idle(self, keep: _Http2Connection) -> list[_Http2Connection]:
-        """Idle connections beyond ``max_pools``, least recently used first (lock held)."""
+        """Idle connections beyond ``max_pools``, least recently used first (lock held).
+        One between two flights is in use, not idle (``evictable_after``): connections in
+        use may outnumber ``max_pools``, one per edge being warmed."""
         evicted: list[_Http2Connection] = []
         excess = len(self._routes) - self.max_pools
+        now = time.monotonic()
         for other_key, other in list(self._routes.items()):
             if excess <= 0:
                 break
-            if other is not keep and other.idle:
+            if other is not keep and other.evictable(now, self.evictable_after):
                 evicted.append(self._routes.pop(other_key))
                 excess -= 1
         return evicted

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,22 +30,30 @@ class BigBodyEdge:
     same chunk object each time: the server itself holds no body), allowing
     ``max_streams`` streams at once."""
 
-    def __init__(self, ca: LabCA, body_bytes: int = BODY_BYTES, max_streams: int = 128) -> None:
+    def __init__(
+        self,
+        ca: LabCA,
+        body_bytes: int = BODY_BYTES,
+        max_streams: int = 128,
+        addresses: tuple[str, ...] = ("127.0.0.1",),
+    ) -> None:
         self.body_bytes = body_bytes
         self.max_streams = max_streams
         self.peak = 0  # streams answered at once
         self._active = 0
         self._count_lock = threading.Lock()
         self._context = ca.server_context(VIEWER)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        # One port on each address (edges share the client's one port, as CloudFront's do)
+        self._listeners = [socket.create_server((addresses[0], 0))]
+        self.port = self._listeners[0].getsockname()[1]
+        self._listeners += [socket.create_server((a, self.port)) for a in addresses[1:]]
+        for listener in self._listeners:
+            threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                raw, _ = self._listener.accept()
+                raw, _ = listener.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
@@ -76,7 +85,8 @@ class BigBodyEdge:
                 self._active -= 1
 
     def stop(self) -> None:
-        self._listener.close()
+        for listener in self._listeners:
+            listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -283,3 +293,29 @@ def test_given_an_edge_that_never_answers_then_submitted_requests_fail_alone_by_
         (answer,) = answers
         assert isinstance(answer, EdgeError) and answer.retryable and answer.bytes_read == 0
         assert "nothing for 0.5s" in answer.reason and "HTTP/2 stream" in answer.reason
+
+
+def test_given_more_edges_than_pools_then_only_connections_idle_for_a_while_are_closed(
+    tmp_path: Path,
+) -> None:
+    # Given three edges and a client that keeps one idle connection
+    ca = LabCA(tmp_path)
+    edges = BigBodyEdge(ca, body_bytes=100, addresses=("127.0.0.2", "127.0.0.3", "127.0.0.4"))
+    client = Http2EdgeClient(port=edges.port, ca_bundle=str(ca.bundle_path), max_pools=1)
+    try:
+        # When the first edge's stream has just ended and the second edge's connection opens
+        assert client.get("127.0.0.2", VIEWER, "/a", None).complete
+        assert client.get("127.0.0.3", VIEWER, "/b", None).complete
+        # Then the first is still open (between two flights, not idle) and serves again
+        assert client.get("127.0.0.2", VIEWER, "/c", None).complete
+        assert (client.h2_connections, client.open_connections) == (2, 2)
+        # And once connections count as idle at once, opening the third closes the others
+        client.evictable_after = 0.0
+        assert client.get("127.0.0.4", VIEWER, "/d", None).complete
+        deadline = time.monotonic() + 10
+        while client.open_connections > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the evicted connections' I/O threads close their sockets
+        assert (client.h2_connections, client.open_connections) == (3, 1)
+    finally:
+        client.close()
+        edges.stop()
