@@ -310,15 +310,10 @@ class _Http2Connection:
     def usable(self) -> bool:
         return self.dead is None and not self._closing
 
-    @property
-    def idle(self) -> bool:
-        """No stream in flight and none waiting."""
-        return not self._streams and not self._waiting
-
     def evictable(self, now: float, after: float) -> bool:
-        """Idle, and since a stream last ended at least ``after`` seconds ago (or since it
-        opened, when none has): a connection that may be closed to keep ``max_pools``."""
-        return self.idle and now - self._progress_at >= after
+        """No stream in flight or waiting, and none ended for at least ``after`` seconds
+        (or since it opened): a connection that may be closed to keep ``max_pools``."""
+        return not self._streams and not self._waiting and now - self._progress_at >= after
 
     def join(self, timeout: float) -> None:
         """Wait for the I/O thread to have closed the socket (after ``close``)."""
