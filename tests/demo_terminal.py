@@ -68,7 +68,9 @@ def screen_problems(code: int, screen: str) -> list[str]:
     lines = [line.strip() for line in screen.splitlines() if line.strip()]
     problems = []
     if code != 0 or not any("every expectation met" in line for line in lines):
-        problems.append(f"the demo failed (exit {code}): {screen[-3000:]}")
+        # The failed rows of the expectation table first: pytest cuts a long message.
+        failed = [line for line in lines if "✗" in line]
+        problems.append(f"the demo failed (exit {code}): {failed} {screen[-3000:]}")
     logs = [line for line in lines if '"_aws"' in line or _is_json_log(line)]
     if logs:
         problems.append(f"{len(logs)} handler log or metric lines on screen: {logs[:5]}")
