@@ -124,7 +124,8 @@ class EdgeClient:
         self.max_open = maxsize + SPARE_CONNECTIONS
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self.ca_bundle = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()
-        self._lock = threading.Lock()
+        # Re-entrant: closing a socket under the lock reports back through ``_closed``.
+        self._lock = threading.RLock()
         # Least recently used first. Bounded: at most ``max_pools`` entries beyond those a
         # thread is using right now (``_leases``), and threads are the warmer's concurrency.
         self._pools: OrderedDict[tuple[str, str], HTTPConnectionPool] = OrderedDict()
@@ -151,18 +152,18 @@ class EdgeClient:
         """The keep-alive pool to ``address`` that presents itself as ``viewer_host``,
         marked in use until ``_release``: a pool in use is never evicted."""
         key = (address, viewer_host.lower())
-        evicted: list[HTTPConnectionPool] = []
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._new_pool(address, viewer_host)
                 self._pools[key] = pool
-                evicted = self._evict_unused()
+                # Closed under the lock: an evicted pool's sockets, still counted open,
+                # are never out of ``_reserve``'s sight.
+                for old in self._evict_unused():
+                    old.close()
             else:
                 self._pools.move_to_end(key)
             self._leases[key] = self._leases.get(key, 0) + 1
-        for old in evicted:
-            old.close()  # outside the lock: closing a connection reports back to us
         return key, pool
 
     def _release(self, key: tuple[str, str]) -> None:
@@ -214,19 +215,16 @@ class EdgeClient:
 
     def _reserve(self) -> None:
         """Count one more socket as open, closing idle connections first (least recently
-        used pool first) while the budget is spent. The check and the count happen under
-        one lock, so threads connecting at once cannot all slip under the budget. In-use
-        sockets are at most one per thread, so only more threads than ``maxsize`` could
-        pass the budget: then the connection still opens (a warm never waits for one)."""
-        while True:
-            with self._lock:
-                if self.open_connections < self.max_open:
-                    self._count_open()
-                    return
-                pools = list(self._pools.values())
-            if sum(_close_idle(pool, self._has_room) for pool in pools) == 0:
-                break  # nothing idle to close: every socket is in use
+        used pool first) while the budget is spent. The check, the closing and the count
+        happen under one lock, so threads connecting at once cannot all slip under the
+        budget, nor one count a socket another is closing. In-use sockets are at most one
+        per thread, so only more threads than ``maxsize`` could pass the budget: then the
+        connection still opens (a warm never waits for one)."""
         with self._lock:
+            for pool in self._pools.values():
+                if self.open_connections < self.max_open:
+                    break
+                _close_idle(pool, self._has_room)
             self._count_open()
 
     def _count_open(self) -> None:
@@ -411,7 +409,7 @@ def _counting(base: type[HTTPConnection], client: EdgeClient) -> type[HTTPConnec
     return Counted
 
 
-def _close_idle(pool: HTTPConnectionPool, enough: Callable[[], bool]) -> int:
+def _close_idle(pool: HTTPConnectionPool, enough: Callable[[], bool]) -> None:
     """Close the connections waiting idle in ``pool`` until ``enough()``.
 
     Each idle connection taken out is replaced by ``None`` (urllib3's empty slot), so the
@@ -419,8 +417,8 @@ def _close_idle(pool: HTTPConnectionPool, enough: Callable[[], bool]) -> int:
     """
     slots = pool.pool
     if slots is None:  # closed already
-        return 0
-    taken = closed = 0
+        return
+    taken = 0
     while not enough():
         try:
             conn = slots.get(block=False)
@@ -429,13 +427,11 @@ def _close_idle(pool: HTTPConnectionPool, enough: Callable[[], bool]) -> int:
         taken += 1
         if conn is not None:
             conn.close()
-            closed += 1
     for _ in range(taken):
         try:
             slots.put(None, block=False)
         except queue.Full:  # a thread returned a connection meanwhile: its slot is taken
             break
-    return closed
 
 
 def _content_length(raw: str | None) -> int | None:
