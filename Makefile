@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 # Where the suite's processes keep their bytecode. On a machine that sets
-# PYTHONDONTWRITEBYTECODE, every process the suite starts (four xdist workers, each CLI
+# PYTHONDONTWRITEBYTECODE, every process the suite starts (six xdist workers, each CLI
 # and lab child) would compile the project's modules and rewrite the tests' asserts
 # again: about 4 s of CPU per worker (docs/BENCHMARKS.md). The cache goes under .venv,
 # outside the source tree, which such a setting keeps clean.
@@ -24,7 +24,7 @@ venv: $(STAMP)
 # __pycache__ folders beside the sources, so the 8 000 files uv would compile (6 s) would
 # never be read; each process compiles what it imports into the prefix, once.
 # A collection then writes pytest's assert-rewritten test modules (its own .pyc files, which
-# compileall does not make): otherwise the four workers of a first `make test` each rewrite
+# compileall does not make): otherwise the six workers of a first `make test` each rewrite
 # every test module, about 6 s of CPU apiece. Two collections at once, the unit tests and
 # the rest, each rewriting its half: 6 s instead of 10 s on two cores.
 $(STAMP): pyproject.toml
