@@ -570,6 +570,9 @@ def run_side_by_side(
     hs_h1 = max(c["handshakes"] for c in seen["http/1.1"])
     checks = [
         ("HTTP/2 engine / ideal", h2 / ideal_h2, "≤ 1.2", h2 <= 1.2 * ideal_h2),
+        # The same with the DNS answer that must come before TCP counted as setup too:
+        # shown, not the target (the ideal is TCP, TLS and the flights).
+        ("HTTP/2 engine / (ideal + the DNS RTT)", h2 / (ideal_h2 + RTT), "(shown)", True),
         ("HTTP/2 engine / baseline", h2 / baseline, "(shown)", True),
         ("HTTP/2 engine / HTTP/1.1 engine", h2 / h1, "(shown)", True),
         ("CLI warm (spawn to exit) / baseline", cli / baseline, "≤ 0.2", cli <= 0.2 * baseline),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.reasons import ReasonedError
+from shared.reasons import DecidedError, ReasonedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,22 +35,8 @@ class TransientFailure(ReasonedError):
     """The record should be retried (SQS redelivers it, then moves it to the DLQ)."""
 
 
-class Skip(ReasonedError):
+class Skip(DecidedError):
     """The record succeeds without a copy; ``reason`` is the metric dimension,
     ``directive`` the header that decided and ``rule`` the rule, when one did;
     ``refused``: a permanent refusal, sent to the DLQ with its reason (see the module
     docstring)."""
-
-    def __init__(
-        self,
-        reason: str,
-        detail: str,
-        directive: str | None = None,
-        rule: str | None = None,
-        *,
-        refused: bool = False,
-    ) -> None:
-        super().__init__(reason, detail)
-        self.directive = directive
-        self.rule = rule
-        self.refused = refused

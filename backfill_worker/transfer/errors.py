@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.reasons import ReasonedError
+from shared.reasons import DecidedError, ReasonedError
 
 
-class CopyRefused(ReasonedError):
+class CopyRefused(DecidedError):
     """The object must not be copied (see ``storable``, or oversize): permanent, no retry
     helps. ``directive`` names the header that decided and ``rule`` the rule, when one
     did; ``status`` is the origin's status when it was not a 200 (a redirect);
@@ -25,11 +25,8 @@ class CopyRefused(ReasonedError):
         *,
         refused: bool = False,
     ) -> None:
-        super().__init__(reason, detail)
-        self.directive = directive
-        self.rule = rule
+        super().__init__(reason, detail, directive, rule, refused=refused)
         self.status = status
-        self.refused = refused
 
 
 class CopyFailed(ReasonedError):

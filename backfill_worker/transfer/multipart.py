@@ -281,13 +281,7 @@ class MultipartUpload:
             try:
                 for number in itertools.count(1):
                     buffer = self._take_buffer()
-                    try:
-                        # Released before the upload: a last part is cut to size in place.
-                        with memoryview(buffer) as view:
-                            filled = read_part(number, view)
-                    except BaseException:
-                        self._pool.give(buffer)
-                        raise
+                    filled = self._read_into(number, buffer, read_part)
                     if filled == 0 and number > 1:
                         self._pool.give(buffer)
                         break
@@ -353,23 +347,29 @@ class MultipartUpload:
             return  # another part failed: spend no more work on this copy
         started = time.monotonic()
         try:
-            with memoryview(buffer) as view:
-                filled = fetch(number, view)
+            filled = self._read_into(number, buffer, fetch)
         except Exception:
-            self._pool.give(buffer)
             if admission is not None and admission.past_handover():
                 # Handing over: this part is dropped (the read budget ended it, or the
                 # origin failed); the parts that did arrive still go up, and the next
                 # invocation fetches this one again, If-Range first.
                 return
             raise
-        except BaseException:
-            self._pool.give(buffer)
-            raise
         self._stage_part(number, buffer, filled)
         self._upload(number, buffer)
         if admission is not None and self._failure is None:
             admission.record(filled, time.monotonic() - started)
+
+    def _read_into(self, number: int, buffer: bytearray, read: PartReader) -> int:
+        """``read(number, view)`` into ``buffer``; the bytes it filled. On any error the
+        buffer goes back to the pool before the error goes on."""
+        try:
+            # Released before the upload: a last part is cut to size in place.
+            with memoryview(buffer) as view:
+                return read(number, view)
+        except BaseException:
+            self._pool.give(buffer)
+            raise
 
     def _stage_part(self, number: int, buffer: bytearray, filled: int) -> None:
         """A part is in its buffer: cut a last part to size (S3 takes a bytearray, not a
