@@ -1,4 +1,4 @@
-"""Two costs of moto in server mode that buy nothing here, removed without changing what
+"""Four costs of moto in server mode that buy nothing here, removed without changing what
 moto answers, and one way its S3 differs from S3's that the workers' leases depend on.
 ``tune_moto()`` is called by the process that runs moto for the lab and for the test
 suite's session server (``edgefill/lab/aws.py``'s child).
@@ -15,6 +15,20 @@ suite's session server (``edgefill/lab/aws.py``'s child).
   module by listing moto's package directory and stat-ing each of its ~170 entries: a
   sixth of the server's CPU in the integration tests. The directory of an installed
   package does not change while it runs, so the list is read once.
+- **Its first requests.** moto routes each request through botocore's model of the
+  service, loaded on first use and cached, but not under a lock: every request that
+  arrives before the first load ends loads the model again, each on a thread of its own
+  and all on one GIL. A lab or a test that starts with a burst (the pollers, fifty
+  viewers) paid for dozens of loads; a session server of the suite spent up to a third of
+  its CPU there. The models of S3 and SQS, the two services that see bursts, are loaded
+  once before the server takes its first request (about 0.08 s).
+- **Its botocore sessions.** moto makes a new botocore session wherever it needs a list
+  of regions: each of its backends when first used, and three times when CloudFormation
+  (which the lab's stacks use) imports moto's EC2 models. Each new session has a data
+  loader of its own, which parses the service's model again from disk: EC2's alone takes
+  a quarter of a second each time. The sessions of this process share one loader here,
+  as ``shared/aws.core_session`` does for the workers; it only reads botocore's packaged
+  data, the same for every session.
 - **Its conditional writes.** S3 applies ``If-None-Match: *`` and ``If-Match`` atomically:
   of two creates of one key, one fails. moto checks the condition, then writes, with
   nothing held between, and its server runs each request on a thread of its own: on a
@@ -35,12 +49,16 @@ from typing import Any
 
 # The S3 request handlers whose conditions moto checks before it writes.
 CONDITIONAL_WRITES = ("put_object", "delete_object", "_key_response_post")
+# The services whose models are loaded before the first request: those that see bursts.
+BURST_SERVICES = ("s3", "sqs")
 
 
 def tune_moto() -> None:
-    """Apply the three changes to this process's moto; idempotent."""
+    """Apply the five changes to this process's moto; idempotent."""
+    _share_botocore_loader()
     _quicken_sqs_clock()
     _remember_module_list()
+    _load_models_once()
     from moto.s3.responses import S3Response
 
     if not getattr(S3Response, "_edgefill_atomic", False):
@@ -81,6 +99,23 @@ def _quicken_sqs_clock() -> None:
     module: Any = sqs_models
     module.unix_time = unix_time
     module.unix_time_millis = unix_time_millis
+
+
+def _share_botocore_loader() -> None:
+    import botocore.session
+
+    module: Any = botocore.session
+    if not getattr(module.create_loader, "_edgefill_shared", False):
+        shared = functools.cache(module.create_loader)  # one loader per data path
+        shared._edgefill_shared = True  # type: ignore[attr-defined]
+        module.create_loader = shared
+
+
+def _load_models_once() -> None:
+    from moto.core.routing import get_service_router
+
+    for service in BURST_SERVICES:
+        get_service_router(service)  # cached: loads the model (and its router) once
 
 
 def _remember_module_list() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -94,15 +94,26 @@ def drain(sqs: Any, queue: str) -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=item["ReceiptHandle"])
 
 
-def completions(s3: Any) -> list[dict[str, Any]]:
-    """The parameters of every CompleteMultipartUpload ``s3`` sends from now on."""
-    seen: list[dict[str, Any]] = []
+@pytest.fixture
+def completions(s3: Any) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """``completions()``: the parameters of every CompleteMultipartUpload ``s3`` sends from
+    then on, until the test ends (the client is shared: the recording stops with it)."""
+    event = "provide-client-params.s3.CompleteMultipartUpload"
+    handlers: list[Callable[..., None]] = []
 
-    def record(params: dict[str, Any], **_: Any) -> None:
-        seen.append(dict(params))
+    def start() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
 
-    s3.meta.events.register("provide-client-params.s3.CompleteMultipartUpload", record)
-    return seen
+        def record(params: dict[str, Any], **_: Any) -> None:
+            seen.append(dict(params))
+
+        s3.meta.events.register(event, record)
+        handlers.append(record)
+        return seen
+
+    yield start
+    for handler in handlers:
+        s3.meta.events.unregister(event, handler)
 
 
 def refresh(world: dict[str, Any], sqs: Any, body: str | None = None) -> Any:
@@ -122,13 +133,17 @@ def first_invocation(world: dict[str, Any], sqs: Any) -> str:
 
 
 def test_a_replace_longer_than_an_invocation_resumes_and_ends_replaced(
-    world: dict[str, Any], s3: Any, sqs: Any, origin: LabOrigin
+    world: dict[str, Any],
+    s3: Any,
+    sqs: Any,
+    origin: LabOrigin,
+    completions: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # Given the copy of version 1, and a version 2 at a paced origin that takes several
     # invocations to copy
     old = s3.head_object(Bucket=BUCKET, Key=KEY)
     new = paced_object(origin, URI, seed=2)
-    completed = completions(s3)
+    completed = completions()
     # When the copy is refreshed and each continuation processed as it arrives
     outcomes, continuations = refresh(world, sqs)
     # Then it took several invocations and ended replaced
@@ -189,14 +204,18 @@ def test_a_concurrent_writer_between_invocations_is_not_clobbered(
 
 
 def test_an_origin_change_between_invocations_starts_over_on_the_newest_version(
-    world: dict[str, Any], s3: Any, sqs: Any, origin: LabOrigin
+    world: dict[str, Any],
+    s3: Any,
+    sqs: Any,
+    origin: LabOrigin,
+    completions: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # Given a replace by version 2 handed over after its first invocation
     old = s3.head_object(Bucket=BUCKET, Key=KEY)
     paced_object(origin, URI, seed=2)
     body = first_invocation(world, sqs)
     old_upload = lease_body(s3, KEY)["checkpoint"]["uploadId"]
-    completed = completions(s3)
+    completed = completions()
     # When the origin publishes version 3 before the continuation runs
     newest = paced_object(origin, URI, seed=3)
     outcomes, _ = refresh(world, sqs, body)
@@ -211,14 +230,18 @@ def test_an_origin_change_between_invocations_starts_over_on_the_newest_version(
 
 
 def test_a_copy_removed_between_invocations_is_filled_afresh(
-    world: dict[str, Any], s3: Any, sqs: Any, origin: LabOrigin
+    world: dict[str, Any],
+    s3: Any,
+    sqs: Any,
+    origin: LabOrigin,
+    completions: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # Given a replace handed over after its first invocation
     new = paced_object(origin, URI, seed=2)
     body = first_invocation(world, sqs)
     # When the copy is deleted before the continuation runs
     s3.delete_object(Bucket=BUCKET, Key=KEY)
-    completed = completions(s3)
+    completed = completions()
     outcomes, _ = refresh(world, sqs, body)
     # Then the key is filled (a create, never completing the upload made to replace)
     assert (outcomes[-1].status, outcomes[-1].reason) == ("copied", "copied")
@@ -280,7 +303,11 @@ def test_a_planted_checkpoint_replacing_another_version_is_not_resumed(
 
 
 def test_an_origin_failing_on_a_continuation_keeps_the_replace_for_the_redelivery(
-    world: dict[str, Any], s3: Any, sqs: Any, origin: LabOrigin
+    world: dict[str, Any],
+    s3: Any,
+    sqs: Any,
+    origin: LabOrigin,
+    completions: Callable[[], list[dict[str, Any]]],
 ) -> None:
     # Given a replace handed over after its first invocation
     old = s3.head_object(Bucket=BUCKET, Key=KEY)
@@ -297,7 +324,7 @@ def test_an_origin_failing_on_a_continuation_keeps_the_replace_for_the_redeliver
     # And the redelivery resumes without fetching the saved parts again, and replaces
     origin.reset_counts()
     origin.fault(URI, bandwidth=RATE)
-    completed = completions(s3)
+    completed = completions()
     outcomes, _ = refresh(world, sqs, body)
     assert (outcomes[-1].status, outcomes[-1].reason) == ("copied", "replaced")
     assert sha256(stored(s3, KEY)) == sha256(new)

@@ -10,6 +10,8 @@ then wide enough for every racer every time, and the test fails without the lock
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -153,3 +155,23 @@ def test_the_change_covers_every_handler_it_names() -> None:
     assert set(handlers) == set(CONDITIONAL_WRITES)
     for name, handler in handlers.items():
         assert inspect.unwrap(handler) is getattr(S3Response, name)
+
+
+def test_the_lab_moto_shares_one_botocore_loader_and_loads_its_burst_models_first() -> None:
+    # Given a process that tuned its moto as the lab's child does (tune_moto), When moto
+    # makes botocore sessions (one per backend) and routes requests, Then every session
+    # reads through one data loader and the S3 and SQS routers exist before any request.
+    # (In a process of its own: the tuning patches botocore for the whole process.)
+    probe = (
+        "from edgefill.lab.moto_tuning import tune_moto, BURST_SERVICES\n"
+        "tune_moto(); tune_moto()\n"
+        "import botocore.session as s\n"
+        "from moto.core.routing import get_service_router\n"
+        "a, b = s.Session(), s.Session()\n"
+        "print(a.get_component('data_loader') is b.get_component('data_loader'))\n"
+        "print(get_service_router.cache_info().currsize == len(BURST_SERVICES))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["True", "True"]
