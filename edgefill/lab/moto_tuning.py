@@ -20,8 +20,11 @@ suite's session server (``edgefill/lab/aws.py``'s child).
   arrives before the first load ends loads the model again, each on a thread of its own
   and all on one GIL. A lab or a test that starts with a burst (the pollers, fifty
   viewers) paid for dozens of loads; a session server of the suite spent up to a third of
-  its CPU there. The models of S3 and SQS, the two services that see bursts, are loaded
-  once before the server takes its first request (about 0.08 s).
+  its CPU there. And moto imports a service's code on its first request: SQS's took 0.3 s
+  on an idle machine, past the edge function's 0.5 s read timeout on a loaded one (a test
+  of the edge's SQS errors saw a timeout instead of SQS's answer). The models and code of
+  S3 and SQS, the two services every lab and test uses, are loaded before the server
+  takes its first request.
 - **Its botocore sessions.** moto makes a new botocore session wherever it needs a list
   of regions: each of its backends when first used, and three times when CloudFormation
   (which the lab's stacks use) imports moto's EC2 models. Each new session has a data
@@ -41,6 +44,7 @@ suite's session server (``edgefill/lab/aws.py``'s child).
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -112,10 +116,17 @@ def _share_botocore_loader() -> None:
 
 
 def _load_models_once() -> None:
+    from moto import backends
+    from moto.core import DEFAULT_ACCOUNT_ID
     from moto.core.routing import get_service_router
 
+    importlib.import_module("moto.iam.models")  # every first request reads the account from it
     for service in BURST_SERVICES:
         get_service_router(service)  # cached: loads the model (and its router) once
+        # The service's code and its backend for the account (its regions read once), as
+        # its first request would; then its routes.
+        backends.get_backend(service)[DEFAULT_ACCOUNT_ID]
+        importlib.import_module(f"moto.{service}.urls")
 
 
 def _remember_module_list() -> None:
