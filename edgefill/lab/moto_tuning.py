@@ -116,10 +116,11 @@ def _share_botocore_loader() -> None:
 
 
 def _load_models_once() -> None:
-    from moto import backends
+    from moto import backends as moto_backends
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.core.routing import get_service_router
 
+    backends: Any = moto_backends  # get_backend's overloads take literal names only
     importlib.import_module("moto.iam.models")  # every first request reads the account from it
     for service in BURST_SERVICES:
         get_service_router(service)  # cached: loads the model (and its router) once
