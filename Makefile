@@ -29,7 +29,7 @@ venv: $(STAMP)
 # the rest, each rewriting its half: 6 s instead of 10 s on two cores. Beside them,
 # tests/bytecode.py compiles what only the suite's running processes import (moto's server
 # and CloudFormation, cfn-lint): a first make test otherwise compiled it in several
-# processes at once, about 37 s of CPU.
+# processes at once.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check 'uv>=0.5,<1'

@@ -4,10 +4,11 @@ cfn-lint with the SAM translator (sympy, networkx, pydantic). ``make venv`` runs
 the two collections, under ``make test``'s bytecode prefix.
 
 Without it a first ``make test`` compiled them in the suite's own processes: cfn-lint's
-1 250 modules in the worker of the template tests, moto's in every moto child that
-started before another had written them, often several at once. From a clean clone that
-was about 37 s of CPU (166.6 s of pytest instead of 148.4 s on two cores; docs/BENCHMARKS.md,
-"The test suite's time")."""
+1 250 modules in the worker of the template tests, and moto's in every moto child that
+started before another had written them, often several at once. (Measured once, with that
+part of the bytecode prefix removed: 316 s of CPU instead of 279 s; the machine's speed
+varied by up to two times within the hour, so that figure is an indication, not a
+measurement. See docs/BENCHMARKS.md, "The test suite's time".)"""
 
 from __future__ import annotations
 
