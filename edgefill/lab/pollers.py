@@ -11,6 +11,12 @@ visible again, and the queue's RedrivePolicy moves them to the DLQ after
 
 What differs: the handler runs in a thread of this process, not a container, and is not
 killed at its timeout (an overrun is counted); concurrency is a fixed number of pollers.
+Like Lambda's, the pollers scale with the queue: while it is empty one of them long-polls
+and the others stand by; the first receive that returns records wakes them all, and each
+stands by again after an empty receive while another is polling. So while some invoke,
+another polls (up to the concurrency), and an idle lab sends one receive a second per
+queue instead of one per poller (at five pollers a queue, those receives were most of an
+idle lab's CPU: docs/BENCHMARKS.md).
 The lab's queues have short visibility timeouts (seconds, so that a failed record comes
 back within a demo), where the templates make each queue's timeout six times its
 function's: a record is never visible again while its invocation runs. The lab keeps that
@@ -156,6 +162,11 @@ class QueuePoller:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy = 0
+        # Scaling (the module's docstring): how many threads are receiving, and whether the
+        # last receive found records (then every poller is wanted).
+        self._demand = threading.Condition()
+        self._polling = 0
+        self._wanted = False
 
     def start(self) -> None:
         for index in range(self._concurrency):
@@ -168,6 +179,8 @@ class QueuePoller:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop polling; an invocation in progress finishes first (as in Lambda)."""
         self._stopping.set()
+        with self._demand:
+            self._demand.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -187,7 +200,7 @@ class QueuePoller:
         return self._busy > 0
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        while self._stand_by():
             try:
                 batch = self._gather()
             except (BotoCoreError, ClientError) as error:
@@ -196,8 +209,39 @@ class QueuePoller:
                 _log.warning("%s: receive failed: %s", self.function_name, error)
                 self._stopping.wait(0.5)
                 continue
+            finally:
+                self._stop_polling()
             if batch:
                 self._invoke(batch)
+
+    def _stand_by(self) -> bool:
+        """Wait while another thread polls and no records are waiting; then count this one
+        as polling. False once the poller stops."""
+        with self._demand:
+            while self._polling and not self._wanted and not self._stopping.is_set():
+                self._demand.wait()
+            if self._stopping.is_set():
+                return False
+            self._polling += 1
+            return True
+
+    def _stop_polling(self) -> None:
+        with self._demand:
+            self._polling -= 1
+            # A thread leaving to invoke may leave nobody polling: a standby takes over.
+            self._demand.notify_all()
+
+    def _others_polling(self) -> bool:
+        """After an empty receive: no records are waiting; is another thread polling?"""
+        with self._demand:
+            self._wanted = False
+            return self._polling > 1
+
+    def _call_for_help(self) -> None:
+        with self._demand:
+            if not self._wanted:
+                self._wanted = True
+                self._demand.notify_all()
 
     def _gather(self) -> list[dict[str, Any]]:
         """Receive until the batch is full or the batching window closes."""
@@ -217,7 +261,11 @@ class QueuePoller:
             )
             messages = response.get("Messages", [])
             if not messages and not batch:
+                if self._others_polling():
+                    return batch  # this one stands by
                 continue
+            if messages:
+                self._call_for_help()  # more may be waiting: every poller receives
             batch.extend(messages)
             if window_ends is None:
                 window_ends = time.monotonic() + self._window

@@ -330,3 +330,73 @@ def test_moto_runs_in_a_child_process_that_stop_ends() -> None:
         aws.stop()
     # And after stop the child is gone
     assert not aws.child_running
+
+
+class CountingSqs:
+    """An SQS client that counts the receives it has in flight at once."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self._lock = threading.Lock()
+        self.receives = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        with self._lock:
+            self.receives += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return self._sqs.receive_message(**kwargs)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+
+def test_an_idle_queue_has_one_receive_in_flight_and_records_wake_every_poller(
+    lab_aws: LabAws,
+) -> None:
+    # Given four pollers of one record per invocation on an empty queue
+    queue = lab_aws.queue("BackfillQueue")
+    sqs = CountingSqs(lab_aws.client("sqs"))
+    lock = threading.Lock()
+    running: list[int] = [0, 0]  # [now, most at once]
+    release = threading.Event()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        release.wait(20)
+        with lock:
+            running[0] -= 1
+        return {"batchItemFailures": []}
+
+    poller = QueuePoller(
+        sqs,
+        queue.url,
+        queue.arn,
+        handler,
+        "backfill",
+        batch_size=1,
+        concurrency=4,
+        visibility_timeout=queue.visibility_timeout,
+    )
+    poller.start()
+    try:
+        # When two long polls have come back empty
+        wait_until(lambda: sqs.receives >= 3)
+        # Then one poller polled and the others stood by
+        assert sqs.most_in_flight == 1
+        # When four records arrive, then all four pollers run an invocation at once
+        for index in range(4):
+            sqs.send_message(QueueUrl=queue.url, MessageBody=f"record {index}")
+        wait_until(lambda: running[1] == 4)
+    finally:
+        release.set()
+        poller.stop()
+    assert poller.stats.deleted == 4 and depth(sqs, queue.url) == 0
