@@ -43,3 +43,19 @@ def test_the_edge_stack_alone_has_no_queue(tmp_path: Path) -> None:
 def test_a_missing_sibling_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="cannot read"):
         TemplateSpec.load(tmp_path / "regional.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("Resources: [unclosed", "not valid YAML"),
+        ("Resources:\n  Q: {Type: AWS::SQS::Queue}\n\tBad: tab", "not valid YAML"),  # a tab
+        ("- a list\n- not a template", "no Resources section"),
+        ("Resources: !Ref Nothing", "no AWS::SQS::Queue named BackfillQueue"),  # a tag instead
+    ],
+)
+def test_a_template_that_is_not_a_cloudformation_document_is_a_named_error(
+    text: str, named: str
+) -> None:
+    with pytest.raises(TemplateError, match=named):
+        TemplateSpec.from_text(text)
