@@ -21,7 +21,7 @@ points it at its own CA, production leaves it unset.
 
 from __future__ import annotations
 
-import http.client
+import functools
 import os
 import queue
 import ssl
@@ -30,16 +30,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import certifi
-import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError, ProtocolError
-from urllib3.util import SKIP_HEADER
 
 from shared.header_numbers import header_number
+
+if TYPE_CHECKING:
+    from urllib3.connection import HTTPConnection
+    from urllib3.connectionpool import HTTPConnectionPool
+
+# urllib3 (and http.client under it) is imported when the first HTTP/1.1 pool is made, not
+# with this module: a warm over HTTP/2 (shared/edge_http2.py, this class's subclass) never
+# needs it, and `edgefill warm` started about 30 ms sooner without it (docs/BENCHMARKS.md).
 
 # A chunk at a time is all the memory a body ever takes, whatever its size.
 CHUNK_BYTES: Final = 64 * 1024
@@ -122,7 +125,8 @@ class EdgeClient:
         self.maxsize = maxsize
         self.max_pools = max(1, max_pools)
         self.max_open = maxsize + SPARE_CONNECTIONS
-        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.ca_bundle = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or certifi.where()
         # Re-entrant: closing a socket under the lock reports back through ``_closed``.
         self._lock = threading.RLock()
@@ -189,11 +193,15 @@ class EdgeClient:
         return evicted
 
     def _new_pool(self, address: str, viewer_host: str) -> HTTPConnectionPool:
+        import urllib3
+        from urllib3.connection import HTTPConnection, HTTPSConnection
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
         common: dict[str, Any] = {
             "port": self.port,
             "maxsize": self.maxsize,
             "block": False,
-            "timeout": self.timeout,
+            "timeout": urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout),
             "retries": False,  # the warmer owns retries: it backs off with jitter
         }
         if self.protocol == "http":
@@ -256,6 +264,8 @@ class EdgeClient:
         short is an error, never a success. ``keep_body`` > 0 keeps the body's first
         ``keep_body`` bytes in ``EdgeResponse.body`` (the rest is still read, not kept).
         """
+        from urllib3.util import SKIP_HEADER
+
         headers = {
             "Host": viewer_host,
             "User-Agent": USER_AGENT,
@@ -278,6 +288,8 @@ class EdgeClient:
         headers: dict[str, str],
         keep_body: int = 0,
     ) -> EdgeResponse:
+        from urllib3.exceptions import HTTPError, ProtocolError, SSLError
+
         started = time.perf_counter()
         bytes_read = 0
         kept = bytearray()  # at most keep_body bytes (0 for a warm: nothing is kept)
@@ -291,7 +303,7 @@ class EdgeClient:
                 decode_content=False,
                 assert_same_host=False,
             )
-        except urllib3.exceptions.SSLError as error:
+        except SSLError as error:
             raise EdgeError(f"TLS failed with {address} as {viewer_host}: {error}", False) from None
         except HTTPError as error:
             raise EdgeError(f"no response from {address}: {_reason(error)}", True) from None
@@ -325,11 +337,15 @@ class EdgeClient:
     ) -> EdgeResponse:
         """HEAD ``path`` at ``address`` as ``viewer_host`` (``edgefill check``), through the
         same pools and TLS checks as ``get``; every response header is kept."""
+        from urllib3.util import SKIP_HEADER
+
         headers = {
             "Host": viewer_host,
             "User-Agent": USER_AGENT,
             "Accept-Encoding": accept_encoding if accept_encoding is not None else SKIP_HEADER,
         }
+        from urllib3.exceptions import HTTPError, SSLError
+
         key, pool = self._lease(address, viewer_host)
         started = time.perf_counter()
         try:
@@ -348,7 +364,7 @@ class EdgeClient:
             # would fail with ResponseNotReady. Reading the empty body closes it first.
             response.drain_conn()
             response.release_conn()
-        except urllib3.exceptions.SSLError as error:
+        except SSLError as error:
             raise EdgeError(f"TLS failed with {address} as {viewer_host}: {error}", False) from None
         except HTTPError as error:
             raise EdgeError(f"no response from {address}: {_reason(error)}", True) from None
@@ -371,14 +387,20 @@ class EdgeClient:
             pool.close()
 
 
-class _WholeResponse(http.client.HTTPResponse):
-    """Reads the socket a chunk at a time rather than 8 KiB at a time: a typical response
-    (headers and body) then costs one read, not three."""
+@functools.cache
+def _whole_response() -> type:
+    import http.client
 
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        small, self.fp = self.fp, sock.makefile("rb", buffering=CHUNK_BYTES)
-        small.close()  # nothing was read through it yet; closing leaves the socket open
+    class WholeResponse(http.client.HTTPResponse):
+        """Reads the socket a chunk at a time rather than 8 KiB at a time: a typical
+        response (headers and body) then costs one read, not three."""
+
+        def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            small, self.fp = self.fp, sock.makefile("rb", buffering=CHUNK_BYTES)
+            small.close()  # nothing was read through it yet; closing leaves the socket open
+
+    return WholeResponse
 
 
 def _counting(base: type[HTTPConnection], client: EdgeClient) -> type[HTTPConnection]:
@@ -386,7 +408,7 @@ def _counting(base: type[HTTPConnection], client: EdgeClient) -> type[HTTPConnec
     reports each socket it opens and closes, so the client knows how many are open."""
 
     class Counted(base):  # type: ignore[valid-type,misc]
-        response_class = _WholeResponse
+        response_class = _whole_response()
         _counted_open = False
 
         def connect(self) -> None:

@@ -212,6 +212,24 @@ def test_a_parsed_warm_loads_neither_the_sdk_nor_the_engine() -> None:
     assert done.stdout.strip() == ""
 
 
+def test_the_http2_client_loads_the_http1_stack_only_for_an_http1_pool() -> None:
+    # Given a fresh interpreter with the warm engine loaded and an HTTP/2 edge client made
+    probe = (
+        "import sys; import prewarm_worker.engine; "
+        "from shared.edge_http2 import Http2EdgeClient; client = Http2EdgeClient(); "
+        "before = [m for m in ('urllib3', 'http.client') if m in sys.modules]; "
+        "client._new_pool('127.0.0.1', 'cdn.example.com'); "
+        "after = [m for m in ('urllib3', 'http.client') if m in sys.modules]; "
+        "print(before, after)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    # Then urllib3 and http.client (about 30 ms of a warm's start) were not loaded until
+    # the client made its first HTTP/1.1 pool (an edge whose ALPN does not offer h2)
+    assert done.stdout.strip() == "[] ['urllib3', 'http.client']"
+
+
 def test_the_rules_the_help_restates_are_the_message_models() -> None:
     # The parser states them without importing shared.messages; they must not drift apart.
     assert values.ENCODINGS == messages.ENCODINGS
