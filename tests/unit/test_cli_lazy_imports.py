@@ -206,10 +206,7 @@ def test_a_parsed_warm_loads_neither_the_sdk_nor_the_engine() -> None:
         "print(' '.join(m for m in sys.modules if m.split('.')[0] in "
         "('boto3', 'botocore', 'requests', 'rich', 'dns') or m == 'prewarm_worker.engine'))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == ""
+    assert printed_by(probe) == ""
 
 
 def test_the_http2_client_loads_the_http1_stack_only_for_an_http1_pool() -> None:
@@ -222,12 +219,17 @@ def test_the_http2_client_loads_the_http1_stack_only_for_an_http1_pool() -> None
         "after = [m for m in ('urllib3', 'http.client') if m in sys.modules]; "
         "print(before, after)"
     )
+    # Then urllib3 and http.client (about 30 ms of a warm's start) were not loaded until
+    # the client made its first HTTP/1.1 pool (an edge whose ALPN does not offer h2)
+    assert printed_by(probe) == "[] ['urllib3', 'http.client']"
+
+
+def printed_by(probe: str) -> str:
+    """What ``python -c probe`` prints, run in a fresh interpreter at the project's root."""
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    # Then urllib3 and http.client (about 30 ms of a warm's start) were not loaded until
-    # the client made its first HTTP/1.1 pool (an edge whose ALPN does not offer h2)
-    assert done.stdout.strip() == "[] ['urllib3', 'http.client']"
+    return done.stdout.strip()
 
 
 def test_the_rules_the_help_restates_are_the_message_models() -> None:
