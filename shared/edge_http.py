@@ -337,6 +337,7 @@ class EdgeClient:
     ) -> EdgeResponse:
         """HEAD ``path`` at ``address`` as ``viewer_host`` (``edgefill check``), through the
         same pools and TLS checks as ``get``; every response header is kept."""
+        from urllib3.exceptions import HTTPError, SSLError
         from urllib3.util import SKIP_HEADER
 
         headers = {
@@ -344,8 +345,6 @@ class EdgeClient:
             "User-Agent": USER_AGENT,
             "Accept-Encoding": accept_encoding if accept_encoding is not None else SKIP_HEADER,
         }
-        from urllib3.exceptions import HTTPError, SSLError
-
         key, pool = self._lease(address, viewer_host)
         started = time.perf_counter()
         try:

