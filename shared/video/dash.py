@@ -70,6 +70,7 @@ _XLINK_HREF: Final = "{http://www.w3.org/1999/xlink}href"
 _SEGMENT_ELEMENTS: Final = ("SegmentTemplate", "SegmentList", "SegmentBase")
 
 Parts = list[tuple[str | None, int | str]]
+_ByName = dict[str, list[Element]]  # an element's children by local name
 
 
 def parse_dash(body: bytes, collector: Collector) -> str | None:
@@ -106,15 +107,20 @@ def _period(period: Element, base: UriParts, length: Fraction | None, collector:
         collector.ignore(period.get(_XLINK_HREF) or "", "remote Period (xlink:href)")
         return
     period_base = _base_url(period, base, collector)
-    for adaptation in _children(period, "AdaptationSet"):
+    # Each level's children are grouped once: every Representation inherits from its
+    # AdaptationSet and Period, and looking them up again per Representation scanned the
+    # AdaptationSet's children once per Representation (2,000 of them: 3.5 s).
+    period_children = _by_name(period)
+    for adaptation in period_children.get("AdaptationSet", ()):
         if adaptation.get(_XLINK_HREF):
             collector.ignore(adaptation.get(_XLINK_HREF) or "", "remote AdaptationSet (xlink:href)")
             continue
         adaptation_base = _base_url(adaptation, period_base, collector)
-        for representation in _children(adaptation, "Representation"):
-            levels = (period, adaptation, representation)
+        adaptation_children = _by_name(adaptation)
+        for representation in adaptation_children.get("Representation", ()):
+            levels = (period_children, adaptation_children, _by_name(representation))
             representation_base = _base_url(representation, adaptation_base, collector)
-            _representation(levels, representation_base, length, collector)
+            _representation(representation, levels, representation_base, length, collector)
 
 
 @dataclass
@@ -130,10 +136,11 @@ class _Segments:
         return found[0] if found else None
 
 
-def _segments(levels: tuple[Element, ...]) -> _Segments | None:
-    """The segment information of the Representation at ``levels[-1]``, or None."""
+def _segments(levels: tuple[_ByName, ...]) -> _Segments | None:
+    """The segment information of the Representation whose children are ``levels[-1]``
+    (its AdaptationSet's and Period's before it), or None."""
     found = [
-        [element for name in _SEGMENT_ELEMENTS for element in _children(level, name)[:1]]
+        [element for name in _SEGMENT_ELEMENTS for element in level.get(name, [])[:1]]
         for level in levels
     ]
     lowest = next((elements for elements in reversed(found) if elements), None)
@@ -146,20 +153,17 @@ def _segments(levels: tuple[Element, ...]) -> _Segments | None:
             if _local(element.tag) != kind:
                 continue
             merged.attributes.update(element.attrib)
-            grouped: dict[str, list[Element]] = {}
-            for child in element:
-                grouped.setdefault(_local(child.tag), []).append(child)
-            merged.children.update(grouped)
+            merged.children.update(_by_name(element))
     return merged
 
 
 def _representation(
-    levels: tuple[Element, Element, Element],
+    representation: Element,
+    levels: tuple[_ByName, _ByName, _ByName],
     base: UriParts,
     length: Fraction | None,
     collector: Collector,
 ) -> None:
-    representation = levels[2]
     segments = _segments(levels)
     values = {
         "RepresentationID": representation.get("id"),
@@ -167,7 +171,7 @@ def _representation(
     }
     if segments is None or segments.kind == "SegmentBase":
         # The BaseURL is the Representation's one file (its ranges are the same object).
-        has_own_url = any(_children(level, "BaseURL") for level in levels)
+        has_own_url = any(level.get("BaseURL") for level in levels)
         if has_own_url and not base.path.endswith("/"):
             collector.add(base.text(), "segment", base)
         elif segments is None:
@@ -443,6 +447,14 @@ def _local(tag: object) -> str:
 
 def _children(element: Element, name: str) -> list[Element]:
     return [child for child in element if _local(child.tag) == name]
+
+
+def _by_name(element: Element) -> _ByName:
+    """The element's children grouped by local name, each group in document order."""
+    grouped: _ByName = {}
+    for child in element:
+        grouped.setdefault(_local(child.tag), []).append(child)
+    return grouped
 
 
 def _base_url(element: Element, parent: UriParts, collector: Collector) -> UriParts:

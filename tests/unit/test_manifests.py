@@ -7,6 +7,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pytest_mock import MockerFixture
 
 from shared.keys import ObjectKey
 from shared.manifests import (
@@ -416,6 +417,32 @@ def test_a_template_without_number_or_time_repeated_everywhere_is_bounded() -> N
     )
     result = dash("/m.mpd", body, max_objects=10)
     assert paths(result) == ["/same.m4s"]
+
+
+@pytest.mark.parametrize(
+    "segment_information",
+    [
+        '<SegmentTemplate duration="1" media="same.m4s"/>',
+        "<BaseURL>same.mp4</BaseURL><SegmentBase/>",
+    ],
+)
+def test_representations_inherit_from_their_adaptation_set_in_work_linear_in_the_mpd(
+    segment_information: str, mocker: MockerFixture
+) -> None:
+    # Given an MPD whose AdaptationSet holds 2,000 Representations and one description of
+    # their segments (a hostile origin's, or a big ladder), with the parser's element-name
+    # helper counted: each child an element has is looked at a bounded number of times
+    import shared.video.dash
+
+    looked_at = mocker.spy(shared.video.dash, "_local")
+    reps = "".join(f'<Representation id="r{i}"/>' for i in range(2000))
+    body = mpd(f"<Period><AdaptationSet>{segment_information}{reps}</AdaptationSet></Period>")
+    # When it is parsed
+    result = dash("/m.mpd", body)
+    # Then every Representation inherits the one description, and the names looked at grow
+    # with the elements, not with Representations x siblings (12 million before the fix)
+    assert paths(result) in (["/same.m4s"], ["/same.mp4"])
+    assert looked_at.call_count < 10 * 2000
 
 
 def test_template_attributes_inherit_from_period_and_adaptation_set() -> None:
