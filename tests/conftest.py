@@ -16,6 +16,7 @@ import requests
 from hypothesis import HealthCheck, settings
 
 from edgefill.lab.aws import MotoProcess
+from edgefill.lab.moto_zygote import ZYGOTE_VARIABLE, MotoZygote
 
 # Hypothesis: no example database (it would be written into the checkout, as .hypothesis/);
 # a failure prints the blob that replays it instead. The too_slow health check times how
@@ -37,6 +38,32 @@ _FAKE_AWS = {
     "AWS_REGION": "us-east-1",
 }
 _CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One moto zygote for the run (``edgefill/lab/moto_zygote.py``), started by the
+    process that starts the xdist workers (they inherit its variable): every moto server
+    of the suite's workers, labs and session servers, is forked from it with moto already
+    loaded, instead of a new interpreter importing it (about 2.3 s of CPU each, some
+    fifteen times a run). Not for a collection alone; not when a zygote is already named.
+    The CLI processes the tests run get an operator's environment, without it."""
+    if hasattr(config, "workerinput") or config.option.collectonly:
+        return
+    if os.environ.get(ZYGOTE_VARIABLE):
+        return
+    zygote = MotoZygote()
+    os.environ[ZYGOTE_VARIABLE] = zygote.start()
+    config.stash[_ZYGOTE] = zygote
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    zygote = config.stash.get(_ZYGOTE, None)
+    if zygote is not None:
+        os.environ.pop(ZYGOTE_VARIABLE, None)
+        zygote.stop()
+
+
+_ZYGOTE = pytest.StashKey[MotoZygote]()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +25,22 @@ import boto3
 import requests
 from botocore.config import Config
 
+from edgefill.lab import moto_zygote
+from edgefill.lab.moto_zygote import ZYGOTE_VARIABLE
 from edgefill.lab.template_spec import QUEUE_IDS, TemplateSpec
 
 LAB_REGION: Final = "us-east-1"
 # The child process: moto on a free port, which it prints; it stops when stdin closes
 # (the lab stopping, or dying: either way the pipe closes).
 _CHILD: Final = """
-import logging, signal, sys
+import logging, signal, socket, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the lab's to handle
+# An address moto can listen on, or an error now: moto's start() waits for ever when its
+# server thread could not bind.
+try:
+    socket.create_server((sys.argv[1], 0)).close()
+except OSError as error:
+    sys.exit(f"cannot listen on {sys.argv[1]!r}: {error}")
 from moto.server import ThreadedMotoServer
 from edgefill.lab.moto_tuning import tune_moto
 tune_moto()
@@ -56,15 +66,24 @@ LAB_CREDENTIALS: Final = {
 class MotoProcess:
     """moto in server mode in a child process on a free port of ``host``; ``start()``
     returns the port. The child exits when ``stop()`` closes its stdin, or when this
-    process dies (the pipe closes then too)."""
+    process dies (the pipe closes then too). Where ``EDGEFILL_LAB_MOTO_ZYGOTE`` names a
+    running zygote (``moto_zygote.py``: the test suite's), the child is forked from it
+    instead, with moto already loaded; it ends the same two ways."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = 0
         self._child: subprocess.Popen[str] | None = None
+        self._forked: socket.socket | None = None  # the zygote's child, when it made one
         self._errors: Any = None
 
     def start(self) -> int:
+        zygote = os.environ.get(ZYGOTE_VARIABLE)
+        if zygote:  # the test suite's: a child forked with moto already loaded
+            forked = moto_zygote.connect(zygote, self.host)
+            if forked is not None:
+                self._forked, self.port = forked
+                return self.port
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         child = subprocess.Popen(
             [sys.executable, "-c", _CHILD, self.host],
@@ -89,9 +108,14 @@ class MotoProcess:
 
     @property
     def running(self) -> bool:
+        if self._forked is not None:
+            return moto_zygote.alive(self._forked)
         return self._child is not None and self._child.poll() is None
 
     def stop(self) -> None:
+        forked, self._forked = self._forked, None
+        if forked is not None:
+            moto_zygote.release(forked)
         child, self._child = self._child, None
         if child is not None:
             with contextlib.suppress(OSError):
