@@ -21,6 +21,8 @@ import termios
 import time
 from pathlib import Path
 
+from tests.cli_process import with_moto_zygote
+
 ROOT = Path(__file__).parents[1]
 COLUMNS, ROWS = 80, 40
 _ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\r")
@@ -36,6 +38,7 @@ def run_in_terminal(
     if pid == 0:  # the child: its controlling terminal is the pty
         os.chdir(ROOT)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EDGEFILL_"))}
+        env = with_moto_zygote(env)
         env.update(TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS))
         if temp_dir is not None:
             env["TMPDIR"] = temp_dir

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from edgefill.lab.lab import still_listening
-from tests.cli_process import edgefill_process
+from tests.cli_process import edgefill_process, with_moto_zygote
 
 ROOT = Path(__file__).parents[2]
 
@@ -21,6 +21,7 @@ ROOT = Path(__file__).parents[2]
 def test_lab_up_serves_until_interrupted_and_leaves_nothing(tmp_path: Path) -> None:
     # Given `edgefill lab up` in its own process (without pollers: fast, no workers needed)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
+    env = with_moto_zygote(env)
     env["COLUMNS"] = "400"  # one printed command per line
     env["TMPDIR"] = str(tmp_path)  # where it leaves its handler log
     process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0"], env)
@@ -88,6 +89,7 @@ def test_lab_up_json_prints_the_endpoints_as_one_document(tmp_path: Path) -> Non
     from tests.json_keys import snake_case_keys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "EDGEFILL_"))}
+    env = with_moto_zygote(env)
     env["TMPDIR"] = str(tmp_path)  # where it leaves its handler log
     process = edgefill_process(["lab", "up", "--no-pollers", "--large-mib", "0", "--json"], env)
     try:
