@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     of the suite's workers, labs and session servers, is forked from it with moto already
     loaded, instead of a new interpreter importing it (about 2.3 s of CPU each, some
     fifteen times a run). Not for a collection alone; not when a zygote is already named.
-    The CLI processes the tests run get an operator's environment, without it."""
+    The CLI processes that start a lab get it too (``tests/cli_process.with_moto_zygote``)."""
     if hasattr(config, "workerinput") or config.option.collectonly:
         return
     if os.environ.get(ZYGOTE_VARIABLE):
