@@ -10,7 +10,6 @@ already running instead (the test suite's session server), which is then only re
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -26,6 +25,7 @@ import requests
 from botocore.config import Config
 
 from edgefill.lab import moto_zygote
+from edgefill.lab.children import end_child
 from edgefill.lab.moto_zygote import ZYGOTE_VARIABLE
 from edgefill.lab.template_spec import QUEUE_IDS, TemplateSpec
 
@@ -118,14 +118,7 @@ class MotoProcess:
             moto_zygote.release(forked)
         child, self._child = self._child, None
         if child is not None:
-            with contextlib.suppress(OSError):
-                assert child.stdin is not None
-                child.stdin.close()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
+            end_child(child, 10)
             if child.stdout is not None:
                 child.stdout.close()
         if self._errors is not None:

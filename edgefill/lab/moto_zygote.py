@@ -34,6 +34,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Final
 
+from edgefill.lab.children import end_child
+
 ZYGOTE_VARIABLE: Final = "EDGEFILL_LAB_MOTO_ZYGOTE"
 # How long a client waits for the child's first line: a fork and a server start.
 ANSWER_SECONDS: Final = 60.0
@@ -67,14 +69,7 @@ class MotoZygote:
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            with contextlib.suppress(OSError):
-                assert process.stdin is not None
-                process.stdin.close()
-            try:
-                process.wait(STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_SECONDS)
+            end_child(process, STOP_SECONDS)
         if self._log is not None:
             self._log.close()
             self._log = None

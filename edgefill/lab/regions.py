@@ -60,6 +60,7 @@ import requests
 from botocore.config import Config
 
 from edgefill.lab.aws import LAB_CREDENTIALS, LAB_VISIBILITY_TIMEOUT, MotoProcess
+from edgefill.lab.children import end_child
 from edgefill.lab.dns import LabDNSServer
 from edgefill.lab.invalidations import create_lab_distribution
 from edgefill.lab.lab import (
@@ -253,14 +254,7 @@ class RegionWorkers:
         child, self._child = self._child, None
         if child is None:
             return
-        with contextlib.suppress(OSError):
-            assert child.stdin is not None
-            child.stdin.close()
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(10)
+        end_child(child, 30)
         if child.stdout is not None:
             child.stdout.close()
 
