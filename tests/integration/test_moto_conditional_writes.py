@@ -13,7 +13,6 @@ import inspect
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,17 +28,38 @@ from moto.server import ThreadedMotoServer
 from edgefill.lab.moto_tuning import CONDITIONAL_WRITES, atomic_conditional_writes
 
 RACERS = 6
-WINDOW = 0.05  # seconds between moto's check of a condition and its write
+# How long a write that passed its check waits for another racer to pass its own. A fixed
+# 50 ms sleep was not always enough: on a loaded CI machine one run saw no second racer
+# arrive within it (so the test of moto as shipped found one winner). Each arrival now
+# restarts the wait, and the wait ends as soon as every racer has arrived.
+WINDOW = 0.1
+
+
+class _Gate:
+    """Where moto's writes wait, between its check of a condition and the write."""
+
+    def __init__(self) -> None:
+        self._arrived = 0
+        self._changed = threading.Condition()
+
+    def wait(self) -> None:
+        with self._changed:
+            self._arrived += 1
+            self._changed.notify_all()
+            while self._arrived < RACERS and self._changed.wait(WINDOW):
+                pass  # another racer arrived: wait for the rest
 
 
 @pytest.fixture
 def slow_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's backend writes wait WINDOW before writing, as a preempted thread would."""
+    """moto's backend writes wait, as a preempted thread would, until every racer has
+    passed its check or none arrives for WINDOW seconds."""
+    gate = _Gate()
     for name in ("put_object", "delete_object"):
         original = getattr(S3Backend, name)
 
         def slowed(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            time.sleep(WINDOW)
+            gate.wait()
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(S3Backend, name, slowed)
