@@ -40,6 +40,9 @@ _FAKE_AWS = {
 _CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS")
 
 
+_ZYGOTE = pytest.StashKey[MotoZygote]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """One moto zygote for the run (``edgefill/lab/moto_zygote.py``), started by the
     process that starts the xdist workers (they inherit its variable): every moto server
@@ -61,9 +64,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if zygote is not None:
         os.environ.pop(ZYGOTE_VARIABLE, None)
         zygote.stop()
-
-
-_ZYGOTE = pytest.StashKey[MotoZygote]()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -33,20 +33,13 @@ LAB_REGION: Final = "us-east-1"
 # The child process: moto on a free port, which it prints; it stops when stdin closes
 # (the lab stopping, or dying: either way the pipe closes).
 _CHILD: Final = """
-import logging, signal, socket, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the lab's to handle
-# An address moto can listen on, or an error now: moto's start() waits for ever when its
-# server thread could not bind.
+import sys
+from edgefill.lab import moto_server
+moto_server.prepare()
 try:
-    socket.create_server((sys.argv[1], 0)).close()
-except OSError as error:
-    sys.exit(f"cannot listen on {sys.argv[1]!r}: {error}")
-from moto.server import ThreadedMotoServer
-from edgefill.lab.moto_tuning import tune_moto
-tune_moto()
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-server = ThreadedMotoServer(ip_address=sys.argv[1], port=0, verbose=False)
-server.start()
+    server = moto_server.start(sys.argv[1])
+except RuntimeError as error:
+    sys.exit(str(error))
 print(server.get_host_and_port()[1], flush=True)
 sys.stdin.read()
 server.stop()

@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Final
 
+from edgefill.lab import moto_server
 from edgefill.lab.children import end_child
 
 ZYGOTE_VARIABLE: Final = "EDGEFILL_LAB_MOTO_ZYGOTE"
@@ -132,16 +133,10 @@ def _read_line(conn: socket.socket) -> str:
 
 
 def main(path: str) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import logging
-
     import moto.cloudformation  # noqa: F401 - what the lab's stacks need, loaded once
     import moto.server  # noqa: F401
 
-    from edgefill.lab.moto_tuning import tune_moto
-
-    tune_moto()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto_server.prepare()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".binding")
     listener.listen(64)
@@ -173,21 +168,11 @@ def _serve(conn: socket.socket) -> int:
     """The forked child: one moto server, until the client closes its end."""
     import random
 
-    from moto.server import ThreadedMotoServer
-
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     random.seed()  # not the zygote's sequence: moto draws its identifiers from it
     try:
         conn.settimeout(ANSWER_SECONDS)
-        host = _read_line(conn)
-        # An address this machine can listen on, or a clear error: moto's start() waits
-        # for its server thread forever when the thread failed to bind.
-        try:
-            socket.create_server((host, 0)).close()
-        except OSError as error:
-            raise RuntimeError(f"cannot listen on {host!r}: {error}") from None
-        server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
-        server.start()
+        server = moto_server.start(_read_line(conn))
         conn.sendall(f"{server.get_host_and_port()[1]}\n".encode())
     except Exception as error:  # noqa: BLE001 - the client is told, then the child ends
         with contextlib.suppress(OSError):
